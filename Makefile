@@ -1,0 +1,40 @@
+# Documented entry points. `make setup` then `make test` on a fresh clone.
+PY ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+DATA_DIR ?= /usr/share/datasets/fashion-mnist
+
+.PHONY: setup data test test-fast lint format protos clean
+
+setup: $(BIN)/.installed data
+
+$(BIN)/.installed: pyproject.toml
+	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[torch,dev]'
+	touch $@
+
+# Fashion-MNIST IDX files from Debian's dataset-fashion-mnist (nothing is downloaded at run time)
+data:
+	@if ls $(DATA_DIR)/train-images-idx3-ubyte* >/dev/null 2>&1; then \
+	  echo "Fashion-MNIST present in $(DATA_DIR)"; \
+	elif command -v apt-get >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
+	else echo "Fashion-MNIST missing: put the four IDX files in $(DATA_DIR) or pass --data-dir"; fi
+
+test:
+	$(BIN)/python -m pytest -q
+
+lint:
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format:
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,205 @@
+"""The channel proxy's work, transport-free: AWGN, pilots, air-time, CSI, edge forwarding.
+
+y = s + n, n ~ N(0, sigma^2) per real dimension, sigma^2 = 10^(-PSNR/10) (VL-VFE, peak
+power 1), via :func:`shared.channel.awgn`. Pilots follow VL-VFE Appendix C.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import grpc
+import numpy as np
+
+from channel.metrics import ChannelMetrics
+from channel.profiles import FixedProfile, check_psnr_db
+from shared.channel import (
+    DEFAULT_BAUD,
+    airtime_seconds,
+    awgn,
+    noise_var_from_psnr,
+    pilot_symbols,
+)
+from shared.rpc import coinference_pb2 as pb
+
+# Edge status codes the caller can act on: passed through with the edge's message.
+PASS_THROUGH = {
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.FAILED_PRECONDITION,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.OUT_OF_RANGE,
+    grpc.StatusCode.CANCELLED,
+}
+
+# decode(transmission, timeout_s) -> reply; raises grpc.RpcError like a stub call.
+EdgeCall = Callable[[pb.Transmission, float], pb.InferenceReply]
+
+
+class ChannelError(Exception):
+    """A failure with the gRPC status the caller should see."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class ChannelService:
+    """Corrupts transmissions at the profile's current PSNR and forwards them to the edge."""
+
+    def __init__(
+        self,
+        edge_call: EdgeCall,
+        profile=None,
+        pilots: int = 0,
+        baud: float = DEFAULT_BAUD,
+        deadline_s: float = 2.0,
+        emulate_airtime: bool = False,
+        seed: int | None = None,
+        edge_target: str = "",
+        metrics: ChannelMetrics | None = None,
+    ) -> None:
+        if pilots < 0:
+            raise ValueError(f"pilots must be >= 0, got {pilots}")
+        if baud <= 0:
+            raise ValueError(f"baud must be > 0 symbols/s, got {baud}")
+        self.edge_call = edge_call
+        self.pilots = int(pilots)
+        self.baud = float(baud)
+        self.deadline_s = float(deadline_s)
+        self.emulate_airtime = emulate_airtime
+        self.edge_target = edge_target
+        self.metrics = metrics or ChannelMetrics()
+        self._profile = profile or FixedProfile(20.0)
+        self._rng = np.random.default_rng(seed)
+        self._lock = threading.Lock()  # guards the RNG (not thread-safe) and the profile
+        self.metrics.psnr_db.set_function(self.current_psnr_db)
+
+    # -- admin ---------------------------------------------------------------------------
+    def current_psnr_db(self) -> float:
+        with self._lock:
+            profile = self._profile
+        return profile.current()
+
+    def set_profile(self, profile) -> pb.ChannelState:
+        with self._lock:
+            self._profile = profile
+        return self.state()
+
+    def set_psnr(self, psnr_db: float) -> pb.ChannelState:
+        """Switch to a fixed PSNR; ValueError unless finite and within [-10, 60] dB."""
+        return self.set_profile(FixedProfile(check_psnr_db(psnr_db)))
+
+    def state(self) -> pb.ChannelState:
+        with self._lock:
+            profile = self._profile
+        psnr_db = profile.current()
+        return pb.ChannelState(
+            psnr_db=psnr_db,
+            noise_var=float(noise_var_from_psnr(psnr_db)),
+            n_pilots=self.pilots,
+            baud=self.baud,
+            profile=profile.describe(),
+            edge_target=self.edge_target,
+        )
+
+    # -- data path -----------------------------------------------------------------------
+    def corrupt(self, transmission: pb.Transmission) -> pb.Transmission:
+        """The transmission as the edge receives it: noisy symbols, pilots, applied PSNR."""
+        psnr_db = self.current_psnr_db()
+        symbols = np.asarray(transmission.symbols, dtype=np.float32)
+        with self._lock:
+            received = awgn(symbols, psnr_db, self._rng)
+            pilots = awgn(pilot_symbols(self.pilots), psnr_db, self._rng) if self.pilots else None
+        out = pb.Transmission()
+        out.CopyFrom(transmission)
+        del out.symbols[:]
+        out.symbols.extend(received.tolist())
+        del out.pilots_received[:]
+        if pilots is not None:
+            out.pilots_received.extend(pilots.tolist())
+        out.psnr_db = psnr_db
+        out.noise_var = float(noise_var_from_psnr(psnr_db))
+        return out
+
+    def transmit(
+        self, transmission: pb.Transmission, time_remaining_s: float | None = None
+    ) -> pb.InferenceReply:
+        """Corrupt, (optionally) wait the air-time, forward with a deadline, add timings/CSI.
+
+        ``time_remaining_s`` is the caller's own deadline budget, if any; the edge call gets
+        min(deadline_s, that). Raises :class:`ChannelError` with the status to return.
+        """
+        start = time.perf_counter()
+        self.metrics.requests.inc()
+        try:
+            reply = self._transmit(transmission, time_remaining_s, start)
+        except ChannelError as exc:
+            self.metrics.failures.labels(code=exc.code.name).inc()
+            raise
+        return reply
+
+    def _transmit(self, transmission, time_remaining_s, start) -> pb.InferenceReply:
+        received = self.corrupt(transmission)
+        n_symbols = len(transmission.symbols)
+        airtime_s = float(airtime_seconds(n_symbols + self.pilots, self.baud))
+        own_s = time.perf_counter() - start
+        if self.emulate_airtime:
+            time.sleep(airtime_s)
+        timeout_s = self.deadline_s
+        if time_remaining_s is not None:
+            timeout_s = min(timeout_s, max(time_remaining_s - own_s, 0.001))
+        rpc_start = time.perf_counter()
+        try:
+            reply = self.edge_call(received, timeout_s)
+        except grpc.RpcError as exc:
+            raise self._map_edge_error(exc, timeout_s) from None
+        rpc_s = time.perf_counter() - rpc_start
+        after = time.perf_counter()
+
+        out = pb.InferenceReply()
+        out.CopyFrom(reply)
+        timings = out.timings
+        merged = pb.Timings()
+        merged.CopyFrom(transmission.timings)
+        merged.MergeFrom(reply.timings)
+        timings.CopyFrom(merged)
+        timings.airtime_s = airtime_s
+        timings.channel_to_edge_s = max(rpc_s - reply.timings.edge_total_s, 0.0)
+        out.n_symbols = n_symbols
+        out.airtime_s = airtime_s
+        csi = out.csi
+        csi.psnr_db = received.psnr_db
+        csi.noise_var = received.noise_var
+        csi.n_pilots = self.pilots
+        csi.baud = self.baud
+        self.metrics.symbols.inc(n_symbols)
+        self.metrics.pilot_symbols.inc(self.pilots)
+        end = time.perf_counter()
+        timings.channel_s = own_s + (end - after)
+        timings.channel_total_s = end - start
+        for stage, value in (
+            ("channel", timings.channel_s),
+            ("airtime", airtime_s),
+            ("channel_to_edge", timings.channel_to_edge_s),
+            ("total", timings.channel_total_s),
+        ):
+            self.metrics.latency.labels(stage=stage).observe(value)
+        return out
+
+    def _map_edge_error(self, exc: grpc.RpcError, timeout_s: float) -> ChannelError:
+        code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
+        details = exc.details() if hasattr(exc, "details") else str(exc)
+        if code in PASS_THROUGH:
+            return ChannelError(code, details)
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            return ChannelError(
+                code, f"edge {self.edge_target} did not answer within {timeout_s:.3g} s"
+            )
+        if code == grpc.StatusCode.UNAVAILABLE:
+            return ChannelError(code, f"edge {self.edge_target} unavailable: {details}")
+        return ChannelError(
+            grpc.StatusCode.INTERNAL, f"edge {self.edge_target} failed: {code.name}: {details}"
+        )

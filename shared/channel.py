@@ -1,0 +1,59 @@
+"""Channel math shared by every process (NumPy only).
+
+Conventions (VL-VFE §II): symbols are real, peak amplitude 1 (tanh output), so the
+peak signal-to-noise ratio is PSNR = 10·log10(P / sigma^2) with P = 1. ``noise_var`` is
+always the variance per real dimension, linear scale; ``psnr_db`` / ``snr_db`` are in dB.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+PEAK_POWER = 1.0
+DEFAULT_BAUD = 9600.0  # VL-VFE §V
+
+
+def noise_var_from_psnr(psnr_db: float | np.ndarray) -> float | np.ndarray:
+    """sigma^2 = P · 10^(-PSNR/10) with P = 1 (VL-VFE PSNR definition)."""
+    return PEAK_POWER * np.power(10.0, -np.asarray(psnr_db, dtype=np.float64) / 10.0)
+
+
+def psnr_from_noise_var(noise_var: float | np.ndarray) -> float | np.ndarray:
+    """PSNR = 10·log10(P / sigma^2) in dB, P = 1."""
+    return 10.0 * np.log10(PEAK_POWER / np.asarray(noise_var, dtype=np.float64))
+
+
+def awgn(symbols: np.ndarray, psnr_db: float, rng: np.random.Generator) -> np.ndarray:
+    """y = s + n, n ~ N(0, sigma^2) per real dimension, sigma^2 from the PSNR. Returns float32."""
+    sigma = float(np.sqrt(noise_var_from_psnr(psnr_db)))
+    symbols = np.asarray(symbols, dtype=np.float32)
+    return symbols + rng.normal(0.0, sigma, size=symbols.shape).astype(np.float32)
+
+
+def pilot_symbols(m: int) -> np.ndarray:
+    """m known pilots of peak amplitude 1 (alternating +1/-1), VL-VFE Appendix C."""
+    return np.where(np.arange(m) % 2 == 0, 1.0, -1.0).astype(np.float32)
+
+
+def estimate_noise_var(received_pilots: np.ndarray, sent_pilots: np.ndarray) -> float:
+    """Unbiased sigma^2 estimate from m pilots: (1/m)·sum (y_i - p_i)^2, VL-VFE Appendix C.
+
+    The noise mean is known (zero), so dividing by m (not m-1) is unbiased.
+    """
+    received_pilots = np.asarray(received_pilots, dtype=np.float64)
+    sent_pilots = np.asarray(sent_pilots, dtype=np.float64)
+    if received_pilots.shape != sent_pilots.shape or received_pilots.size == 0:
+        raise ValueError("pilots: received and sent must be non-empty and the same shape")
+    return float(np.mean((received_pilots - sent_pilots) ** 2))
+
+
+def airtime_seconds(n_symbols: int | np.ndarray, baud: float = DEFAULT_BAUD) -> float | np.ndarray:
+    """Modelled air-time of n real symbols at ``baud`` symbols per second (VL-VFE §V)."""
+    if baud <= 0:
+        raise ValueError(f"baud must be > 0, got {baud}")
+    return np.asarray(n_symbols, dtype=np.float64) / baud
+
+
+def capacity_bits_per_symbol(psnr_db: float) -> float:
+    """Shannon bound 0.5·log2(1 + P/sigma^2) bits per real symbol (VL-VFE eq. 13 baseline)."""
+    return 0.5 * float(np.log2(1.0 + 1.0 / noise_var_from_psnr(psnr_db)))

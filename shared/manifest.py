@@ -1,0 +1,107 @@
+"""The artifact manifest (DESIGN §5): what a model folder holds and how to read it.
+
+Every service reads ``artifacts/<model>/manifest.json`` through :func:`load_manifest` and
+nothing else of the trainer's. Device and edge refuse to pair with a different model id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+MANIFEST_NAME = "manifest.json"
+ENCODER_NAME = "encoder.onnx"
+DECODER_NAME = "decoder.pt"
+SCHEMA_VERSION = 1
+
+
+class ManifestError(ValueError):
+    """The model folder is missing, incomplete or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    model_id: str
+    task: str  # "classification" | "regression"
+    dataset: str
+    input_shape: tuple[int, ...]  # (C, H, W) or (L,) for 1-D inputs
+    input_mean: tuple[float, ...]  # per channel, applied to pixels scaled to [0, 1]
+    input_std: tuple[float, ...]
+    class_names: tuple[str, ...]
+    d: int  # feature dimension = max symbols per sample
+    bits: int | None  # quantizer bits, None = no quantizer
+    levels: tuple[float, ...] | None  # 2^bits amplitudes in [-1, 1], ascending
+    breakpoints: tuple[float, ...] | None  # 2^bits - 1 breakpoints, ascending
+    variable_length: bool
+    beta_range: tuple[float, float]
+    snr_db_range: tuple[float, float]
+    encoder: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    versions: dict[str, str] = field(default_factory=dict)
+    raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def check_beta(self, beta: float) -> None:
+        """Raise ValueError when beta is not a positive number inside the trained range."""
+        lo, hi = self.beta_range
+        if not (beta > 0 and lo * (1 - 1e-6) <= beta <= hi * (1 + 1e-6)):
+            raise ValueError(f"beta={beta} outside the trained range [{lo:g}, {hi:g}]")
+
+    def check_snr_db(self, snr_db: float) -> None:
+        """Raise ValueError when the SNR (dB) is outside the trained range."""
+        lo, hi = self.snr_db_range
+        if not (lo - 1e-9 <= snr_db <= hi + 1e-9):
+            raise ValueError(f"snr_db={snr_db} outside the trained range [{lo:g}, {hi:g}] dB")
+
+
+def content_hash(paths: list[Path]) -> str:
+    """Model id: the first 16 hex digits of sha256 over the given files, in order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def load_manifest(model_dir: str | Path) -> Manifest:
+    """Read and validate ``model_dir/manifest.json``; raise ManifestError with a clear message."""
+    model_dir = Path(model_dir)
+    path = model_dir / MANIFEST_NAME
+    if not path.is_file():
+        raise ManifestError(
+            f"no {MANIFEST_NAME} in {model_dir}: train a model first "
+            f"(python -m trainer train --quick --out {model_dir})"
+        )
+    try:
+        raw = json.loads(path.read_text())
+        quant = raw.get("quantizer") or None
+        manifest = Manifest(
+            model_id=str(raw["model_id"]),
+            task=str(raw["task"]),
+            dataset=str(raw["dataset"]),
+            input_shape=tuple(int(v) for v in raw["input"]["shape"]),
+            input_mean=tuple(float(v) for v in raw["input"]["mean"]),
+            input_std=tuple(float(v) for v in raw["input"]["std"]),
+            class_names=tuple(str(v) for v in raw.get("class_names", [])),
+            d=int(raw["d"]),
+            bits=int(quant["bits"]) if quant else None,
+            levels=tuple(float(v) for v in quant["levels"]) if quant else None,
+            breakpoints=tuple(float(v) for v in quant["breakpoints"]) if quant else None,
+            variable_length=bool(raw["variable_length"]),
+            beta_range=(float(raw["beta_range"][0]), float(raw["beta_range"][1])),
+            snr_db_range=(float(raw["snr_db_range"][0]), float(raw["snr_db_range"][1])),
+            encoder=dict(raw.get("encoder", {})),
+            metrics=dict(raw.get("metrics", {})),
+            versions=dict(raw.get("versions", {})),
+            raw=raw,
+        )
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path} is malformed: {exc!r}") from exc
+    if manifest.task not in ("classification", "regression"):
+        raise ManifestError(f"{path}: task must be classification or regression")
+    return manifest

@@ -1,0 +1,130 @@
+"""Device-side encoders: a backbone (MLP or CNN with hyper layers) and a head.
+
+Heads (``head=``):
+- "gaussian": Hyper-VIB eq. (1), mu = tanh(.) (peak <= 1) and theta = softplus(.). Training
+  transmits z = mu + theta·eps; at inference the device transmits mu (deterministic).
+- "deterministic": VL-VFE eq. (8), s_i = γ_i·tanh(ŵ_i·h + b_i) with row-normalised weights
+  ŵ_i = w_i/||w_i||, so the per-dimension scale is the dimension importance γ_i in [0, 1].
+  γ is a learned vector (fixed length) or comes from the variable-length module.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from shared.nn.hyper import HyperConv2d, HyperLinear
+from shared.nn.variable_length import VariableLengthImportance
+
+HEADS = ("gaussian", "deterministic")
+ARCHS = ("mlp", "cnn")
+
+
+class ResidualBlock(nn.Module):
+    """Two 3x3 hyper convs with a skip connection (reduced VL-VFE Table II block)."""
+
+    def __init__(self, channels: int, **gates):
+        super().__init__()
+        self.conv1 = HyperConv2d(channels, channels, 3, padding=1, **gates)
+        self.conv2 = HyperConv2d(channels, channels, 3, padding=1, **gates)
+
+    def forward(self, x, beta, snr_db):
+        out = F.relu(self.conv1(x, beta, snr_db))
+        return F.relu(x + self.conv2(out, beta, snr_db))
+
+
+class MlpBackbone(nn.Module):
+    """Flatten -> hyper FC -> ReLU (the device FC of VL-VFE Table I, plus the gates)."""
+
+    def __init__(self, input_shape, hidden: int, **gates):
+        super().__init__()
+        self.fc = HyperLinear(math.prod(input_shape), hidden, **gates)
+        self.out_features = hidden
+
+    def forward(self, x, beta, snr_db):
+        return F.relu(self.fc(x.flatten(1), beta, snr_db))
+
+
+class CnnBackbone(nn.Module):
+    """conv(stride 2) -> residual block -> conv(stride 2) -> flatten (reduced Table II)."""
+
+    def __init__(self, input_shape, channels: int = 32, **gates):
+        super().__init__()
+        in_ch, height, width = input_shape
+        self.conv_in = HyperConv2d(in_ch, channels, 3, stride=2, padding=1, **gates)
+        self.block = ResidualBlock(channels, **gates)
+        self.conv_out = HyperConv2d(channels, channels // 2, 3, stride=2, padding=1, **gates)
+        h, w = (height + 1) // 2, (width + 1) // 2
+        self.out_features = (channels // 2) * ((h + 1) // 2) * ((w + 1) // 2)
+
+    def forward(self, x, beta, snr_db):
+        h = F.relu(self.conv_in(x, beta, snr_db))
+        h = self.block(h, beta, snr_db)
+        return F.relu(self.conv_out(h, beta, snr_db)).flatten(1)
+
+
+class RowNormLinear(nn.Module):
+    """Linear map with unit-norm rows, VL-VFE eq. (8)."""
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features)
+
+    def forward(self, x):
+        weight = self.linear.weight / self.linear.weight.norm(dim=1, keepdim=True)
+        return F.linear(x, weight, self.linear.bias)
+
+
+class Encoder(nn.Module):
+    """Backbone + head. forward returns a dict: mu, theta, gamma (None when unused)."""
+
+    def __init__(
+        self,
+        input_shape,
+        d: int,
+        arch: str = "mlp",
+        head: str = "gaussian",
+        hidden: int = 512,
+        variable_length: bool = False,
+        **gates,
+    ):
+        super().__init__()
+        if arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {head!r}")
+        if variable_length and head != "deterministic":
+            raise ValueError("variable_length needs head='deterministic' (VL-VFE)")
+        self.head = head
+        self.backbone = (
+            MlpBackbone(input_shape, hidden, **gates)
+            if arch == "mlp"
+            else CnnBackbone(input_shape, **gates)
+        )
+        features = self.backbone.out_features
+        if head == "gaussian":
+            self.mu = HyperLinear(features, d, **gates)
+            self.theta = HyperLinear(features, d, **gates)
+        else:
+            self.projection = RowNormLinear(features, d)
+            if variable_length:
+                self.importance = VariableLengthImportance(d)
+            else:
+                self.importance = None
+                self.gamma_logit = nn.Parameter(torch.full((d,), 2.0))
+
+    def forward(self, x, beta, snr_db, noise_var):
+        h = self.backbone(x, beta, snr_db)
+        if self.head == "gaussian":
+            mu = torch.tanh(self.mu(h, beta, snr_db))
+            theta = F.softplus(self.theta(h, beta, snr_db) - 3.0)
+            return {"mu": mu, "theta": theta, "gamma": None}
+        if self.importance is not None:
+            gamma = self.importance(noise_var, beta)
+        else:
+            gamma = torch.sigmoid(self.gamma_logit).expand(x.shape[0], -1)
+        mu = gamma * torch.tanh(self.projection(h))
+        return {"mu": mu, "theta": torch.zeros_like(mu), "gamma": gamma}

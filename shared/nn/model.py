@@ -1,0 +1,148 @@
+"""The jointly trained pair: encoder -> (quantizer) -> (variable length) -> AWGN -> decoder.
+
+``CoInferenceModel.forward`` is the training path (returns a dict, CompressAI-style);
+``encode`` is the device's inference path exported to ONNX; ``decode`` is the edge's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import torch
+from torch import nn
+
+from shared.nn.channel import awgn, noise_var_from_snr
+from shared.nn.decoders import CnnDecoder, MlpDecoder
+from shared.nn.encoders import Encoder
+from shared.nn.losses import PRIORS, gaussian_kl, log_uniform_kl, quantized_kl_bound
+from shared.nn.quantizer import LearnedQuantizer
+from shared.nn.variable_length import active_mask
+
+
+@dataclass
+class ModelConfig:
+    task: str = "classification"  # "classification" | "regression"
+    input_shape: tuple[int, ...] = (1, 28, 28)
+    n_outputs: int = 10
+    arch: str = "mlp"  # "mlp" | "cnn"
+    d: int = 64
+    hidden: int = 512
+    head: str = "gaussian"  # "gaussian" | "deterministic"
+    prior: str = "gaussian"  # "gaussian" | "log-uniform"
+    bits: int | None = None  # None = no quantizer; else 1, 2, 4, 8
+    quantizer_train: str = "soft"  # "soft" (QML-IB eq. 12) | "ste"
+    variable_length: bool = False
+    gamma0: float = 0.02  # VL-VFE pruning threshold on γ_i
+    beta_gate: bool = True  # Hyper-VIB β module on every hyper layer
+    snr_scale: bool = True  # Hyper-AJSCC SNR module on every hyper layer
+    snr_norm: float = 25.0
+    target_mean: float = 0.0  # regression target normalisation
+    target_std: float = 1.0
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.input_shape = tuple(self.input_shape)
+        if self.prior not in PRIORS:
+            raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
+        if self.prior == "log-uniform" and self.head != "deterministic":
+            raise ValueError("prior='log-uniform' needs head='deterministic' (VL-VFE eq. 6)")
+        if self.task not in ("classification", "regression"):
+            raise ValueError(f"task must be classification or regression, got {self.task!r}")
+
+    def to_dict(self) -> dict:
+        out = asdict(self)
+        out["input_shape"] = list(self.input_shape)
+        return out
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> ModelConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in raw.items() if k in names})
+
+
+class CoInferenceModel(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        gates = {
+            "beta_gate": config.beta_gate,
+            "snr_scale": config.snr_scale,
+            "snr_norm": config.snr_norm,
+        }
+        self.encoder = Encoder(
+            config.input_shape,
+            config.d,
+            arch=config.arch,
+            head=config.head,
+            hidden=config.hidden,
+            variable_length=config.variable_length,
+            **gates,
+        )
+        self.quantizer = (
+            LearnedQuantizer(config.bits, train_mode=config.quantizer_train)
+            if config.bits
+            else None
+        )
+        if config.arch == "mlp":
+            self.decoder = MlpDecoder(config.d, config.n_outputs, **gates)
+        else:
+            side = (((config.input_shape[1] + 1) // 2) + 1) // 2
+            self.decoder = CnnDecoder(config.d, config.n_outputs, side=side, **gates)
+
+    def _mask(self, gamma, like):
+        if self.config.variable_length:
+            return active_mask(gamma, self.config.gamma0)
+        return torch.ones_like(like)
+
+    def forward(self, x, beta, snr_db) -> dict:
+        """Training path. x [N, ...], beta and snr_db [N, 1]. Returns a dict of tensors."""
+        noise_var = noise_var_from_snr(snr_db)
+        enc = self.encoder(x, beta, snr_db, noise_var)
+        mu, theta, gamma = enc["mu"], enc["theta"], enc["gamma"]
+        z = mu + theta * torch.randn_like(mu) if self.training else mu
+        symbols = self.quantizer(z) if self.quantizer is not None else z
+        mask = self._mask(gamma, mu)
+        symbols = symbols * mask
+        received = awgn(symbols, snr_db)
+        outputs = self.decoder(received, beta, snr_db)
+        return {
+            "outputs": outputs,
+            "symbols": symbols,
+            "n_active": mask.sum(dim=1),
+            "kl": self.kl(mu * mask, theta * mask, gamma, symbols, noise_var),
+            "gamma": gamma,
+        }
+
+    def kl(self, mu, theta, gamma, symbols, noise_var) -> torch.Tensor:
+        """Rate term per example: eq. (9) of Hyper-VIB, eq. (6) of VL-VFE or D*_KL of QML-IB."""
+        if self.config.prior == "log-uniform":
+            return log_uniform_kl(gamma, noise_var)
+        if self.quantizer is None or self.config.head == "deterministic":
+            # deterministic head: D*_KL with a one-point level distribution = eq. (9), theta 0
+            source = symbols if self.quantizer is not None else mu
+            return gaussian_kl(source, theta, noise_var)
+        probs = self.quantizer.level_probabilities(mu, theta.clamp_min(1e-4))
+        return quantized_kl_bound(probs, self.quantizer.levels(), noise_var)
+
+    @torch.no_grad()
+    def encode(self, x, beta, snr_db) -> dict:
+        """Device inference path (exported to ONNX): symbols [N, d] (zero past the prefix),
+        n_active [N] int64 and, when quantized, level indices [N, d] int64."""
+        noise_var = noise_var_from_snr(snr_db)
+        enc = self.encoder(x, beta, snr_db, noise_var)
+        mu = enc["mu"]
+        mask = self._mask(enc["gamma"], mu)
+        out = {}
+        if self.quantizer is not None:
+            levels = self.quantizer.indices(mu)
+            symbols = self.quantizer.levels()[levels]
+            out["levels"] = levels
+        else:
+            symbols = mu
+        out["symbols"] = symbols * mask
+        out["n_active"] = mask.sum(dim=1).to(torch.int64)
+        return out
+
+    def decode(self, received, beta, snr_db) -> torch.Tensor:
+        """Edge path: logits [N, classes] or normalised regression value [N, 1]."""
+        return self.decoder(received, beta, snr_db)

@@ -1,0 +1,67 @@
+"""Decoder runtime for the edge server: load a model folder, decode received symbols.
+
+The API is fixed in docs/ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shared.manifest import DECODER_NAME, ManifestError, load_manifest
+from shared.nn.model import CoInferenceModel, ModelConfig
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def pick_device(device: str) -> str:
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' requested but CUDA is not available")
+    return device
+
+
+def load_checkpoint(model_dir: str | Path, map_location="cpu") -> CoInferenceModel:
+    """Rebuild the full model (both halves) from ``decoder.pt``-style checkpoint files."""
+    path = Path(model_dir) / DECODER_NAME
+    if not path.is_file():
+        raise ManifestError(f"no {DECODER_NAME} in {model_dir}")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    model = CoInferenceModel(ModelConfig.from_dict(ckpt["config"]))
+    missing, _ = model.load_state_dict(ckpt["state_dict"], strict=False)
+    if any(not k.startswith("encoder.") for k in missing):
+        raise ManifestError(f"{path}: decoder weights incomplete: {missing[:3]}")
+    return model.eval()
+
+
+class DecoderRuntime:
+    """Callable: (received [N, d], beta [N], snr_db [N]) -> probabilities [N, C] or values [N, 1]."""
+
+    def __init__(self, model_dir: str | Path, device: str = "auto"):
+        self.manifest = load_manifest(model_dir)
+        self.device = pick_device(device)
+        self.model = load_checkpoint(model_dir).to(self.device)
+        self.config = self.model.config
+
+    @torch.inference_mode()
+    def __call__(self, received: np.ndarray, beta: np.ndarray, snr_db: np.ndarray) -> np.ndarray:
+        received = np.asarray(received, dtype=np.float32)
+        if received.ndim != 2 or received.shape[1] != self.config.d:
+            raise ValueError(f"received must be [N, {self.config.d}], got {received.shape}")
+        y = torch.from_numpy(received).to(self.device)
+        b = torch.as_tensor(np.asarray(beta, np.float32).reshape(-1, 1), device=self.device)
+        s = torch.as_tensor(np.asarray(snr_db, np.float32).reshape(-1, 1), device=self.device)
+        out = self.model.decode(y, b, s)
+        if self.config.task == "classification":
+            return torch.softmax(out, dim=1).float().cpu().numpy()
+        value = out * self.config.target_std + self.config.target_mean
+        return value.float().cpu().numpy()
+
+
+def load_decoder(model_dir: str | Path, device: str = "auto") -> DecoderRuntime:
+    return DecoderRuntime(model_dir, device)

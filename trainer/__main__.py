@@ -1,0 +1,188 @@
+"""python -m trainer {train, export, eval, parity} — see README "Training"."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+QUICK = {"epochs": 4, "batch_size": 128, "lr": 2e-3}
+
+
+def add_train_flags(p: argparse.ArgumentParser) -> None:
+    from trainer.data import TASKS
+
+    p.add_argument("--task", default="fashion-mnist", choices=TASKS)
+    p.add_argument("--data-dir", default=None, help="folder with the dataset files")
+    p.add_argument("--arch", default="mlp", choices=("mlp", "cnn"))
+    p.add_argument("--d", type=int, default=64, help="feature dimension = max symbols")
+    p.add_argument("--hidden", type=int, default=512, help="MLP device hidden width")
+    p.add_argument("--head", default=None, choices=("gaussian", "deterministic"),
+                   help="default: gaussian, or deterministic with --variable-length/log-uniform")
+    p.add_argument("--prior", default="gaussian", choices=("gaussian", "log-uniform"))
+    p.add_argument("--bits", type=int, default=0, choices=(0, 1, 2, 4, 8), help="0 = no quantizer")
+    p.add_argument("--quantizer-train", default="soft", choices=("soft", "ste"))
+    p.add_argument("--variable-length", action="store_true")
+    p.add_argument("--beta-min", type=float, default=1e-5)
+    p.add_argument("--beta-max", type=float, default=1.0)
+    p.add_argument("--beta-dist", default="log-uniform", choices=("log-uniform", "uniform"))
+    p.add_argument("--fixed-beta", type=float, default=None, help="plain VIB baseline at one β")
+    p.add_argument("--snr-min", type=float, default=0.0)
+    p.add_argument("--snr-max", type=float, default=25.0)
+    p.add_argument("--fixed-snr", type=float, default=None, help="baseline trained at one SNR")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument("--quick", action="store_true", help=f"small run for tests/demos: {QUICK}")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def train_config_from(args):
+    from trainer.train import TrainConfig
+
+    head = args.head or (
+        "deterministic" if args.variable_length or args.prior == "log-uniform" else "gaussian"
+    )
+    cfg = dict(
+        task=args.task, data_dir=args.data_dir, arch=args.arch, d=args.d, hidden=args.hidden,
+        head=head, prior=args.prior, bits=args.bits or None,
+        quantizer_train=args.quantizer_train, variable_length=args.variable_length,
+        beta_range=(args.beta_min, args.beta_max), beta_dist=args.beta_dist,
+        fixed_beta=args.fixed_beta, snr_range=(args.snr_min, args.snr_max),
+        fixed_snr=args.fixed_snr, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        seed=args.seed, device=args.device, progress=not args.no_progress,
+    )  # fmt: skip
+    if args.quick:
+        cfg.update(QUICK)
+    return TrainConfig(**cfg)
+
+
+def headline_metrics(model, data, cfg) -> dict:
+    """A few grid points for the manifest (the full grid is `trainer eval`)."""
+    from trainer.evaluate import evaluate_point
+
+    lo, hi = cfg.trained_beta_range
+    betas = sorted({min(max(b, lo), hi) for b in (1e-4, 1e-2)})
+    s_lo, s_hi = cfg.trained_snr_range
+    snrs = sorted({min(max(s, s_lo), s_hi) for s in (10.0, 20.0)})
+    out = {}
+    for beta in betas:
+        for snr in snrs:
+            point = evaluate_point(model, data, beta, snr, draws=1)
+            out[f"beta={beta:g},snr_db={snr:g}"] = point
+    return out
+
+
+def cmd_train(args) -> int:
+    from trainer.data import load_dataset
+    from trainer.export import write_artifacts
+    from trainer.train import train
+
+    cfg = train_config_from(args)
+    print("train settings:", json.dumps({k: v for k, v in vars(cfg).items()}, default=str))
+    data = load_dataset(cfg.task, cfg.data_dir, seed=cfg.seed)
+    model, log = train(cfg, data, args.out)
+    metrics = headline_metrics(model, data, cfg)
+    metrics["train_wall_s"] = log["train_wall_s"]
+    manifest = write_artifacts(
+        model, data, cfg.trained_beta_range, cfg.trained_snr_range, args.out, metrics
+    )
+    print(f"trained in {log['train_wall_s']:.1f} s; model {manifest['model_id']} -> {args.out}")
+    for key, point in metrics.items():
+        if isinstance(point, dict):
+            print(f"  {key}: {point['value']:.4f} ({point['n_active']:.1f} symbols)")
+    return 0
+
+
+def load_for_model_dir(model_dir):
+    from trainer.data import load_dataset
+    from trainer.evaluate import load_trained
+
+    log = json.loads((Path(model_dir) / "train_log.json").read_text())
+    tc = log["train_config"]
+    data = load_dataset(tc["task"], tc.get("data_dir"), seed=tc["seed"])
+    return load_trained(model_dir), data, log
+
+
+def cmd_export(args) -> int:
+    from trainer.export import write_artifacts
+    from trainer.train import TrainConfig
+
+    model, data, log = load_for_model_dir(args.model)
+    tc = log["train_config"]
+    cfg = TrainConfig(**{**tc, "beta_range": tuple(tc["beta_range"]), "snr_range": tuple(tc["snr_range"])})
+    old = json.loads((Path(args.model) / "manifest.json").read_text()) if (Path(args.model) / "manifest.json").is_file() else {}
+    manifest = write_artifacts(
+        model, data, cfg.trained_beta_range, cfg.trained_snr_range, args.model, old.get("metrics")
+    )
+    print(f"exported model {manifest['model_id']} -> {args.model}")
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from trainer.evaluate import evaluate_grid, plot_grid, write_report
+    from trainer.parity import parity
+
+    model, data, log = load_for_model_dir(args.model)
+    print(f"evaluating {args.model}: {args.draws} noise draws per point")
+    report = evaluate_grid(model, data, draws=args.draws, n=args.n)
+    report["model_config"] = log["model_config"]
+    report["train_wall_s"] = log.get("train_wall_s")
+    report["machine"] = log.get("machine")
+    lo, hi = log["train_config"]["beta_range"]
+    fixed = log["train_config"].get("fixed_beta")
+    beta = fixed if fixed else min(max(1e-4, lo), hi)
+    report["parity"] = parity(model, args.model, data, beta, 20.0)
+    path = write_report(report, args.model)
+    plots = plot_grid(report, args.model)
+    print(f"report: {path}; plots: {', '.join(str(p) for p in plots)}")
+    print("best per PSNR:", json.dumps(report["best_per_psnr"]))
+    print("parity:", json.dumps(report["parity"]))
+    return 0
+
+
+def cmd_parity(args) -> int:
+    from trainer.parity import parity
+
+    model, data, _ = load_for_model_dir(args.model)
+    print(json.dumps(parity(model, args.model, data, args.beta, args.snr_db), indent=2))
+    return 0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m trainer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_train = sub.add_parser("train", help="train a hypernetwork model and export it")
+    add_train_flags(p_train)
+    p_train.add_argument("--out", required=True, help="output folder artifacts/<name>")
+    p_export = sub.add_parser("export", help="re-export encoder.onnx/decoder.pt/manifest")
+    p_export.add_argument("--model", required=True)
+    p_eval = sub.add_parser("eval", help="β × PSNR grid -> report.json + plots")
+    p_eval.add_argument("--model", required=True)
+    p_eval.add_argument("--draws", type=int, default=5)
+    p_eval.add_argument("--n", type=int, default=None, help="first N test examples only")
+    p_par = sub.add_parser("parity", help="ONNX Runtime vs PyTorch encoder on the test set")
+    p_par.add_argument("--model", required=True)
+    p_par.add_argument("--beta", type=float, default=1e-4)
+    p_par.add_argument("--snr-db", type=float, default=20.0)
+    try:
+        from trainer import experiments
+
+        experiments.add_parsers(sub)
+    except ImportError:
+        pass
+    args = parser.parse_args(argv)
+    handlers = {"train": cmd_train, "export": cmd_export, "eval": cmd_eval, "parity": cmd_parity}
+    handler = handlers.get(args.command) or args.handler
+    try:
+        return handler(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,164 @@
+"""Datasets from local files only (DESIGN §6); nothing is downloaded.
+
+Every loader returns a :class:`Dataset` of float32 inputs already normalised
+((pixel/255 - mean)/std per channel, as recorded in the manifest) and targets.
+"""
+
+from __future__ import annotations
+
+import gzip
+import pickle
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)  # fmt: skip
+CIFAR_CLASSES = (
+    "airplane", "automobile", "bird", "cat", "deer",
+    "dog", "frog", "horse", "ship", "truck",
+)  # fmt: skip
+TASKS = ("fashion-mnist", "mnist", "cifar10", "ranging-bluetooth", "ranging-wifi")
+
+
+class DatasetMissing(FileNotFoundError):
+    """A dataset's files are not where we looked; the message says how to get them."""
+
+
+@dataclass
+class Dataset:
+    name: str
+    task: str  # "classification" | "regression"
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    input_shape: tuple[int, ...]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    class_names: tuple[str, ...] = ()
+    target_mean: float = 0.0
+    target_std: float = 1.0
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.class_names) if self.task == "classification" else 1
+
+
+def read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally .gz): big-endian header, magic 0x08 = uint8."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        raw = fh.read()
+    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
+    if zero != 0 or dtype != 0x08:
+        raise ValueError(f"{path}: not a uint8 IDX file")
+    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
+    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
+    if data.size != int(np.prod(dims)):
+        raise ValueError(f"{path}: truncated ({data.size} of {int(np.prod(dims))} values)")
+    return data.reshape(dims)
+
+
+def find_idx(data_dir: Path, stem: str) -> Path:
+    for name in (stem, stem + ".gz"):
+        if (data_dir / name).is_file():
+            return data_dir / name
+    raise DatasetMissing(
+        f"{stem}[.gz] not found in {data_dir}. Install Debian's dataset-fashion-mnist "
+        "(apt-get install -y dataset-fashion-mnist, or `make data`) or pass --data-dir with "
+        "the four IDX files of Fashion-MNIST (or MNIST)."
+    )
+
+
+def load_idx_images(data_dir: str | Path | None = None):
+    """Fashion-MNIST (or MNIST) IDX files -> uint8 (x_train, y_train, x_test, y_test)."""
+    data_dir = Path(data_dir) if data_dir else DEFAULT_FASHION_DIR
+    parts = [
+        read_idx(find_idx(data_dir, stem))
+        for stem in (
+            "train-images-idx3-ubyte",
+            "train-labels-idx1-ubyte",
+            "t10k-images-idx3-ubyte",
+            "t10k-labels-idx1-ubyte",
+        )
+    ]
+    return parts
+
+
+def _normalise(images: np.ndarray, mean, std) -> np.ndarray:
+    x = images.astype(np.float32) / 255.0
+    mean = np.asarray(mean, np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(std, np.float32).reshape(1, -1, 1, 1)
+    return (x - mean) / std
+
+
+def load_fashion_mnist(data_dir=None, name: str = "fashion-mnist") -> Dataset:
+    x_train, y_train, x_test, y_test = load_idx_images(data_dir)
+    mean, std = (0.2860,), (0.3530,)
+    if name == "mnist":
+        mean, std = (0.1307,), (0.3081,)
+    classes = FASHION_CLASSES if name == "fashion-mnist" else tuple(str(i) for i in range(10))
+    return Dataset(
+        name=name,
+        task="classification",
+        x_train=_normalise(x_train[:, None], mean, std),
+        y_train=y_train.astype(np.int64),
+        x_test=_normalise(x_test[:, None], mean, std),
+        y_test=y_test.astype(np.int64),
+        input_shape=(1, 28, 28),
+        mean=mean,
+        std=std,
+        class_names=classes,
+    )
+
+
+def load_cifar10(data_dir: str | Path | None) -> Dataset:
+    """CIFAR-10 python pickle batches (data_batch_1..5, test_batch) in data_dir."""
+    if not data_dir:
+        raise DatasetMissing("CIFAR-10 needs --data-dir pointing at its python pickle batches")
+    data_dir = Path(data_dir)
+
+    def batch(name):
+        path = data_dir / name
+        if not path.is_file():
+            raise DatasetMissing(
+                f"{path} missing: unpack cifar-10-python.tar.gz and pass its "
+                "cifar-10-batches-py folder as --data-dir"
+            )
+        with open(path, "rb") as fh:
+            raw = pickle.load(fh, encoding="bytes")
+        return raw[b"data"].reshape(-1, 3, 32, 32), np.asarray(raw[b"labels"], np.int64)
+
+    train = [batch(f"data_batch_{i}") for i in range(1, 6)]
+    x_test, y_test = batch("test_batch")
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    return Dataset(
+        name="cifar10",
+        task="classification",
+        x_train=_normalise(np.concatenate([t[0] for t in train]), mean, std),
+        y_train=np.concatenate([t[1] for t in train]),
+        x_test=_normalise(x_test, mean, std),
+        y_test=y_test,
+        input_shape=(3, 32, 32),
+        mean=mean,
+        std=std,
+        class_names=CIFAR_CLASSES,
+    )
+
+
+def load_dataset(task: str, data_dir=None, seed: int = 0) -> Dataset:
+    if task in ("fashion-mnist", "mnist"):
+        return load_fashion_mnist(data_dir, name=task)
+    if task == "cifar10":
+        return load_cifar10(data_dir)
+    if task in ("ranging-bluetooth", "ranging-wifi"):
+        from trainer.ranging import make_ranging_dataset
+
+        return make_ranging_dataset(task.removeprefix("ranging-"), seed=seed)
+    raise ValueError(f"task must be one of {TASKS}, got {task!r}")

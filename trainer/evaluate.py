@@ -1,0 +1,156 @@
+"""Evaluation over a β × PSNR grid through the exact device/edge inference path.
+
+The encoder runs its inference path (``model.encode``: the mean, hard quantizer, pruned
+prefix), AWGN at the test PSNR is added, and the decoder classifies. Each grid point is
+averaged over ``draws`` independent noise draws. Bits per sample = n_active × bits when
+quantized, n_active × 32 for float symbols.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shared.nn.channel import noise_var_from_snr
+from shared.nn.model import CoInferenceModel
+from trainer.data import Dataset
+
+BETA_GRID = tuple(float(10 ** (e / 2)) for e in range(-10, 1))  # 1e-5 .. 1, half decades
+PSNR_GRID = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
+FLOAT_BITS = 32
+
+
+def bits_per_symbol(model: CoInferenceModel) -> int:
+    return model.config.bits or FLOAT_BITS
+
+
+@torch.no_grad()
+def encode_dataset(model, x: np.ndarray, beta: float, snr_db: float, batch: int = 2500):
+    """Device path over a whole array: symbols [N, d] (zero past prefix), n_active [N]."""
+    symbols, n_active = [], []
+    for start in range(0, len(x), batch):
+        xb = torch.from_numpy(x[start : start + batch])
+        n = len(xb)
+        out = model.encode(xb, torch.full((n, 1), beta), torch.full((n, 1), snr_db))
+        symbols.append(out["symbols"])
+        n_active.append(out["n_active"])
+    return torch.cat(symbols), torch.cat(n_active)
+
+
+@torch.no_grad()
+def decode_dataset(model, symbols, beta, snr_db, seed: int, batch: int = 2500):
+    """Add AWGN at snr_db (seeded) and run the decoder; returns raw outputs [N, C]."""
+    gen = torch.Generator().manual_seed(seed)
+    sigma = float(noise_var_from_snr(torch.tensor(snr_db)).sqrt())
+    outputs = []
+    for start in range(0, len(symbols), batch):
+        s = symbols[start : start + batch]
+        y = s + sigma * torch.randn(s.shape, generator=gen)
+        n = len(s)
+        outputs.append(model.decode(y, torch.full((n, 1), beta), torch.full((n, 1), snr_db)))
+    return torch.cat(outputs)
+
+
+def score(outputs: torch.Tensor, data: Dataset, targets: np.ndarray) -> float:
+    """Accuracy (classification) or MSE in target units, ns^2 (regression)."""
+    if data.task == "classification":
+        return float((outputs.argmax(1).numpy() == targets).mean())
+    pred = outputs.squeeze(1).numpy() * data.target_std + data.target_mean
+    return float(np.mean((pred - targets) ** 2))
+
+
+def evaluate_point(model, data: Dataset, beta, snr_db, draws=5, n=None, seed=1234) -> dict:
+    x = data.x_test[:n] if n else data.x_test
+    y = data.y_test[:n] if n else data.y_test
+    symbols, n_active = encode_dataset(model, x, beta, snr_db)
+    values = [score(decode_dataset(model, symbols, beta, snr_db, seed + k), data, y) for k in range(draws)]
+    mean_active = float(n_active.float().mean())
+    return {
+        "value": float(np.mean(values)),
+        "std": float(np.std(values)),
+        "n_active": mean_active,
+        "bits": mean_active * bits_per_symbol(model),
+    }
+
+
+def evaluate_grid(model, data, betas=BETA_GRID, snrs=PSNR_GRID, draws=5, n=None, progress=True):
+    """The β × PSNR table of the report; returns a JSON-ready dict."""
+    metric = "accuracy" if data.task == "classification" else "mse_ns2"
+    shape = (len(betas), len(snrs))
+    table = {k: np.zeros(shape) for k in ("value", "std", "n_active", "bits")}
+    start = time.perf_counter()
+    for i, beta in enumerate(betas):
+        for j, snr in enumerate(snrs):
+            point = evaluate_point(model, data, beta, snr, draws=draws, n=n)
+            for key in table:
+                table[key][i, j] = point[key]
+        if progress:
+            row = " ".join(f"{v:.4f}" for v in table["value"][i])
+            print(f"  beta={beta:.1e}: {metric} per PSNR {list(snrs)}: {row}", flush=True)
+    better = np.argmax if metric == "accuracy" else np.argmin
+    best = {}
+    for j, snr in enumerate(snrs):
+        i = int(better(table["value"][:, j]))
+        best[f"{snr:g}"] = {"beta": betas[i], metric: float(table["value"][i, j])}
+    return {
+        "metric": metric,
+        "betas": list(betas),
+        "psnr_db": list(snrs),
+        "draws": draws,
+        "n_test": int(n or len(data.x_test)),
+        **{k: v.tolist() for k, v in table.items()},
+        "best_per_psnr": best,
+        "eval_wall_s": time.perf_counter() - start,
+    }
+
+
+def plot_grid(report: dict, out_dir: str | Path) -> list[Path]:
+    """accuracy_vs_beta.png and symbols_vs_beta.png (one line per PSNR)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir = Path(out_dir)
+    paths = []
+    for key, ylabel, name in (
+        ("value", report["metric"], "accuracy_vs_beta.png"),
+        ("n_active", "mean active dimensions (symbols)", "symbols_vs_beta.png"),
+    ):
+        fig, ax = plt.subplots(figsize=(6, 4))
+        values = np.asarray(report[key])
+        for j, snr in enumerate(report["psnr_db"]):
+            ax.plot(report["betas"], values[:, j], marker="o", ms=3, label=f"{snr:g} dB")
+        ax.set_xscale("log")
+        ax.set_xlabel("β")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(title="PSNR", fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out_dir / name, dpi=120)
+        plt.close(fig)
+        paths.append(out_dir / name)
+    return paths
+
+
+def load_trained(model_dir: str | Path) -> CoInferenceModel:
+    """The full model (both halves) from model_dir/checkpoint.pt."""
+    path = Path(model_dir) / "checkpoint.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no checkpoint.pt in {model_dir}: run python -m trainer train")
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    from shared.nn.model import ModelConfig
+
+    model = CoInferenceModel(ModelConfig.from_dict(ckpt["config"]))
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+def write_report(report: dict, model_dir: str | Path) -> Path:
+    path = Path(model_dir) / "report.json"
+    path.write_text(json.dumps(report, indent=2))
+    return path

@@ -1,0 +1,146 @@
+"""Export both halves as the artifacts the services load (DESIGN §5, docs/ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from shared.manifest import (
+    DECODER_NAME,
+    ENCODER_NAME,
+    MANIFEST_NAME,
+    SCHEMA_VERSION,
+    content_hash,
+)
+from shared.nn.model import CoInferenceModel
+from trainer.data import Dataset
+
+ONNX_OPSET = 18
+
+
+class EncoderGraph(nn.Module):
+    """The device path as a graph: (x, beta, snr_db) -> symbols, n_active[, levels]."""
+
+    def __init__(self, model: CoInferenceModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, beta, snr_db):
+        out = self.model.encode(x, beta, snr_db)
+        if "levels" in out:
+            return out["symbols"], out["n_active"], out["levels"]
+        return out["symbols"], out["n_active"]
+
+
+def output_names(model: CoInferenceModel) -> list[str]:
+    names = ["symbols", "n_active"]
+    return names + ["levels"] if model.quantizer is not None else names
+
+
+def export_encoder(model: CoInferenceModel, path: str | Path) -> Path:
+    """encoder.onnx: opset 18, one file, dynamic batch (torch.onnx dynamo exporter)."""
+    path = Path(path)
+    model = model.eval()
+    n = 2
+    example = (
+        torch.zeros(n, *model.config.input_shape),
+        torch.full((n, 1), 1e-3),
+        torch.full((n, 1), 10.0),
+    )
+    batch = torch.export.Dim("batch", min=1, max=65536)
+    dynamic = {"x": {0: batch}, "beta": {0: batch}, "snr_db": {0: batch}}
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            EncoderGraph(model),
+            example,
+            input_names=["x", "beta", "snr_db"],
+            output_names=output_names(model),
+            dynamic_shapes=dynamic,
+            dynamo=True,
+            external_data=False,
+            opset_version=ONNX_OPSET,
+            verbose=False,
+        )
+    program.save(str(path), external_data=False)
+    return path
+
+
+def save_decoder(model: CoInferenceModel, path: str | Path) -> Path:
+    """decoder.pt: config + the decoder's weights only (what the edge needs)."""
+    state = {k: v for k, v in model.state_dict().items() if k.startswith("decoder.")}
+    torch.save({"config": model.config.to_dict(), "state_dict": state}, path)
+    return Path(path)
+
+
+def write_artifacts(
+    model: CoInferenceModel,
+    data: Dataset,
+    beta_range: tuple[float, float],
+    snr_range: tuple[float, float],
+    out_dir: str | Path,
+    metrics: dict | None = None,
+    extra: dict | None = None,
+) -> dict:
+    """Write encoder.onnx, decoder.pt and manifest.json into out_dir; return the manifest."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    encoder_path = export_encoder(model, out_dir / ENCODER_NAME)
+    decoder_path = save_decoder(model, out_dir / DECODER_NAME)
+    quantizer = None
+    if model.quantizer is not None:
+        with torch.no_grad():
+            quantizer = {
+                "bits": model.config.bits,
+                "levels": model.quantizer.levels().tolist(),
+                "breakpoints": model.quantizer.breakpoints().tolist(),
+            }
+    import onnxruntime
+
+    manifest = {
+        "schema_version": SCHEMA_VERSION,
+        "model_id": content_hash([encoder_path, decoder_path]),
+        "task": data.task,
+        "dataset": data.name,
+        "input": {
+            "shape": list(data.input_shape),
+            "mean": list(data.mean),
+            "std": list(data.std),
+            "normalisation": "(pixel / 255 - mean) / std per channel",
+        },
+        "class_names": list(data.class_names),
+        "d": model.config.d,
+        "quantizer": quantizer,
+        "variable_length": model.config.variable_length,
+        "beta_range": list(beta_range),
+        "snr_db_range": list(snr_range),
+        "encoder": {
+            "arch": model.config.arch,
+            "head": model.config.head,
+            "prior": model.config.prior,
+            "transmits": "mu (the mean), peak <= 1"
+            if model.config.head == "gaussian"
+            else "gamma * tanh(.), peak <= 1",
+            "outputs": output_names(model),
+        },
+        "target": {"unit": "ns", "mean": data.target_mean, "std": data.target_std}
+        if data.task == "regression"
+        else None,
+        "metrics": metrics or {},
+        "versions": {
+            "torch": torch.__version__,
+            "onnxruntime": onnxruntime.__version__,
+            "numpy": np.__version__,
+            "onnx_opset": str(ONNX_OPSET),
+        },
+        **(extra or {}),
+    }
+    (out_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
+    return manifest

@@ -1,0 +1,214 @@
+"""Joint training of both halves over sampled β and SNR (Hyper-VIB Alg. 1, Hyper-AJSCC Alg. 1).
+
+Each example draws its own β (log-uniform on [β_lo, β_hi] by default, uniform as in
+Hyper-VIB eq. (15), or one fixed value for the plain-VIB baseline) and its own SNR
+(uniform in dB, or fixed for the single-SNR baseline). The channel is a non-trainable
+AWGN layer inside the model. Loss: distortion + β·KL, Hyper-VIB eq. (16).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from shared.nn.losses import distortion, vib_loss
+from shared.nn.model import CoInferenceModel, ModelConfig
+from trainer.data import Dataset
+
+BETA_DISTS = ("log-uniform", "uniform")
+
+
+@dataclass
+class TrainConfig:
+    task: str = "fashion-mnist"
+    data_dir: str | None = None
+    arch: str = "mlp"
+    d: int = 64
+    hidden: int = 512
+    head: str = "gaussian"
+    prior: str = "gaussian"
+    bits: int | None = None
+    quantizer_train: str = "soft"
+    variable_length: bool = False
+    beta_range: tuple[float, float] = (1e-5, 1.0)
+    beta_dist: str = "log-uniform"
+    fixed_beta: float | None = None
+    snr_range: tuple[float, float] = (0.0, 25.0)
+    fixed_snr: float | None = None
+    epochs: int = 30
+    batch_size: int = 128
+    lr: float = 1e-3
+    seed: int = 0
+    train_subset: int | None = None  # first N training examples (quick runs)
+    device: str = "auto"
+    progress: bool = True
+    extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.beta_dist not in BETA_DISTS:
+            raise ValueError(f"beta_dist must be one of {BETA_DISTS}, got {self.beta_dist!r}")
+        lo, hi = self.beta_range
+        if not (0 < lo <= hi):
+            raise ValueError(f"beta range must satisfy 0 < lo <= hi, got {self.beta_range}")
+        if self.snr_range[0] > self.snr_range[1]:
+            raise ValueError(f"snr range must satisfy lo <= hi, got {self.snr_range}")
+        if self.fixed_beta is not None and self.fixed_beta <= 0:
+            raise ValueError(f"--fixed-beta must be > 0, got {self.fixed_beta}")
+
+    @property
+    def trained_beta_range(self) -> tuple[float, float]:
+        if self.fixed_beta is not None:
+            return (self.fixed_beta, self.fixed_beta)
+        return tuple(self.beta_range)
+
+    @property
+    def trained_snr_range(self) -> tuple[float, float]:
+        if self.fixed_snr is not None:
+            return (self.fixed_snr, self.fixed_snr)
+        return tuple(self.snr_range)
+
+
+def sample_beta(n: int, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """β per example [n, 1]: log-uniform, uniform (Hyper-VIB eq. 15) or fixed."""
+    if cfg.fixed_beta is not None:
+        return torch.full((n, 1), float(cfg.fixed_beta))
+    lo, hi = cfg.beta_range
+    u = torch.rand(n, 1, generator=gen)
+    if cfg.beta_dist == "uniform":
+        return lo + (hi - lo) * u
+    return torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)
+
+
+def sample_snr(n: int, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """SNR in dB per example [n, 1]: uniform over the range (Hyper-AJSCC) or fixed."""
+    if cfg.fixed_snr is not None:
+        return torch.full((n, 1), float(cfg.fixed_snr))
+    lo, hi = cfg.snr_range
+    return lo + (hi - lo) * torch.rand(n, 1, generator=gen)
+
+
+def model_config_for(cfg: TrainConfig, data: Dataset) -> ModelConfig:
+    return ModelConfig(
+        task=data.task,
+        input_shape=data.input_shape,
+        n_outputs=data.n_outputs,
+        arch=cfg.arch,
+        d=cfg.d,
+        hidden=cfg.hidden,
+        head=cfg.head,
+        prior=cfg.prior,
+        bits=cfg.bits,
+        quantizer_train=cfg.quantizer_train,
+        variable_length=cfg.variable_length,
+        beta_gate=cfg.fixed_beta is None,
+        snr_scale=cfg.fixed_snr is None,
+        target_mean=data.target_mean,
+        target_std=data.target_std,
+    )
+
+
+def seed_everything(seed: int) -> None:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def machine_info(device: str) -> dict:
+    info = {"device": device, "cpu_cores": os.cpu_count(), "platform": platform.platform()}
+    if device == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
+    """Train one model; returns (model, log dict). Writes checkpoint.pt and train_log.json."""
+    from shared.nn.runtime import pick_device
+
+    seed_everything(cfg.seed)
+    device = pick_device(cfg.device)
+    model = CoInferenceModel(model_config_for(cfg, data)).to(device)
+    x_all = torch.from_numpy(data.x_train)
+    y_all = torch.from_numpy(data.y_train)
+    if data.task == "regression":
+        y_all = (y_all - data.target_mean) / data.target_std
+    if cfg.train_subset:
+        x_all, y_all = x_all[: cfg.train_subset], y_all[: cfg.train_subset]
+    gen = torch.Generator().manual_seed(cfg.seed)
+    optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    steps_per_epoch = math.ceil(len(x_all) / cfg.batch_size)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(
+        optimiser, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
+    )
+    log = {"train_config": asdict(cfg), "model_config": model.config.to_dict(), "epochs": []}
+    log["machine"] = machine_info(device)
+    start = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        model.train()
+        order = torch.randperm(len(x_all), generator=gen)
+        totals = {"loss": 0.0, "distortion": 0.0, "kl": 0.0, "correct": 0, "n": 0}
+        bar = tqdm(
+            range(steps_per_epoch),
+            desc=f"epoch {epoch + 1}/{cfg.epochs}",
+            disable=not cfg.progress,
+            leave=False,
+            mininterval=1.0,
+        )
+        for step in bar:
+            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            x, y = x_all[idx].to(device), y_all[idx].to(device)
+            beta = sample_beta(len(idx), cfg, gen).to(device)
+            snr = sample_snr(len(idx), cfg, gen).to(device)
+            out = model(x, beta, snr)
+            dist = distortion(out["outputs"], y, data.task)
+            loss = vib_loss(dist, out["kl"], beta)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            schedule.step()
+            n = len(idx)
+            totals["loss"] += loss.item() * n
+            totals["distortion"] += dist.mean().item() * n
+            totals["kl"] += out["kl"].mean().item() * n
+            totals["n"] += n
+            if data.task == "classification":
+                totals["correct"] += (out["outputs"].argmax(1) == y).sum().item()
+            if step % 50 == 0:
+                bar.set_postfix(loss=f"{totals['loss'] / totals['n']:.3f}")
+        record = {
+            "epoch": epoch + 1,
+            "loss": totals["loss"] / totals["n"],
+            "distortion": totals["distortion"] / totals["n"],
+            "kl": totals["kl"] / totals["n"],
+            "wall_s": time.perf_counter() - start,
+        }
+        if data.task == "classification":
+            record["train_accuracy"] = totals["correct"] / totals["n"]
+        log["epochs"].append(record)
+        if cfg.progress:
+            extra = f" train acc {record['train_accuracy']:.4f}" if "train_accuracy" in record else ""
+            print(
+                f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} "
+                f"distortion {record['distortion']:.4f} kl {record['kl']:.2f}{extra} "
+                f"({record['wall_s']:.0f} s)",
+                flush=True,
+            )
+    log["train_wall_s"] = time.perf_counter() - start
+    model = model.cpu().eval()
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        torch.save(
+            {"config": model.config.to_dict(), "state_dict": model.state_dict()},
+            out_dir / "checkpoint.pt",
+        )
+        (out_dir / "train_log.json").write_text(json.dumps(log, indent=2))
+    return model, log
