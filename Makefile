@@ -38,3 +38,24 @@ format:
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# --- demos (device engineer) ---------------------------------------------------------------
+# `make demo`: train artifacts/quick if missing, run edge + channel + device locally, sweep PSNR.
+# `make compose-demo`: the same stack in containers; the one-shot `client` service sends test
+# images and its exit code is the target's. COMPOSE defaults to `docker compose`, or to the
+# podman wrapper ../shared/tools/compose-podman/compose.sh when there is no docker.
+COMPOSE ?= $(shell if docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; \
+	then echo "docker compose"; \
+	elif [ -x ../shared/tools/compose-podman/compose.sh ]; then echo ../shared/tools/compose-podman/compose.sh; \
+	else echo docker-compose; fi)
+MODEL ?= quick
+
+.PHONY: demo compose-demo
+
+demo:
+	$(BIN)/python scripts/demo.py --model artifacts/$(MODEL)
+
+compose-demo:
+	test -f artifacts/$(MODEL)/manifest.json || $(BIN)/python -m trainer train --quick --out artifacts/$(MODEL)
+	MODEL=$(MODEL) $(COMPOSE) up --build --exit-code-from client; rc=$$?; \
+	MODEL=$(MODEL) $(COMPOSE) down -v; exit $$rc

@@ -108,7 +108,10 @@ def decode_image(data: bytes, manifest: Manifest) -> np.ndarray:
     except PreprocessError:
         raise
     except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
-        raise PreprocessError(f"not a decodable image: {exc}", status=400) from exc
+        raise PreprocessError(
+            "not a decodable image: send a PNG, JPEG or other image file Pillow can read",
+            status=400,
+        ) from exc
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt files
         raise PreprocessError(f"corrupt or truncated image: {exc}", status=400) from exc
     pixels = np.asarray(image, dtype=np.float32) / 255.0

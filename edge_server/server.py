@@ -78,6 +78,7 @@ def serve(settings: EdgeSettings) -> int:
     except (ManifestError, ValueError) as exc:
         print(f"edge_server: cannot load model: {exc}", file=sys.stderr, flush=True)
         return 2
+    edge.warm_up()
     server, health_servicer = build_server(settings, edge)
     edge.metrics.serve(settings.metrics_port)
     server.start()

@@ -82,6 +82,16 @@ class EdgeDecoder:
     def close(self) -> None:
         self.batcher.close()
 
+    def warm_up(self) -> None:
+        """One decoder call on zeros, so the first request does not pay for lazy set-up."""
+        beta = np.sqrt(np.prod(self.manifest.beta_range))  # geometric mid of the range
+        snr_db = float(np.mean(self.manifest.snr_db_range))
+        self.decoder(
+            np.zeros((1, self.manifest.d), dtype=np.float32),
+            np.array([beta], dtype=np.float32),
+            np.array([snr_db], dtype=np.float32),
+        )
+
     def info(self) -> pb.EdgeInfo:
         m = self.manifest
         return pb.EdgeInfo(

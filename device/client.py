@@ -1,0 +1,331 @@
+"""Command-line client of the device's HTTP API (no PyTorch).
+
+    python -m device.client img.png folder/ [--url http://127.0.0.1:8080]
+    python -m device.client --test-samples 200 [--data-dir /usr/share/datasets/fashion-mnist]
+    python -m device.client --test-samples 200 --snr-sweep 5,10,20
+
+Images are sent as multipart uploads (field ``file``); Fashion-MNIST test images are encoded
+as PNG first, so they take the same path as any image. Prints the predictions (files), the
+accuracy when labels are known (test samples; files in a folder named like a class), and
+p50/p95 latency per stage in milliseconds. ``--snr-sweep`` sets the channel PSNR (dB) live
+through ``PUT /v1/channel/psnr``, sends the images at each value, prints accuracy, mean
+symbols, mean bits and latency per PSNR, and restores the channel's PSNR at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import re
+import sys
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+from PIL import Image
+
+from device.idx import load_test_set
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
+# stage key in the reply's latency_s -> column name; "http" is the client's round trip
+STAGES = (
+    ("preprocess", "preprocess"),
+    ("encode", "encode"),
+    ("device_to_channel", "dev->chan"),
+    ("channel", "channel"),
+    ("airtime", "airtime"),
+    ("channel_to_edge", "chan->edge"),
+    ("edge_queue", "edge queue"),
+    ("decode", "decode"),
+    ("total", "device total"),
+    ("http", "http round trip"),
+)
+
+
+@dataclass
+class Sample:
+    """One image to send: its name, the file bytes and the true label (None if unknown)."""
+
+    name: str
+    data: bytes
+    label: int | None = None
+
+
+@dataclass
+class Outcome:
+    sample: Sample
+    status: int
+    reply: dict[str, Any]
+    http_s: float  # client-side round trip, seconds
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200
+
+    @property
+    def correct(self) -> bool | None:
+        if not self.ok or self.sample.label is None or "label" not in self.reply:
+            return None
+        return self.reply["label"] == self.sample.label
+
+
+def png_bytes(pixels: np.ndarray) -> bytes:
+    """uint8 [H, W] (grey) or [H, W, 3] (RGB) to PNG bytes."""
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(pixels, dtype=np.uint8)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def fashion_samples(n: int, data_dir: str | Path | None = None) -> list[Sample]:
+    """The first n Fashion-MNIST test images as PNG samples with their labels."""
+    images, labels = load_test_set(data_dir, n)
+    return [
+        Sample(f"test[{i}]", png_bytes(image), int(label))
+        for i, (image, label) in enumerate(zip(images, labels, strict=True))
+    ]
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def file_samples(paths: Iterable[str | Path], class_names: Sequence[str] = ()) -> list[Sample]:
+    """Image files and folders (recursively); a file's label is its folder name if that names
+    a class (case and punctuation ignored, e.g. ``tshirttop/`` for "T-shirt/top")."""
+    by_name = {_norm(name): i for i, name in enumerate(class_names)}
+    samples = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+        elif path.is_file():
+            files = [path]
+        else:
+            raise FileNotFoundError(f"{path}: no such file or folder")
+        for file in files:
+            samples.append(
+                Sample(str(file), file.read_bytes(), by_name.get(_norm(file.parent.name)))
+            )
+    return samples
+
+
+class DeviceHttp:
+    """Small synchronous client of the device API at ``url``; timeouts in seconds."""
+
+    def __init__(self, url: str, timeout_s: float = 10.0):
+        self.url = url.rstrip("/")
+        self.http = httpx.Client(base_url=self.url, timeout=timeout_s)
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> DeviceHttp:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _json(self, response: httpx.Response) -> dict[str, Any]:
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.request.method} {response.request.url}: "
+                               f"{response.status_code} {response.text}")  # fmt: skip
+        return response.json()
+
+    def model(self) -> dict[str, Any]:
+        return self._json(self.http.get("/v1/model"))
+
+    def knobs(self) -> dict[str, Any]:
+        return self._json(self.http.get("/v1/knobs"))
+
+    def set_knobs(self, **changes: Any) -> dict[str, Any]:
+        return self._json(self.http.put("/v1/knobs", json=changes))
+
+    def channel(self) -> dict[str, Any]:
+        return self._json(self.http.get("/v1/channel"))
+
+    def set_psnr(self, psnr_db: float) -> dict[str, Any]:
+        return self._json(self.http.put("/v1/channel/psnr", json={"psnr_db": psnr_db}))
+
+    def infer(self, sample: Sample) -> Outcome:
+        start = time.perf_counter()
+        response = self.http.post("/v1/infer", files={"file": (sample.name, sample.data)})
+        http_s = time.perf_counter() - start
+        try:
+            reply = response.json()
+        except ValueError:
+            reply = {"detail": response.text}
+        return Outcome(sample, response.status_code, reply, http_s)
+
+    def wait_ready(self, timeout_s: float = 60.0) -> None:
+        """Poll GET /readyz until 200 or ``timeout_s`` passes (RuntimeError)."""
+        deadline = time.monotonic() + timeout_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                response = self.http.get("/readyz", timeout=2.0)
+                if response.status_code == 200:
+                    return
+                last = response.text
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.2)
+        raise RuntimeError(f"device at {self.url} not ready after {timeout_s:g} s: {last}")
+
+
+def run(client: DeviceHttp, samples: Sequence[Sample]) -> list[Outcome]:
+    """Send the samples one by one."""
+    return [client.infer(sample) for sample in samples]
+
+
+def stage_latencies(outcomes: Sequence[Outcome]) -> dict[str, np.ndarray]:
+    """Per-stage latencies of the successful outcomes, seconds."""
+    ok = [o for o in outcomes if o.ok]
+    table = {key: np.array([o.reply["latency_s"].get(key, np.nan) for o in ok]) for key, _ in STAGES
+             if key != "http"}  # fmt: skip
+    table["http"] = np.array([o.http_s for o in ok])
+    return table
+
+
+def latency_table(outcomes: Sequence[Outcome]) -> str:
+    """p50/p95 per stage in milliseconds."""
+    stages = stage_latencies(outcomes)
+    lines = [f"{'stage':<16} {'p50 ms':>9} {'p95 ms':>9}"]
+    for key, title in STAGES:
+        values = stages[key][np.isfinite(stages[key])]
+        if values.size:
+            p50, p95 = np.percentile(values * 1e3, [50, 95])
+            lines.append(f"{title:<16} {p50:9.3f} {p95:9.3f}")
+    return "\n".join(lines)
+
+
+def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
+    """Counts, accuracy (labelled samples only), mean symbols/bits, total latency p50/p95."""
+    ok = [o for o in outcomes if o.ok]
+    judged = [o.correct for o in ok if o.correct is not None]
+    http = np.array([o.http_s for o in ok]) * 1e3
+    return {
+        "n": len(outcomes),
+        "ok": len(ok),
+        "failed": len(outcomes) - len(ok),
+        "accuracy": float(np.mean(judged)) if judged else None,
+        "mean_symbols": float(np.mean([o.reply["symbols_sent"] for o in ok])) if ok else None,
+        "mean_bits": float(np.mean([o.reply["bits_sent"] for o in ok])) if ok else None,
+        "snr_db": sorted({round(o.reply["snr_db"], 3) for o in ok}),
+        "p50_ms": float(np.percentile(http, 50)) if ok else None,
+        "p95_ms": float(np.percentile(http, 95)) if ok else None,
+    }
+
+
+def sweep(client: DeviceHttp, samples: Sequence[Sample], psnrs_db: Sequence[float]):
+    """Send all samples at each channel PSNR (dB); restore the PSNR afterwards.
+
+    Returns ``[(psnr_db, summary, outcomes), ...]``.
+    """
+    original = client.channel()["psnr_db"]
+    rows = []
+    try:
+        for psnr_db in psnrs_db:
+            client.set_psnr(psnr_db)
+            outcomes = run(client, samples)
+            rows.append((psnr_db, summarise(outcomes), outcomes))
+    finally:
+        client.set_psnr(original)
+    return rows
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def sweep_table(rows) -> str:
+    """One line per PSNR: accuracy, mean symbols, mean bits, SNR used, latency p50/p95 (ms)."""
+    lines = [
+        f"{'PSNR dB':>8} {'n':>5} {'fail':>4} {'accuracy':>8} {'symbols':>8} {'bits':>8} "
+        f"{'enc SNR dB':>10} {'p50 ms':>8} {'p95 ms':>8}"
+    ]
+    for psnr_db, s, _ in rows:
+        snr = ",".join(f"{v:g}" for v in s["snr_db"]) or "-"
+        lines.append(
+            f"{psnr_db:8g} {s['n']:5d} {s['failed']:4d} {_fmt(s['accuracy'], '8.3f')} "
+            f"{_fmt(s['mean_symbols'], '8.2f')} {_fmt(s['mean_bits'], '8.1f')} {snr:>10} "
+            f"{_fmt(s['p50_ms'], '8.2f')} {_fmt(s['p95_ms'], '8.2f')}"
+        )
+    return "\n".join(lines)
+
+
+def print_predictions(outcomes: Sequence[Outcome], class_names: Sequence[str]) -> None:
+    for o in outcomes:
+        if not o.ok:
+            print(f"{o.sample.name}: HTTP {o.status}: {o.reply.get('detail')}")
+            continue
+        r = o.reply
+        truth = "" if o.sample.label is None else f" (true: {class_names[o.sample.label]})"
+        p = max(r.get("probabilities") or [float("nan")])
+        total_ms = r["latency_s"]["total"] * 1e3
+        print(
+            f"{o.sample.name}: {r.get('class_name')} p={p:.3f}{truth}  symbols={r['symbols_sent']}"
+            f" bits={r['bits_sent']} snr={r['snr_db']:g} dB  total={total_ms:.2f} ms"
+        )
+
+
+def parse_psnrs(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"--snr-sweep takes dB values like 5,10,20: {exc}"
+        ) from exc
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m device.client", description=__doc__)
+    parser.add_argument("paths", nargs="*", help="image files or folders")
+    parser.add_argument("--url", default="http://127.0.0.1:8080", help="device base URL")
+    parser.add_argument("--test-samples", type=int, default=0, help="N Fashion-MNIST test images")
+    parser.add_argument("--data-dir", default=None, help="folder with the IDX files")
+    parser.add_argument("--snr-sweep", type=parse_psnrs, default=None, help="PSNRs in dB, 5,10,20")
+    parser.add_argument("--timeout-s", type=float, default=10.0, help="HTTP timeout, seconds")
+    parser.add_argument("--quiet", action="store_true", help="no per-image lines")
+    args = parser.parse_args(argv)
+    if not args.paths and not args.test_samples:
+        parser.error("give image files/folders or --test-samples N")
+
+    with DeviceHttp(args.url, args.timeout_s) as client:
+        try:
+            model = client.model()
+        except (httpx.HTTPError, RuntimeError) as exc:
+            print(f"cannot reach the device at {args.url}: {exc}", file=sys.stderr)
+            return 2
+        names = model["class_names"]
+        samples = file_samples(args.paths, names) if args.paths else []
+        if args.test_samples:
+            samples += fashion_samples(args.test_samples, args.data_dir)
+        knobs = client.knobs()
+        knobs = {k: knobs[k] for k in ("beta", "snr_mode", "snr_db", "variable_length")}
+        print(f"model {model['model_id']} ({model['dataset']}), {len(samples)} images, {knobs}")
+        if args.snr_sweep:
+            rows = sweep(client, samples, args.snr_sweep)
+            print(sweep_table(rows))
+            outcomes = [o for _, _, row in rows for o in row]
+        else:
+            outcomes = run(client, samples)
+            if not args.quiet and len(samples) <= 50:
+                print_predictions(outcomes, names)
+            s = summarise(outcomes)
+            accuracy = "" if s["accuracy"] is None else f", accuracy {s['accuracy']:.4f}"
+            symbols, bits = _fmt(s["mean_symbols"], ".2f"), _fmt(s["mean_bits"], ".1f")
+            print(
+                f"{s['ok']}/{s['n']} answered{accuracy}, mean symbols {symbols}, mean bits {bits}"
+            )
+        print(latency_table(outcomes))
+        failed = [o for o in outcomes if not o.ok]
+        for o in failed[:5]:
+            print(f"failed: {o.sample.name}: HTTP {o.status}: {o.reply.get('detail')}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

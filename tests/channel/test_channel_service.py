@@ -1,0 +1,209 @@
+"""ChannelService without sockets: noise statistics, pilots, air-time, timings, errors."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+
+from channel.config import parse_settings
+from channel.profiles import RandomWalkProfile
+from channel.service import ChannelError, ChannelService
+from shared.channel import airtime_seconds, estimate_noise_var, pilot_symbols
+from shared.rpc import coinference_pb2 as pb
+
+
+class EchoEdge:
+    """An in-process edge: remembers what it received and answers with fixed timings."""
+
+    def __init__(self, edge_total_s: float = 0.0) -> None:
+        self.received: list[pb.Transmission] = []
+        self.timeouts: list[float] = []
+        self.edge_total_s = edge_total_s
+
+    def __call__(self, transmission: pb.Transmission, timeout_s: float) -> pb.InferenceReply:
+        self.received.append(transmission)
+        self.timeouts.append(timeout_s)
+        return pb.InferenceReply(
+            request_id=transmission.request_id,
+            model_id=transmission.model_id,
+            probabilities=[0.25, 0.75],
+            label=1,
+            timings=pb.Timings(edge_queue_s=0.0, decode_s=0.0, edge_total_s=self.edge_total_s),
+        )
+
+
+class EdgeRpcError(grpc.RpcError):
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        self._code, self._details = code, details
+
+    def code(self) -> grpc.StatusCode:
+        return self._code
+
+    def details(self) -> str:
+        return self._details
+
+
+def failing_edge(code: grpc.StatusCode, details: str = "edge says no"):
+    def call(transmission, timeout_s):
+        raise EdgeRpcError(code, details)
+
+    return call
+
+
+def transmission(symbols) -> pb.Transmission:
+    return pb.Transmission(
+        request_id="r",
+        model_id="m",
+        beta=1e-3,
+        snr_db=10,
+        d=len(symbols),
+        symbols=symbols,
+        timings=pb.Timings(preprocess_s=0.01, encode_s=0.02),
+    )
+
+
+@pytest.mark.parametrize("psnr_db", [0.0, 10.0, 20.0, 30.0])
+def test_noise_variance_matches_psnr(psnr_db: float) -> None:
+    edge = EchoEdge()
+    service = ChannelService(edge, seed=1234)
+    service.set_psnr(psnr_db)
+    sent = np.where(np.arange(50_000) % 3 == 0, 0.8, -0.4).astype(np.float32)
+    service.transmit(transmission(sent.tolist()))
+    received = np.asarray(edge.received[0].symbols, dtype=np.float64)
+    noise = received - sent
+    expected = 10 ** (-psnr_db / 10)
+    assert abs(noise.mean()) < 4 * np.sqrt(expected / noise.size)
+    assert noise.var() == pytest.approx(expected, rel=0.03)
+    assert edge.received[0].psnr_db == psnr_db
+    assert edge.received[0].noise_var == pytest.approx(expected)
+
+
+def test_pilots_carry_the_same_noise() -> None:
+    edge = EchoEdge()
+    service = ChannelService(edge, pilots=20_000, seed=5)
+    service.set_psnr(13.0)
+    reply = service.transmit(transmission([0.1, 0.2]))
+    pilots = np.asarray(edge.received[0].pilots_received)
+    estimate = estimate_noise_var(pilots, pilot_symbols(pilots.size))
+    assert estimate == pytest.approx(10**-1.3, rel=0.03)
+    assert reply.csi.n_pilots == 20_000
+
+
+def test_airtime_counts_symbols_and_pilots() -> None:
+    service = ChannelService(EchoEdge(), pilots=8, baud=1000.0, seed=0)
+    reply = service.transmit(transmission([0.5] * 24))
+    assert reply.n_symbols == 24
+    assert reply.airtime_s == pytest.approx(airtime_seconds(32, 1000.0))
+    assert reply.timings.airtime_s == reply.airtime_s
+
+
+def test_reply_merges_timings_and_csi() -> None:
+    service = ChannelService(EchoEdge(edge_total_s=0.0), seed=0)
+    service.set_psnr(17.0)
+    reply = service.transmit(transmission([0.5, -0.5]))
+    t = reply.timings
+    assert t.preprocess_s == pytest.approx(0.01) and t.encode_s == pytest.approx(0.02)
+    assert t.channel_s > 0 and t.channel_total_s >= t.channel_s
+    assert t.channel_total_s >= t.channel_to_edge_s
+    assert reply.csi.psnr_db == 17.0
+    assert reply.csi.noise_var == pytest.approx(10**-1.7)
+    assert list(reply.probabilities) == [0.25, 0.75]
+
+
+def test_edge_deadline_is_the_smaller_of_own_and_callers() -> None:
+    edge = EchoEdge()
+    service = ChannelService(edge, deadline_s=2.0, seed=0)
+    service.transmit(transmission([0.1]))
+    service.transmit(transmission([0.1]), time_remaining_s=0.5)
+    assert edge.timeouts[0] == 2.0
+    assert 0 < edge.timeouts[1] <= 0.5
+
+
+@pytest.mark.parametrize(
+    "code", [grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION]
+)
+def test_caller_errors_pass_through_with_edge_message(code) -> None:
+    service = ChannelService(failing_edge(code, "beta=5 outside the trained range"), seed=0)
+    with pytest.raises(ChannelError) as info:
+        service.transmit(transmission([0.1]))
+    assert info.value.code == code
+    assert info.value.message == "beta=5 outside the trained range"
+
+
+def test_edge_down_is_unavailable() -> None:
+    service = ChannelService(
+        failing_edge(grpc.StatusCode.UNAVAILABLE, "connection refused"),
+        edge_target="edge:50052",
+        seed=0,
+    )
+    with pytest.raises(ChannelError) as info:
+        service.transmit(transmission([0.1]))
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE
+    assert "edge:50052" in info.value.message
+
+
+def test_unexpected_edge_error_is_internal() -> None:
+    service = ChannelService(failing_edge(grpc.StatusCode.DATA_LOSS), seed=0)
+    with pytest.raises(ChannelError) as info:
+        service.transmit(transmission([0.1]))
+    assert info.value.code == grpc.StatusCode.INTERNAL
+    assert service.metrics.failures.labels(code="INTERNAL")._value.get() == 1
+
+
+@pytest.mark.parametrize("psnr_db", [float("nan"), float("inf"), -11.0, 61.0])
+def test_set_psnr_rejects_bad_values(psnr_db) -> None:
+    service = ChannelService(EchoEdge(), seed=0)
+    with pytest.raises(ValueError, match="psnr_db"):
+        service.set_psnr(psnr_db)
+    assert service.state().psnr_db == 20.0
+
+
+def test_state_reports_profile() -> None:
+    service = ChannelService(EchoEdge(), seed=0, edge_target="edge:1")
+    state = service.set_profile(RandomWalkProfile(5, 15, 1, 10))
+    assert state.profile.startswith("random walk") and state.psnr_db == 10.0
+    assert state.edge_target == "edge:1"
+
+
+def test_settings_use_environment_fallbacks(tmp_path) -> None:
+    trace = tmp_path / "t.csv"
+    trace.write_text("0,10\n1,20\n")
+    settings = parse_settings(
+        ["--port", "6000"],
+        env={
+            "CHANNEL_PORT": "1",
+            "CHANNEL_PSNR": "7.5",
+            "CHANNEL_PILOTS": "4",
+            "CHANNEL_PROFILE": "trace",
+            "CHANNEL_TRACE": str(trace),
+            "CHANNEL_EMULATE_AIRTIME": "true",
+        },
+    )
+    assert settings.port == 6000  # the flag wins over the environment
+    assert settings.psnr_db == 7.5 and settings.pilots == 4 and settings.emulate_airtime
+    assert settings.build_profile().current() == 10.0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--psnr", "nan"], "--psnr"),
+        (["--pilots", "-1"], "--pilots"),
+        (["--profile", "trace"], "--trace FILE"),
+        (["--profile", "random-walk", "--walk-low", "9", "--walk-high", "3"], "low_db < high_db"),
+        (["--edge", "nohostport"], "HOST:PORT"),
+    ],
+)
+def test_settings_errors_are_clear(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit):
+        parse_settings(argv, env={})
+    assert message in capsys.readouterr().err
+
+
+def test_emulate_airtime_sleeps_the_modelled_time() -> None:
+    service = ChannelService(EchoEdge(), baud=1000.0, emulate_airtime=True, seed=0)
+    reply = service.transmit(transmission([0.1] * 50))  # 50 symbols at 1000 Bd = 50 ms
+    assert reply.airtime_s == pytest.approx(0.05)
+    assert reply.timings.channel_total_s >= 0.05
+    assert reply.timings.channel_s < 0.05  # the wait is air-time, not channel work

@@ -1,0 +1,56 @@
+"""The ONNX Runtime encoder on a real trained model (tests/conftest.py quick_model_dir)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from device.encoder import UNQUANTIZED_BITS, OnnxEncoder
+
+
+@pytest.fixture(scope="module")
+def encoder(quick_model_dir) -> OnnxEncoder:
+    return OnnxEncoder(quick_model_dir)
+
+
+def inputs(encoder: OnnxEncoder, n: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    return rng.normal(size=(n, *encoder.manifest.input_shape)).astype(np.float32)
+
+
+def test_outputs_follow_the_contract(encoder):
+    out = encoder.encode(inputs(encoder, 3), beta=1e-3, snr_db=10.0)
+    d = encoder.manifest.d
+    assert out.symbols.shape == (3, d) and out.symbols.dtype == np.float32
+    assert out.n_active.shape == (3,) and np.all((out.n_active >= 1) & (out.n_active <= d))
+    assert np.abs(out.symbols).max() <= 1.0 + 1e-6  # peak amplitude 1
+    for row, n in zip(out.symbols, out.n_active, strict=True):
+        assert np.all(row[n:] == 0)  # zero past the active prefix
+    assert (out.levels is None) == (encoder.manifest.bits is None)
+
+
+def test_encoding_is_deterministic_and_batch_independent(encoder):
+    x = inputs(encoder, 4)
+    batch = encoder.encode(x, 1e-3, 20.0)
+    single = encoder.encode(x[2:3], 1e-3, 20.0)
+    np.testing.assert_allclose(batch.symbols[2], single.symbols[0], atol=1e-5)
+
+
+def test_transmit_sends_all_d_when_variable_length_is_off(encoder):
+    out = encoder.encode(inputs(encoder, 1), 1e-3, 20.0)
+    sent = encoder.transmit(out, 0, variable_length=False)
+    d = encoder.manifest.d
+    bits = encoder.manifest.bits or UNQUANTIZED_BITS
+    assert sent.n_symbols == d and sent.symbols.shape == (d,) and sent.bits == d * bits
+
+
+def test_transmit_sends_the_active_prefix_when_variable_length_is_on(encoder):
+    out = encoder.encode(inputs(encoder, 2), 1e-3, 20.0)
+    sent = encoder.transmit(out, 1, variable_length=True)
+    assert sent.n_symbols == int(out.n_active[1])
+    np.testing.assert_array_equal(sent.symbols, out.symbols[1, : sent.n_symbols])
+
+
+def test_wrong_input_shape_is_refused(encoder):
+    with pytest.raises(ValueError, match="shape"):
+        encoder.encode(np.zeros((1, 3, 5, 5), dtype=np.float32), 1e-3, 10.0)

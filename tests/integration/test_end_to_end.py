@@ -1,0 +1,312 @@
+"""End to end: edge server, channel proxy and device as real processes on loopback ports.
+
+One stack per module (the edge is stopped and restarted by the last test). The offline
+accuracy reference runs the same deployed path in-process: encoder.onnx in ONNX Runtime,
+AWGN with NumPy (shared.channel.awgn) on the transmitted prefix, and the edge's decoder
+runtime (shared.nn.runtime), averaged over several noise draws.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+
+from device.client import png_bytes
+from device.encoder import OnnxEncoder
+from device.idx import DEFAULT_DATA_DIR, load_test_set
+from shared.channel import awgn
+from shared.rpc import coinference_pb2 as pb
+from shared.rpc import coinference_pb2_grpc as pb_grpc
+from tests.procs import ServiceProcess, free_port, wait_for_grpc_health, wait_for_http
+
+pytestmark = pytest.mark.skipif(
+    not any(DEFAULT_DATA_DIR.glob("t10k-images-idx3-ubyte*")),
+    reason=f"Fashion-MNIST IDX files not in {DEFAULT_DATA_DIR} (make data)",
+)
+
+PSNR_DB = 20.0
+DEADLINE_S = 1.5  # device's gRPC deadline in this stack
+N_ACCURACY = 1000
+
+
+@dataclass
+class Stack:
+    model_dir: str
+    edge_port: int = field(default_factory=free_port)
+    channel_port: int = field(default_factory=free_port)
+    device_port: int = field(default_factory=free_port)
+    procs: dict[str, ServiceProcess] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.device_port}"
+
+    @property
+    def channel_target(self) -> str:
+        return f"127.0.0.1:{self.channel_port}"
+
+    def start_edge(self) -> None:
+        self.procs["edge"] = ServiceProcess(
+            [sys.executable, "-m", "edge_server", "--model", self.model_dir, "--host", "127.0.0.1",
+             "--port", self.edge_port, "--device", "cpu", "--metrics-port", 0]
+        )  # fmt: skip
+        wait_for_grpc_health(f"127.0.0.1:{self.edge_port}", self.procs["edge"], timeout_s=90)
+
+    def start(self) -> None:
+        self.start_edge()
+        self.procs["channel"] = ServiceProcess(
+            [sys.executable, "-m", "channel", "--edge", f"127.0.0.1:{self.edge_port}",
+             "--host", "127.0.0.1", "--port", self.channel_port, "--psnr", PSNR_DB,
+             "--seed", 0, "--metrics-port", 0]
+        )  # fmt: skip
+        wait_for_grpc_health(self.channel_target, self.procs["channel"], timeout_s=60)
+        self.procs["device"] = ServiceProcess(
+            [sys.executable, "-m", "device", "--model", self.model_dir, "--channel",
+             self.channel_target, "--port", self.device_port, "--deadline-s", DEADLINE_S]
+        )  # fmt: skip
+        wait_for_http(f"{self.url}/readyz", self.procs["device"], timeout_s=60)
+
+    def stop(self) -> None:
+        for name in ("device", "channel", "edge"):
+            if name in self.procs:
+                self.procs.pop(name).__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def stack(quick_model_dir):
+    stack = Stack(str(quick_model_dir))
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def http(stack):
+    with httpx.Client(base_url=stack.url, timeout=10.0) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def default_beta(http) -> float:
+    return http.get("/v1/knobs").json()["beta"]
+
+
+@pytest.fixture(autouse=True)
+def reset_knobs_and_channel(http, default_beta):
+    """Every test starts (and leaves the stack) at feedback mode, default beta, 20 dB."""
+    yield
+    http.put("/v1/knobs", json={"beta": default_beta, "snr_mode": "feedback", "snr_db": None})
+    http.put("/v1/channel/psnr", json={"psnr_db": PSNR_DB})
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    images, labels = load_test_set(None, N_ACCURACY)
+    return images, labels
+
+
+def png(image: np.ndarray) -> dict:
+    return {"file": ("image.png", png_bytes(image), "image/png")}
+
+
+def infer_ok(http: httpx.Client, image: np.ndarray) -> dict:
+    response = http.post("/v1/infer", files=png(image))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def offline_accuracy(model_dir, images, labels, beta, snr_db, seeds=(0, 1, 2, 3, 4)) -> float:
+    """Same path as deployed, in-process: ONNX encoder -> NumPy AWGN -> decoder runtime."""
+    from shared.nn.runtime import load_decoder  # torch: test process only, never the device
+
+    encoder = OnnxEncoder(model_dir)
+    manifest = encoder.manifest
+    mean = np.asarray(manifest.input_mean, np.float32).reshape(-1, 1, 1)
+    std = np.asarray(manifest.input_std, np.float32).reshape(-1, 1, 1)
+    x = ((images[:, None].astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
+    encoded = encoder.encode(x, beta, snr_db)
+    active = np.arange(manifest.d)[None] < encoded.n_active[:, None]
+    decoder = load_decoder(model_dir, device="cpu")
+    n = len(images)
+    accuracies = []
+    for seed in seeds:
+        received = awgn(encoded.symbols, snr_db, np.random.default_rng(seed)) * active
+        probabilities = decoder(
+            received.astype(np.float32),
+            np.full(n, beta, np.float32),
+            np.full(n, snr_db, np.float32),
+        )
+        accuracies.append(float(np.mean(np.argmax(probabilities, axis=1) == labels)))
+    return float(np.mean(accuracies))
+
+
+# --- accuracy -----------------------------------------------------------------------------
+def test_accuracy_at_20_db_matches_the_offline_figure(stack, http, test_set, default_beta):
+    images, labels = test_set
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        replies = list(pool.map(lambda image: infer_ok(http, image), images))
+    assert {r["snr_db"] for r in replies} == {PSNR_DB}
+    assert {r["beta"] for r in replies} == {default_beta}
+    online = float(np.mean([r["label"] for r in replies] == labels))
+    offline = offline_accuracy(stack.model_dir, images, labels, default_beta, PSNR_DB)
+    print(f"accuracy at {PSNR_DB} dB, beta={default_beta}: online {online:.4f}, "
+          f"offline {offline:.4f} (n={len(labels)})")  # fmt: skip
+    assert abs(online - offline) <= 0.01
+
+
+def test_reply_carries_rate_knobs_and_latency(http, test_set):
+    reply = infer_ok(http, test_set[0][0])
+    assert reply["class_name"] in http.get("/v1/model").json()["class_names"]
+    assert len(reply["probabilities"]) == 10
+    assert abs(sum(reply["probabilities"]) - 1) < 1e-4
+    assert reply["bits_sent"] == reply["symbols_sent"] * reply["bits_per_symbol"]
+    assert reply["snr_mode"] == "feedback" and reply["channel_psnr_db"] == PSNR_DB
+    assert reply["snr_out_of_range"] is False
+    latency = reply["latency_s"]
+    stages = ("preprocess", "encode", "device_to_channel", "channel", "airtime",
+              "channel_to_edge", "edge_queue", "decode", "total")  # fmt: skip
+    assert all(latency[s] >= 0 for s in stages)
+    assert latency["airtime"] == pytest.approx(reply["symbols_sent"] / 9600, rel=1e-3)
+    measured = sum(latency[s] for s in stages if s not in ("airtime", "total"))
+    assert measured <= latency["total"] + 1e-3
+
+
+# --- SNR feedback and manual SNR ---------------------------------------------------------
+def test_feedback_snr_follows_the_channel(stack, http, test_set):
+    image = test_set[0][0]
+    with grpc.insecure_channel(stack.channel_target) as channel:
+        pb_grpc.ChannelStub(channel).SetPsnr(pb.SetPsnrRequest(psnr_db=12.0), timeout=2.0)
+    first = infer_ok(http, image)  # encoded with the last feedback, carries the new CSI
+    assert first["channel_psnr_db"] == 12.0
+    second = infer_ok(http, image)
+    assert second["snr_db"] == 12.0 and second["feedback_psnr_db"] == 12.0
+    # through the device's own endpoint the very next request follows
+    assert http.put("/v1/channel/psnr", json={"psnr_db": 7.5}).json()["psnr_db"] == 7.5
+    assert infer_ok(http, image)["snr_db"] == 7.5
+
+
+@pytest.mark.parametrize("psnr_db, bound", [(32.0, 25.0), (-6.0, 0.0)])
+def test_channel_psnr_outside_the_trained_range_is_reported(http, test_set, psnr_db, bound):
+    http.put("/v1/channel/psnr", json={"psnr_db": psnr_db}).raise_for_status()
+    reply = infer_ok(http, test_set[0][0])
+    assert reply["snr_out_of_range"] is True
+    assert reply["snr_db"] == bound and reply["channel_psnr_db"] == psnr_db
+    assert "nearest trained bound" in reply["snr_note"]
+
+
+def test_manual_snr_is_used_whatever_the_channel(http, test_set):
+    knobs = http.put("/v1/knobs", json={"snr_mode": "manual", "snr_db": 3.0})
+    assert knobs.status_code == 200 and knobs.json()["snr_mode"] == "manual"
+    reply = infer_ok(http, test_set[0][0])
+    assert reply["snr_db"] == 3.0 and reply["snr_mode"] == "manual"
+    assert reply["channel_psnr_db"] == PSNR_DB
+
+
+def test_beta_change_is_applied(http, test_set):
+    assert http.put("/v1/knobs", json={"beta": 0.1}).status_code == 200
+    assert infer_ok(http, test_set[0][0])["beta"] == 0.1
+
+
+# --- bad input: a clear 4xx, and the stack keeps serving -----------------------------------
+def _chunks(total: int, size: int = 1 << 20):
+    for _ in range(total // size):
+        yield b"\0" * size
+
+
+BAD_REQUESTS = {
+    "not_an_image": (
+        lambda h: h.post("/v1/infer", files={"file": ("a.png", b"hello", "image/png")}),
+        400, "not a decodable image"),
+    "empty_file": (
+        lambda h: h.post("/v1/infer", files={"file": ("a.png", b"", "image/png")}), 400, "empty"),
+    "empty_json_body": (
+        lambda h: h.post("/v1/infer", headers={"content-type": "application/json"}),
+        400, "empty"),
+    "invalid_json": (
+        lambda h: h.post("/v1/infer", content=b"{", headers={"content-type": "application/json"}),
+        400, "invalid JSON"),
+    "multipart_without_file": (
+        lambda h: h.post("/v1/infer", data={"other": "x"}, files={"x": ("a", b"1")}),
+        422, "file field"),
+    "pixels_wrong_shape": (
+        lambda h: h.post("/v1/infer", json={"pixels": [[0, 1], [2, 3]]}), 422, "shape"),
+    "unsupported_type": (
+        lambda h: h.post("/v1/infer", content=b"x", headers={"content-type": "text/plain"}),
+        415, "Content-Type"),
+    "upload_50_mb": (
+        lambda h: h.post("/v1/infer", files={"file": ("big.png", b"\0" * (50 << 20))}),
+        413, "limit"),
+    "upload_50_mb_chunked": (
+        lambda h: h.post("/v1/infer", content=_chunks(50 << 20),
+                         headers={"content-type": "image/png"}),
+        413, "limit"),
+    "beta_zero": (lambda h: h.put("/v1/knobs", json={"beta": 0}), 422, "beta"),
+    "beta_negative": (lambda h: h.put("/v1/knobs", json={"beta": -0.1}), 422, "beta"),
+    "beta_above_range": (lambda h: h.put("/v1/knobs", json={"beta": 5.0}), 422, "beta"),
+    "beta_not_a_number": (lambda h: h.put("/v1/knobs", json={"beta": "big"}), 422, "beta"),
+    "snr_above_range": (
+        lambda h: h.put("/v1/knobs", json={"snr_mode": "manual", "snr_db": 40}), 422, "snr_db"),
+    "snr_below_range": (
+        lambda h: h.put("/v1/knobs", json={"snr_mode": "manual", "snr_db": -3}), 422, "snr_db"),
+    "snr_mode_unknown": (lambda h: h.put("/v1/knobs", json={"snr_mode": "auto"}), 422, "snr_mode"),
+    "variable_length_on_fixed_model": (
+        lambda h: h.put("/v1/knobs", json={"variable_length": True}), 422, "fixed-length"),
+    "unknown_knob": (lambda h: h.put("/v1/knobs", json={"gamma": 1}), 422, "gamma"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", list(BAD_REQUESTS))
+def test_bad_input_gets_a_clear_4xx_and_the_stack_keeps_serving(stack, http, test_set, case):
+    send, status, message = BAD_REQUESTS[case]
+    knobs_before = http.get("/v1/knobs").json()
+    response = send(http)
+    assert response.status_code == status, response.text
+    assert message in response.text
+    assert "Traceback" not in response.text
+    assert http.get("/v1/knobs").json() == knobs_before  # a refused change changes nothing
+    infer_ok(http, test_set[0][0])
+    assert all(proc.alive() for proc in stack.procs.values())
+
+
+# --- operations -----------------------------------------------------------------------------
+def test_health_readiness_docs_and_metrics(http, test_set):
+    infer_ok(http, test_set[0][0])
+    assert http.get("/healthz").status_code == 200
+    assert http.get("/readyz").json()["status"] == "ready"
+    assert http.get("/docs").status_code == 200
+    assert "/v1/infer" in http.get("/openapi.json").json()["paths"]
+    metrics = http.get("/metrics").text
+    for name in ("device_requests_total", "device_failures_total",
+                 'device_stage_latency_seconds_bucket{le="0.005",stage="encode"}',
+                 "device_symbols_sent_total", "device_beta", "device_snr_db"):  # fmt: skip
+        assert name in metrics, name
+
+
+def test_stopped_edge_gives_503_within_the_deadline_then_recovers(stack, http, test_set):
+    image = test_set[0][0]
+    stack.procs.pop("edge").__exit__(None, None, None)
+    for _ in range(3):
+        start = time.perf_counter()
+        response = http.post("/v1/infer", files=png(image))
+        elapsed = time.perf_counter() - start
+        assert response.status_code == 503, response.text
+        assert "unavailable" in response.json()["detail"] or "deadline" in response.json()["detail"]
+        assert elapsed < DEADLINE_S + 1.0
+    stack.start_edge()  # same port
+    deadline = time.monotonic() + 30
+    while True:
+        response = http.post("/v1/infer", files=png(image))
+        if response.status_code == 200 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert response.status_code == 200, response.text
+    assert all(http.post("/v1/infer", files=png(image)).status_code == 200 for _ in range(3))
