@@ -59,3 +59,24 @@ compose-demo:
 	test -f artifacts/$(MODEL)/manifest.json || $(BIN)/python -m trainer train --quick --out artifacts/$(MODEL)
 	MODEL=$(MODEL) $(COMPOSE) up --build --exit-code-from client; rc=$$?; \
 	MODEL=$(MODEL) $(COMPOSE) down -v; exit $$rc
+
+# --- experiments (issue 4): paper figures -> reports/<name>/results.json + PNG, reports/README.md
+# `make experiments-quick`: every experiment's 1-3 minute smoke version (reports/<name>-quick/).
+# `make experiments`: the full runs (about an hour on 2 CPU cores), logs in logs/experiments/.
+EXPERIMENTS := quantizer-bits variable-length snr-adaptivity train-once-vs-grid ranging-regression cnn
+
+.PHONY: experiments experiments-quick report
+
+experiments-quick:
+	for e in $(EXPERIMENTS); do $(BIN)/python -m trainer experiment $$e --quick || exit 1; done
+	$(BIN)/python -m trainer report
+
+experiments:
+	mkdir -p logs/experiments
+	for e in $(EXPERIMENTS); do \
+	  $(BIN)/python -m trainer experiment $$e > logs/experiments/$$e.log 2>&1 || exit 1; \
+	  $(BIN)/python -m trainer report; \
+	done
+
+report:
+	$(BIN)/python -m trainer report

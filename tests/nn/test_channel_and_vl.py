@@ -1,0 +1,74 @@
+import numpy as np
+import pytest
+import torch
+
+from shared import channel
+from shared.nn.channel import awgn, noise_var_from_snr
+from shared.nn.model import CoInferenceModel, ModelConfig
+from shared.nn.variable_length import VariableLengthImportance, active_mask
+
+
+@pytest.mark.parametrize("psnr", [0.0, 10.0, 25.0])
+def test_empirical_noise_variance_matches_psnr(psnr):
+    torch.manual_seed(0)
+    symbols = torch.sign(torch.randn(2000, 64))  # peak-1 symbols
+    y = awgn(symbols, torch.full((2000, 1), psnr))
+    assert (y - symbols).var().item() == pytest.approx(10 ** (-psnr / 10), rel=0.02)
+    rng = np.random.default_rng(0)
+    y_np = channel.awgn(symbols.numpy(), psnr, rng)
+    assert np.var(y_np - symbols.numpy()) == pytest.approx(10 ** (-psnr / 10), rel=0.02)
+
+
+def test_numpy_and_torch_psnr_conventions_agree():
+    snr = np.array([0.0, 3.0, 17.5, 25.0])
+    np.testing.assert_allclose(
+        channel.noise_var_from_psnr(snr), noise_var_from_snr(torch.tensor(snr)).numpy()
+    )
+    np.testing.assert_allclose(channel.psnr_from_noise_var(channel.noise_var_from_psnr(snr)), snr)
+
+
+def test_pilot_estimate_is_unbiased():
+    rng = np.random.default_rng(1)
+    pilots = channel.pilot_symbols(64)
+    estimates = [channel.estimate_noise_var(channel.awgn(pilots, 10.0, rng), pilots) for _ in range(2000)]
+    assert np.mean(estimates) == pytest.approx(0.1, rel=0.01)
+
+
+def test_importance_is_a_prefix_and_monotone_in_snr_and_beta():
+    torch.manual_seed(0)
+    module = VariableLengthImportance(32)
+    snr = torch.linspace(0, 25, 11).view(-1, 1)
+    gamma = module(noise_var_from_snr(snr), torch.full_like(snr, 1e-3))
+    assert torch.all(gamma[:, 1:] <= gamma[:, :-1] + 1e-7)  # non-increasing along d
+    assert torch.all(gamma[1:] <= gamma[:-1] + 1e-7)  # falls as SNR rises
+    betas = torch.logspace(-5, 0, 11).view(-1, 1)
+    gamma_b = module(torch.full_like(betas, 0.1), betas)
+    assert torch.all(gamma_b[1:] <= gamma_b[:-1] + 1e-7)  # falls as β rises
+    mask = active_mask(gamma, 0.5)
+    n = mask.sum(1).long()
+    for row, k in zip(mask, n, strict=True):
+        assert torch.all(row[:k] == 1) and torch.all(row[k:] == 0)
+
+
+def test_encoder_symbols_peak_at_most_one_and_prefix_sent():
+    torch.manual_seed(0)
+    for kwargs in (
+        {},
+        {"head": "deterministic", "prior": "log-uniform", "variable_length": True},
+        {"bits": 2},
+    ):
+        model = CoInferenceModel(ModelConfig(**kwargs)).eval()
+        x = torch.randn(16, 1, 28, 28) * 3
+        out = model.encode(x, torch.full((16, 1), 1e-3), torch.full((16, 1), 5.0))
+        assert out["symbols"].abs().max() <= 1.0 + 1e-6
+        for row, k in zip(out["symbols"], out["n_active"], strict=True):
+            assert torch.all(row[int(k):] == 0)
+
+
+def test_invalid_modes_raise():
+    with pytest.raises(ValueError, match="prior"):
+        ModelConfig(prior="laplace")
+    with pytest.raises(ValueError, match="log-uniform"):
+        ModelConfig(prior="log-uniform", head="gaussian")
+    with pytest.raises(ValueError, match="variable_length"):
+        CoInferenceModel(ModelConfig(variable_length=True))

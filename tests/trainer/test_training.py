@@ -1,0 +1,88 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from shared.manifest import content_hash, load_manifest
+from trainer.data import load_dataset
+from trainer.evaluate import evaluate_point, load_trained
+from trainer.parity import parity
+from trainer.train import TrainConfig, sample_beta, sample_snr, train
+
+
+@pytest.fixture(scope="module")
+def fashion():
+    return load_dataset("fashion-mnist")
+
+
+def test_beta_and_snr_sampling_ranges():
+    gen = torch.Generator().manual_seed(0)
+    cfg = TrainConfig(beta_range=(1e-5, 1.0))
+    beta = sample_beta(100_000, cfg, gen)
+    assert beta.min() >= 1e-5 and beta.max() <= 1.0
+    # log-uniform: half the mass below the geometric midpoint 10^-2.5
+    assert (beta < 10**-2.5).float().mean().item() == pytest.approx(0.5, abs=0.01)
+    uniform = sample_beta(100_000, TrainConfig(beta_dist="uniform"), gen)
+    assert uniform.mean().item() == pytest.approx(0.5, abs=0.01)
+    assert torch.all(sample_beta(3, TrainConfig(fixed_beta=0.1), gen) == 0.1)
+    snr = sample_snr(100_000, TrainConfig(snr_range=(0, 25)), gen)
+    assert snr.min() >= 0 and snr.max() <= 25 and snr.mean().item() == pytest.approx(12.5, abs=0.1)
+    with pytest.raises(ValueError):
+        TrainConfig(beta_dist="normal")
+
+
+def test_training_is_deterministic_under_a_seed(fashion):
+    cfg = TrainConfig(epochs=1, train_subset=1024, batch_size=256, progress=False, hidden=64)
+    _, log_a = train(cfg, fashion)
+    _, log_b = train(cfg, fashion)
+    assert log_a["epochs"][0]["loss"] == log_b["epochs"][0]["loss"]
+
+
+def test_baselines_switch_the_gates_off(fashion):
+    cfg = TrainConfig(epochs=1, train_subset=256, progress=False, fixed_beta=1e-3, fixed_snr=10.0, hidden=32)
+    model, _ = train(cfg, fashion)
+    names = [n for n, _ in model.named_parameters()]
+    assert not any("beta_gate" in n or "snr_scale" in n for n in names)
+
+
+def test_quick_model_beats_80_percent(quick_model_dir, fashion):
+    model = load_trained(quick_model_dir)
+    point = evaluate_point(model, fashion, beta=1e-4, snr_db=20.0, draws=5)
+    assert point["value"] > 0.80, point
+    assert point["bits"] == point["n_active"] * 4  # 4-bit quantized quick model
+
+
+def test_onnx_parity_on_the_test_set(quick_model_dir, fashion):
+    model = load_trained(quick_model_dir)
+    result = parity(model, quick_model_dir, fashion, beta=1e-4, snr_db=20.0)
+    assert result["level_index_agreement"] >= 0.9999, result
+    assert abs(result["metric_gap"]) <= 0.001, result
+    assert result["n_active_equal"] == 1.0
+
+
+def test_manifest_describes_the_artifacts(quick_model_dir):
+    import onnx
+
+    manifest = load_manifest(quick_model_dir)
+    assert manifest.model_id == content_hash(
+        [quick_model_dir / "encoder.onnx", quick_model_dir / "decoder.pt"]
+    )
+    assert manifest.bits == 4 and len(manifest.levels) == 16 and len(manifest.breakpoints) == 15
+    assert np.all(np.diff(manifest.levels) > 0) and manifest.levels[0] == pytest.approx(-1)
+    assert manifest.beta_range == (1e-5, 1.0) and manifest.snr_db_range == (0.0, 25.0)
+    assert manifest.class_names[9] == "Ankle boot"
+    proto = onnx.load(str(quick_model_dir / "encoder.onnx"))
+    assert [i.name for i in proto.graph.input] == ["x", "beta", "snr_db"]
+    assert [o.name for o in proto.graph.output] == ["symbols", "n_active", "levels"]
+    assert any(op.domain in ("", "ai.onnx") and op.version == 18 for op in proto.opset_import)
+    assert not list(quick_model_dir.glob("*.data"))  # one file, no external data
+    log = json.loads((quick_model_dir / "train_log.json").read_text())
+    assert log["train_wall_s"] > 0 and len(log["epochs"]) == 4
+
+
+def test_cli_reports_a_bad_range_clearly(tmp_path, capsys):
+    from trainer.__main__ import main
+
+    code = main(["train", "--beta-min", "0", "--out", str(tmp_path / "m")])
+    assert code == 2 and "beta range" in capsys.readouterr().err

@@ -1,0 +1,78 @@
+"""`python -m trainer experiment <name>` and `python -m trainer report` (issue 4).
+
+Each experiment reproduces one paper figure/table on Fashion-MNIST (or simulated ranging)
+and writes reports/<name>/results.json and PNG plots; ``--quick`` writes to
+reports/<name>-quick/. ``report`` collects them into reports/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from trainer.experiments import (
+    cnn,
+    quantizer_bits,
+    ranging_regression,
+    snr_adaptivity,
+    train_once_vs_grid,
+    variable_length,
+)
+
+EXPERIMENTS = {
+    m.NAME: m
+    for m in (
+        train_once_vs_grid,
+        snr_adaptivity,
+        quantizer_bits,
+        variable_length,
+        ranging_regression,
+        cnn,
+    )
+}
+
+
+def cmd_experiment(args) -> int:
+    from trainer.experiments.common import default_out, run_experiment, settings_for
+
+    module = EXPERIMENTS[args.name]
+    settings = settings_for(
+        args.quick, module.FULL_EPOCHS, args.epochs, seed=args.seed, data_dir=args.data_dir,
+        train_subset=args.train_subset, n_eval=args.n_eval, draws=args.draws,
+    )  # fmt: skip
+    out = args.out or default_out(args.name, args.quick)
+    run_experiment(module, settings, out, command="python -m trainer " + " ".join(sys.argv[1:]))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from trainer.experiments.report import write_report
+
+    path = write_report(args.reports)
+    print(f"wrote {path}")
+    return 0
+
+
+def add_parsers(sub) -> None:
+    p = sub.add_parser(
+        "experiment",
+        help="reproduce one paper figure/table -> reports/<name>/",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("name", choices=tuple(EXPERIMENTS))
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="1-3 minute smoke run (1 epoch, 6000 examples, 3 grid points)",
+    )
+    p.add_argument("--epochs", type=int, default=None, help="override the experiment's epochs")
+    p.add_argument("--out", default=None, help="default reports/<name> (reports/<name>-quick)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--train-subset", type=int, default=None, help="first N training examples")
+    p.add_argument("--n-eval", type=int, default=None, help="first N test examples")
+    p.add_argument("--draws", type=int, default=None, help="noise draws per evaluation point")
+    p.set_defaults(handler=cmd_experiment)
+    r = sub.add_parser("report", help="collect reports/*/results.json into reports/README.md")
+    r.add_argument("--reports", default="reports")
+    r.set_defaults(handler=cmd_report)

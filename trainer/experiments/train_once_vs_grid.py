@@ -1,0 +1,165 @@
+"""Train once vs grid search over β: Hyper-VIB Table I (training time) and Fig. 4 (accuracy vs β).
+
+One Hyper-VIB model trained over β ~ log-uniform[1e-5, 1] against a grid of plain VIB models
+(β gates off), one per half decade 1e-5..1 (11 models). Both are trained and tested at
+PSNR 20 dB with the SNR gates off (``fixed_snr=20``), so the comparison is on β only.
+Wall time = training time only (evaluation excluded); ratio = sum over the grid / hyper.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from trainer.experiments.common import (
+    Check,
+    RunSettings,
+    evaluate,
+    load_data,
+    plot_lines,
+    train_one,
+)
+
+NAME = "train-once-vs-grid"
+PAPER = "Hyper-VIB Table I, Fig. 4"
+FULL_EPOCHS = 10
+SNR_DB = 20.0
+QUICK_BETAS = (1e-4, 1e-2, 1.0)
+
+
+def grid_betas(quick: bool, step_decades: float = 0.5) -> list[float]:
+    """1e-5..1 every ``step_decades`` decades (11 points at 0.5), or 3 points when quick."""
+    if quick:
+        return list(QUICK_BETAS)
+    n = round(5 / step_decades)
+    return [float(10 ** (-5 + k * step_decades)) for k in range(n + 1)]
+
+
+def run_beta_sweep(
+    settings: RunSettings, task: str, betas: list[float], arch: str = "mlp", snr_db: float = SNR_DB
+) -> dict:
+    """Hyper-VIB over [min β, max β] vs one VIB model per β, all at one SNR; JSON-ready dict."""
+    data = load_data(task, settings.data_dir, settings.seed)
+    better = max if data.task == "classification" else min
+    total = len(betas) + 1
+    common = {"task": task, "arch": arch, "fixed_snr": snr_db}
+    hyper_model, hyper_info = train_one(
+        f"{task} {arch} hyper-VIB", settings, data, f"[1/{total}]",
+        beta_range=(min(betas), max(betas)), **common,
+    )  # fmt: skip
+    hyper_points = [evaluate(hyper_model, data, settings, b, snr_db, "hyper") for b in betas]
+    grid_infos, grid_points = [], []
+    for k, beta in enumerate(betas):
+        model, info = train_one(
+            f"{task} {arch} VIB beta={beta:.0e}", settings, data, f"[{k + 2}/{total}]",
+            fixed_beta=beta, **common,
+        )  # fmt: skip
+        grid_infos.append(info)
+        grid_points.append(evaluate(model, data, settings, beta, snr_db, "grid"))
+    hyper_values = [p["value"] for p in hyper_points]
+    grid_values = [p["value"] for p in grid_points]
+    grid_wall = sum(i["train_wall_s"] for i in grid_infos)
+    hyper_best = better(range(len(betas)), key=lambda i: hyper_values[i])
+    grid_best = better(range(len(betas)), key=lambda i: grid_values[i])
+    return {
+        "task": task,
+        "arch": arch,
+        "metric": "accuracy" if data.task == "classification" else "mse_ns2",
+        "snr_db": snr_db,
+        "betas": betas,
+        "hyper": {
+            "params": hyper_info["params"],
+            "train_wall_s": hyper_info["train_wall_s"],
+            "values": hyper_values,
+            "n_active": [p["n_active"] for p in hyper_points],
+            "std": [p["std"] for p in hyper_points],
+            "best_value": hyper_values[hyper_best],
+            "best_beta": betas[hyper_best],
+            "info": hyper_info,
+        },
+        "grid": {
+            "n_models": len(betas),
+            "params_per_model": grid_infos[0]["params"],
+            "params_total": sum(i["params"]["total"] for i in grid_infos),
+            "train_wall_s": [i["train_wall_s"] for i in grid_infos],
+            "train_wall_total_s": grid_wall,
+            "values": grid_values,
+            "n_active": [p["n_active"] for p in grid_points],
+            "std": [p["std"] for p in grid_points],
+            "best_value": grid_values[grid_best],
+            "best_beta": betas[grid_best],
+        },
+        "wall_ratio_grid_over_hyper": grid_wall / hyper_info["train_wall_s"],
+        "wall_ratio_11_grid_over_hyper": (grid_wall / len(betas)) * 11 / hyper_info["train_wall_s"],
+        "hyper_minus_grid": [h - g for h, g in zip(hyper_values, grid_values, strict=True)],
+    }
+
+
+def plot_sweep(sweep: dict, path: Path, title: str) -> Path:
+    return plot_lines(
+        path,
+        {
+            f"Hyper-VIB (one model, {sweep['hyper']['train_wall_s']:.0f} s)": (
+                sweep["betas"], sweep["hyper"]["values"]),
+            f"VIB grid ({sweep['grid']['n_models']} models, "
+            f"{sweep['grid']['train_wall_total_s']:.0f} s)": (
+                sweep["betas"], sweep["grid"]["values"]),
+        },
+        "β",
+        sweep["metric"] + (" (ns²)" if sweep["metric"] == "mse_ns2" else ""),
+        title,
+        logx=True,
+    )  # fmt: skip
+
+
+def run(settings: RunSettings, out_dir: Path) -> dict:
+    sweep = run_beta_sweep(settings, "fashion-mnist", grid_betas(settings.quick))
+    plot_sweep(sweep, out_dir / "accuracy_vs_beta.png", f"Fashion-MNIST, MLP, {SNR_DB:g} dB")
+    return {
+        "design": "hyper over β in [1e-5, 1] and VIB grid, both fixed_snr=20 (SNR gates off)",
+        "sweep": sweep,
+        "plots": ["accuracy_vs_beta.png"],
+    }
+
+
+def sweep_checks(sweep: dict, ratio_key: str = "wall_ratio_grid_over_hyper") -> list[Check]:
+    """Table I / Fig. 4 targets: ≥5x less time, best within 0.3 points, ≥ grid for β ≥ 1e-2."""
+    betas = sweep["betas"]
+    large = [d for b, d in zip(betas, sweep["hyper_minus_grid"], strict=True) if b >= 1e-2]
+    best_gap = 100 * (sweep["grid"]["best_value"] - sweep["hyper"]["best_value"])
+    return [
+        Check("grid/hyper training wall-time ratio", sweep[ratio_key], ">=", 5.0, "x",
+              "Hyper-VIB Table I: ~80% less training time than the grid search"),
+        Check("grid best − hyper best accuracy", best_gap, "<=", 0.3, "points",
+              "Hyper-VIB Fig. 4: same best accuracy as the grid search"),
+        Check("min over β ≥ 1e-2 of hyper − grid accuracy",
+              100 * min(large) if large else math.nan, ">=", 0.0, "points",
+              "Hyper-VIB Fig. 4: hyper at or above VIB at large β"),
+    ]  # fmt: skip
+
+
+def checks(results: dict) -> list[Check]:
+    return sweep_checks(results["sweep"])
+
+
+def summary_rows(results: dict) -> list[tuple[str, str]]:
+    return sweep_rows(results["sweep"])
+
+
+def sweep_rows(sweep: dict) -> list[tuple[str, str]]:
+    fmt = "{:.4f}" if sweep["metric"] == "accuracy" else "{:.3f}"
+    return [
+        ("parameters: hyper / one VIB model / whole grid",
+         f"{sweep['hyper']['params']['total']:,} / {sweep['grid']['params_per_model']['total']:,}"
+         f" / {sweep['grid']['params_total']:,}"),
+        ("training wall time: hyper / grid total",
+         f"{sweep['hyper']['train_wall_s']:.0f} s / {sweep['grid']['train_wall_total_s']:.0f} s"
+         f" ({sweep['grid']['n_models']} models)"),
+        (f"best {sweep['metric']} (β): hyper",
+         f"{fmt.format(sweep['hyper']['best_value'])} ({sweep['hyper']['best_beta']:.0e})"),
+        (f"best {sweep['metric']} (β): grid",
+         f"{fmt.format(sweep['grid']['best_value'])} ({sweep['grid']['best_beta']:.0e})"),
+        (f"{sweep['metric']} per β (hyper / grid)",
+         ", ".join(f"{b:.0e}: {fmt.format(h)}/{fmt.format(g)}" for b, h, g in zip(
+             sweep["betas"], sweep["hyper"]["values"], sweep["grid"]["values"], strict=True))),
+    ]  # fmt: skip
