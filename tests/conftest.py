@@ -33,7 +33,11 @@ def quick_model_dir() -> Path:
     ):
         cmd = [sys.executable, "-m", "trainer", "train", *QUICK_ARGS, "--out", str(QUICK_DIR)]
         result = subprocess.run(
-            cmd, cwd=ROOT, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)}
+            cmd,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
         )
         if result.returncode != 0:
             raise RuntimeError(f"quick training failed:\n{result.stdout}\n{result.stderr}")

@@ -18,8 +18,12 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--arch", default="mlp", choices=("mlp", "cnn"))
     p.add_argument("--d", type=int, default=64, help="feature dimension = max symbols")
     p.add_argument("--hidden", type=int, default=512, help="MLP device hidden width")
-    p.add_argument("--head", default=None, choices=("gaussian", "deterministic"),
-                   help="default: gaussian, or deterministic with --variable-length/log-uniform")
+    p.add_argument(
+        "--head",
+        default=None,
+        choices=("gaussian", "deterministic"),
+        help="default: gaussian, or deterministic with --variable-length/log-uniform",
+    )
     p.add_argument("--prior", default="gaussian", choices=("gaussian", "log-uniform"))
     p.add_argument("--bits", type=int, default=0, choices=(0, 1, 2, 4, 8), help="0 = no quantizer")
     p.add_argument("--quantizer-train", default="soft", choices=("soft", "ste"))
@@ -113,8 +117,14 @@ def cmd_export(args) -> int:
 
     model, data, log = load_for_model_dir(args.model)
     tc = log["train_config"]
-    cfg = TrainConfig(**{**tc, "beta_range": tuple(tc["beta_range"]), "snr_range": tuple(tc["snr_range"])})
-    old = json.loads((Path(args.model) / "manifest.json").read_text()) if (Path(args.model) / "manifest.json").is_file() else {}
+    cfg = TrainConfig(
+        **{**tc, "beta_range": tuple(tc["beta_range"]), "snr_range": tuple(tc["snr_range"])}
+    )
+    old = (
+        json.loads((Path(args.model) / "manifest.json").read_text())
+        if (Path(args.model) / "manifest.json").is_file()
+        else {}
+    )
     manifest = write_artifacts(
         model, data, cfg.trained_beta_range, cfg.trained_snr_range, args.model, old.get("metrics")
     )

@@ -67,7 +67,9 @@ def evaluate_point(model, data: Dataset, beta, snr_db, draws=5, n=None, seed=123
     x = data.x_test[:n] if n else data.x_test
     y = data.y_test[:n] if n else data.y_test
     symbols, n_active = encode_dataset(model, x, beta, snr_db)
-    values = [score(decode_dataset(model, symbols, beta, snr_db, seed + k), data, y) for k in range(draws)]
+    values = [
+        score(decode_dataset(model, symbols, beta, snr_db, seed + k), data, y) for k in range(draws)
+    ]
     mean_active = float(n_active.float().mean())
     return {
         "value": float(np.mean(values)),

@@ -15,7 +15,9 @@ from trainer.evaluate import decode_dataset, encode_dataset, score
 def run_onnx_encoder(model_dir: str | Path, x: np.ndarray, beta: float, snr_db: float, batch=2500):
     import onnxruntime as ort
 
-    session = ort.InferenceSession(str(Path(model_dir) / ENCODER_NAME), providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(
+        str(Path(model_dir) / ENCODER_NAME), providers=["CPUExecutionProvider"]
+    )
     names = [o.name for o in session.get_outputs()]
     parts = {name: [] for name in names}
     for start in range(0, len(x), batch):
@@ -63,5 +65,7 @@ def parity(model, model_dir, data: Dataset, beta: float, snr_db: float, seed: in
     acc_torch = score(decode_dataset(model, torch_symbols, beta, snr_db, seed), data, data.y_test)
     ort_symbols = torch.from_numpy(ort_out["symbols"])
     acc_ort = score(decode_dataset(model, ort_symbols, beta, snr_db, seed), data, data.y_test)
-    result.update({"metric_torch": acc_torch, "metric_onnx": acc_ort, "metric_gap": acc_ort - acc_torch})
+    result.update(
+        {"metric_torch": acc_torch, "metric_onnx": acc_ort, "metric_gap": acc_ort - acc_torch}
+    )
     return result

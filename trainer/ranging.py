@@ -17,10 +17,10 @@ from trainer.data import Dataset
 
 SPEED_OF_LIGHT = 299_792_458.0
 PROFILES = {
-    # bandwidth (Hz), number of taps, max distance (m), rms delay spread (s), CIR SNR (dB)
-    "bluetooth": {"bandwidth": 2e6, "n_taps": 32, "max_distance": 30.0, "spread": 50e-9, "snr_db": 20.0},
-    "wifi": {"bandwidth": 40e6, "n_taps": 64, "max_distance": 30.0, "spread": 30e-9, "snr_db": 20.0},
-}  # fmt: skip
+    # bandwidth (Hz), taps, max distance (m), rms delay spread (s), CIR SNR (dB)
+    "bluetooth": dict(bandwidth=2e6, n_taps=32, max_distance=30.0, spread=50e-9, snr_db=20.0),
+    "wifi": dict(bandwidth=40e6, n_taps=64, max_distance=30.0, spread=30e-9, snr_db=20.0),
+}
 
 
 def simulate_cir(profile: str, n: int, rng: np.random.Generator):

@@ -194,7 +194,9 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
             record["train_accuracy"] = totals["correct"] / totals["n"]
         log["epochs"].append(record)
         if cfg.progress:
-            extra = f" train acc {record['train_accuracy']:.4f}" if "train_accuracy" in record else ""
+            extra = (
+                f" train acc {record['train_accuracy']:.4f}" if "train_accuracy" in record else ""
+            )
             print(
                 f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} "
                 f"distortion {record['distortion']:.4f} kl {record['kl']:.2f}{extra} "

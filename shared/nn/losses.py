@@ -55,7 +55,7 @@ def distortion(outputs: torch.Tensor, target: torch.Tensor, task: str) -> torch.
     if task == "classification":
         return F.cross_entropy(outputs, target, reduction="none")
     if task == "regression":
-        return ((outputs.squeeze(1) - target) ** 2)
+        return (outputs.squeeze(1) - target) ** 2
     raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
 
 

@@ -40,7 +40,7 @@ def load_checkpoint(model_dir: str | Path, map_location="cpu") -> CoInferenceMod
 
 
 class DecoderRuntime:
-    """Callable: (received [N, d], beta [N], snr_db [N]) -> probabilities [N, C] or values [N, 1]."""
+    """(received [N, d], beta [N], snr_db [N]) -> probabilities [N, C] or values [N, 1]."""
 
     def __init__(self, model_dir: str | Path, device: str = "auto"):
         self.manifest = load_manifest(model_dir)

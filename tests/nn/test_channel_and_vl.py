@@ -30,7 +30,9 @@ def test_numpy_and_torch_psnr_conventions_agree():
 def test_pilot_estimate_is_unbiased():
     rng = np.random.default_rng(1)
     pilots = channel.pilot_symbols(64)
-    estimates = [channel.estimate_noise_var(channel.awgn(pilots, 10.0, rng), pilots) for _ in range(2000)]
+    estimates = [
+        channel.estimate_noise_var(channel.awgn(pilots, 10.0, rng), pilots) for _ in range(2000)
+    ]
     assert np.mean(estimates) == pytest.approx(0.1, rel=0.01)
 
 
@@ -62,7 +64,7 @@ def test_encoder_symbols_peak_at_most_one_and_prefix_sent():
         out = model.encode(x, torch.full((16, 1), 1e-3), torch.full((16, 1), 5.0))
         assert out["symbols"].abs().max() <= 1.0 + 1e-6
         for row, k in zip(out["symbols"], out["n_active"], strict=True):
-            assert torch.all(row[int(k):] == 0)
+            assert torch.all(row[int(k) :] == 0)
 
 
 def test_invalid_modes_raise():

@@ -47,7 +47,9 @@ def test_numpy_twin_matches_torch():
     b = q.breakpoints().detach().numpy()
     levels = q.levels().detach().numpy()
     assert np.array_equal(np_quantizer.level_indices(x.numpy(), b), q.indices(x).numpy())
-    np.testing.assert_allclose(np_quantizer.quantize(x.numpy(), b, levels), q.hard(x).detach().numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        np_quantizer.quantize(x.numpy(), b, levels), q.hard(x).detach().numpy(), atol=1e-6
+    )
 
 
 def test_level_probabilities_sum_to_one_and_match_sampling():

@@ -40,7 +40,9 @@ def test_training_is_deterministic_under_a_seed(fashion):
 
 
 def test_baselines_switch_the_gates_off(fashion):
-    cfg = TrainConfig(epochs=1, train_subset=256, progress=False, fixed_beta=1e-3, fixed_snr=10.0, hidden=32)
+    cfg = TrainConfig(
+        epochs=1, train_subset=256, progress=False, fixed_beta=1e-3, fixed_snr=10.0, hidden=32
+    )
     model, _ = train(cfg, fashion)
     names = [n for n, _ in model.named_parameters()]
     assert not any("beta_gate" in n or "snr_scale" in n for n in names)
