@@ -4,9 +4,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
 
-.PHONY: setup data test test-fast lint format protos clean
+.PHONY: setup data browser test test-fast lint format protos clean
 
-setup: $(BIN)/.installed data
+setup: $(BIN)/.installed data browser
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
@@ -24,6 +24,16 @@ data:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq dataset-fashion-mnist; \
 	else echo "Fashion-MNIST missing: put the four IDX files in $(DATA_DIR) or pass --data-dir"; fi
+
+# Debian chromium for the browser test (tests/device/test_web_page.py, marker `browser`);
+# Playwright drives /usr/bin/chromium, no browser is downloaded. Never fails setup.
+browser:
+	@if [ -x /usr/bin/chromium ]; then echo "chromium present in /usr/bin/chromium"; \
+	elif command -v apt-get >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; } \
+	  || echo "note: could not install chromium; the browser test will be skipped"; \
+	else echo "note: no apt-get; install chromium at /usr/bin/chromium or the browser test is skipped"; fi
 
 test:
 	$(BIN)/python -m pytest -q

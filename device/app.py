@@ -42,6 +42,7 @@ from device.metrics import DeviceMetrics
 from device.preprocess import PreprocessError
 from device.service import DeviceService
 from device.settings import DeviceSettings
+from device.web import add_web_routes
 
 log = logging.getLogger("device")
 INFER_PATH = "/v1/infer"
@@ -307,6 +308,8 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
             "model_id": manifest.model_id,
             "channel_psnr_db": state["psnr_db"],
         }
+
+    add_web_routes(app, settings.data_dir, manifest.class_names)  # GET /, /v1/samples/random
 
     @app.get("/metrics", summary="Prometheus metrics")
     async def prometheus_metrics():

@@ -42,6 +42,7 @@ class DeviceSettings:
     snr_db: float | None = None  # initial manual SNR (dB); None = middle of the trained range
     variable_length: bool | None = None  # None = on when the model supports it
     ort_threads: int = 1  # ONNX Runtime intra-op threads (0 = ORT default)
+    data_dir: Path | None = None  # Fashion-MNIST IDX folder for /v1/samples/random (web page)
     log_level: str = "info"
 
     def describe(self) -> str:
@@ -114,6 +115,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=int(_env("ORT_THREADS", "1")),
         help="ONNX Runtime intra-op threads, 0 = ORT default [DEVICE_ORT_THREADS]",
     )
+    parser.add_argument(
+        "--data-dir",
+        default=_env("DATA_DIR"),
+        help="Fashion-MNIST IDX folder for the web page's random test images; default "
+        "/usr/share/datasets/fashion-mnist [DEVICE_DATA_DIR]",
+    )
     parser.add_argument("--log-level", default=_env("LOG_LEVEL", "info"))
     return parser
 
@@ -140,5 +147,6 @@ def settings_from_args(argv: list[str] | None = None) -> DeviceSettings:
         snr_db=args.snr_db,
         variable_length=args.variable_length,
         ort_threads=args.ort_threads,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
         log_level=args.log_level,
     )

@@ -34,7 +34,7 @@ def load_checkpoint(model_dir: str | Path, map_location="cpu") -> CoInferenceMod
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
     model = CoInferenceModel(ModelConfig.from_dict(ckpt["config"]))
     missing, _ = model.load_state_dict(ckpt["state_dict"], strict=False)
-    if any(not k.startswith("encoder.") for k in missing):
+    if any(k.startswith("decoder.") for k in missing):
         raise ManifestError(f"{path}: decoder weights incomplete: {missing[:3]}")
     return model.eval()
 

@@ -88,3 +88,20 @@ def test_cli_reports_a_bad_range_clearly(tmp_path, capsys):
 
     code = main(["train", "--beta-min", "0", "--out", str(tmp_path / "m")])
     assert code == 2 and "beta range" in capsys.readouterr().err
+
+
+def test_edge_runtime_loads_quantized_decoder(quick_model_dir, fashion):
+    """decoder.pt alone (no encoder/quantizer weights) serves the edge, same outputs."""
+    from shared.nn.runtime import load_decoder
+
+    decoder = load_decoder(quick_model_dir, device="cpu")
+    model = load_trained(quick_model_dir)
+    y = np.random.default_rng(0).normal(size=(8, decoder.config.d)).astype(np.float32)
+    beta, snr = np.full(8, 1e-3, np.float32), np.full(8, 10.0, np.float32)
+    probs = decoder(y, beta, snr)
+    with torch.no_grad():
+        ref = torch.softmax(
+            model.decode(torch.from_numpy(y), torch.full((8, 1), 1e-3), torch.full((8, 1), 10.0)), 1
+        )
+    np.testing.assert_allclose(probs, ref.numpy(), atol=1e-6)
+    assert probs.shape == (8, 10)

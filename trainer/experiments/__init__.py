@@ -33,8 +33,11 @@ EXPERIMENTS = {
 
 
 def cmd_experiment(args) -> int:
+    import torch
+
     from trainer.experiments.common import default_out, run_experiment, settings_for
 
+    torch.set_num_threads(args.threads)
     module = EXPERIMENTS[args.name]
     settings = settings_for(
         args.quick, module.FULL_EPOCHS, args.epochs, seed=args.seed, data_dir=args.data_dir,
@@ -63,7 +66,7 @@ def add_parsers(sub) -> None:
     p.add_argument(
         "--quick",
         action="store_true",
-        help="1-3 minute smoke run (1 epoch, 6000 examples, 3 grid points)",
+        help="1-3 minute smoke run (2 epochs, 10000 examples, 3 grid points)",
     )
     p.add_argument("--epochs", type=int, default=None, help="override the experiment's epochs")
     p.add_argument("--out", default=None, help="default reports/<name> (reports/<name>-quick)")
@@ -71,6 +74,10 @@ def add_parsers(sub) -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--train-subset", type=int, default=None, help="first N training examples")
     p.add_argument("--n-eval", type=int, default=None, help="first N test examples")
+    p.add_argument(
+        "--threads", type=int, default=1,
+        help="torch CPU threads; 1 avoids oversubscription on a shared 2-core machine",
+    )  # fmt: skip
     p.add_argument("--draws", type=int, default=None, help="noise draws per evaluation point")
     p.set_defaults(handler=cmd_experiment)
     r = sub.add_parser("report", help="collect reports/*/results.json into reports/README.md")

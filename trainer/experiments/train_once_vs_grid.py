@@ -18,6 +18,7 @@ from trainer.experiments.common import (
     load_data,
     plot_lines,
     train_one,
+    warm_up,
 )
 
 NAME = "train-once-vs-grid"
@@ -43,6 +44,7 @@ def run_beta_sweep(
     better = max if data.task == "classification" else min
     total = len(betas) + 1
     common = {"task": task, "arch": arch, "fixed_snr": snr_db}
+    warm_up(settings, data, beta_range=(min(betas), max(betas)), **common)
     hyper_model, hyper_info = train_one(
         f"{task} {arch} hyper-VIB", settings, data, f"[1/{total}]",
         beta_range=(min(betas), max(betas)), **common,

@@ -136,10 +136,11 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
             "; ".join(f"{r['psnr_db']:g} dB: {r['n_active']:.1f} / {r['airtime_ms']:.2f} / "
                       f"{r['accuracy']:.4f}" for r in entry["table"][key]),
         ))  # fmt: skip
-    gammas = results["models"]
-    rows.append((
-        "mean γ (first 8 dims) log-uniform vs Gaussian prior",
-        " vs ".join(", ".join(f"{g:.2f}" for g in gammas[n]["gamma"][:8])
-                    for n in ("variable", "variable-gaussian")),
-    ))  # fmt: skip
+    dims = (1, 8, 16, 32, 48, 64)
+    for name, entry in results["models"].items():
+        gamma = entry["gamma"]
+        rows.append((
+            f"{name}: mean γ at dims {', '.join(map(str, dims))} (20 dB, β=1e-3)",
+            ", ".join(f"{gamma[i - 1]:.3f}" for i in dims if i <= len(gamma)),
+        ))  # fmt: skip
     return rows

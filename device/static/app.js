@@ -1,0 +1,337 @@
+// Device web page: plain JS, no libraries. Talks to the device's own HTTP API.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+const STAGES = [
+  ["preprocess", "preprocess"], ["encode", "encode"], ["device_to_channel", "dev→chan"],
+  ["channel", "channel"], ["airtime", "air-time (model)"], ["channel_to_edge", "chan→edge"],
+  ["edge_queue", "edge queue"], ["decode", "decode"], ["total", "device total"],
+  ["http", "browser round trip"],
+];
+const CHART_STAGES = ["encode", "channel", "edge_queue", "decode", "total", "http"];
+const state = {
+  model: null, knobs: null, streaming: false,
+  history: [],  // {correct, symbols, latency:{stage: s}}
+  count: 0,
+};
+
+async function api(method, path, body) {
+  const init = { method, headers: {} };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(path, init);
+  const data = await response.json().catch(() => ({ detail: response.statusText }));
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${data.detail}`);
+  return data;
+}
+
+function showError(message) { $("error").textContent = message || ""; }
+
+// ---- knobs -------------------------------------------------------------------------------
+function betaFromSlider(v) {
+  const [lo, hi] = state.knobs.beta_range;
+  return Math.exp(Math.log(lo) + (Math.log(hi) - Math.log(lo)) * v / 1000);
+}
+function sliderFromBeta(beta) {
+  const [lo, hi] = state.knobs.beta_range;
+  return Math.round(1000 * (Math.log(beta) - Math.log(lo)) / (Math.log(hi) - Math.log(lo)));
+}
+function showKnobs(k) {
+  state.knobs = k;
+  $("beta").value = sliderFromBeta(k.beta);
+  $("beta-out").textContent = k.beta.toExponential(2);
+  const manual = k.snr_mode === "manual";
+  $("snr-mode").checked = manual;
+  $("snr-mode-label").textContent = manual ? "manual" : "feedback (channel CSI)";
+  $("snr-db").min = k.snr_db_range[0];
+  $("snr-db").max = k.snr_db_range[1];
+  $("snr-db").value = k.snr_db;
+  $("snr-db").disabled = !manual;
+  $("snr-db-knob").classList.toggle("disabled", !manual);
+  $("snr-db-out").textContent = Number(k.snr_db).toFixed(1);
+}
+function showChannel(c) {
+  $("psnr").value = c.psnr_db;
+  $("psnr-out").textContent = Number(c.psnr_db).toFixed(1);
+  $("psnr").dataset.applied = String(c.psnr_db);
+  $("channel-state").textContent =
+    `channel: ${c.profile || ""}, σ²=${Number(c.noise_var).toExponential(2)}, ${c.baud} Bd`;
+}
+async function putKnobs(changes) {
+  try { showKnobs(await api("PUT", "/v1/knobs", changes)); showError(""); }
+  catch (e) { showError(e.message); }
+}
+
+// ---- one inference -------------------------------------------------------------------------
+async function infer(blob, trueLabel) {
+  const form = new FormData();
+  form.append("file", blob, "image.png");
+  const t0 = performance.now();
+  const response = await fetch("/v1/infer", { method: "POST", body: form });
+  const http = (performance.now() - t0) / 1000;
+  const reply = await response.json().catch(() => ({ detail: response.statusText }));
+  if (!response.ok) throw new Error(`infer: ${response.status} ${reply.detail}`);
+  reply.latency_s.http = http;
+  return reply;
+}
+
+function showReply(reply, trueLabel) {
+  const p = $("prediction");
+  p.textContent = reply.class_name ?? Number(reply.regression_value).toFixed(3);
+  p.dataset.label = reply.label ?? "";
+  p.classList.remove("correct", "wrong");
+  if (trueLabel !== null && trueLabel !== undefined && reply.label !== undefined) {
+    p.classList.add(reply.label === trueLabel ? "correct" : "wrong");
+  }
+  $("transmission").textContent =
+    `${reply.symbols_sent} of ${reply.d} symbols, ${reply.bits_sent} bits · β=` +
+    `${reply.beta.toExponential(2)} · encoder SNR ${reply.snr_db.toFixed(1)} dB (` +
+    `${reply.snr_mode}) · channel PSNR ${reply.channel_psnr_db?.toFixed(1)} dB`;
+  $("transmission").dataset.channelPsnr = reply.channel_psnr_db;
+  const probs = $("probs");
+  probs.innerHTML = "";
+  const names = state.model?.class_names || [];
+  (reply.probabilities || []).forEach((prob, i) => {
+    const row = document.createElement("div");
+    row.className = "bar" + (i === reply.label ? " top" : "");
+    row.innerHTML = `<span></span><div class="track"><div class="fill"></div></div>` +
+      `<span class="p">${(100 * prob).toFixed(1)}%</span>`;
+    row.firstChild.textContent = names[i] || String(i);
+    row.querySelector(".fill").style.width = `${(100 * prob).toFixed(2)}%`;
+    probs.appendChild(row);
+  });
+  const body = $("latency-table").querySelector("tbody");
+  body.innerHTML = "";
+  const total = reply.latency_s.http || reply.latency_s.total || 1;
+  for (const [key, title] of STAGES) {
+    const s = reply.latency_s[key];
+    if (s === undefined) continue;
+    const tr = document.createElement("tr");
+    tr.dataset.stage = key;
+    if (key === "total") tr.className = "total";
+    const width = Math.min(100, 100 * s / total);
+    tr.innerHTML = `<td></td><td class="ms">${(s * 1e3).toFixed(3)}</td>` +
+      `<td class="lbar"><div style="width:${width.toFixed(1)}%"></div></td>`;
+    tr.firstChild.textContent = title;
+    body.appendChild(tr);
+  }
+}
+
+async function runImage(blob, trueLabel) {
+  const reply = await infer(blob, trueLabel);
+  showReply(reply, trueLabel);
+  if (reply.channel_psnr_db !== null && reply.channel_psnr_db !== undefined
+      && !$("psnr").matches(":active")) {
+    $("psnr-out").textContent = reply.channel_psnr_db.toFixed(1);
+  }
+  return reply;
+}
+
+function showPreview(blob) {
+  const img = $("preview");
+  if (img.src) URL.revokeObjectURL(img.src);
+  img.src = URL.createObjectURL(blob);
+  img.hidden = false;
+  $("drop-hint").hidden = true;
+}
+
+async function randomSample() {
+  const s = await api("GET", "/v1/samples/random");
+  const bytes = Uint8Array.from(atob(s.png_base64), (c) => c.charCodeAt(0));
+  return { blob: new Blob([bytes], { type: "image/png" }), label: s.label, s };
+}
+
+async function onFile(file) {
+  if (!file) return;
+  showError("");
+  showPreview(file);
+  $("truth").textContent = `file: ${file.name}`;
+  try { await runImage(file, null); } catch (e) { showError(e.message); }
+}
+
+async function onRandom() {
+  showError("");
+  try {
+    const { blob, label, s } = await randomSample();
+    showPreview(blob);
+    $("truth").textContent = `test image #${s.index}, true class: ${s.class_name}`;
+    await runImage(blob, label);
+  } catch (e) { showError(e.message); }
+}
+
+// ---- charts (hand-written canvas) -----------------------------------------------------------
+function percentile(values, q) {
+  if (!values.length) return NaN;
+  const v = [...values].sort((a, b) => a - b);
+  const pos = (v.length - 1) * q, lo = Math.floor(pos), hi = Math.ceil(pos);
+  return v[lo] + (v[hi] - v[lo]) * (pos - lo);
+}
+
+function setupCanvas(canvas) {
+  const ctx = canvas.getContext("2d");
+  ctx.clearRect(0, 0, canvas.width, canvas.height);
+  ctx.font = "11px system-ui, sans-serif";
+  return ctx;
+}
+
+function lineChart(canvas, series, yMin, yMax, format) {
+  const ctx = setupCanvas(canvas);
+  const W = canvas.width, H = canvas.height, L = 44, R = 8, T = 8, B = 20;
+  const n = Math.max(2, ...series.map((s) => s.values.length));
+  ctx.strokeStyle = "#e5e7eb"; ctx.fillStyle = "#6b7280";
+  for (let i = 0; i <= 4; i++) {
+    const y = T + (H - T - B) * i / 4;
+    ctx.beginPath(); ctx.moveTo(L, y); ctx.lineTo(W - R, y); ctx.stroke();
+    ctx.fillText(format(yMax - (yMax - yMin) * i / 4), 2, y + 4);
+  }
+  ctx.fillText("request →", W - R - 60, H - 5);
+  for (const s of series) {
+    ctx.strokeStyle = s.color; ctx.lineWidth = 2; ctx.beginPath();
+    s.values.forEach((v, i) => {
+      const x = L + (W - L - R) * i / (n - 1);
+      const y = T + (H - T - B) * (1 - (v - yMin) / (yMax - yMin || 1));
+      if (i === 0) ctx.moveTo(x, y); else ctx.lineTo(x, y);
+    });
+    ctx.stroke(); ctx.lineWidth = 1;
+  }
+  canvas.dataset.points = String(Math.max(0, ...series.map((s) => s.values.length)));
+}
+
+function barChart(canvas, groups) {
+  // groups: [{label, p50, p95}] in ms
+  const ctx = setupCanvas(canvas);
+  const W = canvas.width, H = canvas.height, L = 44, R = 8, T = 16, B = 30;
+  const max = Math.max(1e-3, ...groups.map((g) => g.p95)) * 1.1;
+  ctx.strokeStyle = "#e5e7eb"; ctx.fillStyle = "#6b7280";
+  for (let i = 0; i <= 4; i++) {
+    const y = T + (H - T - B) * i / 4;
+    ctx.beginPath(); ctx.moveTo(L, y); ctx.lineTo(W - R, y); ctx.stroke();
+    ctx.fillText((max - max * i / 4).toFixed(max < 1 ? 3 : 1), 2, y + 4);
+  }
+  const slot = (W - L - R) / Math.max(1, groups.length);
+  groups.forEach((g, i) => {
+    const x = L + slot * i + slot * 0.15, w = slot * 0.33;
+    const bar = (v, dx, color) => {
+      const h = (H - T - B) * v / max;
+      ctx.fillStyle = color; ctx.fillRect(x + dx, H - B - h, w, h);
+    };
+    bar(g.p50, 0, "#2563eb"); bar(g.p95, w, "#f59e0b");
+    ctx.fillStyle = "#374151";
+    ctx.fillText(g.label, L + slot * i + 2, H - B + 12);
+  });
+  ctx.fillStyle = "#2563eb"; ctx.fillRect(W - 110, 3, 8, 8);
+  ctx.fillStyle = "#374151"; ctx.fillText("p50", W - 99, 11);
+  ctx.fillStyle = "#f59e0b"; ctx.fillRect(W - 66, 3, 8, 8);
+  ctx.fillStyle = "#374151"; ctx.fillText("p95", W - 55, 11);
+  canvas.dataset.points = String(state.history.length);
+}
+
+function drawCharts() {
+  const h = state.history;
+  const acc = [], syms = [];
+  h.forEach((r, i) => {
+    const window = h.slice(Math.max(0, i - 49), i + 1).filter((x) => x.correct !== null);
+    acc.push(window.length ? window.filter((x) => x.correct).length / window.length : 0);
+    syms.push(r.symbols);
+  });
+  lineChart($("chart-accuracy"), [{ values: acc.slice(-200), color: "#16a34a" }], 0, 1,
+    (v) => `${Math.round(v * 100)}%`);
+  const maxSym = Math.max(1, state.model?.d || 1, ...syms);
+  lineChart($("chart-symbols"), [{ values: syms.slice(-200), color: "#2563eb" }], 0, maxSym,
+    (v) => v.toFixed(0));
+  const recent = h.slice(-100);
+  barChart($("chart-latency"), CHART_STAGES.map((key) => {
+    const values = recent.map((r) => r.latency[key]).filter((v) => v !== undefined);
+    const short = { http: "browser", edge_queue: "queue" };
+    return { label: short[key] || key,
+             p50: 1e3 * percentile(values, 0.5) || 0, p95: 1e3 * percentile(values, 0.95) || 0 };
+  }));
+}
+
+// ---- stream mode ------------------------------------------------------------------------------
+async function streamLoop() {
+  while (state.streaming) {
+    try {
+      const { blob, label, s } = await randomSample();
+      const reply = await runImage(blob, label);
+      showPreview(blob);
+      $("truth").textContent = `test image #${s.index}, true class: ${s.class_name}`;
+      state.history.push({ correct: reply.label === undefined ? null : reply.label === label,
+                           symbols: reply.symbols_sent, latency: reply.latency_s });
+      if (state.history.length > 1000) state.history.shift();
+      state.count += 1;
+      const stats = $("stream-stats");
+      stats.dataset.count = String(state.count);
+      const judged = state.history.filter((x) => x.correct !== null);
+      const acc = judged.length ? judged.filter((x) => x.correct).length / judged.length : 0;
+      stats.textContent = `${state.count} requests · accuracy ${(100 * acc).toFixed(1)}% ` +
+        `over the last ${judged.length}`;
+      drawCharts();
+    } catch (e) {
+      showError(e.message);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
+function toggleStream() {
+  state.streaming = !state.streaming;
+  const btn = $("stream-btn");
+  btn.textContent = state.streaming ? "Stop stream" : "Start stream";
+  btn.classList.toggle("running", state.streaming);
+  if (state.streaming) streamLoop();
+}
+
+// ---- wiring -----------------------------------------------------------------------------------
+async function init() {
+  const drop = $("drop"), file = $("file");
+  drop.addEventListener("click", () => file.click());
+  $("choose-btn").addEventListener("click", () => file.click());
+  file.addEventListener("change", () => onFile(file.files[0]));
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault(); drop.classList.remove("over");
+    onFile(e.dataTransfer.files[0]);
+  });
+  $("random-btn").addEventListener("click", onRandom);
+  $("stream-btn").addEventListener("click", toggleStream);
+  $("beta").addEventListener("input", () => {
+    $("beta-out").textContent = betaFromSlider(Number($("beta").value)).toExponential(2);
+  });
+  $("beta").addEventListener("change", () =>
+    putKnobs({ beta: betaFromSlider(Number($("beta").value)) }));
+  $("psnr").addEventListener("input", () => {
+    $("psnr-out").textContent = Number($("psnr").value).toFixed(1);
+  });
+  $("psnr").addEventListener("change", async () => {
+    try {
+      showChannel(await api("PUT", "/v1/channel/psnr", { psnr_db: Number($("psnr").value) }));
+      showError("");
+    } catch (e) { showError(e.message); }
+  });
+  $("snr-mode").addEventListener("change", () =>
+    putKnobs({ snr_mode: $("snr-mode").checked ? "manual" : "feedback" }));
+  $("snr-db").addEventListener("input", () => {
+    $("snr-db-out").textContent = Number($("snr-db").value).toFixed(1);
+  });
+  $("snr-db").addEventListener("change", () => putKnobs({ snr_db: Number($("snr-db").value) }));
+
+  try {
+    state.model = await api("GET", "/v1/model");
+    const m = state.model;
+    $("model-info").textContent = `${m.model_id} · ${m.dataset} · d=${m.d} · ` +
+      `${m.bits ? m.bits + "-bit" : "float"} symbols · variable length ${m.variable_length}`;
+    const k = await api("GET", "/v1/knobs");
+    $("psnr").min = Math.floor(k.snr_db_range[0] - 5);
+    $("psnr").max = Math.ceil(k.snr_db_range[1] + 5);
+    showKnobs(k);
+    showChannel(await api("GET", "/v1/channel"));
+  } catch (e) { showError(e.message); }
+  drawCharts();
+  document.body.dataset.ready = "1";
+}
+
+init();

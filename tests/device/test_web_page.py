@@ -1,0 +1,157 @@
+"""Browser test of the device's web page (GET /): real edge + channel + device processes,
+Debian chromium driven by Playwright. Skipped only when chromium or playwright is missing.
+
+Saves a screenshot to reports/web/screenshot.png.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.procs import PYTHON, REPO, ServiceProcess, free_port, wait_for_grpc_health, wait_for_http
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = REPO / "reports" / "web" / "screenshot.png"
+
+
+@pytest.fixture(scope="module")
+def stack(quick_model_dir, tmp_path_factory):
+    """edge + channel + device on free ports; yields the device URL."""
+    edge_port, channel_port, device_port = free_port(), free_port(), free_port()
+    with (
+        ServiceProcess(
+            [PYTHON, "-m", "edge_server", "--model", quick_model_dir, "--host", "127.0.0.1",
+             "--port", edge_port, "--metrics-port", 0]
+        ) as edge,
+    ):  # fmt: skip
+        wait_for_grpc_health(f"127.0.0.1:{edge_port}", edge, timeout_s=120)
+        with ServiceProcess(
+            [PYTHON, "-m", "channel", "--edge", f"127.0.0.1:{edge_port}", "--host", "127.0.0.1",
+             "--port", channel_port, "--psnr", 10, "--metrics-port", 0]
+        ) as channel:  # fmt: skip
+            wait_for_grpc_health(f"127.0.0.1:{channel_port}", channel, timeout_s=60)
+            with ServiceProcess(
+                [PYTHON, "-m", "device", "--model", quick_model_dir, "--channel",
+                 f"127.0.0.1:{channel_port}", "--port", device_port]
+            ) as device:  # fmt: skip
+                url = f"http://127.0.0.1:{device_port}"
+                wait_for_http(f"{url}/readyz", device, timeout_s=60)
+                yield url
+
+
+def _get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return json.load(response)
+
+
+def _image_file(tmp_path: Path) -> Path:
+    """A trouser-like picture: a bright vertical pair of bars on black, 56x56 RGB."""
+    pixels = np.zeros((56, 56, 3), dtype=np.uint8)
+    pixels[4:52, 16:26] = 220
+    pixels[4:52, 30:40] = 220
+    pixels[4:12, 16:40] = 220
+    path = tmp_path / "upload.png"
+    Image.fromarray(pixels).save(path)
+    return path
+
+
+def test_web_page(stack, tmp_path):
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} missing: apt-get install chromium (make browser)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+
+    url = stack
+    class_names = _get_json(f"{url}/v1/model")["class_names"]
+    knobs = _get_json(f"{url}/v1/knobs")
+    psnr_before = _get_json(f"{url}/v1/channel")["psnr_db"]
+
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url + "/")
+            page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+            assert page.title() == "Hyper-VIB device"
+            assert page.locator("#error").inner_text() == ""
+            assert knobs["beta_range"][0] > 0
+
+            # 1. upload an image: prediction, probabilities and latency table appear
+            page.set_input_files("#file", str(_image_file(tmp_path)))
+            page.wait_for_function(
+                "document.querySelector('#prediction').dataset.label !== ''", timeout=15_000
+            )
+            label = int(page.locator("#prediction").get_attribute("data-label"))
+            assert 0 <= label < len(class_names)
+            assert page.locator("#prediction").inner_text() == class_names[label]
+            assert page.locator("#probs .bar").count() == len(class_names)
+            stages = page.locator("#latency-table tbody tr").evaluate_all(
+                "rows => rows.map(r => [r.dataset.stage, parseFloat(r.cells[1].textContent)])"
+            )
+            stage_ms = dict(stages)
+            for key in ("preprocess", "encode", "decode", "total", "http"):
+                assert key in stage_ms, stages
+                assert stage_ms[key] >= 0
+            assert stage_ms["total"] > 0
+
+            # 2. move the PSNR slider: the channel's PSNR changes, and the next reply shows it
+            slider = page.locator("#psnr")
+            low, high = knobs["snr_db_range"]  # inside the trained range, not the same value
+            target = float(round(high - 2.0)) if abs(psnr_before - (high - 2.0)) > 1 else low + 2.0
+            slider.fill(str(target))
+            page.wait_for_function(
+                f"Number(document.querySelector('#psnr').dataset.applied) === {target}",
+                timeout=10_000,
+            )
+            assert _get_json(f"{url}/v1/channel")["psnr_db"] == pytest.approx(target)
+            page.click("#random-btn")
+            page.wait_for_function(
+                f"Number(document.querySelector('#transmission').dataset.channelPsnr) === {target}",
+                timeout=15_000,
+            )
+            assert page.locator("#truth").inner_text().startswith("test image #")
+
+            # 3. stream for a couple of seconds: the counter and the charts move
+            accuracy_canvas = page.locator("#chart-accuracy")
+            before_pixels = accuracy_canvas.evaluate("c => c.toDataURL()")
+            page.click("#stream-btn")
+            page.wait_for_function(
+                "Number(document.querySelector('#stream-stats').dataset.count) >= 5",
+                timeout=20_000,
+            )
+            page.wait_for_timeout(1500)
+            page.click("#stream-btn")
+            page.wait_for_timeout(300)
+            count = int(page.locator("#stream-stats").get_attribute("data-count"))
+            assert count >= 5
+            assert int(accuracy_canvas.get_attribute("data-points")) >= 5
+            assert int(page.locator("#chart-latency").get_attribute("data-points")) >= 5
+            assert accuracy_canvas.evaluate("c => c.toDataURL()") != before_pixels
+            assert page.locator("#error").inner_text() == ""
+            assert not errors, errors
+
+            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(SCREENSHOT), full_page=True)
+        finally:
+            browser.close()
+    assert Image.open(io.BytesIO(SCREENSHOT.read_bytes())).size[0] >= 1000

@@ -1,0 +1,95 @@
+import json
+
+import pytest
+import torch
+
+from trainer.experiments import quantizer_bits
+from trainer.experiments.common import Check, RunSettings, run_experiment
+from trainer.experiments.report import build_report, write_report
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread (as `python -m trainer experiment` uses), restored afterwards."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_quantizer_bits_runs_end_to_end(tmp_path, one_thread):
+    settings = RunSettings(
+        quick=True, epochs=1, train_subset=3000, n_eval=1000, draws=1, progress=False
+    )
+    results = run_experiment(quantizer_bits, settings, tmp_path, command="test")
+    stored = json.loads((tmp_path / "results.json").read_text())
+    assert stored["experiment"] == "quantizer-bits" and stored["mode"] == "quick"
+    assert stored["settings"]["epochs"] == 1 and stored["settings"]["train_subset"] == 3000
+    assert set(stored["bits"]) == {"1", "2", "4", "none"}
+    for name, row in stored["bits"].items():
+        assert 0.0 <= row["error_rate"] <= 1.0
+        assert row["error_rate"] == pytest.approx(1.0 - row["accuracy"])
+        assert row["train_wall_s"] > 0
+        per_symbol = 32 if name == "none" else int(name)
+        assert row["bits_per_sample"] == pytest.approx(row["n_active"] * per_symbol)
+    assert stored["machine"]["cpu_cores"] >= 1 and stored["total_wall_s"] > 0
+    assert [c["figure"] for c in stored["checks"]] == [c["figure"] for c in results["checks"]]
+    assert (tmp_path / "error_vs_bits.png").stat().st_size > 1000
+
+
+def test_check_met_and_missed_by():
+    assert Check("ratio", 5.2, ">=", 5.0).status() == "met"
+    assert Check("ratio", 4.0, ">=", 5.0, "x").status() == "missed by 1 x"
+    assert Check("gap", 0.8, "<=", 0.5, "points").status() == "missed by 0.3 points"
+    assert Check("gap", 0.3 + 1e-15, "<=", 0.3).met  # float noise is not a miss
+    assert not Check("gap", float("nan"), ">=", 0.0).met
+    with pytest.raises(ValueError):
+        Check("bad", 1.0, ">", 0.0)
+
+
+def _synthetic(acc_4bit: float, acc_none: float, mode: str = "full") -> dict:
+    row = {"error_rate": 0.0, "bits_per_sample": 256.0, "n_active": 64.0}
+    return {
+        "experiment": "quantizer-bits",
+        "mode": mode,
+        "finished_at": "2026-01-01T00:00:00+00:00",
+        "settings": {"epochs": 10, "draws": 3},
+        "machine": {"device": "cpu", "cpu_cores": 2, "platform": "test"},
+        "bits": {
+            "4": {**row, "accuracy": acc_4bit, "error_rate": 1 - acc_4bit},
+            "none": {**row, "accuracy": acc_none, "error_rate": 1 - acc_none},
+        },
+        "plots": ["error_vs_bits.png"],
+        # a stale stored verdict: the report must recompute, not copy it
+        "checks": [{"figure": "x", "status": "met"}],
+    }
+
+
+def _write(reports, folder: str, results: dict) -> None:
+    (reports / folder).mkdir(parents=True)
+    (reports / folder / "results.json").write_text(json.dumps(results))
+
+
+def test_report_marks_a_missed_target(tmp_path):
+    _write(tmp_path, "quantizer-bits", _synthetic(acc_4bit=0.80, acc_none=0.81))
+    text = build_report(tmp_path)
+    assert "| 1 points | <= 0.5 points |" in text
+    assert "**missed by 0.5 points**" in text
+    assert "](quantizer-bits/error_vs_bits.png)" in text
+    assert "| train-once-vs-grid | not run | - |" in text
+
+
+def test_report_marks_a_met_target_and_prefers_full_over_quick(tmp_path):
+    _write(tmp_path, "quantizer-bits", _synthetic(acc_4bit=0.809, acc_none=0.81))
+    _write(tmp_path, "quantizer-bits-quick", _synthetic(0.5, 0.9, mode="quick"))
+    path = write_report(tmp_path)
+    text = path.read_text()
+    assert "| quantizer-bits | full | 1/1 |" in text
+    assert "missed" not in text and "QUICK" not in text
+
+
+def test_report_labels_a_quick_only_run(tmp_path):
+    _write(tmp_path, "quantizer-bits-quick", _synthetic(0.5, 0.9, mode="quick"))
+    text = build_report(tmp_path)
+    assert "| quantizer-bits | quick | 0/1 |" in text
+    assert "QUICK run, not comparable to the targets" in text
