@@ -62,7 +62,7 @@ MODEL ?= quick
 
 .PHONY: demo compose-demo
 
-demo:
+demo: setup
 	$(BIN)/python scripts/demo.py --model artifacts/$(MODEL)
 
 compose-demo:
