@@ -52,3 +52,18 @@ def test_ranging_set_is_deterministic_and_physical():
     # LoS delay of 1..30 m is 3.3..100 ns
     assert a.y_train.min() >= 3.3 and a.y_train.max() <= 100.1
     assert a.task == "regression" and a.input_shape == (2, 64)
+
+
+def test_cifar10_pickle_batches(tmp_path):
+    import pickle
+
+    rng = np.random.default_rng(0)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        batch = {b"data": rng.integers(0, 256, (4, 3072), dtype=np.uint8), b"labels": [0, 1, 2, 9]}
+        (tmp_path / name).write_bytes(pickle.dumps(batch))
+    data = load_dataset("cifar10", tmp_path)
+    assert data.x_train.shape == (20, 3, 32, 32) and data.x_test.shape == (4, 3, 32, 32)
+    assert data.class_names[9] == "truck" and data.y_test.tolist() == [0, 1, 2, 9]
+    (tmp_path / "test_batch").unlink()
+    with pytest.raises(DatasetMissing, match="cifar-10-batches-py"):
+        load_dataset("cifar10", tmp_path)
