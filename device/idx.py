@@ -1,40 +1,18 @@
 """Torch-free reader of IDX files (Fashion-MNIST / MNIST), for the client and the demo.
 
-``trainer.data`` has an equivalent reader, but the device image ships without the trainer
-package, so the client keeps its own (a few lines, NumPy only). Files may be gzip-compressed.
+The reader itself is ``shared.idx.read_idx`` (shared with the trainer); this module finds the
+test-set files and loads them. Files may be gzip-compressed.
 """
 
 from __future__ import annotations
 
-import gzip
-import struct
 from pathlib import Path
 
 import numpy as np
 
+from shared.idx import FASHION_MNIST_CLASSES, read_idx  # noqa: F401 (re-exported)
+
 DEFAULT_DATA_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MNIST_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
-
-
-def read_idx(path: str | Path) -> np.ndarray:
-    """Read a uint8 IDX file (``.gz`` or plain): big-endian header, magic type 0x08."""
-    path = Path(path)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
-    if len(raw) < 4:
-        raise ValueError(f"{path}: too short for an IDX header")
-    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype != 0x08:
-        raise ValueError(f"{path}: not a uint8 IDX file")
-    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: truncated ({data.size} of {int(np.prod(dims))} values)")
-    return data.reshape(dims)
 
 
 def find_idx(data_dir: str | Path, stem: str) -> Path:

@@ -6,19 +6,16 @@ Every loader returns a :class:`Dataset` of float32 inputs already normalised
 
 from __future__ import annotations
 
-import gzip
 import pickle
-import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from shared.idx import FASHION_MNIST_CLASSES, read_idx  # noqa: F401 (re-exported)
+
 DEFAULT_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_CLASSES = (
-    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
-    "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
-)  # fmt: skip
+FASHION_CLASSES = FASHION_MNIST_CLASSES
 CIFAR_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
     "dog", "frog", "horse", "ship", "truck",
@@ -48,21 +45,6 @@ class Dataset:
     @property
     def n_outputs(self) -> int:
         return len(self.class_names) if self.task == "classification" else 1
-
-
-def read_idx(path: Path) -> np.ndarray:
-    """Read an IDX file (optionally .gz): big-endian header, magic 0x08 = uint8."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as fh:
-        raw = fh.read()
-    zero, dtype, ndim = struct.unpack(">HBB", raw[:4])
-    if zero != 0 or dtype != 0x08:
-        raise ValueError(f"{path}: not a uint8 IDX file")
-    dims = struct.unpack(f">{ndim}I", raw[4 : 4 + 4 * ndim])
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: truncated ({data.size} of {int(np.prod(dims))} values)")
-    return data.reshape(dims)
 
 
 def find_idx(data_dir: Path, stem: str) -> Path:
