@@ -30,17 +30,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from shared.manifest import load_manifest  # noqa: E402
-from shared.nn.model import CoInferenceModel, ModelConfig  # noqa: E402
+from shared.nn.model import CoInferenceModel  # noqa: E402
 
 METHOD = "/bench.EdgeOnly/Classify"
 
 
 def load_full_model(model_dir: Path) -> CoInferenceModel:
     """Both halves from checkpoint.pt (decoder.pt holds only the decoder)."""
-    ckpt = torch.load(model_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
-    model = CoInferenceModel(ModelConfig.from_dict(ckpt["config"]))
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval()
+    return CoInferenceModel.from_checkpoint(model_dir / "checkpoint.pt")
 
 
 class FullPath:

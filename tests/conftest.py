@@ -13,25 +13,32 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_DIR = ROOT / "artifacts" / "test-quick"
 QUICK_ARGS = ["--quick", "--bits", "4", "--seed", "0", "--no-progress"]
+# VL-VFE quick model: variable length, β fixed per model, trained over 10-25 dB
+QUICK_VL_DIR = ROOT / "artifacts" / "test-quick-vl"
+QUICK_VL_ARGS = [
+    "--quick", "--variable-length", "--prior", "log-uniform", "--fixed-beta", "1e-2",
+    "--snr-min", "10", "--snr-max", "25", "--kl-warmup-epochs", "1", "--seed", "0",
+    "--no-progress",
+]  # fmt: skip
 
 
-def _source_stamp() -> str:
-    digest = hashlib.sha256(" ".join(QUICK_ARGS).encode())
+def _source_stamp(args: list[str]) -> str:
+    digest = hashlib.sha256(" ".join(args).encode())
     for folder in ("shared/nn", "trainer"):
         for path in sorted((ROOT / folder).rglob("*.py")):
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
 
-@pytest.fixture(scope="session")
-def quick_model_dir() -> Path:
-    """artifacts/test-quick: a real 4-bit quick Fashion-MNIST model (trained in ~30 s)."""
-    stamp = _source_stamp()
-    stamp_file = QUICK_DIR / ".source-stamp"
-    if not (QUICK_DIR / "manifest.json").is_file() or (
+def trained_model(out_dir: Path, args: list[str]) -> Path:
+    """Train ``python -m trainer train <args>`` into out_dir unless the same source and args
+    already did (a stamp of both is kept beside the artifacts)."""
+    stamp = _source_stamp(args)
+    stamp_file = out_dir / ".source-stamp"
+    if not (out_dir / "manifest.json").is_file() or (
         not stamp_file.is_file() or stamp_file.read_text() != stamp
     ):
-        cmd = [sys.executable, "-m", "trainer", "train", *QUICK_ARGS, "--out", str(QUICK_DIR)]
+        cmd = [sys.executable, "-m", "trainer", "train", *args, "--out", str(out_dir)]
         result = subprocess.run(
             cmd,
             cwd=ROOT,
@@ -42,4 +49,16 @@ def quick_model_dir() -> Path:
         if result.returncode != 0:
             raise RuntimeError(f"quick training failed:\n{result.stdout}\n{result.stderr}")
         stamp_file.write_text(stamp)
-    return QUICK_DIR
+    return out_dir
+
+
+@pytest.fixture(scope="session")
+def quick_model_dir() -> Path:
+    """artifacts/test-quick: a real 4-bit quick Fashion-MNIST model (trained in ~30 s)."""
+    return trained_model(QUICK_DIR, QUICK_ARGS)
+
+
+@pytest.fixture(scope="session")
+def quick_vl_model_dir() -> Path:
+    """artifacts/test-quick-vl: a real variable-length (VL-VFE) quick model (~30 s)."""
+    return trained_model(QUICK_VL_DIR, QUICK_VL_ARGS)

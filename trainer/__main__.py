@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 QUICK = {"epochs": 4, "batch_size": 128, "lr": 2e-3}
+FULL = {"epochs": 30, "batch_size": 128, "lr": 1e-3}
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
+    from shared.nn.losses import LOSS_WEIGHTS
     from trainer.data import TASKS
 
     p.add_argument("--task", default="fashion-mnist", choices=TASKS)
@@ -28,6 +30,14 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bits", type=int, default=0, choices=(0, 1, 2, 4, 8), help="0 = no quantizer")
     p.add_argument("--quantizer-train", default="soft", choices=("soft", "ste"))
     p.add_argument("--variable-length", action="store_true")
+    p.add_argument(
+        "--conv-gate", default="channel", choices=("channel", "kernel"),
+        help="CNN β gates: per output channel, or per kernel block + bias (Hyper-VIB eq. 14)",
+    )  # fmt: skip
+    p.add_argument(
+        "--kl-bound", default="eq14", choices=("eq14", "mixture"),
+        help="quantized rate term: QML-IB eq. 14, or its tighter mixture term",
+    )  # fmt: skip
     p.add_argument("--beta-min", type=float, default=1e-5)
     p.add_argument("--beta-max", type=float, default=1.0)
     p.add_argument("--beta-dist", default="log-uniform", choices=("log-uniform", "uniform"))
@@ -35,9 +45,18 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--snr-min", type=float, default=0.0)
     p.add_argument("--snr-max", type=float, default=25.0)
     p.add_argument("--fixed-snr", type=float, default=None, help="baseline trained at one SNR")
-    p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument(
+        "--snr-margin", type=float, default=3.0,
+        help="dB: training draws SNR from [snr-min - margin, snr-max + margin]",
+    )  # fmt: skip
+    p.add_argument(
+        "--loss-weight", default="inverse-d-beta", choices=LOSS_WEIGHTS,
+        help="per-example weight w(β) of the loss: 1, 1/(1+d·β) or 1/β",
+    )  # fmt: skip
+    p.add_argument("--kl-warmup-epochs", type=float, default=0.0, help="β·KL ramps up over these")
+    p.add_argument("--epochs", type=int, default=None, help="default 30 (4 with --quick)")
+    p.add_argument("--batch-size", type=int, default=None, help="default 128")
+    p.add_argument("--lr", type=float, default=None, help="default 1e-3 (2e-3 with --quick)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--quick", action="store_true", help=f"small run for tests/demos: {QUICK}")
@@ -54,13 +73,17 @@ def train_config_from(args):
         task=args.task, data_dir=args.data_dir, arch=args.arch, d=args.d, hidden=args.hidden,
         head=head, prior=args.prior, bits=args.bits or None,
         quantizer_train=args.quantizer_train, variable_length=args.variable_length,
+        conv_gate=args.conv_gate, kl_bound=args.kl_bound,
         beta_range=(args.beta_min, args.beta_max), beta_dist=args.beta_dist,
         fixed_beta=args.fixed_beta, snr_range=(args.snr_min, args.snr_max),
-        fixed_snr=args.fixed_snr, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        seed=args.seed, device=args.device, progress=not args.no_progress,
+        fixed_snr=args.fixed_snr, snr_margin_db=args.snr_margin, loss_weight=args.loss_weight,
+        kl_warmup_epochs=args.kl_warmup_epochs, seed=args.seed, device=args.device,
+        progress=not args.no_progress,
     )  # fmt: skip
-    if args.quick:
-        cfg.update(QUICK)
+    # explicit flags win over --quick, which wins over the full defaults
+    for name, value in (QUICK if args.quick else FULL).items():
+        explicit = getattr(args, name)
+        cfg[name] = value if explicit is None else explicit
     return TrainConfig(**cfg)
 
 

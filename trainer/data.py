@@ -7,12 +7,13 @@ Every loader returns a :class:`Dataset` of float32 inputs already normalised
 from __future__ import annotations
 
 import pickle
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from shared.idx import FASHION_MNIST_CLASSES, read_idx  # noqa: F401 (re-exported)
+from trainer.dataset import Dataset
+from trainer.ranging import make_ranging_dataset
 
 DEFAULT_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = FASHION_MNIST_CLASSES
@@ -25,26 +26,6 @@ TASKS = ("fashion-mnist", "mnist", "cifar10", "ranging-bluetooth", "ranging-wifi
 
 class DatasetMissing(FileNotFoundError):
     """A dataset's files are not where we looked; the message says how to get them."""
-
-
-@dataclass
-class Dataset:
-    name: str
-    task: str  # "classification" | "regression"
-    x_train: np.ndarray
-    y_train: np.ndarray
-    x_test: np.ndarray
-    y_test: np.ndarray
-    input_shape: tuple[int, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    class_names: tuple[str, ...] = ()
-    target_mean: float = 0.0
-    target_std: float = 1.0
-
-    @property
-    def n_outputs(self) -> int:
-        return len(self.class_names) if self.task == "classification" else 1
 
 
 def find_idx(data_dir: Path, stem: str) -> Path:
@@ -140,7 +121,5 @@ def load_dataset(task: str, data_dir=None, seed: int = 0) -> Dataset:
     if task == "cifar10":
         return load_cifar10(data_dir)
     if task in ("ranging-bluetooth", "ranging-wifi"):
-        from trainer.ranging import make_ranging_dataset
-
         return make_ranging_dataset(task.removeprefix("ranging-"), seed=seed)
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")

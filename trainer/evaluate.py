@@ -17,7 +17,7 @@ import torch
 
 from shared.nn.channel import noise_var_from_snr
 from shared.nn.model import CoInferenceModel
-from trainer.data import Dataset
+from trainer.dataset import Dataset
 
 BETA_GRID = tuple(float(10 ** (e / 2)) for e in range(-10, 1))  # 1e-5 .. 1, half decades
 PSNR_GRID = (0.0, 5.0, 10.0, 15.0, 20.0, 25.0)
@@ -63,7 +63,28 @@ def score(outputs: torch.Tensor, data: Dataset, targets: np.ndarray) -> float:
     return float(np.mean((pred - targets) ** 2))
 
 
+@torch.no_grad()
+def rate_point(model, x: np.ndarray, y: np.ndarray, data: Dataset, beta, snr_db, seed: int):
+    """The rate term the model was trained with (KL in nats per example: Hyper-VIB eq. 9,
+    VL-VFE eq. 6 or QML-IB eq. 14) and the score when the encoder samples z = μ + θ·ε.
+
+    The device sends μ, so its accuracy can stay flat in β where the model barely
+    compresses; the KL shows what β actually buys (issue 8, item 9).
+    """
+    torch.manual_seed(seed)
+    kls, outputs = [], []
+    for start in range(0, len(x), 2500):
+        xb = torch.from_numpy(x[start : start + 2500])
+        n = len(xb)
+        out = model(xb, torch.full((n, 1), beta), torch.full((n, 1), snr_db), sample=True)
+        kls.append(out["kl"])
+        outputs.append(out["outputs"])
+    return float(torch.cat(kls).mean()), score(torch.cat(outputs), data, y)
+
+
 def evaluate_point(model, data: Dataset, beta, snr_db, draws=5, n=None, seed=1234) -> dict:
+    """Score through the inference path (mean of ``draws`` noise draws), symbols, bits, and
+    the rate: ``kl`` (nats) and ``value_sampled`` (score with z sampled, one draw)."""
     x = data.x_test[:n] if n else data.x_test
     y = data.y_test[:n] if n else data.y_test
     symbols, n_active = encode_dataset(model, x, beta, snr_db)
@@ -71,11 +92,14 @@ def evaluate_point(model, data: Dataset, beta, snr_db, draws=5, n=None, seed=123
         score(decode_dataset(model, symbols, beta, snr_db, seed + k), data, y) for k in range(draws)
     ]
     mean_active = float(n_active.float().mean())
+    kl, sampled = rate_point(model, x, y, data, beta, snr_db, seed)
     return {
         "value": float(np.mean(values)),
         "std": float(np.std(values)),
         "n_active": mean_active,
         "bits": mean_active * bits_per_symbol(model),
+        "kl": kl,
+        "value_sampled": sampled,
     }
 
 
@@ -83,7 +107,9 @@ def evaluate_grid(model, data, betas=BETA_GRID, snrs=PSNR_GRID, draws=5, n=None,
     """The β × PSNR table of the report; returns a JSON-ready dict."""
     metric = "accuracy" if data.task == "classification" else "mse_ns2"
     shape = (len(betas), len(snrs))
-    table = {k: np.zeros(shape) for k in ("value", "std", "n_active", "bits")}
+    table = {
+        k: np.zeros(shape) for k in ("value", "std", "n_active", "bits", "kl", "value_sampled")
+    }
     start = time.perf_counter()
     for i, beta in enumerate(betas):
         for j, snr in enumerate(snrs):
@@ -141,15 +167,7 @@ def plot_grid(report: dict, out_dir: str | Path) -> list[Path]:
 
 def load_trained(model_dir: str | Path) -> CoInferenceModel:
     """The full model (both halves) from model_dir/checkpoint.pt."""
-    path = Path(model_dir) / "checkpoint.pt"
-    if not path.is_file():
-        raise FileNotFoundError(f"no checkpoint.pt in {model_dir}: run python -m trainer train")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    from shared.nn.model import ModelConfig
-
-    model = CoInferenceModel(ModelConfig.from_dict(ckpt["config"]))
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval()
+    return CoInferenceModel.from_checkpoint(Path(model_dir) / "checkpoint.pt")
 
 
 def write_report(report: dict, model_dir: str | Path) -> Path:

@@ -19,7 +19,7 @@ from shared.manifest import (
     content_hash,
 )
 from shared.nn.model import CoInferenceModel
-from trainer.data import Dataset
+from trainer.dataset import Dataset
 
 ONNX_OPSET = 18
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from shared.manifest import ENCODER_NAME
-from trainer.data import Dataset
+from trainer.dataset import Dataset
 from trainer.evaluate import decode_dataset, encode_dataset, score
 
 
@@ -33,6 +33,18 @@ def run_onnx_encoder(model_dir: str | Path, x: np.ndarray, beta: float, snr_db: 
     return {name: np.concatenate(values) for name, values in parts.items()}
 
 
+@torch.no_grad()
+def torch_levels(model, x: np.ndarray, beta: float, snr_db: float, batch: int = 2500):
+    """Level indices from the model's own inference path (``model.encode``)."""
+    parts = []
+    for start in range(0, len(x), batch):
+        xb = torch.from_numpy(x[start : start + batch])
+        n = len(xb)
+        out = model.encode(xb, torch.full((n, 1), beta), torch.full((n, 1), snr_db))
+        parts.append(out["levels"])
+    return torch.cat(parts).numpy()
+
+
 def parity(model, model_dir, data: Dataset, beta: float, snr_db: float, seed: int = 7) -> dict:
     """Fraction of equal level indices (or symbols within 1e-5) and the accuracy gap."""
     ort_out = run_onnx_encoder(model_dir, data.x_test, beta, snr_db)
@@ -43,21 +55,8 @@ def parity(model, model_dir, data: Dataset, beta: float, snr_db: float, seed: in
         "max_symbol_abs_diff": float(np.abs(ort_out["symbols"] - torch_symbols.numpy()).max()),
     }
     if "levels" in ort_out:
-        with torch.no_grad():
-            torch_levels = torch.cat(
-                [
-                    model.quantizer.indices(
-                        model.encoder(
-                            torch.from_numpy(xb),
-                            torch.full((len(xb), 1), beta),
-                            torch.full((len(xb), 1), snr_db),
-                            torch.full((len(xb), 1), 10 ** (-snr_db / 10)),
-                        )["mu"]
-                    )
-                    for xb in np.array_split(data.x_test, 4)
-                ]
-            ).numpy()
-        result["level_index_agreement"] = float((ort_out["levels"] == torch_levels).mean())
+        levels = torch_levels(model, data.x_test, beta, snr_db)
+        result["level_index_agreement"] = float((ort_out["levels"] == levels).mean())
     else:
         result["symbol_agreement"] = float(
             (np.abs(ort_out["symbols"] - torch_symbols.numpy()) <= 1e-5).mean()

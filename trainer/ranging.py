@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from trainer.data import Dataset
+from trainer.dataset import Dataset
 
 SPEED_OF_LIGHT = 299_792_458.0
 PROFILES = {

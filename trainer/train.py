@@ -3,7 +3,12 @@
 Each example draws its own β (log-uniform on [β_lo, β_hi] by default, uniform as in
 Hyper-VIB eq. (15), or one fixed value for the plain-VIB baseline) and its own SNR
 (uniform in dB, or fixed for the single-SNR baseline). The channel is a non-trainable
-AWGN layer inside the model. Loss: distortion + β·KL, Hyper-VIB eq. (16).
+AWGN layer inside the model. Loss: w(β)·[distortion + β·KL], Hyper-VIB eq. (16) with a
+per-example weight w(β) > 0 (``loss_weight``, shared.nn.losses.beta_weight) that leaves each
+β's optimum unchanged but keeps the large-β draws from dominating the shared weights.
+The SNR is drawn from the range widened by ``snr_margin_db`` on both sides, so the ends of the
+served range are interior points of the training distribution (Hyper-AJSCC's models are
+weakest at the edges of their training range).
 """
 
 from __future__ import annotations
@@ -20,9 +25,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from shared.nn.losses import distortion, vib_loss
+from shared.nn.losses import LOSS_WEIGHTS, beta_weight, distortion, vib_loss
 from shared.nn.model import CoInferenceModel, ModelConfig
-from trainer.data import Dataset
+from trainer.dataset import Dataset
 
 BETA_DISTS = ("log-uniform", "uniform")
 
@@ -39,11 +44,16 @@ class TrainConfig:
     bits: int | None = None
     quantizer_train: str = "soft"
     variable_length: bool = False
+    conv_gate: str = "channel"  # "channel" | "kernel" (Hyper-VIB eq. 14)
+    kl_bound: str = "eq14"  # quantized rate: "eq14" (QML-IB D*_KL) | "mixture"
     beta_range: tuple[float, float] = (1e-5, 1.0)
     beta_dist: str = "log-uniform"
     fixed_beta: float | None = None
     snr_range: tuple[float, float] = (0.0, 25.0)
+    snr_margin_db: float = 3.0  # training draws SNR from [lo - margin, hi + margin]
     fixed_snr: float | None = None
+    loss_weight: str = "inverse-d-beta"  # w(β): "none" | "inverse-d-beta" | "inverse-beta"
+    kl_warmup_epochs: float = 0.0  # β·KL ramps linearly from 0 over this many epochs
     epochs: int = 30
     batch_size: int = 128
     lr: float = 1e-3
@@ -63,6 +73,10 @@ class TrainConfig:
             raise ValueError(f"snr range must satisfy lo <= hi, got {self.snr_range}")
         if self.fixed_beta is not None and self.fixed_beta <= 0:
             raise ValueError(f"--fixed-beta must be > 0, got {self.fixed_beta}")
+        if self.loss_weight not in LOSS_WEIGHTS:
+            raise ValueError(f"loss_weight must be one of {LOSS_WEIGHTS}, got {self.loss_weight!r}")
+        if self.snr_margin_db < 0 or self.kl_warmup_epochs < 0:
+            raise ValueError("snr_margin_db and kl_warmup_epochs must be >= 0")
 
     @property
     def trained_beta_range(self) -> tuple[float, float]:
@@ -89,10 +103,10 @@ def sample_beta(n: int, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
 
 
 def sample_snr(n: int, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
-    """SNR in dB per example [n, 1]: uniform over the range (Hyper-AJSCC) or fixed."""
+    """SNR in dB per example [n, 1]: uniform over the range widened by the margin, or fixed."""
     if cfg.fixed_snr is not None:
         return torch.full((n, 1), float(cfg.fixed_snr))
-    lo, hi = cfg.snr_range
+    lo, hi = cfg.snr_range[0] - cfg.snr_margin_db, cfg.snr_range[1] + cfg.snr_margin_db
     return lo + (hi - lo) * torch.rand(n, 1, generator=gen)
 
 
@@ -109,6 +123,8 @@ def model_config_for(cfg: TrainConfig, data: Dataset) -> ModelConfig:
         bits=cfg.bits,
         quantizer_train=cfg.quantizer_train,
         variable_length=cfg.variable_length,
+        conv_gate=cfg.conv_gate,
+        kl_bound=cfg.kl_bound,
         beta_gate=cfg.fixed_beta is None,
         snr_scale=cfg.fixed_snr is None,
         target_mean=data.target_mean,
@@ -169,7 +185,10 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
             snr = sample_snr(len(idx), cfg, gen).to(device)
             out = model(x, beta, snr)
             dist = distortion(out["outputs"], y, data.task)
-            loss = vib_loss(dist, out["kl"], beta)
+            progress = (epoch * steps_per_epoch + step + 1) / steps_per_epoch
+            warmup = min(1.0, progress / cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs else 1.0
+            weight = beta_weight(beta, model.config.d, cfg.loss_weight)
+            loss = vib_loss(dist, out["kl"], beta * warmup, weight)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()

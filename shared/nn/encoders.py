@@ -3,9 +3,10 @@
 Heads (``head=``):
 - "gaussian": Hyper-VIB eq. (1), mu = tanh(.) (peak <= 1) and theta = softplus(.). Training
   transmits z = mu + theta·eps; at inference the device transmits mu (deterministic).
-- "deterministic": VL-VFE eq. (8), s_i = γ_i·tanh(ŵ_i·h + b_i) with row-normalised weights
-  ŵ_i = w_i/||w_i||, so the per-dimension scale is the dimension importance γ_i in [0, 1].
-  γ is a learned vector (fixed length) or comes from the variable-length module.
+- "deterministic": VL-VFE eq. (8), z_i = tanh(γ_i·ŵ_i·[h; 1]) where the weights and the bias
+  of row i are normalised together (ŵ_i = [w_i, b_i]/||[w_i, b_i]||), so γ_i ≥ 0, the
+  importance of dimension i, is the only scale. γ is a learned vector (fixed length) or comes
+  from the variable-length module (a function of the channel noise, and of β in a hyper model).
 """
 
 from __future__ import annotations
@@ -67,15 +68,16 @@ class CnnBackbone(nn.Module):
 
 
 class RowNormLinear(nn.Module):
-    """Linear map with unit-norm rows, VL-VFE eq. (8)."""
+    """ŵ_i·[x; 1], each row [w_i, b_i] of unit norm (weights and bias together), VL-VFE eq. (8)."""
 
     def __init__(self, in_features: int, out_features: int):
         super().__init__()
         self.linear = nn.Linear(in_features, out_features)
 
     def forward(self, x):
-        weight = self.linear.weight / self.linear.weight.norm(dim=1, keepdim=True)
-        return F.linear(x, weight, self.linear.bias)
+        weight, bias = self.linear.weight, self.linear.bias
+        norm = torch.sqrt((weight**2).sum(dim=1) + bias**2)  # [out]
+        return F.linear(x, weight / norm.unsqueeze(1), bias / norm)
 
 
 class Encoder(nn.Module):
@@ -111,10 +113,11 @@ class Encoder(nn.Module):
         else:
             self.projection = RowNormLinear(features, d)
             if variable_length:
-                self.importance = VariableLengthImportance(d)
+                self.importance = VariableLengthImportance(d, beta_gate=gates["beta_gate"])
             else:
                 self.importance = None
-                self.gamma_logit = nn.Parameter(torch.full((d,), 2.0))
+                # fixed length: one learned γ_i per dimension, softplus(raw) ≈ 3 at the start
+                self.gamma_raw = nn.Parameter(torch.full((d,), 3.0))
 
     def forward(self, x, beta, snr_db, noise_var):
         h = self.backbone(x, beta, snr_db)
@@ -125,6 +128,6 @@ class Encoder(nn.Module):
         if self.importance is not None:
             gamma = self.importance(noise_var, beta)
         else:
-            gamma = torch.sigmoid(self.gamma_logit).expand(x.shape[0], -1)
-        mu = gamma * torch.tanh(self.projection(h))
+            gamma = F.softplus(self.gamma_raw).expand(x.shape[0], -1)
+        mu = torch.tanh(gamma * self.projection(h))  # VL-VFE eq. (8): γ inside the tanh
         return {"mu": mu, "theta": torch.zeros_like(mu), "gamma": gamma}

@@ -26,28 +26,54 @@ def gaussian_kl(mu: torch.Tensor, theta: torch.Tensor, noise_var: torch.Tensor) 
     return 0.5 * (mu**2 + var - 1.0 - torch.log(var)).sum(dim=1)
 
 
-def log_uniform_kl(gamma: torch.Tensor, noise_var: torch.Tensor) -> torch.Tensor:
-    """KL to the log-uniform prior, VL-VFE eq. (6), with α_i = sigma^2 / γ_i^2.
+def log_uniform_kl(
+    symbols: torch.Tensor, noise_var: torch.Tensor, eps: float = 1e-8
+) -> torch.Tensor:
+    """KL to the log-uniform prior, VL-VFE eq. (6), per example, α_i = σ²/(z_i² + ε).
 
-    -KL ≈ k1·sigmoid(k2 + k3·log α) - 0.5·log(1 + 1/α) - k1. Shapes: gamma [N, d] or [d],
-    noise_var [N, 1]. Returns [N]. Falls to 0 as γ_i -> 0, so it prunes dimensions.
+    -KL_i ≈ k1·sigmoid(k2 + k3·log α_i) - 0.5·log(1 + 1/α_i) - k1. Shapes: symbols [N, d]
+    (the sent z_i, 0 where pruned), noise_var [N, 1]. Returns [N], summed over d. Falls to 0
+    as z_i -> 0 (α_i -> ∞), so it pushes dimensions towards being pruned.
     """
-    log_alpha = torch.log(noise_var) - 2.0 * torch.log(gamma.clamp_min(1e-8))
+    log_alpha = torch.log(noise_var) - torch.log(symbols**2 + eps)
     neg_kl = K1 * torch.sigmoid(K2 + K3 * log_alpha) - 0.5 * F.softplus(-log_alpha) - K1
     return -neg_kl.sum(dim=1)
 
 
-def quantized_kl_bound(
-    level_probs: torch.Tensor, levels: torch.Tensor, noise_var: torch.Tensor
-) -> torch.Tensor:
-    """D*_KL, QML-IB eq. (14): sum_k p_k·KL(N(q_k, sigma^2) || N(0, 1)) summed over d.
+KL_BOUNDS = ("eq14", "mixture")
 
-    An upper bound (joint convexity of KL) on the KL of the received Gaussian mixture
-    sum_k p_k·N(q_k, sigma^2) of eq. (13). Shapes: level_probs [N, d, K], levels [K],
-    noise_var [N, 1]. Returns [N].
+
+def quantized_kl_bound(
+    level_probs: torch.Tensor,
+    levels: torch.Tensor,
+    noise_var: torch.Tensor,
+    kl_bound: str = "eq14",
+) -> torch.Tensor:
+    """Upper bound on the rate of the quantized, noisy feature, QML-IB eq. (13)-(14).
+
+    The received ẑ_j = z̃_j + n, z̃_j ∈ {q_1..q_K} with probabilities p_jk (K = T + 1 =
+    2^bits levels), has the Gaussian-mixture law sum_k p_jk·N(q_k, σ²) of eq. (13). With
+    the mixture term M = sum_j sum_k p_jk·KL(N(q_k, σ²) || N(0, 1)):
+
+    - "eq14": D*_KL of eq. (14) as written, M - H(Z̃) + d·log(T + 1), where
+      H(Z̃) = -sum_j sum_k p_jk·log p_jk is the entropy of the level distribution (the d
+      dimensions independent given x). The added term d·log K - H(Z̃) is ≥ 0.
+    - "mixture": M alone, the tighter bound (joint convexity of the KL).
+
+    Both upper-bound the mixture's KL. Shapes: level_probs [N, d, K], levels [K],
+    noise_var [N, 1] (variance per real dimension). Returns [N], summed over d, in nats.
     """
+    if kl_bound not in KL_BOUNDS:
+        raise ValueError(f"kl_bound must be one of {KL_BOUNDS}, got {kl_bound!r}")
     per_level = 0.5 * (levels**2 + noise_var - 1.0 - torch.log(noise_var))  # [N, K]
-    return (level_probs * per_level.unsqueeze(1)).sum(dim=(1, 2))
+    mixture = (level_probs * per_level.unsqueeze(1)).sum(dim=(1, 2))
+    if kl_bound == "mixture":
+        return mixture
+    d, n_levels = level_probs.shape[1], level_probs.shape[2]
+    # H(Z̃) [N] in nats; the clamp keeps the gradient finite where a level has p = 0
+    # (d(p·log p)/dp = log p + 1 is -inf there, and NaN once multiplied through)
+    entropy = -(level_probs * torch.log(level_probs.clamp_min(1e-12))).sum(dim=(1, 2))
+    return mixture - entropy + d * math.log(n_levels)
 
 
 def distortion(outputs: torch.Tensor, target: torch.Tensor, task: str) -> torch.Tensor:
@@ -59,10 +85,40 @@ def distortion(outputs: torch.Tensor, target: torch.Tensor, task: str) -> torch.
     raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
 
 
-def vib_loss(dist: torch.Tensor, kl: torch.Tensor, beta: torch.Tensor) -> torch.Tensor:
-    """mean_n [distortion_n + β_n·KL_n], Hyper-VIB eq. (7)/(16); beta [N, 1] or scalar."""
+LOSS_WEIGHTS = ("none", "inverse-d-beta", "inverse-beta")
+
+
+def beta_weight(beta: torch.Tensor, d: int, mode: str) -> torch.Tensor:
+    """Per-example weight w(β) > 0 of the VIB loss (DESIGN §9); beta [N, 1] -> [N].
+
+    - "none": w = 1 (Hyper-VIB eq. 16 as written);
+    - "inverse-d-beta": w = 1/(1 + d·β), so a draw's loss stays O(1) whatever its β;
+    - "inverse-beta": w = 1/β, i.e. the loss distortion/β + KL (the IB Lagrangian scaled).
+    A positive w(β) leaves each β's optimum unchanged; it stops the large-β draws (whose β·KL
+    is ~d·β times larger) from dominating the shared weights when β is sampled per example.
+    """
+    beta = beta.view(-1)
+    if mode == "none":
+        return torch.ones_like(beta)
+    if mode == "inverse-d-beta":
+        return 1.0 / (1.0 + d * beta)
+    if mode == "inverse-beta":
+        return 1.0 / beta
+    raise ValueError(f"loss weight must be one of {LOSS_WEIGHTS}, got {mode!r}")
+
+
+def vib_loss(
+    dist: torch.Tensor, kl: torch.Tensor, beta: torch.Tensor, weight: torch.Tensor | None = None
+) -> torch.Tensor:
+    """mean_n w_n·[distortion_n + β_n·KL_n], Hyper-VIB eq. (7)/(16); beta [N, 1] or scalar.
+
+    ``weight`` [N] is w(β) from ``beta_weight`` (None = 1).
+    """
     beta = beta.view(-1) if torch.is_tensor(beta) else torch.tensor(beta)
-    return (dist + beta * kl).mean()
+    per_example = dist + beta * kl
+    if weight is not None:
+        per_example = weight * per_example
+    return per_example.mean()
 
 
 def gaussian_kl_scalar(mean: float, var: float) -> float:

@@ -14,9 +14,10 @@ from torch import nn
 from shared.nn.channel import awgn, noise_var_from_snr
 from shared.nn.decoders import CnnDecoder, MlpDecoder
 from shared.nn.encoders import Encoder
-from shared.nn.losses import PRIORS, gaussian_kl, log_uniform_kl, quantized_kl_bound
+from shared.nn.hyper import CONV_GATES
+from shared.nn.losses import KL_BOUNDS, PRIORS, gaussian_kl, log_uniform_kl, quantized_kl_bound
 from shared.nn.quantizer import LearnedQuantizer
-from shared.nn.variable_length import active_mask
+from shared.nn.variable_length import active_mask, apply_mask
 
 
 @dataclass
@@ -36,6 +37,8 @@ class ModelConfig:
     beta_gate: bool = True  # Hyper-VIB β module on every hyper layer
     snr_scale: bool = True  # Hyper-AJSCC SNR module on every hyper layer
     snr_norm: float = 25.0
+    conv_gate: str = "channel"  # "channel" | "kernel" (Hyper-VIB eq. 14 kernel-block gates)
+    kl_bound: str = "eq14"  # "eq14" (QML-IB D*_KL) | "mixture" (its tighter first term)
     target_mean: float = 0.0  # regression target normalisation
     target_std: float = 1.0
     extra: dict = field(default_factory=dict)
@@ -48,6 +51,10 @@ class ModelConfig:
             raise ValueError("prior='log-uniform' needs head='deterministic' (VL-VFE eq. 6)")
         if self.task not in ("classification", "regression"):
             raise ValueError(f"task must be classification or regression, got {self.task!r}")
+        if self.conv_gate not in CONV_GATES:
+            raise ValueError(f"conv_gate must be one of {CONV_GATES}, got {self.conv_gate!r}")
+        if self.kl_bound not in KL_BOUNDS:
+            raise ValueError(f"kl_bound must be one of {KL_BOUNDS}, got {self.kl_bound!r}")
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -68,6 +75,7 @@ class CoInferenceModel(nn.Module):
             "beta_gate": config.beta_gate,
             "snr_scale": config.snr_scale,
             "snr_norm": config.snr_norm,
+            "conv_gate": config.conv_gate,
         }
         self.encoder = Encoder(
             config.input_shape,
@@ -89,20 +97,43 @@ class CoInferenceModel(nn.Module):
             side = (((config.input_shape[1] + 1) // 2) + 1) // 2
             self.decoder = CnnDecoder(config.d, config.n_outputs, side=side, **gates)
 
+    @classmethod
+    def from_checkpoint(cls, path, map_location="cpu", decoder_only: bool = False):
+        """The model from a ``{"config", "state_dict"}`` file: checkpoint.pt (both halves) or,
+        with ``decoder_only``, decoder.pt (the edge's half; the encoder stays untrained).
+        Raises FileNotFoundError if the file is missing, ValueError if weights are missing."""
+        from pathlib import Path
+
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no {path.name} in {path.parent}: run python -m trainer train")
+        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        model = cls(ModelConfig.from_dict(ckpt["config"]))
+        missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
+        needed = [k for k in missing if k.startswith("decoder.") or not decoder_only]
+        if needed or unexpected:
+            raise ValueError(f"{path}: weights do not match the model: missing {needed[:3]}, "
+                             f"unexpected {unexpected[:3]}")  # fmt: skip
+        return model.eval()
+
     def _mask(self, gamma, like):
         if self.config.variable_length:
             return active_mask(gamma, self.config.gamma0)
         return torch.ones_like(like)
 
-    def forward(self, x, beta, snr_db) -> dict:
-        """Training path. x [N, ...], beta and snr_db [N, 1]. Returns a dict of tensors."""
+    def forward(self, x, beta, snr_db, sample: bool | None = None) -> dict:
+        """Training path. x [N, ...], beta and snr_db [N, 1]. Returns a dict of tensors.
+
+        ``sample`` draws z = μ + θ·ε (default: in training only); in eval mode with
+        sample=True it gives the rate and the accuracy of the stochastic encoder."""
         noise_var = noise_var_from_snr(snr_db)
         enc = self.encoder(x, beta, snr_db, noise_var)
         mu, theta, gamma = enc["mu"], enc["theta"], enc["gamma"]
-        z = mu + theta * torch.randn_like(mu) if self.training else mu
+        sample = self.training if sample is None else sample
+        z = mu + theta * torch.randn_like(mu) if sample else mu
         symbols = self.quantizer(z) if self.quantizer is not None else z
         mask = self._mask(gamma, mu)
-        symbols = symbols * mask
+        symbols = apply_mask(symbols, mask)  # straight-through: pruned dims still get gradient
         received = awgn(symbols, snr_db)
         outputs = self.decoder(received, beta, snr_db)
         return {
@@ -116,13 +147,16 @@ class CoInferenceModel(nn.Module):
     def kl(self, mu, theta, gamma, symbols, noise_var) -> torch.Tensor:
         """Rate term per example: eq. (9) of Hyper-VIB, eq. (6) of VL-VFE or D*_KL of QML-IB."""
         if self.config.prior == "log-uniform":
-            return log_uniform_kl(gamma, noise_var)
+            return log_uniform_kl(symbols, noise_var)
         if self.quantizer is None or self.config.head == "deterministic":
-            # deterministic head: D*_KL with a one-point level distribution = eq. (9), theta 0
+            # deterministic head: the "mixture" D*_KL of a one-point level distribution =
+            # eq. (9), theta 0 ("eq14" would add the constant d·log K, no gradient)
             source = symbols if self.quantizer is not None else mu
             return gaussian_kl(source, theta, noise_var)
         probs = self.quantizer.level_probabilities(mu, theta.clamp_min(1e-4))
-        return quantized_kl_bound(probs, self.quantizer.levels(), noise_var)
+        return quantized_kl_bound(
+            probs, self.quantizer.levels(), noise_var, kl_bound=self.config.kl_bound
+        )
 
     @torch.no_grad()
     def encode(self, x, beta, snr_db) -> dict:

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from shared.manifest import DECODER_NAME, ManifestError, load_manifest
-from shared.nn.model import CoInferenceModel, ModelConfig
+from shared.nn.model import CoInferenceModel
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -27,16 +27,12 @@ def pick_device(device: str) -> str:
 
 
 def load_checkpoint(model_dir: str | Path, map_location="cpu") -> CoInferenceModel:
-    """Rebuild the full model (both halves) from ``decoder.pt``-style checkpoint files."""
+    """The model with its decoder weights from ``decoder.pt`` (what the edge needs)."""
     path = Path(model_dir) / DECODER_NAME
-    if not path.is_file():
-        raise ManifestError(f"no {DECODER_NAME} in {model_dir}")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    model = CoInferenceModel(ModelConfig.from_dict(ckpt["config"]))
-    missing, _ = model.load_state_dict(ckpt["state_dict"], strict=False)
-    if any(k.startswith("decoder.") for k in missing):
-        raise ManifestError(f"{path}: decoder weights incomplete: {missing[:3]}")
-    return model.eval()
+    try:
+        return CoInferenceModel.from_checkpoint(path, map_location, decoder_only=True)
+    except (FileNotFoundError, ValueError) as exc:
+        raise ManifestError(str(exc)) from exc
 
 
 class DecoderRuntime:

@@ -36,20 +36,35 @@ def test_pilot_estimate_is_unbiased():
     assert np.mean(estimates) == pytest.approx(0.1, rel=0.01)
 
 
-def test_importance_is_a_prefix_and_monotone_in_snr_and_beta():
+def test_importance_is_a_prefix_that_shortens_as_snr_rises():
     torch.manual_seed(0)
     module = VariableLengthImportance(32)
     snr = torch.linspace(0, 25, 11).view(-1, 1)
-    gamma = module(noise_var_from_snr(snr), torch.full_like(snr, 1e-3))
+    gamma = module(noise_var_from_snr(snr))
     assert torch.all(gamma[:, 1:] <= gamma[:, :-1] + 1e-7)  # non-increasing along d
-    assert torch.all(gamma[1:] <= gamma[:-1] + 1e-7)  # falls as SNR rises
-    betas = torch.logspace(-5, 0, 11).view(-1, 1)
-    gamma_b = module(torch.full_like(betas, 0.1), betas)
-    assert torch.all(gamma_b[1:] <= gamma_b[:-1] + 1e-7)  # falls as β rises
-    mask = active_mask(gamma, 0.5)
-    n = mask.sum(1).long()
-    for row, k in zip(mask, n, strict=True):
+    assert torch.all(gamma[1:] < gamma[:-1])  # strictly falls as the SNR rises
+    n_active = active_mask(gamma, 0.02).sum(1)
+    assert n_active[0] > n_active[-1]  # the initial prefix already follows the PSNR
+    for row, k in zip(active_mask(gamma, 0.02), n_active.long(), strict=True):
         assert torch.all(row[:k] == 1) and torch.all(row[k:] == 0)
+
+
+def test_importance_vanishes_on_a_noiseless_channel():
+    """App. B: g is bias-free, so g(σ) -> 0 and no dimension is needed as σ -> 0."""
+    module = VariableLengthImportance(16)
+    gamma = module(torch.tensor([[0.0], [1e-12]]))
+    assert torch.all(gamma[0] == 0)
+    assert gamma[1].max() < 1e-4
+
+
+def test_importance_beta_gate_shortens_prefix_as_beta_rises():
+    torch.manual_seed(0)
+    module = VariableLengthImportance(32, beta_gate=True)
+    with torch.no_grad():
+        module.beta_gate.u.fill_(-1.0)  # gate falls with β
+    betas = torch.logspace(-5, 0, 11).view(-1, 1)
+    gamma = module(torch.full_like(betas, 0.1), betas)
+    assert torch.all(gamma[1:] < gamma[:-1])
 
 
 def test_encoder_symbols_peak_at_most_one_and_prefix_sent():

@@ -1,3 +1,7 @@
+import math
+import warnings
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -65,3 +69,123 @@ def test_gradients_reach_gate_parameters():
 def test_missing_condition_is_a_clear_error():
     with pytest.raises(ValueError, match="beta"):
         HyperLinear(2, 2)(torch.randn(1, 2), None, torch.zeros(1, 1))
+
+
+def kernel_layer(seed=0, **kwargs):
+    torch.manual_seed(seed)
+    return HyperConv2d(3, 4, 3, padding=1, conv_gate="kernel", **kwargs)
+
+
+def test_conv_gate_mode_is_checked():
+    with pytest.raises(ValueError, match="channel.*kernel"):
+        HyperConv2d(3, 4, 3, conv_gate="filter")
+
+
+def test_kernel_mode_gates_off_equals_conv2d():
+    layer = kernel_layer(beta_gate=False, snr_scale=False)
+    plain = nn.Conv2d(3, 4, 3, padding=1)
+    plain.load_state_dict(layer.conv.state_dict())
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(layer(x), plain(x))
+
+
+def test_kernel_mode_has_one_gate_per_kernel_block_and_bias():
+    layer = kernel_layer(snr_scale=False)
+    assert layer.beta_gate is None
+    assert layer.beta_gate_kernel.u.shape == (4 * 3,)
+    assert layer.beta_gate_bias.u.shape == (4,)
+    # new gates keep BetaGate's default start (u = 0, v = 4)
+    assert torch.all(layer.beta_gate_kernel.u == 0) and torch.all(layer.beta_gate_kernel.v == 4)
+
+
+def test_kernel_mode_equals_conv_with_hand_scaled_kernel_blocks():
+    """Hyper-VIB eq. (14): W[o, i] scaled by its own gate, b[o] by the bias gate, per example."""
+    layer = kernel_layer(snr_scale=False).double()
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        layer.beta_gate_kernel.u.copy_(torch.randn(12, generator=gen, dtype=torch.float64))
+        layer.beta_gate_kernel.v.copy_(torch.randn(12, generator=gen, dtype=torch.float64))
+        layer.beta_gate_bias.u.copy_(torch.tensor([0.5, -1.0, 0.0, 2.0]))
+        layer.beta_gate_bias.v.copy_(torch.tensor([0.0, 1.0, -1.0, 0.3]))
+    beta = torch.tensor([[1e-4], [0.05], [0.9]], dtype=torch.float64)
+    x = torch.randn(3, 3, 6, 7, generator=gen, dtype=torch.float64)
+    got = layer(x, beta)
+    w, b = layer.conv.weight, layer.conv.bias
+    for n in range(3):
+        log_b = math.log(beta[n, 0].item())
+        scaled = w.clone()
+        for o in range(4):
+            for i in range(3):
+                k = o * 3 + i
+                u, v = layer.beta_gate_kernel.u[k].item(), layer.beta_gate_kernel.v[k].item()
+                scaled[o, i] = w[o, i] / (1.0 + math.exp(-(u * log_b + v)))
+        u_b, v_b = layer.beta_gate_bias.u, layer.beta_gate_bias.v
+        bias = b / (1.0 + torch.exp(-(u_b * log_b + v_b)))
+        expected = nn.functional.conv2d(x[n : n + 1], scaled, bias, padding=1)
+        torch.testing.assert_close(got[n : n + 1], expected, rtol=1e-12, atol=1e-12)
+
+
+def test_kernel_mode_differs_from_channel_mode():
+    """With distinct gates per input channel the kernel form is not a per-channel scaling."""
+    layer = kernel_layer(snr_scale=False)
+    with torch.no_grad():
+        layer.beta_gate_kernel.u.copy_(torch.linspace(-1, 1, 12))
+    x = torch.randn(1, 3, 5, 5)
+    beta = torch.tensor([[1e-3]])
+    got = layer(x, beta)
+    per_input = [
+        nn.functional.conv2d(x[:, i : i + 1], layer.conv.weight[:, i : i + 1], padding=1)
+        for i in range(3)
+    ]
+    # a per-output-channel gate c_o would give got - bias = c_o·sum_i per_input[i]
+    bias_part = layer.conv.bias * layer.beta_gate_bias(beta)
+    plain = sum(per_input)
+    ratio = (got - bias_part.view(1, 4, 1, 1)) / plain
+    assert ratio.flatten(2).std(dim=2).max() > 1e-3
+
+
+def test_kernel_mode_gradients_reach_gate_parameters():
+    layer = kernel_layer()
+    out = layer(
+        torch.randn(5, 3, 6, 6), torch.logspace(-4, 0, 5).view(5, 1), torch.full((5, 1), 10.0)
+    )
+    out.square().sum().backward()
+    names = ("beta_gate_kernel.u", "beta_gate_kernel.v", "beta_gate_bias.u", "beta_gate_bias.v")
+    for name in names + ("conv.weight", "conv.bias", "snr_scale.omega"):
+        grad = dict(layer.named_parameters())[name].grad
+        assert grad is not None and grad.abs().sum() > 0, name
+
+
+def test_kernel_mode_exports_to_onnx_with_dynamic_batch(tmp_path):
+    ort = pytest.importorskip("onnxruntime")
+    layer = HyperConv2d(2, 3, 3, stride=2, padding=1, conv_gate="kernel").eval()
+    with torch.no_grad():
+        layer.beta_gate_kernel.u.copy_(torch.linspace(-1, 0.5, 6))
+        layer.beta_gate_bias.u.copy_(torch.tensor([-0.5, 0.2, 1.0]))
+        layer.snr_scale.omega.fill_(0.3)
+    example = (torch.randn(2, 2, 9, 9), torch.full((2, 1), 1e-2), torch.full((2, 1), 10.0))
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    dynamic = {"x": {0: batch}, "beta": {0: batch}, "snr_db": {0: batch}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            layer,
+            example,
+            input_names=["x", "beta", "snr_db"],
+            dynamic_shapes=dynamic,
+            dynamo=True,
+            external_data=False,
+            opset_version=18,
+            verbose=False,
+        )
+    path = tmp_path / "conv.onnx"
+    program.save(str(path), external_data=False)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for n in (1, 4):
+        x = torch.randn(n, 2, 9, 9)
+        beta = torch.logspace(-5, 0, n).view(n, 1)
+        snr = torch.linspace(0, 25, n).view(n, 1)
+        (got,) = session.run(None, {"x": x.numpy(), "beta": beta.numpy(), "snr_db": snr.numpy()})
+        with torch.no_grad():
+            expected = layer(x, beta, snr).numpy()
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)

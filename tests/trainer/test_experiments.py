@@ -25,12 +25,14 @@ def test_quantizer_bits_runs_end_to_end(tmp_path, one_thread):
     stored = json.loads((tmp_path / "results.json").read_text())
     assert stored["experiment"] == "quantizer-bits" and stored["mode"] == "quick"
     assert stored["settings"]["epochs"] == 1 and stored["settings"]["train_subset"] == 3000
-    assert set(stored["bits"]) == {"1", "2", "4", "none"}
+    assert set(stored["bits"]) == {"1", "2", "4", "none", quantizer_bits.MIXTURE}
+    assert stored["bits"][quantizer_bits.MIXTURE]["kl_bound"] == "mixture"
+    assert stored["bits"]["4"]["kl_bound"] == "eq14" and stored["bits"]["none"]["kl_bound"] is None
     for name, row in stored["bits"].items():
         assert 0.0 <= row["error_rate"] <= 1.0
         assert row["error_rate"] == pytest.approx(1.0 - row["accuracy"])
         assert row["train_wall_s"] > 0
-        per_symbol = 32 if name == "none" else int(name)
+        per_symbol = 32 if name == "none" else int(name.split()[0])
         assert row["bits_per_sample"] == pytest.approx(row["n_active"] * per_symbol)
     assert stored["machine"]["cpu_cores"] >= 1 and stored["total_wall_s"] > 0
     assert [c["figure"] for c in stored["checks"]] == [c["figure"] for c in results["checks"]]
@@ -58,6 +60,7 @@ def _synthetic(acc_4bit: float, acc_none: float, mode: str = "full") -> dict:
         "bits": {
             "4": {**row, "accuracy": acc_4bit, "error_rate": 1 - acc_4bit},
             "none": {**row, "accuracy": acc_none, "error_rate": 1 - acc_none},
+            "4 (mixture bound)": {**row, "accuracy": acc_4bit, "error_rate": 1 - acc_4bit},
         },
         "plots": ["error_vs_bits.png"],
         # a stale stored verdict: the report must recompute, not copy it

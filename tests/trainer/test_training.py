@@ -26,10 +26,32 @@ def test_beta_and_snr_sampling_ranges():
     uniform = sample_beta(100_000, TrainConfig(beta_dist="uniform"), gen)
     assert uniform.mean().item() == pytest.approx(0.5, abs=0.01)
     assert torch.all(sample_beta(3, TrainConfig(fixed_beta=0.1), gen) == 0.1)
-    snr = sample_snr(100_000, TrainConfig(snr_range=(0, 25)), gen)
+    snr = sample_snr(100_000, TrainConfig(snr_range=(0, 25), snr_margin_db=0.0), gen)
     assert snr.min() >= 0 and snr.max() <= 25 and snr.mean().item() == pytest.approx(12.5, abs=0.1)
     with pytest.raises(ValueError):
         TrainConfig(beta_dist="normal")
+
+
+def test_snr_margin_widens_the_training_draws_only():
+    gen = torch.Generator().manual_seed(0)
+    cfg = TrainConfig(snr_range=(0, 25), snr_margin_db=3.0)
+    snr = sample_snr(100_000, cfg, gen)
+    assert snr.min() < -2.9 and snr.max() > 27.9 and snr.min() >= -3 and snr.max() <= 28
+    assert cfg.trained_snr_range == (0, 25)  # what the manifest promises is unchanged
+
+
+def test_quick_does_not_override_explicit_flags():
+    import argparse
+
+    from trainer.__main__ import add_train_flags, train_config_from
+
+    parser = argparse.ArgumentParser()
+    add_train_flags(parser)
+    assert train_config_from(parser.parse_args(["--quick", "--epochs", "12"])).epochs == 12
+    assert train_config_from(parser.parse_args(["--quick"])).epochs == 4
+    assert train_config_from(parser.parse_args([])).epochs == 30
+    quick_lr = train_config_from(parser.parse_args(["--quick", "--lr", "5e-4"]))
+    assert quick_lr.lr == 5e-4 and quick_lr.epochs == 4
 
 
 def test_training_is_deterministic_under_a_seed(fashion):
@@ -53,6 +75,17 @@ def test_quick_model_beats_80_percent(quick_model_dir, fashion):
     point = evaluate_point(model, fashion, beta=1e-4, snr_db=20.0, draws=5)
     assert point["value"] > 0.80, point
     assert point["bits"] == point["n_active"] * 4  # 4-bit quantized quick model
+
+
+def test_evaluation_reports_the_rate_beside_accuracy(quick_model_dir, fashion):
+    """Issue 8 item 9: the KL (nats) falls as β rises, and the sampled-z score is reported."""
+    model = load_trained(quick_model_dir)
+    low = evaluate_point(model, fashion, beta=1e-5, snr_db=20.0, draws=1, n=2000)
+    high = evaluate_point(model, fashion, beta=1.0, snr_db=20.0, draws=1, n=2000)
+    # QML-IB eq. (14) carries d·log K - H(Z̃) >= 0 (up to 177 nats at 4 bits, d = 64), so the
+    # 4-bit model's bound falls by less than the unquantized KL would
+    assert high["kl"] < 0.8 * low["kl"], (low, high)
+    assert 0.5 < low["value_sampled"] <= 1.0
 
 
 def test_onnx_parity_on_the_test_set(quick_model_dir, fashion):

@@ -10,26 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from trainer.experiments import (
-    cnn,
-    quantizer_bits,
-    ranging_regression,
-    snr_adaptivity,
-    train_once_vs_grid,
-    variable_length,
-)
-
-EXPERIMENTS = {
-    m.NAME: m
-    for m in (
-        train_once_vs_grid,
-        snr_adaptivity,
-        quantizer_bits,
-        variable_length,
-        ranging_regression,
-        cnn,
-    )
-}
+from trainer.experiments.registry import EXPERIMENTS
 
 
 def cmd_experiment(args) -> int:

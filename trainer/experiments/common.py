@@ -1,7 +1,10 @@
 """What every experiment shares: run settings, training one model, evaluation, plots, results.
 
-An experiment module defines ``NAME``, ``PAPER`` (the figure/table it reproduces),
-``FULL_EPOCHS``, ``run(settings, out_dir) -> dict`` and ``checks(results) -> list[Check]``.
+An experiment module (registered in ``registry.py``) defines ``NAME``, ``PAPER`` (the
+figure/table it reproduces), ``FULL_EPOCHS``, ``run(settings, out_dir) -> dict``,
+``checks(results) -> list[Check]``, ``summary_rows(results) -> [(label, value)]`` and
+``notes(results) -> str`` (the report's prose, built from the results). ``run`` never changes
+the settings it is given: it returns ``"settings"`` in its dict when it adjusts them.
 ``run_experiment`` wraps ``run`` with the settings, the machine line and the wall time and
 writes ``results.json``; ``python -m trainer report`` turns the checks into tables.
 """
@@ -18,6 +21,10 @@ from pathlib import Path
 import numpy as np
 
 QUICK_SETTINGS = {"epochs": 2, "train_subset": 10000, "n_eval": 2000, "draws": 1}
+# The one hyper model gets this many times a grid model's epochs: it learns every β (or SNR)
+# at once. Hyper-VIB's Table I implies 1.5-3x one grid model's time; the report gives the
+# resulting wall-time ratio as measured.
+HYPER_EPOCH_FACTOR = 2
 FULL_DRAWS = 3
 
 
@@ -102,19 +109,23 @@ def warm_up(settings: RunSettings, data, **overrides) -> None:
     train(cfg, data)
 
 
-def train_one(label: str, settings: RunSettings, data, step: str = "", **overrides):
-    """Train one model in-process with the run's epochs/subset/seed; returns (model, info)."""
+def train_one(
+    label: str, settings: RunSettings, data, step: str = "", epochs: int | None = None, **overrides
+):
+    """Train one model in-process with the run's subset/seed and its epochs (or ``epochs``);
+    returns (model, info)."""
     from trainer.train import TrainConfig, train
 
+    epochs = epochs or settings.epochs
     cfg = TrainConfig(
         data_dir=settings.data_dir,
-        epochs=settings.epochs,
+        epochs=epochs,
         train_subset=settings.train_subset,
         seed=settings.seed,
         progress=settings.progress,
         **overrides,
     )
-    print(f"{step} training {label} ({settings.epochs} epochs) ...", flush=True)
+    print(f"{step} training {label} ({epochs} epochs) ...", flush=True)
     model, log = train(cfg, data)
     info = {
         "label": label,

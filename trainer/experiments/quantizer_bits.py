@@ -2,7 +2,9 @@
 
 Four models, identical but for the quantizer (1, 2, 4 bits per symbol, and none), each a
 plain VIB at β = 1e-4 (``fixed_beta``) trained and tested at PSNR 10 dB (``fixed_snr=10``):
-one β per model as in QML-IB, so the bit depth is the only variable.
+one β per model as in QML-IB, so the bit depth is the only variable. The quantized models use
+the rate term of QML-IB eq. (14) (``kl_bound="eq14"``); one more 4-bit model trained with its
+tighter mixture term (``kl_bound="mixture"``) shows which of the two trains better.
 """
 
 from __future__ import annotations
@@ -30,16 +32,28 @@ def label(bits) -> str:
     return "none" if bits is None else str(bits)
 
 
+MIXTURE = "4 (mixture bound)"
+
+
+def variants() -> dict[str, dict]:
+    """Row label -> training options: each bit depth with eq. (14), and 4 bits with the mixture."""
+    out = {label(bits): {"bits": bits} for bits in BITS}
+    out[MIXTURE] = {"bits": 4, "kl_bound": "mixture"}
+    return out
+
+
 def run(settings: RunSettings, out_dir: Path) -> dict:
     data = load_data("fashion-mnist", settings.data_dir, settings.seed)
     rows = {}
-    for k, bits in enumerate(BITS):
+    todo = variants()
+    for k, (name, options) in enumerate(todo.items()):
         model, info = train_one(
-            f"bits={label(bits)}", settings, data, f"[{k + 1}/{len(BITS)}]",
-            bits=bits, fixed_beta=BETA, fixed_snr=SNR_DB,
+            f"bits={name}", settings, data, f"[{k + 1}/{len(todo)}]",
+            fixed_beta=BETA, fixed_snr=SNR_DB, **options,
         )  # fmt: skip
-        point = evaluate(model, data, settings, BETA, SNR_DB, f"bits={label(bits)}")
-        rows[label(bits)] = {
+        point = evaluate(model, data, settings, BETA, SNR_DB, f"bits={name}")
+        rows[name] = {
+            "kl_bound": options.get("kl_bound", "eq14") if options["bits"] else None,
             "accuracy": point["value"],
             "error_rate": 1.0 - point["value"],
             "std": point["std"],
@@ -74,8 +88,23 @@ def checks(results: dict) -> list[Check]:
 
 
 def summary_rows(results: dict) -> list[tuple[str, str]]:
+    rows = results["bits"]
+    mixture_gap = 100 * (rows[MIXTURE]["accuracy"] - rows["4"]["accuracy"])
     return [
-        (f"bits={name}", f"error {r['error_rate']:.4f} (acc {r['accuracy']:.4f}), "
-         f"{r['bits_per_sample']:.0f} bits/sample")
-        for name, r in results["bits"].items()
+        ("4 bits: mixture-bound − eq. 14 accuracy (which rate term trains better)",
+         f"{mixture_gap:+.2f} points"),
+        *((f"bits={name}", f"error {r['error_rate']:.4f} (acc {r['accuracy']:.4f}), "
+           f"{r['bits_per_sample']:.0f} bits/sample") for name, r in rows.items()),
     ]  # fmt: skip
+
+
+def notes(results: dict) -> str:
+    rows = results["bits"]
+    mixture_gap = 100 * (rows[MIXTURE]["accuracy"] - rows["4"]["accuracy"])
+    better = "the mixture term" if mixture_gap > 0 else "eq. (14)"
+    return (
+        "QML-IB fuses several devices at a server; this experiment runs one device. Single "
+        "seed (noise draws averaged): differences under ~0.3 points are within seed noise. "
+        f"At 4 bits, training with the mixture term instead of eq. (14) changes accuracy by "
+        f"{mixture_gap:+.2f} points ({better} trains better here)."
+    )

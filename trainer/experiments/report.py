@@ -11,32 +11,7 @@ import json
 from pathlib import Path
 
 from trainer.experiments.common import Check
-
-NOTES = {
-    "train-once-vs-grid": "Our MLP (one 512-unit hyper FC + 64-d head) and 10 epochs per model "
-    "are smaller than the paper's setup; both sides get the same epochs, so the wall-time "
-    "ratio is close to the number of grid models minus the gates' overhead.",
-    "snr-adaptivity": "Hyper-AJSCC trains over U[0, 20] dB on CIFAR/ImageNet-style images with "
-    "a JSCC decoder; we use Fashion-MNIST, U[0, 25] dB, a classification head and β = 1e-4.",
-    "quantizer-bits": "QML-IB reports several devices fused at a server; we run one device. "
-    "Error rates are single-seed (noise draws averaged), so differences under ~0.3 points are "
-    "within seed noise.",
-    "variable-length": "VL-VFE uses a larger CNN and trains per β; ours covers β and SNR in one "
-    "run with an MLP backbone. γ is squashed into [0, 1) (see shared/nn/variable_length.py). "
-    "The prefix stays flat (60 of 64 at every PSNR for β = 1e-3). We tried feeding the "
-    "importance MLP log σ² instead of σ² (it is monotone either way): no change. What the γ "
-    "table shows instead is the log-uniform KL (≈ log(γ/σ) per dimension while γ ≫ σ) pressing "
-    "every γ down to about 0.25, below σ = 0.32 at 10 dB, and the cumulative form making γ "
-    "decay along d; the fixed-length model keeps a flat γ ≈ 0.28 and so more signal power, "
-    "hence its lead at 10 dB. Next step: train per β (as VL-VFE does) or scale the symbols "
-    "to unit peak after pruning, so that γ only gates dimensions and not power.",
-    "ranging-regression": "The ranging channels are our own simulation (trainer/ranging.py), "
-    "not the paper's measured data set, so absolute MSEs are not comparable; the brief gives "
-    "no numeric target and the 10% MSE margin is ours.",
-    "cnn": "3 epochs on 30,000 training images per model and a 6-model grid (one per "
-    "decade) to fit the CPU budget; the wall-time target uses the ratio scaled to an "
-    "11-model grid.",
-}
+from trainer.experiments.registry import EXPERIMENTS
 
 
 def find_results(reports_dir: str | Path) -> dict[str, dict[str, dict]]:
@@ -57,8 +32,6 @@ def find_results(reports_dir: str | Path) -> dict[str, dict[str, dict]]:
 
 
 def check_rows(name: str, results: dict) -> list[Check]:
-    from trainer.experiments import EXPERIMENTS
-
     return EXPERIMENTS[name].checks(results)
 
 
@@ -67,8 +40,6 @@ def _fmt(value: float) -> str:
 
 
 def experiment_section(name: str, results: dict) -> str:
-    from trainer.experiments import EXPERIMENTS
-
     module = EXPERIMENTS[name]
     mode = results.get("mode", "full")
     title = f"## {name} ({module.PAPER})"
@@ -92,7 +63,7 @@ def experiment_section(name: str, results: dict) -> str:
             f"| {c.figure} | {_fmt(c.value)}{unit} | {c.op} {_fmt(c.target)}{unit} | {c.paper} "
             f"| {'met' if c.met else '**' + c.status() + '**'} |"
         )
-    rows = module.summary_rows(results) if hasattr(module, "summary_rows") else []
+    rows = module.summary_rows(results)
     if rows:
         lines += ["", "| number | value |", "| --- | --- |"]
         lines += [f"| {k} | {v} |" for k, v in rows]
@@ -102,7 +73,7 @@ def experiment_section(name: str, results: dict) -> str:
         "All targets met." if not missed
         else "Missed: " + "; ".join(f"{c.figure} ({c.status()})" for c in missed) + "."
     )  # fmt: skip
-    lines.append(f"Where we differ: {verdict} {NOTES.get(name, '')}")
+    lines.append(f"Where we differ: {verdict} {module.notes(results)}")
     machine = results.get("machine", {})
     lines.append(
         f"\nMachine: {machine.get('device', '?')}, {machine.get('cpu_cores', '?')} CPU cores, "
@@ -116,8 +87,6 @@ def experiment_section(name: str, results: dict) -> str:
 
 
 def build_report(reports_dir: str | Path) -> str:
-    from trainer.experiments import EXPERIMENTS
-
     found = find_results(reports_dir)
     out = [
         "# Experiments: our numbers against the papers",

@@ -1,6 +1,8 @@
 """One model over SNR vs models trained at one SNR each: Hyper-AJSCC Fig. 4 and Fig. 6.
 
-The hyper model is trained over SNR ~ U[0, 25] dB with the SNR modules on; the baselines are
+The hyper model is trained over SNR ~ U[0, 25] dB (drawn from [-3, 28] dB: the trainer's 3 dB
+margin keeps the served range's ends inside the training distribution) with the SNR modules
+on, for HYPER_EPOCH_FACTOR × the baselines' epochs; the baselines are
 the same architecture trained at one SNR (SNR modules off). β is fixed at 1e-4 for every
 model (``fixed_beta``: β gates off) so only the SNR varies. Every model is tested at
 0..25 dB in steps of 5; the gap is hyper − the model trained at the test SNR (matched).
@@ -11,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from trainer.experiments.common import (
+    HYPER_EPOCH_FACTOR,
     Check,
     RunSettings,
     evaluate,
@@ -33,7 +36,7 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
     total = len(train_snrs) + 1
     hyper, hyper_info = train_one(
         "hyper over SNR U[0,25]", settings, data, f"[1/{total}]",
-        fixed_beta=BETA, snr_range=(0.0, 25.0),
+        epochs=settings.epochs * HYPER_EPOCH_FACTOR, fixed_beta=BETA, snr_range=(0.0, 25.0),
     )  # fmt: skip
     hyper_values = [evaluate(hyper, data, settings, BETA, s, "hyper")["value"] for s in TEST_SNRS]
     single = {}
@@ -58,7 +61,8 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
         f"Fashion-MNIST, MLP, β = {BETA:g}", styles=styles,
     )  # fmt: skip
     return {
-        "design": f"all models fixed_beta={BETA:g}; hyper over SNR U[0,25] dB; baselines fixed_snr",
+        "design": f"all models fixed_beta={BETA:g}; hyper over SNR U[0,25] dB (+3 dB margin), "
+        f"{HYPER_EPOCH_FACTOR}x epochs; baselines fixed_snr",
         "beta": BETA,
         "test_snr_db": list(TEST_SNRS),
         "train_snr_db": list(train_snrs),
@@ -74,7 +78,7 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
 def checks(results: dict) -> list[Check]:
     gaps = results["hyper_minus_matched"]
     return [
-        Check("min over SNR of hyper − matched-SNR accuracy", 100 * min(gaps.values()), ">=", -0.5,
+        Check("min over SNR of hyper − matched-SNR accuracy", 100 * min(gaps.values()), ">=", -0.3,
               "points", "Hyper-AJSCC Fig. 4/6: one model close to SNR-specific models"),
     ]  # fmt: skip
 
@@ -91,3 +95,15 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
          f"{results['hyper']['train_wall_s']:.0f} s / "
          f"{sum(e['train_wall_s'] for e in results['single_snr'].values()):.0f} s"),
     ]  # fmt: skip
+
+
+def notes(results: dict) -> str:
+    gaps = results["hyper_minus_matched"]
+    worst = min(gaps, key=gaps.get)
+    return (
+        "Hyper-AJSCC trains over U[0, 20] dB on images with a JSCC decoder; we use "
+        f"Fashion-MNIST, a classification head and β = {results['beta']:g}, and train over "
+        "U[0, 25] dB widened by a 3 dB margin on each side (so 0 and 25 dB are not the edges of "
+        f"the training distribution). The largest shortfall is at {worst} dB "
+        f"({100 * gaps[worst]:+.2f} points)."
+    )

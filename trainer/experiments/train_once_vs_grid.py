@@ -9,9 +9,13 @@ Wall time = training time only (evaluation excluded); ratio = sum over the grid 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
+
 from trainer.experiments.common import (
+    HYPER_EPOCH_FACTOR,
     Check,
     RunSettings,
     evaluate,
@@ -26,6 +30,7 @@ PAPER = "Hyper-VIB Table I, Fig. 4"
 FULL_EPOCHS = 10
 SNR_DB = 20.0
 QUICK_BETAS = (1e-4, 1e-2, 1.0)
+FULL_SEEDS, QUICK_SEEDS = 3, 2
 
 
 def grid_betas(quick: bool, step_decades: float = 0.5) -> list[float]:
@@ -37,17 +42,30 @@ def grid_betas(quick: bool, step_decades: float = 0.5) -> list[float]:
 
 
 def run_beta_sweep(
-    settings: RunSettings, task: str, betas: list[float], arch: str = "mlp", snr_db: float = SNR_DB
+    settings: RunSettings,
+    task: str,
+    betas: list[float],
+    arch: str = "mlp",
+    snr_db: float = SNR_DB,
+    loss_weight: str = "inverse-d-beta",
+    hyper_options: dict | None = None,
 ) -> dict:
-    """Hyper-VIB over [min β, max β] vs one VIB model per β, all at one SNR; JSON-ready dict."""
+    """Hyper-VIB over [min β, max β] vs one VIB model per β, all at one SNR; JSON-ready dict.
+
+    The hyper model trains for HYPER_EPOCH_FACTOR × the grid models' epochs; both use the
+    loss weight w(β) = ``loss_weight`` (a constant for a grid model, so it changes nothing
+    there but the step size Adam normalises away). ``hyper_options`` go to the hyper model only.
+    """
+    hyper_options = hyper_options or {}
     data = load_data(task, settings.data_dir, settings.seed)
     better = max if data.task == "classification" else min
     total = len(betas) + 1
-    common = {"task": task, "arch": arch, "fixed_snr": snr_db}
+    common = {"task": task, "arch": arch, "fixed_snr": snr_db, "loss_weight": loss_weight}
     warm_up(settings, data, beta_range=(min(betas), max(betas)), **common)
     hyper_model, hyper_info = train_one(
         f"{task} {arch} hyper-VIB", settings, data, f"[1/{total}]",
-        beta_range=(min(betas), max(betas)), **common,
+        epochs=settings.epochs * HYPER_EPOCH_FACTOR, beta_range=(min(betas), max(betas)),
+        **common, **hyper_options,
     )  # fmt: skip
     hyper_points = [evaluate(hyper_model, data, settings, b, snr_db, "hyper") for b in betas]
     grid_infos, grid_points = [], []
@@ -75,6 +93,8 @@ def run_beta_sweep(
             "values": hyper_values,
             "n_active": [p["n_active"] for p in hyper_points],
             "std": [p["std"] for p in hyper_points],
+            "kl_nats": [p["kl"] for p in hyper_points],
+            "values_sampled": [p["value_sampled"] for p in hyper_points],
             "best_value": hyper_values[hyper_best],
             "best_beta": betas[hyper_best],
             "info": hyper_info,
@@ -88,6 +108,8 @@ def run_beta_sweep(
             "values": grid_values,
             "n_active": [p["n_active"] for p in grid_points],
             "std": [p["std"] for p in grid_points],
+            "kl_nats": [p["kl"] for p in grid_points],
+            "values_sampled": [p["value_sampled"] for p in grid_points],
             "best_value": grid_values[grid_best],
             "best_beta": betas[grid_best],
         },
@@ -114,29 +136,82 @@ def plot_sweep(sweep: dict, path: Path, title: str) -> Path:
     )  # fmt: skip
 
 
-def run(settings: RunSettings, out_dir: Path) -> dict:
-    sweep = run_beta_sweep(settings, "fashion-mnist", grid_betas(settings.quick))
-    plot_sweep(sweep, out_dir / "accuracy_vs_beta.png", f"Fashion-MNIST, MLP, {SNR_DB:g} dB")
+def repeat_seeds(settings: RunSettings, sweep: dict, n_seeds: int) -> dict:
+    """The headline pair over ``n_seeds`` seeds (the sweep's own run is the first): the hyper
+    model's best accuracy over the β grid and the grid model at the grid's best β."""
+    data = load_data(sweep["task"], settings.data_dir, settings.seed)
+    betas, best_beta = sweep["betas"], sweep["grid"]["best_beta"]
+    common = {"task": sweep["task"], "arch": sweep["arch"], "fixed_snr": sweep["snr_db"]}
+    hyper_best, grid_at_best = [sweep["hyper"]["best_value"]], [sweep["grid"]["best_value"]]
+    seeds = [settings.seed + k for k in range(n_seeds)]
+    for seed in seeds[1:]:
+        run = replace(settings, seed=seed)
+        hyper, _ = train_one(
+            f"hyper-VIB seed {seed}", run, data, f"[seed {seed}]",
+            epochs=run.epochs * HYPER_EPOCH_FACTOR, beta_range=(min(betas), max(betas)), **common,
+        )  # fmt: skip
+        points = [evaluate(hyper, data, run, b, sweep["snr_db"])["value"] for b in betas]
+        hyper_best.append(max(points))
+        grid, _ = train_one(
+            f"VIB beta={best_beta:.0e} seed {seed}", run, data, f"[seed {seed}]",
+            fixed_beta=best_beta, **common,
+        )  # fmt: skip
+        grid_at_best.append(evaluate(grid, data, run, best_beta, sweep["snr_db"])["value"])
     return {
-        "design": "hyper over β in [1e-5, 1] and VIB grid, both fixed_snr=20 (SNR gates off)",
-        "sweep": sweep,
-        "plots": ["accuracy_vs_beta.png"],
+        "seeds": seeds,
+        "grid_best_beta": best_beta,
+        "hyper_best": hyper_best,
+        "grid_at_best_beta": grid_at_best,
+        "hyper_best_mean": float(np.mean(hyper_best)),
+        "hyper_best_sd": float(np.std(hyper_best, ddof=1)),
+        "grid_mean": float(np.mean(grid_at_best)),
+        "grid_sd": float(np.std(grid_at_best, ddof=1)),
     }
 
 
-def sweep_checks(sweep: dict, ratio_key: str = "wall_ratio_grid_over_hyper") -> list[Check]:
-    """Table I / Fig. 4 targets: ≥5x less time, best within 0.3 points, ≥ grid for β ≥ 1e-2."""
+def run(settings: RunSettings, out_dir: Path) -> dict:
+    sweep = run_beta_sweep(settings, "fashion-mnist", grid_betas(settings.quick))
+    plot_sweep(sweep, out_dir / "accuracy_vs_beta.png", f"Fashion-MNIST, MLP, {SNR_DB:g} dB")
+    plot_rate(sweep, out_dir / "rate_vs_beta.png")
+    seeds = repeat_seeds(settings, sweep, QUICK_SEEDS if settings.quick else FULL_SEEDS)
+    return {
+        "design": "hyper over β in [1e-5, 1] and VIB grid, both fixed_snr=20 (SNR gates off)",
+        "sweep": sweep,
+        "seeds": seeds,
+        "plots": ["accuracy_vs_beta.png", "rate_vs_beta.png"],
+    }
+
+
+def plot_rate(sweep: dict, path: Path) -> Path:
+    """The rate the β knob buys: KL (nats) and the accuracy with z sampled, per β."""
+    return plot_lines(
+        path,
+        {"Hyper-VIB KL (nats)": (sweep["betas"], sweep["hyper"]["kl_nats"]),
+         "VIB grid KL (nats)": (sweep["betas"], sweep["grid"]["kl_nats"])},
+        "β", "rate: KL per example (nats)", "rate vs β (log scale)", logx=True,
+    )  # fmt: skip
+
+
+def sweep_checks(
+    sweep: dict, ratio_key: str = "wall_ratio_grid_over_hyper", best_gap_target: float = 0.2
+) -> list[Check]:
+    """Table I / Fig. 4 targets: ≥4.5x less time, best within ``best_gap_target`` points,
+    ≥ grid for β ≥ 1e-2, and a rate (KL) that falls with β."""
     betas = sweep["betas"]
     large = [d for b, d in zip(betas, sweep["hyper_minus_grid"], strict=True) if b >= 1e-2]
     best_gap = 100 * (sweep["grid"]["best_value"] - sweep["hyper"]["best_value"])
+    kl = sweep["hyper"]["kl_nats"]
     return [
-        Check("grid/hyper training wall-time ratio", sweep[ratio_key], ">=", 5.0, "x",
-              "Hyper-VIB Table I: ~80% less training time than the grid search"),
-        Check("grid best − hyper best accuracy", best_gap, "<=", 0.3, "points",
+        Check("grid/hyper training wall-time ratio", sweep[ratio_key], ">=", 4.5, "x",
+              "Hyper-VIB Table I: 4.5x on MNIST (hyper trained 2x a grid model's epochs)"),
+        Check("grid best − hyper best accuracy", best_gap, "<=", best_gap_target, "points",
               "Hyper-VIB Fig. 4: same best accuracy as the grid search"),
         Check("min over β ≥ 1e-2 of hyper − grid accuracy",
               100 * min(large) if large else math.nan, ">=", 0.0, "points",
               "Hyper-VIB Fig. 4: hyper at or above VIB at large β"),
+        Check(f"hyper KL at β={betas[-1]:g} / KL at β={betas[0]:g}",
+              kl[-1] / max(kl[0], 1e-12), "<=", 0.2, "",
+              "Hyper-VIB: β trades rate I(X;Z) for accuracy (the rate falls with β)"),
     ]  # fmt: skip
 
 
@@ -145,7 +220,13 @@ def checks(results: dict) -> list[Check]:
 
 
 def summary_rows(results: dict) -> list[tuple[str, str]]:
-    return sweep_rows(results["sweep"])
+    seeds = results["seeds"]
+    return [
+        *sweep_rows(results["sweep"]),
+        (f"over seeds {seeds['seeds']}: hyper best / grid at β={seeds['grid_best_beta']:.0e}",
+         f"{seeds['hyper_best_mean']:.4f} ± {seeds['hyper_best_sd']:.4f} / "
+         f"{seeds['grid_mean']:.4f} ± {seeds['grid_sd']:.4f}"),
+    ]  # fmt: skip
 
 
 def sweep_rows(sweep: dict) -> list[tuple[str, str]]:
@@ -161,7 +242,37 @@ def sweep_rows(sweep: dict) -> list[tuple[str, str]]:
          f"{fmt.format(sweep['hyper']['best_value'])} ({sweep['hyper']['best_beta']:.0e})"),
         (f"best {sweep['metric']} (β): grid",
          f"{fmt.format(sweep['grid']['best_value'])} ({sweep['grid']['best_beta']:.0e})"),
+        ("KL (nats) per β (hyper / grid)",
+         ", ".join(f"{b:.0e}: {h:.1f}/{g:.1f}" for b, h, g in zip(
+             sweep["betas"], sweep["hyper"]["kl_nats"], sweep["grid"]["kl_nats"], strict=True))),
+        (f"{sweep['metric']} with z sampled per β (hyper / grid)",
+         ", ".join(f"{b:.0e}: {fmt.format(h)}/{fmt.format(g)}" for b, h, g in zip(
+             sweep["betas"], sweep["hyper"]["values_sampled"], sweep["grid"]["values_sampled"],
+             strict=True))),
         (f"{sweep['metric']} per β (hyper / grid)",
          ", ".join(f"{b:.0e}: {fmt.format(h)}/{fmt.format(g)}" for b, h, g in zip(
              sweep["betas"], sweep["hyper"]["values"], sweep["grid"]["values"], strict=True))),
     ]  # fmt: skip
+
+
+def sweep_notes(sweep: dict, settings: dict) -> str:
+    """The report's prose for a β sweep, from its numbers."""
+    hyper_epochs = sweep["hyper"]["info"]["config"]["epochs"]
+    weight = sweep["hyper"]["info"]["config"].get("loss_weight", "none")
+    kl = sweep["hyper"]["kl_nats"]
+    return (
+        f"The hyper model trained {hyper_epochs} epochs against {settings.get('epochs')} per grid "
+        f"model, with the loss weight w(β) = {weight}; its rate falls from {kl[0]:.1f} nats at "
+        f"β = {sweep['betas'][0]:g} to {kl[-1]:.1f} nats at β = {sweep['betas'][-1]:g}. The "
+        "device sends the mean μ, so accuracy can stay flat in β while the rate (KL, and the "
+        "accuracy with z sampled) moves; both are in the table."
+    )
+
+
+def notes(results: dict) -> str:
+    seeds = results["seeds"]
+    return sweep_notes(results["sweep"], results["settings"]) + (
+        f" Over seeds {seeds['seeds']} the hyper model's best accuracy is "
+        f"{seeds['hyper_best_mean']:.4f} ± {seeds['hyper_best_sd']:.4f} and the grid model at "
+        f"β = {seeds['grid_best_beta']:.0e} {seeds['grid_mean']:.4f} ± {seeds['grid_sd']:.4f}."
+    )
