@@ -73,6 +73,12 @@ class ChannelServicer(pb_grpc.ChannelServicer):
     def GetState(self, request, context):
         return self.service.state()
 
+    def GetEdgeInfo(self, request, context):
+        try:
+            return self.service.edge_info(context.time_remaining())
+        except ChannelError as exc:
+            context.abort(exc.code, exc.message)
+
 
 def build_server(settings: ChannelSettings):
     """Create (not start) the server; returns (server, service, health servicer, edge channel)."""
@@ -85,6 +91,9 @@ def build_server(settings: ChannelSettings):
     def edge_call(transmission: pb.Transmission, timeout_s: float) -> pb.InferenceReply:
         return edge_stub.Decode(transmission, timeout=timeout_s)
 
+    def edge_info_call(timeout_s: float) -> pb.EdgeInfo:
+        return edge_stub.GetInfo(pb.GetInfoRequest(), timeout=timeout_s)
+
     metrics = ChannelMetrics()
     service = ChannelService(
         edge_call,
@@ -96,6 +105,7 @@ def build_server(settings: ChannelSettings):
         seed=settings.seed,
         edge_target=settings.edge,
         metrics=metrics,
+        edge_info_call=edge_info_call,
     )
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.workers), options=options)
     pb_grpc.add_ChannelServicer_to_server(ChannelServicer(service), server)

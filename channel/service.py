@@ -35,6 +35,8 @@ PASS_THROUGH = {
 
 # decode(transmission, timeout_s) -> reply; raises grpc.RpcError like a stub call.
 EdgeCall = Callable[[pb.Transmission, float], pb.InferenceReply]
+# get_info(timeout_s) -> the edge's EdgeInfo; raises grpc.RpcError like a stub call.
+EdgeInfoCall = Callable[[float], pb.EdgeInfo]
 
 
 class ChannelError(Exception):
@@ -60,12 +62,14 @@ class ChannelService:
         seed: int | None = None,
         edge_target: str = "",
         metrics: ChannelMetrics | None = None,
+        edge_info_call: EdgeInfoCall | None = None,
     ) -> None:
         if pilots < 0:
             raise ValueError(f"pilots must be >= 0, got {pilots}")
         if baud <= 0:
             raise ValueError(f"baud must be > 0 symbols/s, got {baud}")
         self.edge_call = edge_call
+        self.edge_info_call = edge_info_call
         self.pilots = int(pilots)
         self.baud = float(baud)
         self.deadline_s = float(deadline_s)
@@ -104,6 +108,18 @@ class ChannelService:
             profile=profile.describe(),
             edge_target=self.edge_target,
         )
+
+    def edge_info(self, time_remaining_s: float | None = None) -> pb.EdgeInfo:
+        """The edge's GetInfo (model id, whether its decoder is serving), with a deadline."""
+        if self.edge_info_call is None:
+            raise ChannelError(grpc.StatusCode.UNIMPLEMENTED, "this channel has no edge info")
+        timeout_s = self.deadline_s
+        if time_remaining_s is not None:
+            timeout_s = min(timeout_s, max(time_remaining_s, 0.001))
+        try:
+            return self.edge_info_call(timeout_s)
+        except grpc.RpcError as exc:
+            raise self._map_edge_error(exc, timeout_s) from None
 
     # -- data path -----------------------------------------------------------------------
     def corrupt(self, transmission: pb.Transmission) -> pb.Transmission:

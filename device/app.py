@@ -10,13 +10,15 @@ Endpoints (OpenAPI docs at ``/docs``):
 - ``GET/PUT /v1/knobs``: beta, snr_mode, snr_db, variable_length (PUT is a partial update).
 - ``GET /v1/channel``, ``PUT /v1/channel/psnr`` ``{"psnr_db": 12.5}``: channel state/PSNR.
 - ``GET /v1/model``: the model the device runs.
-- ``GET /healthz`` (process up), ``GET /readyz`` (model loaded, channel reachable),
+- ``GET /healthz`` (process up), ``GET /readyz`` (model loaded, channel reachable, the edge
+  behind it serving the device's model id: 503 otherwise, naming both ids on a mismatch),
   ``GET /metrics`` (Prometheus).
 
 Status codes: 400 unreadable payload (empty body, not an image, invalid JSON), 413 body over
 ``max_upload_bytes`` (refused from the Content-Length header before reading the body, or
 as soon as a streamed body passes the limit), 415 unsupported Content-Type, 422 invalid
-values (pixels, knobs outside the trained ranges), 502 channel/edge refused the request,
+values (pixels, knobs outside the trained ranges), 502 channel/edge refused the request
+(e.g. the edge serves another model id: the message names both),
 503 channel/edge unreachable or deadline exceeded.
 """
 
@@ -297,17 +299,15 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
     async def healthz():
         return {"status": "ok"}
 
-    @app.get("/readyz", summary="Model loaded and channel reachable")
+    @app.get("/readyz", summary="Model loaded, channel reachable, edge serving the same model")
     async def readyz():
         try:
-            state = await run_in_threadpool(service.channel_state)
+            ready, report = await run_in_threadpool(service.readiness)
         except ChannelError as exc:
             return _error(503, f"not ready: {exc}")
-        return {
-            "status": "ready",
-            "model_id": manifest.model_id,
-            "channel_psnr_db": state["psnr_db"],
-        }
+        if not ready:
+            return JSONResponse({**report, "detail": f"not ready: {report['detail']}"}, 503)
+        return report
 
     add_web_routes(app, settings.data_dir, manifest.class_names)  # GET /, /v1/samples/random
 

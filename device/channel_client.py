@@ -99,6 +99,8 @@ class ChannelClient:
                 ) from exc
             if code in _CALLER_CODES:
                 raise ChannelRejected(f"{method} rejected: {details}", code) from exc
+            if code == grpc.StatusCode.FAILED_PRECONDITION:  # e.g. the edge's model id differs
+                raise ChannelError(f"{method} refused by the edge: {details}", code) from exc
             name = code.name if code is not None else "UNKNOWN"
             raise ChannelError(f"{method} failed: {name}: {details}", code) from exc
 
@@ -109,6 +111,10 @@ class ChannelClient:
     def get_state(self, timeout_s: float | None = None) -> pb.ChannelState:
         """The channel's current state (PSNR in dB, noise variance, pilots, baud)."""
         return self._call("GetState", pb.GetStateRequest(), timeout_s)
+
+    def get_edge_info(self, timeout_s: float | None = None) -> pb.EdgeInfo:
+        """The edge's model id and whether its decoder is serving (forwarded by the channel)."""
+        return self._call("GetEdgeInfo", pb.GetInfoRequest(), timeout_s)
 
     def set_psnr(self, psnr_db: float) -> pb.ChannelState:
         """Set the channel's PSNR (dB); returns the new state."""

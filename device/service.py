@@ -61,6 +61,28 @@ class DeviceService:
         self._remember_psnr(state.psnr_db)
         return state_to_dict(state)
 
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """(ready, report): ready when the channel answers, the edge behind it is serving,
+        and the edge's model id is this device's. Raises ChannelError when a call fails."""
+        state = self.channel_state()
+        edge = self.channel.get_edge_info()
+        model_id = self.manifest.model_id
+        report: dict[str, Any] = {
+            "model_id": model_id,
+            "edge_model_id": edge.model_id,
+            "edge_serving": edge.serving,
+            "channel_psnr_db": state["psnr_db"],
+        }
+        if edge.model_id != model_id:
+            report["detail"] = (
+                f"model id mismatch: the edge serves model {edge.model_id!r}, "
+                f"this device runs {model_id!r}"
+            )
+        elif not edge.serving:
+            report["detail"] = f"the edge serving model {edge.model_id!r} is not serving"
+        report["status"] = "not ready" if "detail" in report else "ready"
+        return "detail" not in report, report
+
     def set_channel_psnr(self, psnr_db: float) -> dict[str, Any]:
         """Change the channel's PSNR (dB) via SetPsnr; feedback mode follows at once."""
         state = self.channel.set_psnr(psnr_db)

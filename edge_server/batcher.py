@@ -1,18 +1,36 @@
-"""Micro-batching: gather requests for up to ``max_delay_s`` and run one batched call."""
+"""Adaptive batching on asyncio (Triton's dynamic batcher with no queue delay is the model).
+
+An idle decoder runs a request at once; whatever arrives while a batch runs forms the next
+batch, up to ``max_batch_size``. ``max_queue_delay_s`` > 0 adds an optional wait for a batch
+to fill. The batched call runs in one executor thread, so the event loop stays free.
+
+A caller that gives up (its deadline passed, or its RPC was cancelled) never affects anyone
+else: its request is dropped before the batch is formed, or its result is discarded.
+"""
 
 from __future__ import annotations
 
-import queue
-import threading
+import asyncio
+import logging
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import Future
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 
 class QueueFullError(RuntimeError):
     """The batching queue is at capacity (the caller should back off)."""
+
+
+class DeadlineExpired(TimeoutError):
+    """The caller's deadline passed before its batch finished."""
+
+
+class WorkerStopped(RuntimeError):
+    """The batcher's worker is not running (not started, closed or crashed)."""
 
 
 @dataclass
@@ -26,104 +44,169 @@ class BatchResult:
 @dataclass
 class _Pending:
     item: Any
-    submitted: float
-    future: Future = field(default_factory=Future)
+    submitted: float  # time.perf_counter() at submit
+    deadline: float | None  # time.perf_counter() after which the caller has given up
+    future: asyncio.Future
 
 
-_STOP = object()
+# on_batch(batch_size, error): awaited after every batched call; error is None on success.
+BatchHook = Callable[[int, BaseException | None], Awaitable[None]]
 
 
-class MicroBatcher:
-    """Worker threads take up to ``max_batch_size`` items, waiting at most ``max_delay_s``
-    after the first, and call ``run_batch(items) -> results`` once per batch.
+class AdaptiveBatcher:
+    """One asyncio worker task takes what is queued (up to ``max_batch_size``) and calls
+    ``run_batch(items) -> results`` in a single executor thread, one batch at a time.
 
-    ``max_batch_size=1`` turns batching off (each request is its own call).
+    ``max_batch_size=1`` turns batching off. Call :meth:`start` inside the event loop.
     """
 
     def __init__(
         self,
         run_batch: Callable[[Sequence[Any]], Sequence[Any]],
         max_batch_size: int = 32,
-        max_delay_s: float = 0.002,
-        workers: int = 1,
+        max_queue_delay_s: float = 0.0,
         max_queue: int = 1024,
-        on_batch: Callable[[int], None] | None = None,
+        on_batch: BatchHook | None = None,
     ) -> None:
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
-        if max_delay_s < 0:
-            raise ValueError(f"max_delay_s must be >= 0, got {max_delay_s}")
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
+        if max_queue_delay_s < 0:
+            raise ValueError(f"max_queue_delay_s must be >= 0, got {max_queue_delay_s}")
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
-        self.max_delay_s = max_delay_s
+        self.max_queue_delay_s = max_queue_delay_s
+        self.max_queue = max_queue
         self.on_batch = on_batch
-        self._queue: queue.Queue = queue.Queue(maxsize=max_queue)
-        self._threads = [
-            threading.Thread(target=self._work, name=f"batcher-{i}", daemon=True)
-            for i in range(workers)
-        ]
-        for thread in self._threads:
-            thread.start()
+        self.worker: asyncio.Task | None = None
+        self._queue: asyncio.Queue[_Pending] | None = None
+        self._arrived: asyncio.Event | None = None
+        self._executor: ThreadPoolExecutor | None = None
 
-    def submit(self, item: Any) -> Future:
-        """Queue one item; the future resolves to a :class:`BatchResult`."""
-        pending = _Pending(item, time.perf_counter())
+    # -- life cycle ----------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the worker task and the decoder thread (inside a running event loop)."""
+        if self.worker is not None:
+            raise RuntimeError("batcher already started")
+        self._queue = asyncio.Queue(self.max_queue)
+        self._arrived = asyncio.Event()
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="decoder")
+        self.worker = asyncio.get_running_loop().create_task(self._work(), name="batcher")
+
+    @property
+    def running(self) -> bool:
+        return self.worker is not None and not self.worker.done()
+
+    async def close(self) -> None:
+        """Stop the worker, fail what is still queued, wait for the decoder thread."""
+        if self.worker is not None:
+            self.worker.cancel()
+            await asyncio.gather(self.worker, return_exceptions=True)
+        if self._queue is not None:
+            while not self._queue.empty():
+                pending = self._queue.get_nowait()
+                _fail(pending, WorkerStopped("edge is shutting down"))
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+
+    async def run_in_decoder_thread(self, function: Callable[[], Any]) -> Any:
+        """Run ``function()`` in the decoder thread, between batches (e.g. a health probe)."""
+        if self._executor is None:
+            raise WorkerStopped("batcher not started")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, function)
+
+    # -- callers -------------------------------------------------------------------------
+    async def submit(self, item: Any, timeout_s: float | None = None) -> BatchResult:
+        """Queue one item and wait for its :class:`BatchResult` (at most ``timeout_s``).
+
+        Raises :class:`QueueFullError`, :class:`DeadlineExpired`, :class:`WorkerStopped`, or
+        the exception ``run_batch`` raised for this item's batch.
+        """
+        if not self.running:
+            raise WorkerStopped("decoder worker is not running")
+        now = time.perf_counter()
+        deadline = None if timeout_s is None else now + timeout_s
+        pending = _Pending(item, now, deadline, asyncio.get_running_loop().create_future())
         try:
             self._queue.put_nowait(pending)
-        except queue.Full:
-            raise QueueFullError(
-                f"edge queue full ({self._queue.maxsize} requests waiting)"
-            ) from None
-        return pending.future
+        except asyncio.QueueFull:
+            raise QueueFullError(f"edge queue full ({self.max_queue} requests waiting)") from None
+        self._arrived.set()
+        if timeout_s is None:
+            return await pending.future
+        try:  # on timeout (or if this caller is cancelled) the future is cancelled
+            return await asyncio.wait_for(pending.future, timeout_s)
+        except TimeoutError:
+            raise DeadlineExpired(f"decode did not finish in {timeout_s:.3g} s") from None
 
-    def close(self, timeout_s: float = 5.0) -> None:
-        """Finish queued work, then stop the workers."""
-        for _ in self._threads:
-            self._queue.put(_STOP)
-        for thread in self._threads:
-            thread.join(timeout_s)
-
-    def _gather(self, first: _Pending) -> tuple[list[_Pending], bool]:
-        batch = [first]
-        deadline = time.perf_counter() + self.max_delay_s
+    # -- worker --------------------------------------------------------------------------
+    async def _gather(self) -> list[_Pending]:
+        """Wait for one request, then take what else is queued (waiting the optional delay)."""
+        batch = [await self._queue.get()]
+        until = batch[0].submitted + self.max_queue_delay_s
         while len(batch) < self.max_batch_size:
-            remaining = deadline - time.perf_counter()
-            try:
-                nxt = (
-                    self._queue.get(timeout=remaining)
-                    if remaining > 0
-                    else (self._queue.get_nowait())
-                )
-            except queue.Empty:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = until - time.perf_counter()
+            if remaining <= 0:
                 break
-            if nxt is _STOP:
-                return batch, True
-            batch.append(nxt)
-        return batch, False
-
-    def _work(self) -> None:
-        while True:
-            first = self._queue.get()
-            if first is _STOP:
-                return
-            batch, stop = self._gather(first)
-            start = time.perf_counter()
+            self._arrived.clear()
             try:
-                values = list(self.run_batch([p.item for p in batch]))
-                if len(values) != len(batch):
-                    raise RuntimeError(f"batch returned {len(values)} results for {len(batch)}")
-            except Exception as exc:  # every waiter gets the error, the worker lives on
-                for pending in batch:
-                    pending.future.set_exception(exc)
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except TimeoutError:
+                break
+        return batch
+
+    def _live(self, batch: list[_Pending]) -> list[_Pending]:
+        """Drop requests whose caller gave up or whose deadline already passed."""
+        now = time.perf_counter()
+        live = []
+        for pending in batch:
+            if pending.future.done():  # cancelled by its caller
+                continue
+            if pending.deadline is not None and now >= pending.deadline:
+                _fail(pending, DeadlineExpired("deadline passed while queued"))
+                continue
+            live.append(pending)
+        return live
+
+    async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            live = self._live(await self._gather())
+            if not live:
+                continue
+            start = time.perf_counter()
+            error: BaseException | None = None
+            try:
+                values = await loop.run_in_executor(
+                    self._executor, self.run_batch, [p.item for p in live]
+                )
+                values = list(values)
+                if len(values) != len(live):
+                    raise RuntimeError(f"batch returned {len(values)} results for {len(live)}")
+            except asyncio.CancelledError:
+                for pending in live:
+                    _fail(pending, WorkerStopped("edge is shutting down"))
+                raise
+            except Exception as exc:  # only this batch fails; the worker lives on
+                error = exc
+                for pending in live:
+                    _fail(pending, exc)
             else:
                 run_s = time.perf_counter() - start
-                for pending, value in zip(batch, values, strict=True):
-                    pending.future.set_result(
-                        BatchResult(value, start - pending.submitted, run_s, len(batch))
-                    )
+                for pending, value in zip(live, values, strict=True):
+                    if not pending.future.done():
+                        pending.future.set_result(
+                            BatchResult(value, start - pending.submitted, run_s, len(live))
+                        )
             if self.on_batch is not None:
-                self.on_batch(len(batch))
-            if stop:
-                return
+                try:
+                    await self.on_batch(len(live), error)
+                except Exception:
+                    log.exception("on_batch hook failed")
+
+
+def _fail(pending: _Pending, error: BaseException) -> None:
+    if not pending.future.done():
+        pending.future.set_exception(error)

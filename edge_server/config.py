@@ -21,11 +21,10 @@ class EdgeSettings:
     port: int = 50052
     device: str = "auto"  # "auto" (CUDA when available) | "cpu" | "cuda"
     max_batch_size: int = 32  # 1 = batching off
-    max_queue_delay_us: float = 2000.0  # longest wait for a batch to fill (microseconds)
-    batch_workers: int = 1  # threads running decoder calls
+    max_queue_delay_us: float = 0.0  # added wait for a batch to fill (us), 0 = adaptive only
     decoder_snr: str = "transmission"  # "transmission" (encoder's SNR) | "csi" (channel's)
     metrics_port: int = 0  # Prometheus HTTP port, 0 = off
-    workers: int = 32  # gRPC server threads (>= max_batch_size so batches can fill)
+    probe_interval_s: float = 5.0  # decoder re-probe period while not serving (s)
     grace_s: float = 5.0  # graceful shutdown period (s)
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
 
@@ -46,7 +45,7 @@ def parse_settings(
         return env.get(f"EDGE_{name}", value)
 
     parser = argparse.ArgumentParser(
-        prog="python -m edge_server", description="gRPC edge decoder with micro-batching."
+        prog="python -m edge_server", description="gRPC edge decoder with adaptive batching."
     )
     add = parser.add_argument
     add(
@@ -73,13 +72,8 @@ def parse_settings(
         "--max-queue-delay-us",
         type=float,
         default=default("MAX_QUEUE_DELAY_US", base.max_queue_delay_us),
-        help="longest wait for a batch to fill, microseconds [EDGE_MAX_QUEUE_DELAY_US]",
-    )
-    add(
-        "--batch-workers",
-        type=int,
-        default=default("BATCH_WORKERS", base.batch_workers),
-        help="threads running decoder calls [EDGE_BATCH_WORKERS]",
+        help="added wait for a batch to fill, microseconds; 0 = none: an idle decoder runs "
+        "a request at once [EDGE_MAX_QUEUE_DELAY_US]",
     )
     add(
         "--decoder-snr",
@@ -94,10 +88,10 @@ def parse_settings(
         help="Prometheus port, 0 = off [EDGE_METRICS_PORT]",
     )
     add(
-        "--workers",
-        type=int,
-        default=default("WORKERS", base.workers),
-        help="gRPC server threads [EDGE_WORKERS]",
+        "--probe-interval-s",
+        type=float,
+        default=default("PROBE_INTERVAL_S", base.probe_interval_s),
+        help="while the decoder cannot run, re-probe it this often, s [EDGE_PROBE_INTERVAL_S]",
     )
     add(
         "--grace-s",
@@ -116,8 +110,7 @@ def parse_settings(
     try:
         _bounded(settings.max_batch_size, "--max-batch-size", 1)
         _bounded(settings.max_queue_delay_us, "--max-queue-delay-us", 0)
-        _bounded(settings.batch_workers, "--batch-workers", 1)
-        _bounded(settings.workers, "--workers", 1)
+        _bounded(settings.probe_interval_s, "--probe-interval-s", 0.01)
         _bounded(settings.port, "--port", 0)
         if settings.device not in DEVICES:
             raise ValueError(f"--device must be one of {DEVICES}, got {settings.device!r}")

@@ -1,4 +1,4 @@
-"""The edge server's work, transport-free: validate, micro-batch, decode, measure.
+"""The edge server's work, transport-free: validate, batch, decode, measure, health.
 
 The decoder sees the received symbols zero-filled to d (VL-VFE: inactive dimensions are
 zero), the transmission's beta (linear) and an SNR in dB: by default the SNR the encoder
@@ -7,19 +7,22 @@ assumed (``decoder_snr="transmission"``), or the channel's applied PSNR (``"csi"
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Callable, Sequence
-from concurrent.futures import TimeoutError as FutureTimeout
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import grpc
 import numpy as np
 
-from edge_server.batcher import MicroBatcher, QueueFullError
+from edge_server.batcher import AdaptiveBatcher, DeadlineExpired, QueueFullError, WorkerStopped
 from edge_server.metrics import EdgeMetrics
 from shared.channel import estimate_noise_var, pilot_symbols
 from shared.manifest import Manifest
 from shared.rpc import coinference_pb2 as pb
+
+log = logging.getLogger(__name__)
 
 DECODER_SNR_MODES = ("transmission", "csi")
 
@@ -50,18 +53,26 @@ class DecodeJob:
 
 
 class EdgeDecoder:
-    """Validates transmissions and decodes them in micro-batches."""
+    """Validates transmissions, decodes them in adaptive batches and knows whether the
+    decoder can run (:attr:`serving`).
+
+    Health: a failed batch is followed by a probe (one decoder call on warm-up input); if the
+    probe fails too, or the batch worker stopped, the edge is not serving, and the probe is
+    retried every ``probe_interval_s`` until the decoder runs again. ``on_health(serving)`` is
+    awaited on every change (the server sets the gRPC health status from it).
+    """
 
     def __init__(
         self,
         decoder: Decoder,
         manifest: Manifest,
         max_batch_size: int = 32,
-        max_queue_delay_us: float = 2000.0,
-        workers: int = 1,
+        max_queue_delay_us: float = 0.0,
         decoder_snr: str = "transmission",
         device: str = "cpu",
         metrics: EdgeMetrics | None = None,
+        on_health: Callable[[bool], Awaitable[None]] | None = None,
+        probe_interval_s: float = 5.0,
     ) -> None:
         if decoder_snr not in DECODER_SNR_MODES:
             raise ValueError(f"decoder_snr must be one of {DECODER_SNR_MODES}, got {decoder_snr!r}")
@@ -71,19 +82,35 @@ class EdgeDecoder:
         self.device = device
         self.max_batch_size = max_batch_size
         self.metrics = metrics or EdgeMetrics()
-        self.batcher = MicroBatcher(
+        self.on_health = on_health
+        self.probe_interval_s = probe_interval_s
+        self.serving: bool | None = None  # None until start() has run the decoder once
+        self.batcher = AdaptiveBatcher(
             self._run_batch,
             max_batch_size=max_batch_size,
-            max_delay_s=max_queue_delay_us * 1e-6,
-            workers=workers,
-            on_batch=self.metrics.batch_size.observe,
+            max_queue_delay_s=max_queue_delay_us * 1e-6,
+            on_batch=self._after_batch,
         )
+        self._closing = False
+        self._prober: asyncio.Task | None = None
+        self._tasks: set[asyncio.Task] = set()
 
-    def close(self) -> None:
-        self.batcher.close()
+    # -- life cycle and health -----------------------------------------------------------
+    async def start(self) -> bool:
+        """Start the batch worker and probe the decoder once; returns :attr:`serving`."""
+        self.batcher.start()
+        self.batcher.worker.add_done_callback(self._worker_exited)
+        return await self.probe()
+
+    async def close(self) -> None:
+        self._closing = True
+        for task in (self._prober, *self._tasks):
+            if task is not None:
+                task.cancel()
+        await self.batcher.close()
 
     def warm_up(self) -> None:
-        """One decoder call on zeros, so the first request does not pay for lazy set-up."""
+        """One decoder call on zeros: pays for lazy set-up and shows the decoder can run."""
         beta = np.sqrt(np.prod(self.manifest.beta_range))  # geometric mid of the range
         snr_db = float(np.mean(self.manifest.snr_db_range))
         self.decoder(
@@ -91,6 +118,56 @@ class EdgeDecoder:
             np.array([beta], dtype=np.float32),
             np.array([snr_db], dtype=np.float32),
         )
+
+    async def probe(self) -> bool:
+        """Run :meth:`warm_up` in the decoder thread; set :attr:`serving` from the outcome."""
+        try:
+            await self.batcher.run_in_decoder_thread(self.warm_up)
+        except Exception as exc:
+            log.error("decoder probe failed: %s: %s", type(exc).__name__, exc)
+            await self._set_serving(False)
+            return False
+        await self._set_serving(self.batcher.running)
+        return bool(self.serving)
+
+    async def _set_serving(self, serving: bool) -> None:
+        if self._closing or serving == self.serving:
+            return
+        self.serving = serving
+        log.log(
+            logging.INFO if serving else logging.ERROR,
+            "decoder %s",
+            "serving" if serving else "NOT serving",
+        )
+        if not serving and self.batcher.running and self._prober is None:
+            self._prober = asyncio.get_running_loop().create_task(self._probe_until_serving())
+        if self.on_health is not None:
+            await self.on_health(serving)
+
+    async def _probe_until_serving(self) -> None:
+        try:
+            while not self.serving and self.batcher.running:
+                await asyncio.sleep(self.probe_interval_s)
+                await self.probe()
+        finally:
+            self._prober = None
+
+    async def _after_batch(self, batch_size: int, error: BaseException | None) -> None:
+        self.metrics.batch_size.observe(batch_size)
+        if error is None:
+            await self._set_serving(True)
+        else:  # this batch, or the decoder? a probe tells
+            log.warning("batch of %d failed: %s: %s", batch_size, type(error).__name__, error)
+            await self.probe()
+
+    def _worker_exited(self, worker: asyncio.Task) -> None:
+        if self._closing:
+            return
+        error = None if worker.cancelled() else worker.exception()
+        log.error("batch worker stopped: %r", error)
+        task = asyncio.get_running_loop().create_task(self._set_serving(False))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def info(self) -> pb.EdgeInfo:
         m = self.manifest
@@ -108,6 +185,7 @@ class EdgeDecoder:
             device=self.device,
             max_batch_size=self.max_batch_size,
             decoder_snr=self.decoder_snr,
+            serving=bool(self.serving),
         )
 
     # -- validation ----------------------------------------------------------------------
@@ -176,32 +254,29 @@ class EdgeDecoder:
         out = np.asarray(self.decoder(received, beta, snr_db), dtype=np.float32)
         return list(out)
 
-    def decode(
+    async def decode(
         self, transmission: pb.Transmission, timeout_s: float | None = None
     ) -> pb.InferenceReply:
         """Validate, queue, decode; return the reply with edge timings and pilot CSI."""
         start = time.perf_counter()
         self.metrics.requests.inc()
         try:
-            reply = self._decode(transmission, timeout_s, start)
+            reply = await self._decode(transmission, timeout_s, start)
         except EdgeError as exc:
             self.metrics.failures.labels(code=exc.code.name).inc()
             raise
         return reply
 
-    def _decode(self, transmission, timeout_s, start) -> pb.InferenceReply:
+    async def _decode(self, transmission, timeout_s, start) -> pb.InferenceReply:
         job = self.validate(transmission)
         try:
-            future = self.batcher.submit(job)
+            result = await self.batcher.submit(job, timeout_s)
         except QueueFullError as exc:
             raise EdgeError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
-        try:
-            result = future.result(timeout=timeout_s)
-        except FutureTimeout:
-            future.cancel()
-            raise EdgeError(
-                grpc.StatusCode.DEADLINE_EXCEEDED, f"decode did not finish in {timeout_s:.3g} s"
-            ) from None
+        except DeadlineExpired as exc:
+            raise EdgeError(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)) from None
+        except WorkerStopped as exc:
+            raise EdgeError(grpc.StatusCode.UNAVAILABLE, f"decoder unavailable: {exc}") from None
         except Exception as exc:
             raise EdgeError(grpc.StatusCode.INTERNAL, f"decoder failed: {exc}") from None
 

@@ -55,6 +55,11 @@ class ChannelStub:
                 request_serializer=coinference__pb2.GetStateRequest.SerializeToString,
                 response_deserializer=coinference__pb2.ChannelState.FromString,
                 _registered_method=True)
+        self.GetEdgeInfo = channel.unary_unary(
+                '/coinference.v1.Channel/GetEdgeInfo',
+                request_serializer=coinference__pb2.GetInfoRequest.SerializeToString,
+                response_deserializer=coinference__pb2.EdgeInfo.FromString,
+                _registered_method=True)
 
 
 class ChannelServicer:
@@ -85,6 +90,13 @@ class ChannelServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetEdgeInfo(self, request, context):
+        """The edge's GetInfo, forwarded (the device checks the edge's model id and readiness).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChannelServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -107,6 +119,11 @@ def add_ChannelServicer_to_server(servicer, server):
                     servicer.GetState,
                     request_deserializer=coinference__pb2.GetStateRequest.FromString,
                     response_serializer=coinference__pb2.ChannelState.SerializeToString,
+            ),
+            'GetEdgeInfo': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetEdgeInfo,
+                    request_deserializer=coinference__pb2.GetInfoRequest.FromString,
+                    response_serializer=coinference__pb2.EdgeInfo.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -218,6 +235,33 @@ class Channel:
             '/coinference.v1.Channel/GetState',
             coinference__pb2.GetStateRequest.SerializeToString,
             coinference__pb2.ChannelState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetEdgeInfo(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coinference.v1.Channel/GetEdgeInfo',
+            coinference__pb2.GetInfoRequest.SerializeToString,
+            coinference__pb2.EdgeInfo.FromString,
             options,
             channel_credentials,
             insecure,

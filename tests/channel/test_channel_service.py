@@ -207,3 +207,25 @@ def test_emulate_airtime_sleeps_the_modelled_time() -> None:
     assert reply.airtime_s == pytest.approx(0.05)
     assert reply.timings.channel_total_s >= 0.05
     assert reply.timings.channel_s < 0.05  # the wait is air-time, not channel work
+
+
+def test_edge_info_is_forwarded_with_a_deadline() -> None:
+    timeouts = []
+
+    def info_call(timeout_s: float) -> pb.EdgeInfo:
+        timeouts.append(timeout_s)
+        return pb.EdgeInfo(model_id="m", serving=True)
+
+    service = ChannelService(EchoEdge(), deadline_s=2.0, edge_info_call=info_call, seed=0)
+    assert service.edge_info().model_id == "m" and service.edge_info(0.5).serving
+    assert timeouts[0] == 2.0 and 0 < timeouts[1] <= 0.5
+
+
+def test_edge_info_from_a_down_edge_is_unavailable() -> None:
+    def info_call(timeout_s: float) -> pb.EdgeInfo:
+        raise EdgeRpcError(grpc.StatusCode.UNAVAILABLE, "connection refused")
+
+    service = ChannelService(EchoEdge(), edge_info_call=info_call, edge_target="edge:1", seed=0)
+    with pytest.raises(ChannelError) as info:
+        service.edge_info()
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE and "edge:1" in info.value.message

@@ -1,4 +1,5 @@
-"""The ONNX Runtime encoder on a real trained model (tests/conftest.py quick_model_dir)."""
+"""The ONNX Runtime encoder on real trained models (tests/conftest.py): the 4-bit quick model
+(fixed length) and the variable-length quick model (VL-VFE)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,11 @@ from device.encoder import UNQUANTIZED_BITS, OnnxEncoder
 @pytest.fixture(scope="module")
 def encoder(quick_model_dir) -> OnnxEncoder:
     return OnnxEncoder(quick_model_dir)
+
+
+@pytest.fixture(scope="module")
+def vl_encoder(quick_vl_model_dir) -> OnnxEncoder:
+    return OnnxEncoder(quick_vl_model_dir)
 
 
 def inputs(encoder: OnnxEncoder, n: int) -> np.ndarray:
@@ -44,11 +50,24 @@ def test_transmit_sends_all_d_when_variable_length_is_off(encoder):
     assert sent.n_symbols == d and sent.symbols.shape == (d,) and sent.bits == d * bits
 
 
-def test_transmit_sends_the_active_prefix_when_variable_length_is_on(encoder):
-    out = encoder.encode(inputs(encoder, 2), 1e-3, 20.0)
-    sent = encoder.transmit(out, 1, variable_length=True)
+def test_transmit_sends_the_active_prefix_when_variable_length_is_on(vl_encoder):
+    beta = vl_encoder.manifest.beta_range[0]
+    out = vl_encoder.encode(inputs(vl_encoder, 2), beta, 25.0)
+    d = vl_encoder.manifest.d
+    assert np.all(out.n_active < d)  # a real prefix, not all d dimensions
+    for row, n in zip(out.symbols, out.n_active, strict=True):
+        assert np.all(row[n:] == 0) and np.all(row[:n] != 0)
+    sent = vl_encoder.transmit(out, 1, variable_length=True)
     assert sent.n_symbols == int(out.n_active[1])
     np.testing.assert_array_equal(sent.symbols, out.symbols[1, : sent.n_symbols])
+    assert vl_encoder.transmit(out, 1, variable_length=False).n_symbols == d
+
+
+def test_prefix_shortens_as_the_snr_rises(vl_encoder):
+    beta = vl_encoder.manifest.beta_range[0]
+    x = inputs(vl_encoder, 8)
+    n_active = [vl_encoder.encode(x, beta, snr).n_active.mean() for snr in (10.0, 17.5, 25.0)]
+    assert n_active[0] > n_active[1] > n_active[2], n_active
 
 
 def test_wrong_input_shape_is_refused(encoder):

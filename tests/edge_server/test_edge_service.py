@@ -1,4 +1,4 @@
-"""EdgeDecoder without sockets: validation, zero-fill, micro-batching, pilot CSI.
+"""EdgeDecoder without sockets: validation, zero-fill, batching, pilot CSI, health.
 
 The decoder here is a small NumPy linear-softmax model with the runtime's call signature
 (received [N, d], beta [N], snr_db [N]) -> probabilities [N, C]; the torch runtime is
@@ -7,15 +7,15 @@ exercised by tests/integration/test_channel_edge.py.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 
 import grpc
 import numpy as np
 import pytest
 
-from edge_server.batcher import MicroBatcher
 from edge_server.config import parse_settings
 from edge_server.service import EdgeDecoder, EdgeError
 from shared.manifest import Manifest
@@ -68,11 +68,17 @@ def decoder():
     return LinearSoftmaxDecoder()
 
 
-@pytest.fixture
-def edge(decoder):
-    service = EdgeDecoder(decoder, make_manifest(), max_batch_size=8, max_queue_delay_us=500)
-    yield service
-    service.close()
+@asynccontextmanager
+async def running(decoder, manifest=None, **kwargs):
+    """A started EdgeDecoder (the warm-up probe is not left in ``decoder.calls``)."""
+    service = EdgeDecoder(decoder, manifest or make_manifest(), **kwargs)
+    await service.start()
+    for attr in ("calls", "inputs"):
+        getattr(decoder, attr, []).clear()
+    try:
+        yield service
+    finally:
+        await service.close()
 
 
 def transmission(**overrides) -> pb.Transmission:
@@ -83,8 +89,9 @@ def transmission(**overrides) -> pb.Transmission:
     return pb.Transmission(**fields)
 
 
-def test_decode_zero_fills_to_d(edge, decoder) -> None:
-    reply = edge.decode(transmission())
+async def test_decode_zero_fills_to_d(decoder) -> None:
+    async with running(decoder) as edge:
+        reply = await edge.decode(transmission())
     (received,) = decoder.calls
     assert received.shape == (1, D)
     np.testing.assert_allclose(received[0, :3], [0.5, -0.25, 1.7])
@@ -96,44 +103,42 @@ def test_decode_zero_fills_to_d(edge, decoder) -> None:
     assert reply.timings.decode_s > 0 and reply.timings.edge_total_s >= reply.timings.decode_s
 
 
-def test_decoder_gets_encoder_snr_by_default(edge, decoder) -> None:
-    edge.decode(transmission(snr_db=12.0, psnr_db=3.0))
+async def test_decoder_gets_encoder_snr_by_default(decoder) -> None:
+    async with running(decoder) as edge:
+        await edge.decode(transmission(snr_db=12.0, psnr_db=3.0))
     assert decoder.inputs[0][1][0] == 12.0
 
 
-def test_decoder_snr_csi_uses_channel_psnr(decoder) -> None:
-    edge = EdgeDecoder(decoder, make_manifest(), decoder_snr="csi")
-    try:
-        reply = edge.decode(transmission(snr_db=12.0, psnr_db=3.0))
+async def test_decoder_snr_csi_uses_channel_psnr(decoder) -> None:
+    async with running(decoder, decoder_snr="csi") as edge:
+        reply = await edge.decode(transmission(snr_db=12.0, psnr_db=3.0))
         assert decoder.inputs[0][1][0] == 3.0 and reply.decoder_snr_db == 3.0
         with pytest.raises(EdgeError) as info:
-            edge.decode(transmission())  # never went through a channel
+            await edge.decode(transmission())  # never went through a channel
         assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
-    finally:
-        edge.close()
 
 
-def test_regression_returns_value(decoder) -> None:
-    regression = LinearSoftmaxDecoder(n_out=1)
-    edge = EdgeDecoder(regression, make_manifest("regression"))
-    try:
-        reply = edge.decode(transmission())
-        assert reply.regression_value == pytest.approx(1.0) and not reply.probabilities
-    finally:
-        edge.close()
+async def test_regression_returns_value() -> None:
+    async with running(LinearSoftmaxDecoder(n_out=1), make_manifest("regression")) as edge:
+        reply = await edge.decode(transmission())
+    assert reply.regression_value == pytest.approx(1.0) and not reply.probabilities
 
 
-def test_pilot_estimate_in_csi(edge) -> None:
+async def test_pilot_estimate_in_csi(decoder) -> None:
     rng = np.random.default_rng(1)
     pilots = np.where(np.arange(4000) % 2 == 0, 1.0, -1.0) + rng.normal(0, 0.1, 4000)
-    reply = edge.decode(transmission(pilots_received=pilots.tolist(), psnr_db=20.0, noise_var=0.01))
+    async with running(decoder) as edge:
+        reply = await edge.decode(
+            transmission(pilots_received=pilots.tolist(), psnr_db=20.0, noise_var=0.01)
+        )
     assert reply.csi.has_pilot_estimate
     assert reply.csi.noise_var_estimate == pytest.approx(0.01, rel=0.08)
     assert reply.csi.psnr_db == 20.0 and reply.csi.n_pilots == 4000
 
 
-def test_no_pilots_no_estimate(edge) -> None:
-    assert not edge.decode(transmission()).csi.has_pilot_estimate
+async def test_no_pilots_no_estimate(decoder) -> None:
+    async with running(decoder) as edge:
+        assert not (await edge.decode(transmission())).csi.has_pilot_estimate
 
 
 @pytest.mark.parametrize(
@@ -154,93 +159,142 @@ def test_no_pilots_no_estimate(edge) -> None:
         ({"bits_per_symbol": 2}, "INVALID_ARGUMENT", "bits_per_symbol=2"),
     ],
 )
-def test_validation_errors(edge, decoder, overrides, code, message) -> None:
-    with pytest.raises(EdgeError, match=message) as info:
-        edge.decode(transmission(**overrides))
+async def test_validation_errors(decoder, overrides, code, message) -> None:
+    async with running(decoder) as edge:
+        with pytest.raises(EdgeError, match=message) as info:
+            await edge.decode(transmission(**overrides))
     assert info.value.code.name == code
     assert not decoder.calls
     assert edge.metrics.failures.labels(code=code)._value.get() == 1
 
 
-def test_received_amplitude_is_not_bounded(edge) -> None:
-    edge.decode(transmission(symbols=[3.5, -4.0]))  # noise can push symbols past 1
+async def test_received_amplitude_is_not_bounded(decoder) -> None:
+    async with running(decoder) as edge:
+        await edge.decode(transmission(symbols=[3.5, -4.0]))  # noise can push symbols past 1
 
 
-def test_concurrent_requests_share_a_batch() -> None:
+async def test_concurrent_requests_share_a_batch() -> None:
     decoder = LinearSoftmaxDecoder(delay_s=0.02)
-    edge = EdgeDecoder(decoder, make_manifest(), max_batch_size=16, max_queue_delay_us=20_000)
-    try:
-        with ThreadPoolExecutor(16) as pool:
-            replies = list(
-                pool.map(lambda i: edge.decode(transmission(request_id=str(i))), range(16))
-            )
-        assert [r.request_id for r in replies] == [str(i) for i in range(16)]
-        assert max(call.shape[0] for call in decoder.calls) > 1
-        assert len(decoder.calls) < 16
-        assert all(r.timings.edge_queue_s >= 0 for r in replies)
-    finally:
-        edge.close()
+    async with running(decoder, max_batch_size=16) as edge:
+        replies = await asyncio.gather(
+            *(edge.decode(transmission(request_id=str(i))) for i in range(16))
+        )
+    assert [r.request_id for r in replies] == [str(i) for i in range(16)]
+    assert max(call.shape[0] for call in decoder.calls) > 1
+    assert len(decoder.calls) < 16
+    assert all(r.timings.edge_queue_s >= 0 for r in replies)
 
 
-def test_batch_results_go_to_the_right_request(edge) -> None:
-    with ThreadPoolExecutor(8) as pool:
-        symbols = [[0.1 * i] * (1 + i % D) for i in range(24)]
-        replies = list(pool.map(lambda s: edge.decode(transmission(symbols=s)), symbols))
-    single = EdgeDecoder(LinearSoftmaxDecoder(), make_manifest(), max_batch_size=1)
-    try:
+async def test_batch_results_go_to_the_right_request(decoder) -> None:
+    symbols = [[0.1 * i] * (1 + i % D) for i in range(24)]
+    async with running(decoder, max_batch_size=8) as edge:
+        replies = await asyncio.gather(*(edge.decode(transmission(symbols=s)) for s in symbols))
+    assert max(call.shape[0] for call in decoder.calls) > 1
+    async with running(LinearSoftmaxDecoder(), max_batch_size=1) as single:
         for s, reply in zip(symbols, replies, strict=True):
             np.testing.assert_allclose(
                 reply.probabilities,
-                single.decode(transmission(symbols=s)).probabilities,
+                (await single.decode(transmission(symbols=s))).probabilities,
                 rtol=1e-5,
             )
-    finally:
-        single.close()
 
 
-def test_batching_off_means_one_per_call() -> None:
+async def test_batching_off_means_one_per_call() -> None:
     decoder = LinearSoftmaxDecoder(delay_s=0.005)
-    edge = EdgeDecoder(decoder, make_manifest(), max_batch_size=1)
-    try:
-        with ThreadPoolExecutor(6) as pool:
-            list(pool.map(lambda i: edge.decode(transmission()), range(6)))
-        assert [call.shape[0] for call in decoder.calls] == [1] * 6
-    finally:
-        edge.close()
+    async with running(decoder, max_batch_size=1) as edge:
+        await asyncio.gather(*(edge.decode(transmission()) for _ in range(6)))
+    assert [call.shape[0] for call in decoder.calls] == [1] * 6
 
 
-def test_decoder_failure_is_internal_and_worker_survives() -> None:
-    calls = {"n": 0}
+async def test_caller_deadline_is_deadline_exceeded_and_others_are_served() -> None:
+    decoder = LinearSoftmaxDecoder(delay_s=0.05)
+    async with running(decoder) as edge:
+        busy = asyncio.ensure_future(edge.decode(transmission(request_id="busy")))
+        await asyncio.sleep(0.01)
+        short = [edge.decode(transmission(request_id=f"s{i}"), timeout_s=0.005) for i in range(8)]
+        outcomes = await asyncio.gather(*short, return_exceptions=True)
+        assert {o.code for o in outcomes} == {grpc.StatusCode.DEADLINE_EXCEEDED}
+        assert (await busy).request_id == "busy"
+        assert (await edge.decode(transmission(request_id="ok"), timeout_s=1.0)).request_id == "ok"
+        assert edge.serving
+    assert edge.metrics.failures.labels(code="DEADLINE_EXCEEDED")._value.get() == 8
 
-    def flaky(received, beta, snr_db):
-        calls["n"] += 1
-        if calls["n"] == 1:
+
+# -- health ------------------------------------------------------------------------------
+class FlakyDecoder(LinearSoftmaxDecoder):
+    """Raises while ``broken`` is set, or for any input whose first symbol is 9.0."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.broken = threading.Event()
+
+    def __call__(self, received, beta, snr_db):
+        if self.broken.is_set() or (received[:, 0] == 9.0).any():
             raise RuntimeError("CUDA fell over")
-        return np.full((received.shape[0], 3), 1 / 3, dtype=np.float32)
+        return super().__call__(received, beta, snr_db)
 
-    edge = EdgeDecoder(flaky, make_manifest(), max_batch_size=1)
-    try:
+
+async def until(predicate, timeout_s: float = 2.0) -> None:
+    deadline = time.perf_counter() + timeout_s
+    while not predicate() and time.perf_counter() < deadline:
+        await asyncio.sleep(0.005)
+
+
+class HealthLog:
+    def __init__(self) -> None:
+        self.changes: list[bool] = []
+
+    async def __call__(self, serving: bool) -> None:
+        self.changes.append(serving)
+
+
+async def test_decoder_failure_is_internal_and_worker_survives() -> None:
+    decoder, health = FlakyDecoder(), HealthLog()
+    async with running(decoder, max_batch_size=1, on_health=health) as edge:
         with pytest.raises(EdgeError, match="CUDA fell over") as info:
-            edge.decode(transmission())
+            await edge.decode(transmission(symbols=[9.0]))  # this request's batch fails ...
         assert info.value.code == grpc.StatusCode.INTERNAL
-        assert len(edge.decode(transmission()).probabilities) == 3
-    finally:
-        edge.close()
+        assert len((await edge.decode(transmission())).probabilities) == 3  # ... only it
+        assert edge.serving and health.changes == [True]  # the probe said the decoder runs
 
 
-def test_batcher_waits_at_most_the_delay() -> None:
-    batcher = MicroBatcher(lambda items: items, max_batch_size=64, max_delay_s=0.01)
-    try:
-        start = time.perf_counter()
-        result = batcher.submit("x").result(timeout=2)
-        assert time.perf_counter() - start < 0.5
-        assert result.value == "x" and result.batch_size == 1 and result.queue_s >= 0.009
-    finally:
-        batcher.close()
+async def test_decoder_that_cannot_run_is_not_serving_until_it_runs_again() -> None:
+    decoder, health = FlakyDecoder(), HealthLog()
+    decoder.broken.set()
+    async with running(decoder, on_health=health, probe_interval_s=0.02) as edge:
+        assert edge.serving is False and health.changes == [False]
+        assert edge.info().serving is False
+        with pytest.raises(EdgeError) as info:
+            await edge.decode(transmission())
+        assert info.value.code == grpc.StatusCode.INTERNAL
+        decoder.broken.clear()  # e.g. the GPU came back: the next probe notices
+        await until(lambda: edge.serving)
+        assert edge.serving and health.changes == [False, True] and edge.info().serving
 
 
-def test_info_reports_manifest(edge) -> None:
-    info = edge.info()
+async def test_decoder_breaking_while_serving_turns_not_serving() -> None:
+    decoder, health = FlakyDecoder(), HealthLog()
+    async with running(decoder, on_health=health, probe_interval_s=60) as edge:
+        decoder.broken.set()
+        with pytest.raises(EdgeError):
+            await edge.decode(transmission())
+        await until(lambda: edge.serving is False)  # the probe after the failed batch
+        assert health.changes == [True, False]
+
+
+async def test_stopped_worker_is_not_serving_and_unavailable(decoder) -> None:
+    health = HealthLog()
+    async with running(decoder, on_health=health) as edge:
+        edge.batcher.worker.cancel()  # the worker dies (a bug, or killed)
+        await until(lambda: edge.serving is False)
+        assert edge.serving is False and health.changes == [True, False]
+        with pytest.raises(EdgeError, match="decoder unavailable") as info:
+            await edge.decode(transmission())
+        assert info.value.code == grpc.StatusCode.UNAVAILABLE
+
+
+def test_info_reports_manifest(decoder) -> None:
+    info = EdgeDecoder(decoder, make_manifest()).info()
     assert (info.model_id, info.d, info.task) == ("model-a", D, "classification")
     assert (info.beta_min, info.beta_max, info.snr_db_max) == (1e-5, 1.0, 25.0)
     assert list(info.class_names) == ["a", "b", "c"] and info.decoder_snr == "transmission"
@@ -258,6 +312,10 @@ def test_settings_environment_fallbacks() -> None:
     )
     assert str(settings.model) == "artifacts/x" and settings.port == 7000
     assert settings.max_batch_size == 4 and settings.decoder_snr == "csi"
+
+
+def test_settings_default_to_no_queue_delay() -> None:
+    assert parse_settings([], env={}).max_queue_delay_us == 0
 
 
 def test_settings_reject_zero_batch(capsys) -> None:

@@ -29,7 +29,9 @@ def http(vl_stack):
         yield client
 
 
-def mean_symbols_at(http: httpx.Client, psnr_db: float, images: np.ndarray) -> float:
+def mean_symbols_at(
+    http: httpx.Client, psnr_db: float, images: np.ndarray, variable_length: bool = True
+) -> float:
     """Set the channel's PSNR (feedback mode: the encoder follows it) and send the images."""
     assert http.put("/v1/channel/psnr", json={"psnr_db": psnr_db}).status_code == 200
     sent = []
@@ -37,7 +39,7 @@ def mean_symbols_at(http: httpx.Client, psnr_db: float, images: np.ndarray) -> f
         response = http.post("/v1/infer", files=png(image))
         assert response.status_code == 200, response.text
         reply = response.json()
-        assert reply["snr_db"] == psnr_db and reply["variable_length"] is True
+        assert reply["snr_db"] == psnr_db and reply["variable_length"] is variable_length
         sent.append(reply["symbols_sent"])
     return float(np.mean(sent))
 
@@ -55,6 +57,7 @@ def test_fewer_symbols_at_25_db_than_at_10_db(http):
     # the knob off sends every dimension whatever the channel
     assert http.put("/v1/knobs", json={"variable_length": False}).status_code == 200
     try:
-        assert mean_symbols_at(http, 25.0, images[:3]) == http.get("/v1/model").json()["d"]
+        d = http.get("/v1/model").json()["d"]
+        assert mean_symbols_at(http, 25.0, images[:3], variable_length=False) == d
     finally:
         http.put("/v1/knobs", json={"variable_length": True})

@@ -77,7 +77,13 @@ def test_services_and_profiles_exist() -> None:
     assert pb.DESCRIPTOR.package == "coinference.v1"
     channel = pb.DESCRIPTOR.services_by_name["Channel"]
     edge = pb.DESCRIPTOR.services_by_name["Edge"]
-    assert {m.name for m in channel.methods} == {"Transmit", "SetPsnr", "SetProfile", "GetState"}
+    assert {m.name for m in channel.methods} == {
+        "Transmit",
+        "SetPsnr",
+        "SetProfile",
+        "GetState",
+        "GetEdgeInfo",
+    }
     assert {m.name for m in edge.methods} == {"Decode", "GetInfo"}
     assert hasattr(pb_grpc, "ChannelStub") and hasattr(pb_grpc, "EdgeStub")
     request = pb.SetProfileRequest(random_walk=pb.RandomWalkProfile(low_db=5, high_db=15))

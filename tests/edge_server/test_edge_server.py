@@ -1,0 +1,104 @@
+"""The aio gRPC front over EdgeDecoder, in-process on a loopback port: health follows the
+decoder, errors keep their status."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from edge_server.config import EdgeSettings
+from edge_server.server import SERVICE_NAME, build_server
+from edge_server.service import EdgeDecoder
+from shared.rpc import coinference_pb2 as pb
+from shared.rpc import coinference_pb2_grpc as pb_grpc
+from tests.edge_server.test_edge_service import FlakyDecoder, make_manifest, transmission
+from tests.procs import free_port
+
+SERVING = health_pb2.HealthCheckResponse.SERVING
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+async def health_status(channel, service: str = "") -> int:
+    stub = health_pb2_grpc.HealthStub(channel)
+    reply = await stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=2)
+    return reply.status
+
+
+async def wait_for_status(channel, status: int, timeout_s: float = 3.0) -> int:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while (got := await health_status(channel)) != status and loop.time() < deadline:
+        await asyncio.sleep(0.01)
+    return got
+
+
+@pytest.fixture
+def flaky():
+    return FlakyDecoder()
+
+
+async def serve(decoder):
+    settings = EdgeSettings(host="127.0.0.1", port=free_port(), probe_interval_s=0.05)
+    edge = EdgeDecoder(decoder, make_manifest(), probe_interval_s=settings.probe_interval_s)
+    server, _ = build_server(settings, edge)
+    await server.start()
+    await edge.start()
+    return server, edge, f"127.0.0.1:{settings.port}"
+
+
+async def test_health_follows_whether_the_decoder_runs(flaky) -> None:
+    flaky.broken.set()  # the model cannot run from the start
+    server, edge, target = await serve(flaky)
+    try:
+        async with grpc.aio.insecure_channel(target) as channel:
+            for service in ("", SERVICE_NAME):
+                assert await health_status(channel, service) == NOT_SERVING
+            info = await pb_grpc.EdgeStub(channel).GetInfo(pb.GetInfoRequest(), timeout=2)
+            assert info.serving is False and info.model_id == "model-a"
+            flaky.broken.clear()
+            assert await wait_for_status(channel, SERVING) == SERVING
+            flaky.broken.set()  # breaks while serving: the next failed batch shows it
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await pb_grpc.EdgeStub(channel).Decode(transmission(), timeout=2)
+            assert failed.value.code() == grpc.StatusCode.INTERNAL
+            assert await wait_for_status(channel, NOT_SERVING) == NOT_SERVING
+    finally:
+        await server.stop(0)
+        await edge.close()
+
+
+async def test_stopped_worker_is_not_serving(flaky) -> None:
+    server, edge, target = await serve(flaky)
+    try:
+        async with grpc.aio.insecure_channel(target) as channel:
+            assert await health_status(channel) == SERVING
+            edge.batcher.worker.cancel()
+            assert await wait_for_status(channel, NOT_SERVING) == NOT_SERVING
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await pb_grpc.EdgeStub(channel).Decode(transmission(), timeout=2)
+            assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await server.stop(0)
+        await edge.close()
+
+
+async def test_errors_keep_their_status_over_grpc(flaky) -> None:
+    server, edge, target = await serve(flaky)
+    try:
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = pb_grpc.EdgeStub(channel)
+            for overrides, code in (
+                ({"model_id": "other"}, grpc.StatusCode.FAILED_PRECONDITION),
+                ({"beta": 7.0}, grpc.StatusCode.INVALID_ARGUMENT),
+            ):
+                with pytest.raises(grpc.aio.AioRpcError) as failed:
+                    await stub.Decode(transmission(**overrides), timeout=2)
+                assert failed.value.code() == code
+            reply = await stub.Decode(transmission(), timeout=2)
+            assert reply.request_id == "r1" and len(reply.probabilities) == 3
+    finally:
+        await server.stop(0)
+        await edge.close()
