@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 QUICK = {"epochs": 4, "batch_size": 128, "lr": 2e-3}
@@ -84,7 +85,7 @@ def train_config_from(args):
     for name, value in (QUICK if args.quick else FULL).items():
         explicit = getattr(args, name)
         cfg[name] = value if explicit is None else explicit
-    return TrainConfig(**cfg)
+    return TrainConfig.from_options(**cfg)
 
 
 def headline_metrics(model, data, cfg) -> dict:
@@ -109,7 +110,7 @@ def cmd_train(args) -> int:
     from trainer.train import train
 
     cfg = train_config_from(args)
-    print("train settings:", json.dumps({k: v for k, v in vars(cfg).items()}, default=str))
+    print("train settings:", json.dumps(asdict(cfg), default=str))
     data = load_dataset(cfg.task, cfg.data_dir, seed=cfg.seed)
     model, log = train(cfg, data, args.out)
     metrics = headline_metrics(model, data, cfg)
@@ -139,10 +140,7 @@ def cmd_export(args) -> int:
     from trainer.train import TrainConfig
 
     model, data, log = load_for_model_dir(args.model)
-    tc = log["train_config"]
-    cfg = TrainConfig(
-        **{**tc, "beta_range": tuple(tc["beta_range"]), "snr_range": tuple(tc["snr_range"])}
-    )
+    cfg = TrainConfig.from_dict(log["train_config"])
     old = (
         json.loads((Path(args.model) / "manifest.json").read_text())
         if (Path(args.model) / "manifest.json").is_file()

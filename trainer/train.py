@@ -18,7 +18,7 @@ import math
 import os
 import platform
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -32,20 +32,23 @@ from trainer.dataset import Dataset
 BETA_DISTS = ("log-uniform", "uniform")
 
 
+# ModelConfig fields a user chooses; the data set fills task/input_shape/n_outputs and the
+# target scale, and the baselines switch the gates off (see model_config_for)
+MODEL_OPTIONS = (
+    "arch", "d", "hidden", "head", "prior", "bits", "quantizer_train", "variable_length",
+    "gamma0", "conv_gate", "kl_bound",
+)  # fmt: skip
+
+
 @dataclass
 class TrainConfig:
-    task: str = "fashion-mnist"
+    """One training run: the data set, the architecture (``model``) and the schedule.
+
+    Build it from flat options with :meth:`from_options` (``bits=4, epochs=10, ...``)."""
+
+    task: str = "fashion-mnist"  # the data set, one of trainer.data.TASKS
     data_dir: str | None = None
-    arch: str = "mlp"
-    d: int = 64
-    hidden: int = 512
-    head: str = "gaussian"
-    prior: str = "gaussian"
-    bits: int | None = None
-    quantizer_train: str = "soft"
-    variable_length: bool = False
-    conv_gate: str = "channel"  # "channel" | "kernel" (Hyper-VIB eq. 14)
-    kl_bound: str = "eq14"  # quantized rate: "eq14" (QML-IB D*_KL) | "mixture"
+    model: ModelConfig = field(default_factory=ModelConfig)
     beta_range: tuple[float, float] = (1e-5, 1.0)
     beta_dist: str = "log-uniform"
     fixed_beta: float | None = None
@@ -77,6 +80,24 @@ class TrainConfig:
             raise ValueError(f"loss_weight must be one of {LOSS_WEIGHTS}, got {self.loss_weight!r}")
         if self.snr_margin_db < 0 or self.kl_warmup_epochs < 0:
             raise ValueError("snr_margin_db and kl_warmup_epochs must be >= 0")
+
+    @classmethod
+    def from_options(cls, **options) -> TrainConfig:
+        """Flat keyword options, as the CLI and the experiments give them: the architecture
+        options (MODEL_OPTIONS) go to ``model``, the rest to the run."""
+        model = {k: options.pop(k) for k in MODEL_OPTIONS if k in options}
+        return cls(model=ModelConfig(**model), **options)
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> TrainConfig:
+        """From ``train_log.json``'s ``train_config`` (nested, or flat as older logs wrote)."""
+        names = {f.name for f in fields(cls)} | set(MODEL_OPTIONS)
+        options = {k: v for k, v in raw.items() if k in names and k != "model"}
+        options.update({k: v for k, v in (raw.get("model") or {}).items() if k in MODEL_OPTIONS})
+        for key in ("beta_range", "snr_range"):
+            if key in options:
+                options[key] = tuple(options[key])
+        return cls.from_options(**options)
 
     @property
     def trained_beta_range(self) -> tuple[float, float]:
@@ -111,20 +132,12 @@ def sample_snr(n: int, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
 
 
 def model_config_for(cfg: TrainConfig, data: Dataset) -> ModelConfig:
-    return ModelConfig(
+    """cfg.model completed from the data set; a fixed β or SNR switches its gates off."""
+    return replace(
+        cfg.model,
         task=data.task,
         input_shape=data.input_shape,
         n_outputs=data.n_outputs,
-        arch=cfg.arch,
-        d=cfg.d,
-        hidden=cfg.hidden,
-        head=cfg.head,
-        prior=cfg.prior,
-        bits=cfg.bits,
-        quantizer_train=cfg.quantizer_train,
-        variable_length=cfg.variable_length,
-        conv_gate=cfg.conv_gate,
-        kl_bound=cfg.kl_bound,
         beta_gate=cfg.fixed_beta is None,
         snr_scale=cfg.fixed_snr is None,
         target_mean=data.target_mean,

@@ -34,7 +34,7 @@ def fashion_small():
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_onnx_export_matches_pytorch(family, fashion_small, tmp_path):
-    cfg = TrainConfig(
+    cfg = TrainConfig.from_options(
         epochs=1, train_subset=512, batch_size=128, hidden=64, progress=False, **FAMILIES[family]
     )
     model, _ = train(cfg, fashion_small)

@@ -55,14 +55,16 @@ def test_quick_does_not_override_explicit_flags():
 
 
 def test_training_is_deterministic_under_a_seed(fashion):
-    cfg = TrainConfig(epochs=1, train_subset=1024, batch_size=256, progress=False, hidden=64)
+    cfg = TrainConfig.from_options(
+        epochs=1, train_subset=1024, batch_size=256, progress=False, hidden=64
+    )
     _, log_a = train(cfg, fashion)
     _, log_b = train(cfg, fashion)
     assert log_a["epochs"][0]["loss"] == log_b["epochs"][0]["loss"]
 
 
 def test_baselines_switch_the_gates_off(fashion):
-    cfg = TrainConfig(
+    cfg = TrainConfig.from_options(
         epochs=1, train_subset=256, progress=False, fixed_beta=1e-3, fixed_snr=10.0, hidden=32
     )
     model, _ = train(cfg, fashion)
@@ -138,3 +140,17 @@ def test_edge_runtime_loads_quantized_decoder(quick_model_dir, fashion):
         )
     np.testing.assert_allclose(probs, ref.numpy(), atol=1e-6)
     assert probs.shape == (8, 10)
+
+
+def test_train_config_nests_the_model_config_and_round_trips():
+    from dataclasses import asdict
+
+    cfg = TrainConfig.from_options(bits=4, arch="cnn", epochs=7, fixed_beta=1e-2)
+    assert cfg.model.bits == 4 and cfg.model.arch == "cnn" and cfg.epochs == 7
+    assert TrainConfig.from_dict(asdict(cfg)) == cfg
+    # a flat train_config, as logs written before the nesting hold it
+    flat = {"task": "fashion-mnist", "bits": 2, "epochs": 3, "beta_range": [1e-4, 1e-1]}
+    old = TrainConfig.from_dict(flat)
+    assert old.model.bits == 2 and old.beta_range == (1e-4, 1e-1)
+    with pytest.raises(ValueError, match="prior"):
+        TrainConfig.from_options(prior="laplace")

@@ -105,7 +105,9 @@ def warm_up(settings: RunSettings, data, **overrides) -> None:
     kernels) do not land in the first timed model's wall time."""
     from trainer.train import TrainConfig, train
 
-    cfg = TrainConfig(epochs=1, train_subset=256, seed=settings.seed, progress=False, **overrides)
+    cfg = TrainConfig.from_options(
+        epochs=1, train_subset=256, seed=settings.seed, progress=False, **overrides
+    )
     train(cfg, data)
 
 
@@ -117,7 +119,7 @@ def train_one(
     from trainer.train import TrainConfig, train
 
     epochs = epochs or settings.epochs
-    cfg = TrainConfig(
+    cfg = TrainConfig.from_options(
         data_dir=settings.data_dir,
         epochs=epochs,
         train_subset=settings.train_subset,
