@@ -137,7 +137,7 @@ def evaluate_grid(model, data, betas=BETA_GRID, snrs=PSNR_GRID, draws=5, n=None,
 
 
 def plot_grid(report: dict, out_dir: str | Path) -> list[Path]:
-    """accuracy_vs_beta.png and symbols_vs_beta.png (one line per PSNR)."""
+    """accuracy_vs_beta.png, symbols_vs_beta.png and rate_vs_beta.png (one line per PSNR)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -148,7 +148,10 @@ def plot_grid(report: dict, out_dir: str | Path) -> list[Path]:
     for key, ylabel, name in (
         ("value", report["metric"], "accuracy_vs_beta.png"),
         ("n_active", "mean active dimensions (symbols)", "symbols_vs_beta.png"),
+        ("kl", "rate: KL per example (nats)", "rate_vs_beta.png"),
     ):
+        if key not in report:  # reports written before the rate was measured
+            continue
         fig, ax = plt.subplots(figsize=(6, 4))
         values = np.asarray(report[key])
         for j, snr in enumerate(report["psnr_db"]):
