@@ -179,7 +179,7 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
     )
     log = {"train_config": asdict(cfg), "model_config": model.config.to_dict(), "epochs": []}
     log["machine"] = machine_info(device)
-    start = time.perf_counter()
+    start, start_cpu = time.perf_counter(), time.process_time()
     for epoch in range(cfg.epochs):
         model.train()
         order = torch.randperm(len(x_all), generator=gen)
@@ -236,6 +236,9 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
                 flush=True,
             )
     log["train_wall_s"] = time.perf_counter() - start
+    # CPU time of this process: what the wall time would be on an idle core with one torch
+    # thread; on a machine shared with other jobs it varies far less than the wall time
+    log["train_cpu_s"] = time.process_time() - start_cpu
     model = model.cpu().eval()
     if out_dir is not None:
         out_dir = Path(out_dir)

@@ -132,6 +132,7 @@ def train_one(
     info = {
         "label": label,
         "train_wall_s": log["train_wall_s"],
+        "train_cpu_s": log["train_cpu_s"],
         "params": param_counts(model),
         "final_loss": log["epochs"][-1]["loss"],
         "final_train_accuracy": log["epochs"][-1].get("train_accuracy"),

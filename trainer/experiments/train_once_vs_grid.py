@@ -113,6 +113,8 @@ def run_beta_sweep(
             "best_value": grid_values[grid_best],
             "best_beta": betas[grid_best],
         },
+        "cpu_ratio_grid_over_hyper": sum(i["train_cpu_s"] for i in grid_infos)
+        / hyper_info["train_cpu_s"],
         "wall_ratio_grid_over_hyper": grid_wall / hyper_info["train_wall_s"],
         "wall_ratio_11_grid_over_hyper": (grid_wall / len(betas)) * 11 / hyper_info["train_wall_s"],
         "hyper_minus_grid": [h - g for h, g in zip(hyper_values, grid_values, strict=True)],
@@ -238,6 +240,9 @@ def sweep_rows(sweep: dict) -> list[tuple[str, str]]:
         ("training wall time: hyper / grid total",
          f"{sweep['hyper']['train_wall_s']:.0f} s / {sweep['grid']['train_wall_total_s']:.0f} s"
          f" ({sweep['grid']['n_models']} models)"),
+        *([("training CPU time ratio grid/hyper (robust to other jobs on the machine)",
+            f"{sweep['cpu_ratio_grid_over_hyper']:.2f}x")]
+          if "cpu_ratio_grid_over_hyper" in sweep else []),
         (f"best {sweep['metric']} (β): hyper",
          f"{fmt.format(sweep['hyper']['best_value'])} ({sweep['hyper']['best_beta']:.0e})"),
         (f"best {sweep['metric']} (β): grid",
