@@ -10,11 +10,12 @@ the closed form, eq. (24):
 with (λ_i, v_i) the generalised eigenpairs of Σ_{x|y} v = λ Σ_x v, λ ascending. Row i is
 off for β ≥ β_i = 1 - λ_i, the critical β of dimension i.
 
-What is quoted and what is derived. Quoted (DESIGN.md's summary of the paper): the
-β-adjustment module is the ordinary Hyper-VIB gate g(β) = sigmoid(u·log β + v) with
-u = -1, v = ln 2 + 2 ln‖B‖, together with given weight matrices W⁽¹⁾, W⁽²⁾, and it
-reproduces A*(β). The paper's eq. (25)-(29), its B and its W⁽¹⁾, W⁽²⁾ were not available
-(a search found only the abstract), so the rest is derived here:
+What is quoted and what is derived. Quoted (the design summary of the paper,
+docs/ARCHITECTURE.md §2): the β-adjustment module is the ordinary Hyper-VIB gate
+g(β) = sigmoid(u·log β + v) with u = -1, v = ln 2 + 2 ln‖B‖, together with given weight
+matrices W⁽¹⁾, W⁽²⁾, and it reproduces A*(β). The paper's eq. (25)-(29), its B and its
+W⁽¹⁾, W⁽²⁾ were not available (a search found only the abstract), so the rest is derived
+here:
 
 - B = Σ_x^{-1/2} Σ_xy Σ_y^{-1/2}, the whitened cross-covariance. Its squared singular values
   are ρ_i² = 1 - λ_i = β_i, so ‖B‖₂² = 1 - λ_1 is the largest critical β, and
