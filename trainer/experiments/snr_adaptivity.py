@@ -104,6 +104,6 @@ def notes(results: dict) -> str:
         "Hyper-AJSCC trains over U[0, 20] dB on images with a JSCC decoder; we use "
         f"Fashion-MNIST, a classification head and β = {results['beta']:g}, and train over "
         "U[0, 25] dB widened by a 3 dB margin on each side (so 0 and 25 dB are not the edges of "
-        f"the training distribution). The largest shortfall is at {worst} dB "
+        f"the training distribution). Hyper − matched is smallest at {worst} dB "
         f"({100 * gaps[worst]:+.2f} points)."
     )
