@@ -15,6 +15,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from trainer.experiments.common import (
+    HYPER_EPOCH_FACTOR,
     Check,
     RunSettings,
     evaluate,
@@ -36,14 +37,6 @@ PAPER = "Hyper-VIB Table I, Fig. 4 (conv hyper layers, eq. 14)"
 FULL_EPOCHS = 3
 QUICK_SUBSET = 2000
 FULL_SUBSET = 30000
-HYPER_EPOCHS_PER_GRID_EPOCH = 5 / 3
-
-
-def hyper_epochs_for(grid_epochs: int) -> int:
-    """5/3 × a grid model's epochs (5 against 3 in the full run). The conv β gates add ~23% CPU
-    time per epoch (measured: 11.7 s vs 9.5 s), so 2× the epochs would make the time ratio
-    11·3/(6·1.23) ≈ 4.5 at best; 5 epochs reach the grid's accuracy all the same."""
-    return max(1, round(grid_epochs * HYPER_EPOCHS_PER_GRID_EPOCH))
 
 
 def run(settings: RunSettings, out_dir: Path) -> dict:
@@ -54,13 +47,12 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
     elif settings.train_subset is None:
         settings = replace(settings, train_subset=FULL_SUBSET)
     betas = grid_betas(settings.quick, step_decades=1.0)
-    hyper_epochs = hyper_epochs_for(settings.epochs)
-    sweep = run_beta_sweep(settings, "fashion-mnist", betas, arch="cnn", hyper_epochs=hyper_epochs)
+    sweep = run_beta_sweep(settings, "fashion-mnist", betas, arch="cnn")
     plot_sweep(sweep, out_dir / "accuracy_vs_beta.png", f"Fashion-MNIST, CNN, {SNR_DB:g} dB")
     data = load_data("fashion-mnist", settings.data_dir, settings.seed)
     kernel, kernel_info = train_one(
         "fashion-mnist cnn hyper-VIB, kernel-block gates (eq. 14)", settings, data, "[kernel]",
-        epochs=hyper_epochs, task="fashion-mnist", arch="cnn",
+        epochs=settings.epochs * HYPER_EPOCH_FACTOR, task="fashion-mnist", arch="cnn",
         fixed_snr=SNR_DB, beta_range=(min(betas), max(betas)), conv_gate="kernel",
     )  # fmt: skip
     kernel_values = [evaluate(kernel, data, settings, b, SNR_DB, "kernel")["value"] for b in betas]

@@ -49,12 +49,10 @@ def run_beta_sweep(
     snr_db: float = SNR_DB,
     loss_weight: str = "inverse-d-beta",
     hyper_options: dict | None = None,
-    hyper_epochs: int | None = None,
 ) -> dict:
     """Hyper-VIB over [min β, max β] vs one VIB model per β, all at one SNR; JSON-ready dict.
 
-    The hyper model trains for ``hyper_epochs`` (default HYPER_EPOCH_FACTOR × the grid
-    models' epochs); both use the
+    The hyper model trains for HYPER_EPOCH_FACTOR × the grid models' epochs; both use the
     loss weight w(β) = ``loss_weight`` (a constant for a grid model, so it changes nothing
     there but the step size Adam normalises away). ``hyper_options`` go to the hyper model only.
     """
@@ -66,8 +64,8 @@ def run_beta_sweep(
     warm_up(settings, data, beta_range=(min(betas), max(betas)), **common)
     hyper_model, hyper_info = train_one(
         f"{task} {arch} hyper-VIB", settings, data, f"[1/{total}]",
-        epochs=hyper_epochs or settings.epochs * HYPER_EPOCH_FACTOR,
-        beta_range=(min(betas), max(betas)), **common, **hyper_options,
+        epochs=settings.epochs * HYPER_EPOCH_FACTOR, beta_range=(min(betas), max(betas)),
+        **common, **hyper_options,
     )  # fmt: skip
     hyper_points = [evaluate(hyper_model, data, settings, b, snr_db, "hyper") for b in betas]
     grid_infos, grid_points = [], []
