@@ -3,16 +3,20 @@ PY ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 DATA_DIR ?= /usr/share/datasets/fashion-mnist
+# pip index for the torch wheel; empty = whatever `pip install torch==<pin>` resolves to (on
+# PyPI for Linux x86_64: the CUDA build). CPU build on purpose:
+# make setup TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+TORCH_INDEX_URL ?=
 
-.PHONY: setup data browser test test-fast lint format protos clean
+.PHONY: setup data browser loadgen test test-fast lint format protos clean
 
-setup: $(BIN)/.installed data browser
+setup: $(BIN)/.installed data browser loadgen
 
 $(BIN)/.installed: pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "need $(PY)"; exit 1; }
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) torch==2.13.0
 	$(BIN)/pip install -q -e '.[torch,dev]'
 	touch $@
 
@@ -35,12 +39,24 @@ browser:
 	  || echo "note: could not install chromium; the browser test will be skipped"; \
 	else echo "note: no apt-get; install chromium at /usr/bin/chromium or the browser test is skipped"; fi
 
+# Debian's hey, the compiled HTTP load generator of `python -m tools.bench --generator hey`
+# (the bench falls back to its Python generator without it). Never fails setup.
+loadgen:
+	@if command -v hey >/dev/null; then echo "hey present: $$(command -v hey)"; \
+	elif command -v apt-get >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq hey; } \
+	  || echo "note: could not install hey; the bench uses its Python generator"; \
+	else echo "note: no apt-get; install hey for --generator hey"; fi
+
 test:
 	$(BIN)/python -m pytest -q
 
+# ruff (lint + format check) and the import contracts in pyproject.toml ([tool.importlinter])
 lint:
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format:
 	$(BIN)/ruff format .

@@ -1,31 +1,36 @@
-"""gRPC transport of the channel proxy: a thin servicer over :class:`ChannelService`."""
+"""gRPC transport of the channel proxy (``grpc.aio``): a thin servicer over
+:class:`ChannelService`, which forwards to the edge with an aio client.
+
+The shared core (:class:`shared.service.grpc_server.GrpcServer`) supplies options, health,
+reflection, metrics and the mapping of :class:`~shared.service.errors.ServiceError` to a
+gRPC status. Deadlines propagate: the edge call gets min(``--deadline-s``, the caller's
+remaining time), and a caller that gives up cancels its own edge call only.
+"""
 
 from __future__ import annotations
 
-import signal
+import asyncio
+import logging
 import sys
-import threading
-from concurrent import futures
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from channel.config import ChannelSettings, parse_settings
 from channel.metrics import ChannelMetrics
 from channel.profiles import FixedProfile, RandomWalkProfile, TracePoint, TraceProfile
-from channel.service import ChannelError, ChannelService
+from channel.service import ChannelService
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
+from shared.service.errors import invalid_argument
+from shared.service.grpc_server import GrpcServer, grpc_options, serve_until_signal
+from shared.service.logs import setup_logging
+from shared.service.security import aio_channel
+
+log = logging.getLogger("channel")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Channel"].full_name
-
-
-def grpc_options(max_message_bytes: int) -> list[tuple[str, int | str]]:
-    return [
-        ("grpc.max_send_message_length", max_message_bytes),
-        ("grpc.max_receive_message_length", max_message_bytes),
-    ]
+# The calls that change the channel's state: they need the admin token when one is set.
+ADMIN_METHODS = ("SetPsnr", "SetProfile")
 
 
 def profile_from_request(request: pb.SetProfileRequest):
@@ -52,49 +57,41 @@ class ChannelServicer(pb_grpc.ChannelServicer):
     def __init__(self, service: ChannelService) -> None:
         self.service = service
 
-    def Transmit(self, request, context):
-        try:
-            return self.service.transmit(request, context.time_remaining())
-        except ChannelError as exc:
-            context.abort(exc.code, exc.message)
+    async def Transmit(self, request, context):
+        return await self.service.transmit(request, context.time_remaining())
 
-    def SetPsnr(self, request, context):
+    async def SetPsnr(self, request, context):
+        return self.service.set_psnr(request.psnr_db)
+
+    async def SetProfile(self, request, context):
         try:
-            return self.service.set_psnr(request.psnr_db)
+            profile = profile_from_request(request)
         except ValueError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+            raise invalid_argument(str(exc)) from None
+        return self.service.set_profile(profile)
 
-    def SetProfile(self, request, context):
-        try:
-            return self.service.set_profile(profile_from_request(request))
-        except ValueError as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-
-    def GetState(self, request, context):
+    async def GetState(self, request, context):
         return self.service.state()
 
-    def GetEdgeInfo(self, request, context):
-        try:
-            return self.service.edge_info(context.time_remaining())
-        except ChannelError as exc:
-            context.abort(exc.code, exc.message)
+    async def GetEdgeInfo(self, request, context):
+        return await self.service.edge_info(context.time_remaining())
 
 
-def build_server(settings: ChannelSettings):
-    """Create (not start) the server; returns (server, service, health servicer, edge channel)."""
-    options = grpc_options(settings.max_message_bytes)
-    edge_channel = grpc.insecure_channel(
-        settings.edge, options=[*options, ("grpc.lb_policy_name", "round_robin")]
+def build_service(settings: ChannelSettings) -> tuple[ChannelService, grpc.aio.Channel]:
+    """The channel's work over an aio client channel to the edge (inside the event loop)."""
+    edge_channel = aio_channel(
+        settings.edge,
+        settings.edge_credentials(),
+        options=[*grpc_options(settings.max_message_bytes), ("grpc.lb_policy_name", "round_robin")],
     )
     edge_stub = pb_grpc.EdgeStub(edge_channel)
 
-    def edge_call(transmission: pb.Transmission, timeout_s: float) -> pb.InferenceReply:
+    def edge_call(transmission: pb.Transmission, timeout_s: float):
         return edge_stub.Decode(transmission, timeout=timeout_s)
 
-    def edge_info_call(timeout_s: float) -> pb.EdgeInfo:
+    def edge_info_call(timeout_s: float):
         return edge_stub.GetInfo(pb.GetInfoRequest(), timeout=timeout_s)
 
-    metrics = ChannelMetrics()
     service = ChannelService(
         edge_call,
         profile=settings.build_profile(),
@@ -104,45 +101,51 @@ def build_server(settings: ChannelSettings):
         emulate_airtime=settings.emulate_airtime,
         seed=settings.seed,
         edge_target=settings.edge,
-        metrics=metrics,
+        metrics=ChannelMetrics(),
         edge_info_call=edge_info_call,
     )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=settings.workers), options=options)
-    pb_grpc.add_ChannelServicer_to_server(ChannelServicer(service), server)
-    health_servicer = health.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    return service, edge_channel
+
+
+def build_server(settings: ChannelSettings, service: ChannelService) -> GrpcServer:
+    """Create (not start) the aio server over ``service``."""
+    return GrpcServer(
+        (SERVICE_NAME,),
+        lambda server: pb_grpc.add_ChannelServicer_to_server(ChannelServicer(service), server),
+        service.metrics,
+        settings.host,
+        settings.port,
+        settings.max_message_bytes,
+        credentials=settings.server_credentials(),
+        admin_methods=ADMIN_METHODS,
+        admin_token=settings.admin_token_value(),
     )
-    server.add_insecure_port(f"{settings.host}:{settings.port}")
-    return server, service, health_servicer, edge_channel
 
 
-def serve(settings: ChannelSettings) -> None:
-    print(settings, flush=True)
-    server, service, health_servicer, edge_channel = build_server(settings)
+async def serve_async(settings: ChannelSettings) -> int:
+    service, edge_channel = build_service(settings)
     service.metrics.serve(settings.metrics_port)
-    server.start()
-    for name in ("", SERVICE_NAME):
-        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    print(
-        f"channel listening on {settings.host}:{settings.port}, forwarding to {settings.edge}, "
-        f"{service.state().profile}",
-        flush=True,
+    server = build_server(settings, service)
+    await server.start(serving=True)
+    log.info(
+        "channel listening on %s:%d (%s, admin token %s), forwarding to %s (%s), %s",
+        *(settings.host, settings.port, "TLS" if server.tls else "plaintext"),
+        "set" if settings.admin_token_value() else "off",
+        *(settings.edge, "TLS" if settings.edge_credentials() else "plaintext"),
+        service.state().profile,
     )
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    stop.wait()
-    print("channel shutting down", flush=True)
-    health_servicer.enter_graceful_shutdown()
-    server.stop(settings.grace_s).wait()
-    edge_channel.close()
+
+    async def close_edge_channel() -> None:
+        await edge_channel.close()
+
+    return await serve_until_signal(server, settings.grace_s, "channel", close_edge_channel)
 
 
 def main(argv: list[str] | None = None) -> int:
-    serve(parse_settings(argv))
-    return 0
+    settings = parse_settings(argv)
+    setup_logging(settings.log_level)
+    log.info("%s", settings.describe())
+    return asyncio.run(serve_async(settings))
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ power 1), via :func:`shared.channel.awgn`. Pilots follow VL-VFE Appendix C.
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import grpc
 import numpy as np
@@ -23,6 +24,8 @@ from shared.channel import (
     pilot_symbols,
 )
 from shared.rpc import coinference_pb2 as pb
+from shared.service.deadlines import forward_timeout
+from shared.service.errors import ServiceError
 
 # Edge status codes the caller can act on: passed through with the edge's message.
 PASS_THROUGH = {
@@ -33,19 +36,10 @@ PASS_THROUGH = {
     grpc.StatusCode.CANCELLED,
 }
 
-# decode(transmission, timeout_s) -> reply; raises grpc.RpcError like a stub call.
-EdgeCall = Callable[[pb.Transmission, float], pb.InferenceReply]
-# get_info(timeout_s) -> the edge's EdgeInfo; raises grpc.RpcError like a stub call.
-EdgeInfoCall = Callable[[float], pb.EdgeInfo]
-
-
-class ChannelError(Exception):
-    """A failure with the gRPC status the caller should see."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+# await decode(transmission, timeout_s) -> reply; raises grpc.RpcError like an aio stub call.
+EdgeCall = Callable[[pb.Transmission, float], Awaitable[pb.InferenceReply]]
+# await get_info(timeout_s) -> the edge's EdgeInfo; raises grpc.RpcError like a stub call.
+EdgeInfoCall = Callable[[float], Awaitable[pb.EdgeInfo]]
 
 
 class ChannelService:
@@ -93,8 +87,12 @@ class ChannelService:
         return self.state()
 
     def set_psnr(self, psnr_db: float) -> pb.ChannelState:
-        """Switch to a fixed PSNR; ValueError unless finite and within [-10, 60] dB."""
-        return self.set_profile(FixedProfile(check_psnr_db(psnr_db)))
+        """Switch to a fixed PSNR; INVALID_ARGUMENT unless finite and within [-10, 60] dB."""
+        try:
+            profile = FixedProfile(check_psnr_db(psnr_db))
+        except ValueError as exc:
+            raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        return self.set_profile(profile)
 
     def state(self) -> pb.ChannelState:
         with self._lock:
@@ -109,15 +107,14 @@ class ChannelService:
             edge_target=self.edge_target,
         )
 
-    def edge_info(self, time_remaining_s: float | None = None) -> pb.EdgeInfo:
-        """The edge's GetInfo (model id, whether its decoder is serving), with a deadline."""
+    async def edge_info(self, time_remaining_s: float | None = None) -> pb.EdgeInfo:
+        """The edge's GetInfo (model id, whether its decoder is serving), with a deadline:
+        min(own ``deadline_s``, the caller's ``time_remaining_s``)."""
         if self.edge_info_call is None:
-            raise ChannelError(grpc.StatusCode.UNIMPLEMENTED, "this channel has no edge info")
-        timeout_s = self.deadline_s
-        if time_remaining_s is not None:
-            timeout_s = min(timeout_s, max(time_remaining_s, 0.001))
+            raise ServiceError(grpc.StatusCode.UNIMPLEMENTED, "this channel has no edge info")
+        timeout_s = forward_timeout(self.deadline_s, time_remaining_s)
         try:
-            return self.edge_info_call(timeout_s)
+            return await self.edge_info_call(timeout_s)
         except grpc.RpcError as exc:
             raise self._map_edge_error(exc, timeout_s) from None
 
@@ -140,36 +137,27 @@ class ChannelService:
         out.noise_var = float(noise_var_from_psnr(psnr_db))
         return out
 
-    def transmit(
+    async def transmit(
         self, transmission: pb.Transmission, time_remaining_s: float | None = None
     ) -> pb.InferenceReply:
         """Corrupt, (optionally) wait the air-time, forward with a deadline, add timings/CSI.
 
         ``time_remaining_s`` is the caller's own deadline budget, if any; the edge call gets
-        min(deadline_s, that). Raises :class:`ChannelError` with the status to return.
+        min(deadline_s, what is left of it). Raises :class:`ServiceError` with the status.
         """
         start = time.perf_counter()
-        self.metrics.requests.inc()
-        try:
-            reply = self._transmit(transmission, time_remaining_s, start)
-        except ChannelError as exc:
-            self.metrics.failures.labels(code=exc.code.name).inc()
-            raise
-        return reply
-
-    def _transmit(self, transmission, time_remaining_s, start) -> pb.InferenceReply:
         received = self.corrupt(transmission)
         n_symbols = len(transmission.symbols)
         airtime_s = float(airtime_seconds(n_symbols + self.pilots, self.baud))
         own_s = time.perf_counter() - start
         if self.emulate_airtime:
-            time.sleep(airtime_s)
-        timeout_s = self.deadline_s
-        if time_remaining_s is not None:
-            timeout_s = min(timeout_s, max(time_remaining_s - own_s, 0.001))
+            await asyncio.sleep(airtime_s)
+        spent_s = time.perf_counter() - start
+        remaining_s = None if time_remaining_s is None else time_remaining_s - spent_s
+        timeout_s = forward_timeout(self.deadline_s, remaining_s)
         rpc_start = time.perf_counter()
         try:
-            reply = self.edge_call(received, timeout_s)
+            reply = await self.edge_call(received, timeout_s)
         except grpc.RpcError as exc:
             raise self._map_edge_error(exc, timeout_s) from None
         rpc_s = time.perf_counter() - rpc_start
@@ -202,20 +190,20 @@ class ChannelService:
             ("channel_to_edge", timings.channel_to_edge_s),
             ("total", timings.channel_total_s),
         ):
-            self.metrics.latency.labels(stage=stage).observe(value)
+            self.metrics.observe_stage(stage, value)
         return out
 
-    def _map_edge_error(self, exc: grpc.RpcError, timeout_s: float) -> ChannelError:
+    def _map_edge_error(self, exc: grpc.RpcError, timeout_s: float) -> ServiceError:
         code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
         details = exc.details() if hasattr(exc, "details") else str(exc)
         if code in PASS_THROUGH:
-            return ChannelError(code, details)
+            return ServiceError(code, details)
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return ChannelError(
+            return ServiceError(
                 code, f"edge {self.edge_target} did not answer within {timeout_s:.3g} s"
             )
         if code == grpc.StatusCode.UNAVAILABLE:
-            return ChannelError(code, f"edge {self.edge_target} unavailable: {details}")
-        return ChannelError(
+            return ServiceError(code, f"edge {self.edge_target} unavailable: {details}")
+        return ServiceError(
             grpc.StatusCode.INTERNAL, f"edge {self.edge_target} failed: {code.name}: {details}"
         )

@@ -1,6 +1,6 @@
 """``python -m device --model artifacts/quick --channel HOST:PORT --port 8080``.
 
-Loads the model, prints the settings, serves HTTP with uvicorn until SIGINT/SIGTERM.
+Loads the model, logs the settings, serves HTTP with uvicorn until SIGINT/SIGTERM.
 """
 
 from __future__ import annotations
@@ -13,33 +13,34 @@ import uvicorn
 from device.app import create_app
 from device.settings import settings_from_args
 from shared.manifest import ManifestError
+from shared.service.logs import setup_logging
+
+log = logging.getLogger("device")
 
 
 def main(argv: list[str] | None = None) -> int:
     settings = settings_from_args(argv)
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s"
-    )
-    print(settings.describe(), flush=True)
+    setup_logging(settings.log_level)
+    log.info("%s", settings.describe())
     try:
         app = create_app(settings)
     except (ManifestError, ValueError) as exc:
-        print(f"device: cannot start: {exc}", file=sys.stderr, flush=True)
+        log.error("cannot start: %s", exc)
         return 2
     service = app.state.service
-    knobs = service.knobs.get()
-    print(
-        f"device: model {service.manifest.model_id} ({service.manifest.dataset}, d="
-        f"{service.manifest.d}), knobs {knobs.as_dict()}, channel {settings.channel}, "
-        f"http://{settings.host}:{settings.port}",
-        flush=True,
+    manifest = service.manifest
+    log.info(
+        "model %s (%s, d=%d), knobs %s, channel %s, http://%s:%d",
+        *(manifest.model_id, manifest.dataset, manifest.d, service.knobs.get().as_dict()),
+        *(settings.channel, settings.host, settings.port),
     )
     uvicorn.run(
         app,
         host=settings.host,
         port=settings.port,
-        log_level=settings.log_level.lower(),
+        log_level=settings.log_level,
         timeout_graceful_shutdown=5,
+        timeout_keep_alive=settings.http_keepalive_s,
     )
     return 0
 

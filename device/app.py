@@ -7,6 +7,8 @@ Endpoints (OpenAPI docs at ``/docs``):
   ``application/octet-stream``, or as JSON ``{"pixels": [...], "pixel_range": "0-255"}``
   (see :mod:`device.preprocess`). Answers label, probabilities, symbols/bits sent, the knobs
   and SNR used, the channel's CSI and the per-stage latency in seconds.
+  Optional header ``X-Request-Id`` (1-128 of ``A-Za-z0-9._:-``): the reply's
+  ``request_id`` echoes it (else a random id); see :mod:`device.service`.
 - ``GET/PUT /v1/knobs``: beta, snr_mode, snr_db, variable_length (PUT is a partial update).
 - ``GET /v1/channel``, ``PUT /v1/channel/psnr`` ``{"psnr_db": 12.5}``: channel state/PSNR.
 - ``GET /v1/model``: the model the device runs.
@@ -14,40 +16,55 @@ Endpoints (OpenAPI docs at ``/docs``):
   behind it serving the device's model id: 503 otherwise, naming both ids on a mismatch),
   ``GET /metrics`` (Prometheus).
 
+Access: with an admin token (``--admin-token-file`` / ``--admin-token``), ``PUT /v1/knobs``
+and ``PUT /v1/channel/psnr`` need ``Authorization: Bearer <token>`` (401 otherwise); the
+device passes the caller's token on to the channel's ``SetPsnr``, which checks its own.
+Inference and every GET stay open.
+
 Status codes: 400 unreadable payload (empty body, not an image, invalid JSON), 413 body over
 ``max_upload_bytes`` (refused from the Content-Length header before reading the body, or
 as soon as a streamed body passes the limit), 415 unsupported Content-Type, 422 invalid
-values (pixels, knobs outside the trained ranges), 502 channel/edge refused the request
+values (pixels, knobs outside the trained ranges; one line naming the field), 401 missing or
+wrong admin token, 408 a request body not received within ``http_body_timeout_s`` (a slow
+upload is cut off; it never holds up other clients), 502 channel/edge refused the request
 (e.g. the edge serves another model id: the message names both),
 503 channel/edge unreachable or deadline exceeded.
 """
 
 from __future__ import annotations
 
-import json
+import asyncio
 import logging
 import math
+import time
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.concurrency import run_in_threadpool
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import HTTPException, RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from device.channel_client import ChannelClient, ChannelError
 from device.encoder import OnnxEncoder
-from device.knobs import SNR_MODES, KnobError, KnobStore, default_knobs
+from device.knobs import SNR_MODES, KnobError, default_knobs, open_knob_store
 from device.metrics import DeviceMetrics
 from device.preprocess import PreprocessError
 from device.service import DeviceService
 from device.settings import DeviceSettings
 from device.web import add_web_routes
+from shared.service.security import bearer_token, check_admin
 
 log = logging.getLogger("device")
 INFER_PATH = "/v1/infer"
+# request counter labels: these paths by name, everything else as "other"
+METRIC_PATHS = frozenset(
+    (INFER_PATH, "/v1/knobs", "/v1/channel", "/v1/channel/psnr", "/v1/model",
+     "/v1/samples/random", "/healthz", "/readyz", "/metrics", "/")
+)  # fmt: skip
 
 
 class KnobsUpdate(BaseModel):
@@ -65,43 +82,84 @@ class PsnrUpdate(BaseModel):
     psnr_db: float = Field(..., description="channel PSNR in dB (10·log10(1/sigma^2))")
 
 
-class BodyTooLarge(Exception):
-    """Raised from the wrapped ``receive`` when a streamed body passes the limit."""
+class BodyRefused(Exception):
+    """Raised from the wrapped ``receive`` when the body is refused (answered by UploadLimit)."""
+
+    status = 400
+
+
+class BodyTooLarge(BodyRefused):
+    """A streamed body passed the size limit (413)."""
+
+    status = 413
+
+
+class BodyTimeout(BodyRefused):
+    """The body did not arrive within the body timeout (408)."""
+
+    status = 408
 
 
 class UploadLimit:
-    """ASGI middleware: 413 for ``POST /v1/infer`` bodies over ``max_bytes``.
+    """ASGI middleware: 413 for request bodies over ``max_bytes``, 408 for a body not
+    received within ``body_timeout_s`` of the request's arrival.
 
     A declared Content-Length over the limit is refused before any of the body is read;
     a chunked body is counted as it streams and refused as soon as it passes the limit.
+    The timeout covers the body only (the wait for a disconnect after it is not timed), so
+    a client sending a few bytes a second (slowloris) holds one connection for at most
+    ``body_timeout_s``; the event loop serves everyone else meanwhile.
     """
 
-    def __init__(self, app, max_bytes: int, metrics: DeviceMetrics):
+    def __init__(self, app, max_bytes: int, metrics: DeviceMetrics, body_timeout_s: float = 30.0):
         self.app = app
         self.max_bytes = max_bytes
         self.metrics = metrics
+        self.body_timeout_s = body_timeout_s
 
-    def _message(self) -> dict[str, str]:
-        return {"detail": f"upload larger than the limit of {self.max_bytes} bytes"}
+    def _message(self, refused: type[BodyRefused]) -> dict[str, str]:
+        if refused is BodyTimeout:
+            return {
+                "detail": f"request body not received within {self.body_timeout_s:g} s: send "
+                "it at once (the limit is the device's --http-body-timeout-s)"
+            }
+        return {
+            "detail": f"upload larger than the limit of {self.max_bytes} bytes: send a smaller "
+            "image (the limit is the device's --max-upload-bytes)"
+        }
+
+    def _count(self, path: str, refused: type[BodyRefused]) -> None:
+        if path == INFER_PATH:
+            reason = "too_large" if refused is BodyTooLarge else "body_timeout"
+            self.metrics.failures.labels(reason=reason).inc()
 
     async def __call__(self, scope, receive, send):
-        if scope["type"] != "http" or scope["path"] != INFER_PATH:
+        if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        path = scope["path"]
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            self.metrics.requests.inc()
-            self.metrics.failures.labels(reason="too_large").inc()
-            return await JSONResponse(self._message(), status_code=413)(scope, receive, send)
+            self._count(path, BodyTooLarge)
+            response = JSONResponse(self._message(BodyTooLarge), status_code=413)
+            return await response(scope, receive, send)
 
         seen = 0
+        body_done = False
         started = False
+        deadline = time.monotonic() + self.body_timeout_s
 
         async def limited_receive():
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, body_done
+            if body_done:  # only a disconnect can come: not timed
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            except TimeoutError:
+                raise BodyTimeout from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
+                body_done = not message.get("more_body", False)
                 if seen > self.max_bytes:
                     raise BodyTooLarge
             return message
@@ -113,10 +171,54 @@ class UploadLimit:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except BodyTooLarge:
-            self.metrics.failures.labels(reason="too_large").inc()
+        except BodyRefused as exc:
+            self._count(path, type(exc))
             if not started:
-                await JSONResponse(self._message(), status_code=413)(scope, receive, send)
+                response = JSONResponse(self._message(type(exc)), status_code=exc.status)
+                await response(scope, receive, send)
+
+
+class RequestMetrics:
+    """ASGI middleware (outermost): every HTTP request into
+    ``coinference_requests_total{service="device",method=<path>,code=<HTTP status>}`` and
+    ``coinference_request_seconds``; paths outside :data:`METRIC_PATHS` count as "other"."""
+
+    def __init__(self, app, metrics: DeviceMetrics):
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start = time.perf_counter()
+        status = 500  # unless a response starts
+
+        async def tracking_send(message):
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        finally:
+            path = scope["path"] if scope["path"] in METRIC_PATHS else "other"
+            self.metrics.observe_request(path, str(status), time.perf_counter() - start)
+
+
+def validation_message(exc: RequestValidationError) -> str:
+    """Pydantic's errors as one line naming each field: 'beta: Input should be ...'."""
+    parts = []
+    for error in exc.errors():
+        loc = [str(part) for part in error.get("loc", ()) if part != "body"]
+        where = ".".join(loc) or "body"
+        text = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        if error.get("type") == "extra_forbidden":
+            text = "unknown field"
+        elif "input" in error and error.get("type") != "missing":
+            text += f" (got {error['input']!r:.60})"
+        parts.append(f"{where}: {text}")
+    return "invalid request: " + "; ".join(parts)
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -165,8 +267,20 @@ def build_service(settings: DeviceSettings, metrics: DeviceMetrics) -> DeviceSer
         snr_db=settings.snr_db,
         variable_length=settings.variable_length,
     )
-    channel = ChannelClient(settings.channel, deadline_s=settings.deadline_s)
-    return DeviceService(encoder, channel, KnobStore(encoder.manifest, knobs), metrics)
+    channel = ChannelClient(
+        settings.channel,
+        deadline_s=settings.deadline_s,
+        credentials=settings.channel_credentials(),
+        max_message_bytes=settings.max_message_bytes,
+    )
+    return DeviceService(
+        encoder,
+        channel,
+        open_knob_store(encoder.manifest, knobs, settings.state_file),
+        metrics,
+        deadline_s=settings.deadline_s,
+        compute_threads=settings.compute_threads,
+    )
 
 
 def create_app(settings: DeviceSettings, service: DeviceService | None = None) -> FastAPI:
@@ -178,7 +292,7 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
-        service.channel.close()
+        await service.close()
 
     app = FastAPI(
         title="Hyper-VIB device",
@@ -187,7 +301,30 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
         lifespan=lifespan,
     )
     app.state.service = service
-    app.add_middleware(UploadLimit, max_bytes=settings.max_upload_bytes, metrics=metrics)
+    app.add_middleware(
+        UploadLimit,
+        max_bytes=settings.max_upload_bytes,
+        metrics=metrics,
+        body_timeout_s=settings.http_body_timeout_s,
+    )
+    app.add_middleware(RequestMetrics, metrics=metrics)  # outermost: counts every answer
+    admin_token = settings.admin_token_value()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_request: Request, exc: RequestValidationError):
+        return _error(422, validation_message(exc))
+
+    def require_admin(what: str):
+        """Dependency: 401 unless the request carries the admin token (when one is set)."""
+
+        async def check(request: Request) -> str | None:
+            token = bearer_token(request.headers.get("authorization"))
+            problem = check_admin(what, token, admin_token)
+            if problem is not None:
+                raise HTTPException(401, problem, headers={"WWW-Authenticate": "Bearer"})
+            return token
+
+        return check
 
     def knobs_view() -> dict[str, Any]:
         return {
@@ -200,8 +337,11 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
 
     @app.post(INFER_PATH, openapi_extra=INFER_OPENAPI, summary="Classify one image")
     async def infer(request: Request):
-        metrics.requests.inc()
+        return await _infer(request)  # counted by RequestMetrics
+
+    async def _infer(request: Request):
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        request_id = request.headers.get("x-request-id")  # optional, echoed as request_id
         try:
             if content_type == "multipart/form-data":
                 form = await request.form(max_files=1, max_fields=4)
@@ -209,22 +349,18 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
                 if not isinstance(upload, UploadFile):
                     raise PreprocessError('multipart body needs a file field named "file"', 422)
                 data = await upload.read()
-                result = await run_in_threadpool(service.infer_image, data)
+                result = await service.infer_image(data, request_id)
             elif content_type == "application/json":
                 body = await request.body()
                 if not body:
                     raise PreprocessError('empty body: send JSON {"pixels": [...]}', 400)
-                try:
-                    payload = json.loads(body)
-                except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                    raise PreprocessError(f"invalid JSON: {exc}", 400) from exc
-                result = await run_in_threadpool(service.infer_pixels, payload)
+                result = await service.infer_json(body, request_id)
             elif content_type.startswith("image/") or content_type in (
                 "application/octet-stream",
                 "",
             ):
                 data = await request.body()
-                result = await run_in_threadpool(service.infer_image, data)
+                result = await service.infer_image(data, request_id)
             else:
                 metrics.failures.labels(reason="bad_input").inc()
                 return _error(
@@ -242,8 +378,14 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
             reason = "channel_unavailable" if exc.status == 503 else "channel_error"
             metrics.failures.labels(reason=reason).inc()
             return _error(exc.status, str(exc))
-        except BodyTooLarge:
-            raise  # answered 413 by UploadLimit
+        except BodyRefused:
+            raise  # answered 413 / 408 by UploadLimit
+        except StarletteHTTPException as exc:  # the multipart parser: too many files/fields
+            metrics.failures.labels(reason="bad_input").inc()
+            return _error(
+                exc.status_code,
+                f"{exc.detail}: send one file in the multipart field 'file'",
+            )
         except Exception as exc:  # a bug, not the caller's fault: no stack trace in the reply
             log.exception("inference failed")
             metrics.failures.labels(reason="internal").inc()
@@ -255,7 +397,9 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
         return knobs_view()
 
     @app.put("/v1/knobs", summary="Change knobs (partial update; 422 when out of range)")
-    async def put_knobs(update: KnobsUpdate):
+    async def put_knobs(
+        update: KnobsUpdate, _token: str | None = Depends(require_admin("PUT /v1/knobs"))
+    ):
         changes = {name: getattr(update, name) for name in update.model_fields_set}
         try:
             knobs = service.knobs.update(changes)
@@ -267,16 +411,18 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
     @app.get("/v1/channel", summary="The channel's state (GetState)")
     async def get_channel():
         try:
-            return await run_in_threadpool(service.channel_state)
+            return await service.channel_state()
         except ChannelError as exc:
             return _error(exc.status, str(exc))
 
     @app.put("/v1/channel/psnr", summary="Set the channel PSNR in dB (SetPsnr)")
-    async def put_channel_psnr(update: PsnrUpdate):
+    async def put_channel_psnr(
+        update: PsnrUpdate, token: str | None = Depends(require_admin("PUT /v1/channel/psnr"))
+    ):
         if not math.isfinite(update.psnr_db):
             return _error(422, f"psnr_db must be finite, got {update.psnr_db}")
         try:
-            return await run_in_threadpool(service.set_channel_psnr, update.psnr_db)
+            return await service.set_channel_psnr(update.psnr_db, token)
         except ChannelError as exc:
             return _error(exc.status, str(exc))
 
@@ -302,7 +448,7 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
     @app.get("/readyz", summary="Model loaded, channel reachable, edge serving the same model")
     async def readyz():
         try:
-            ready, report = await run_in_threadpool(service.readiness)
+            ready, report = await service.readiness()
         except ChannelError as exc:
             return _error(503, f"not ready: {exc}")
         if not ready:

@@ -1,19 +1,25 @@
-"""gRPC client from the device to the channel proxy, with a deadline on every call.
+"""``grpc.aio`` client from the device to the channel proxy, with a deadline on every call.
 
 Failures a caller cannot fix by changing the request (channel or edge down, deadline
 exceeded) raise :class:`ChannelUnavailable` (HTTP 503). After such a failure the gRPC
-channel is dropped and re-created on the next call, so the device recovers as soon as the
-channel/edge are back instead of waiting out gRPC's reconnect back-off.
+channel is replaced on the next call, so the device recovers as soon as the channel/edge
+are back instead of waiting out gRPC's reconnect back-off; the old channel is closed with a
+grace period, so calls still in flight on it finish (one caller's failure never cancels
+another's request).
+
+The aio channel belongs to the event loop that first used it; use one client per loop.
 """
 
 from __future__ import annotations
 
-import threading
+import asyncio
 
 import grpc
 
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
+from shared.service.grpc_server import grpc_options
+from shared.service.security import aio_channel, auth_metadata
 
 # Short reconnect back-off: recovery within about a second once the peer is back.
 _CHANNEL_OPTIONS = (
@@ -47,6 +53,12 @@ class ChannelUnavailable(ChannelError):
     status = 503
 
 
+class ChannelUnauthenticated(ChannelError):
+    """The channel wants its admin token for this call (HTTP 401)."""
+
+    status = 401
+
+
 class ChannelRejected(ChannelError):
     """The channel or edge refused the request as invalid (HTTP 422)."""
 
@@ -54,36 +66,56 @@ class ChannelRejected(ChannelError):
 
 
 class ChannelClient:
-    """Calls the Channel service at ``target`` (HOST:PORT); each call has ``deadline_s``."""
+    """Calls the Channel service at ``target`` (HOST:PORT); each call has ``deadline_s``.
 
-    def __init__(self, target: str, deadline_s: float = 2.0):
+    ``credentials`` (:func:`shared.service.security.channel_credentials`) turn TLS on;
+    ``max_message_bytes`` limits messages both ways."""
+
+    def __init__(
+        self,
+        target: str,
+        deadline_s: float = 2.0,
+        credentials: grpc.ChannelCredentials | None = None,
+        max_message_bytes: int | None = None,
+    ):
         if deadline_s <= 0:
             raise ValueError(f"deadline_s must be > 0, got {deadline_s}")
         self.target = target
         self.deadline_s = float(deadline_s)
-        self._lock = threading.Lock()
-        self._channel: grpc.Channel | None = None
+        self.credentials = credentials
+        self.options = _CHANNEL_OPTIONS + tuple(
+            grpc_options(max_message_bytes) if max_message_bytes else ()
+        )
+        self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.ChannelStub | None = None
+        self._closing: set[asyncio.Task] = set()
 
     def _get_stub(self) -> pb_grpc.ChannelStub:
-        with self._lock:
-            if self._stub is None:
-                self._channel = grpc.insecure_channel(self.target, options=_CHANNEL_OPTIONS)
-                self._stub = pb_grpc.ChannelStub(self._channel)
-            return self._stub
+        if self._stub is None:  # one event loop: no lock needed between the check and set
+            self._channel = aio_channel(self.target, self.credentials, self.options)
+            self._stub = pb_grpc.ChannelStub(self._channel)
+        return self._stub
 
     def _drop(self, stub: pb_grpc.ChannelStub) -> None:
-        """Forget a channel that failed (only if no other thread replaced it already)."""
-        with self._lock:
-            if self._stub is stub and self._channel is not None:
-                self._channel.close()
-                self._channel, self._stub = None, None
+        """Replace a channel that failed (unless another call replaced it already); the old
+        one is closed after a grace period, so other calls on it are not cancelled."""
+        if self._stub is stub and self._channel is not None:
+            task = asyncio.get_running_loop().create_task(self._channel.close(self.deadline_s))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+            self._channel, self._stub = None, None
 
-    def _call(self, method: str, request, timeout_s: float | None = None):
+    async def _call(
+        self, method: str, request, timeout_s: float | None = None, token: str | None = None
+    ):
+        """``method`` with deadline min(``deadline_s``, ``timeout_s``), s; ``token`` is sent
+        as the admin bearer token."""
         stub = self._get_stub()
         timeout = self.deadline_s if timeout_s is None else min(timeout_s, self.deadline_s)
         try:
-            return getattr(stub, method)(request, timeout=timeout)
+            return await getattr(stub, method)(
+                request, timeout=timeout, metadata=auth_metadata(token)
+            )
         except grpc.RpcError as exc:
             code = exc.code() if hasattr(exc, "code") else None
             details = exc.details() if hasattr(exc, "details") else str(exc)
@@ -97,6 +129,8 @@ class ChannelClient:
                 raise ChannelUnavailable(
                     f"channel {self.target} / edge: {method} failed: {what}", code
                 ) from exc
+            if code == grpc.StatusCode.UNAUTHENTICATED:
+                raise ChannelUnauthenticated(f"channel {details}", code) from exc
             if code in _CALLER_CODES:
                 raise ChannelRejected(f"{method} rejected: {details}", code) from exc
             if code == grpc.StatusCode.FAILED_PRECONDITION:  # e.g. the edge's model id differs
@@ -104,24 +138,30 @@ class ChannelClient:
             name = code.name if code is not None else "UNKNOWN"
             raise ChannelError(f"{method} failed: {name}: {details}", code) from exc
 
-    def transmit(self, transmission: pb.Transmission) -> pb.InferenceReply:
-        """Send one transmission through the channel to the edge; returns the edge's reply."""
-        return self._call("Transmit", transmission)
+    async def transmit(
+        self, transmission: pb.Transmission, timeout_s: float | None = None
+    ) -> pb.InferenceReply:
+        """Send one transmission through the channel to the edge; returns the edge's reply.
 
-    def get_state(self, timeout_s: float | None = None) -> pb.ChannelState:
+        The deadline (``timeout_s``, at most ``deadline_s``) travels with the call: the
+        channel gives the edge no more than what is left of it."""
+        return await self._call("Transmit", transmission, timeout_s)
+
+    async def get_state(self, timeout_s: float | None = None) -> pb.ChannelState:
         """The channel's current state (PSNR in dB, noise variance, pilots, baud)."""
-        return self._call("GetState", pb.GetStateRequest(), timeout_s)
+        return await self._call("GetState", pb.GetStateRequest(), timeout_s)
 
-    def get_edge_info(self, timeout_s: float | None = None) -> pb.EdgeInfo:
+    async def get_edge_info(self, timeout_s: float | None = None) -> pb.EdgeInfo:
         """The edge's model id and whether its decoder is serving (forwarded by the channel)."""
-        return self._call("GetEdgeInfo", pb.GetInfoRequest(), timeout_s)
+        return await self._call("GetEdgeInfo", pb.GetInfoRequest(), timeout_s)
 
-    def set_psnr(self, psnr_db: float) -> pb.ChannelState:
-        """Set the channel's PSNR (dB); returns the new state."""
-        return self._call("SetPsnr", pb.SetPsnrRequest(psnr_db=float(psnr_db)))
+    async def set_psnr(self, psnr_db: float, token: str | None = None) -> pb.ChannelState:
+        """Set the channel's PSNR (dB), with the admin ``token`` if given; the new state."""
+        return await self._call("SetPsnr", pb.SetPsnrRequest(psnr_db=float(psnr_db)), token=token)
 
-    def close(self) -> None:
-        with self._lock:
-            if self._channel is not None:
-                self._channel.close()
-            self._channel, self._stub = None, None
+    async def close(self) -> None:
+        if self._channel is not None:
+            await self._channel.close()
+        self._channel, self._stub = None, None
+        for task in list(self._closing):
+            await asyncio.gather(task, return_exceptions=True)

@@ -3,7 +3,6 @@
     python -m device.client img.png folder/ [--url http://127.0.0.1:8080]
     python -m device.client --test-samples 200 [--data-dir /usr/share/datasets/fashion-mnist]
     python -m device.client --test-samples 200 --snr-sweep 5,10,20
-    python -m device.client bench [--duration 5]     # load bench, see device/bench.py
 
 Images are sent as multipart uploads (field ``file``); Fashion-MNIST test images are encoded
 as PNG first, so they take the same path as any image. Prints the predictions (files), the
@@ -283,10 +282,10 @@ def parse_psnrs(text: str) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:  # python -m device.client bench ...: see device/bench.py
-        from device.bench import main as bench_main
-
-        return bench_main(argv[1:])
+    if argv[:1] == ["bench"] and not Path("bench").exists():
+        print("the load bench is a tool now: python -m tools.bench " + " ".join(argv[1:]),
+              file=sys.stderr)  # fmt: skip
+        return 2
     parser = argparse.ArgumentParser(prog="python -m device.client", description=__doc__)
     parser.add_argument("paths", nargs="*", help="image files or folders")
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="device base URL")

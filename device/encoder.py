@@ -32,8 +32,7 @@ class Encoded:
 class Transmit:
     """What one sample puts on the air."""
 
-    symbols: np.ndarray  # float32 [n], the transmitted prefix
-    levels: np.ndarray | None  # int64 [n] level indices, or None
+    symbols: np.ndarray  # float32 [n], the transmitted prefix (quantized amplitudes)
     n_symbols: int  # n = len(symbols)
     bits: int  # n × bits per symbol (32 per unquantized float)
 
@@ -95,10 +94,8 @@ class OnnxEncoder:
         """The symbols sample ``index`` puts on the air: the active prefix, or all d."""
         d = encoded.symbols.shape[1]
         n = int(np.clip(encoded.n_active[index], 0, d)) if variable_length else d
-        levels = None if encoded.levels is None else encoded.levels[index, :n]
         return Transmit(
             symbols=encoded.symbols[index, :n],
-            levels=levels,
             n_symbols=n,
             bits=n * self.bits_per_symbol,
         )

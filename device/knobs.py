@@ -9,13 +9,34 @@
   (:class:`SnrDecision` ``out_of_range``).
 - ``variable_length``: send only the encoder's active prefix (VL-VFE); allowed only for
   models with ``manifest.variable_length``. Off = send all ``d`` symbols.
+
+Knobs set at run time survive a restart when the device has a state file
+(``--state-file PATH`` / ``DEVICE_STATE_FILE``, :class:`KnobStateFile`). Its format, one
+JSON object written atomically (temp file in the same folder, fsync, ``os.replace``) on
+every change::
+
+    {"format": "coinference-device-knobs/1",
+     "model_id": "<manifest model_id the knobs were set for>",
+     "knobs": {"beta": 0.001, "snr_mode": "feedback", "snr_db": null,
+               "variable_length": false}}
+
+All four knobs must be present with the types above (``beta``/``snr_db`` JSON numbers,
+``snr_db`` may be null outside manual mode), no other keys, and the values must be valid
+for the model being loaded. A file that fails any check is refused at start-up as a whole
+(:class:`KnobStateError`, the device exits with code 2), never half-read; a missing file
+means a first start: the start-up knobs are used and written to it.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import os
+import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 from shared.manifest import Manifest
@@ -96,7 +117,7 @@ def default_knobs(
 ) -> Knobs:
     """Start-up knobs: given values, else the manifest's defaults, validated."""
     if beta is None:
-        beta = manifest.raw.get("default_beta") if isinstance(manifest.raw, dict) else None
+        beta = manifest.default_beta
     if beta is None:
         lo, hi = manifest.beta_range
         beta = DEFAULT_BETA if lo <= DEFAULT_BETA <= hi else math.sqrt(lo * hi)
@@ -108,14 +129,25 @@ def default_knobs(
 
 
 class KnobStore:
-    """Thread-safe holder of the current knobs; updates are validated as a whole."""
+    """Thread-safe holder of the current knobs; updates are validated as a whole.
+
+    ``on_change(knobs)`` (e.g. :meth:`KnobStateFile.save`) runs under the lock before an
+    update takes effect, so saved states follow the order of updates; if it raises, the
+    update is not applied.
+    """
 
     FIELDS = ("beta", "snr_mode", "snr_db", "variable_length")
 
-    def __init__(self, manifest: Manifest, knobs: Knobs):
+    def __init__(
+        self,
+        manifest: Manifest,
+        knobs: Knobs,
+        on_change: Callable[[Knobs], None] | None = None,
+    ):
         self._manifest = manifest
         self._knobs = validate_knobs(knobs, manifest)
         self._lock = threading.Lock()
+        self._on_change = on_change
 
     def get(self) -> Knobs:
         with self._lock:
@@ -128,8 +160,100 @@ class KnobStore:
             raise KnobError(f"unknown knobs {sorted(unknown)}; allowed: {list(self.FIELDS)}")
         with self._lock:
             knobs = validate_knobs(replace(self._knobs, **changes), self._manifest)
+            if self._on_change is not None:
+                self._on_change(knobs)
             self._knobs = knobs
             return knobs
+
+
+STATE_FORMAT = "coinference-device-knobs/1"
+
+
+class KnobStateError(ValueError):
+    """The state file cannot be used (unreadable, malformed, or for another model)."""
+
+
+def _state_type(name: str, value: Any, expected: str) -> None:
+    ok = {
+        "number": isinstance(value, int | float) and not isinstance(value, bool),
+        "number or null": value is None
+        or (isinstance(value, int | float) and not isinstance(value, bool)),
+        "string": isinstance(value, str),
+        "boolean": isinstance(value, bool),
+    }[expected]
+    if not ok:
+        raise KnobStateError(f"knobs.{name} must be a JSON {expected}, got {value!r}")
+
+
+class KnobStateFile:
+    """The device's knob state on disk (format in the module docstring)."""
+
+    TYPES = {"beta": "number", "snr_mode": "string", "snr_db": "number or null",
+             "variable_length": "boolean"}  # fmt: skip
+
+    def __init__(self, path: str | Path, manifest: Manifest):
+        self.path = Path(path)
+        self.manifest = manifest
+
+    def load(self) -> Knobs | None:
+        """The saved knobs, validated for this model; None when the file does not exist.
+        Raises KnobStateError naming the file and the first problem otherwise."""
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise KnobStateError(f"state file {self.path}: cannot read it: {exc}") from None
+        try:
+            return self._parse(text)
+        except KnobStateError as exc:
+            raise KnobStateError(f"state file {self.path}: {exc}") from None
+
+    def _parse(self, text: str) -> Knobs:
+        try:
+            state = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise KnobStateError(f"not valid JSON ({exc})") from None
+        if not isinstance(state, dict) or set(state) != {"format", "model_id", "knobs"}:
+            raise KnobStateError(
+                'expected a JSON object with exactly "format", "model_id" and "knobs"'
+            )
+        if state["format"] != STATE_FORMAT:
+            raise KnobStateError(f"format must be {STATE_FORMAT!r}, got {state['format']!r}")
+        if state["model_id"] != self.manifest.model_id:
+            raise KnobStateError(
+                f"it holds knobs for model {state['model_id']!r}, this device runs "
+                f"{self.manifest.model_id!r} (delete the file to start from the defaults)"
+            )
+        knobs = state["knobs"]
+        if not isinstance(knobs, dict) or set(knobs) != set(self.TYPES):
+            raise KnobStateError(f"knobs must be a JSON object with exactly {list(self.TYPES)}")
+        for name, expected in self.TYPES.items():
+            _state_type(name, knobs[name], expected)
+        try:
+            snr_db = None if knobs["snr_db"] is None else float(knobs["snr_db"])
+            values = {**knobs, "beta": float(knobs["beta"]), "snr_db": snr_db}
+            return validate_knobs(Knobs(**values), self.manifest)
+        except KnobError as exc:
+            raise KnobStateError(f"invalid knobs for this model: {exc}") from None
+
+    def save(self, knobs: Knobs) -> None:
+        """Write ``knobs`` atomically: a temp file in the same folder, fsync, os.replace."""
+        state = {"format": STATE_FORMAT, "model_id": self.manifest.model_id,
+                 "knobs": knobs.as_dict()}  # fmt: skip
+        folder = self.path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=folder)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(state, out, indent=2)
+                out.write("\n")
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(temp, self.path)
+        except BaseException:
+            Path(temp).unlink(missing_ok=True)
+            raise
 
 
 def decide_snr(knobs: Knobs, feedback_psnr_db: float | None, manifest: Manifest) -> SnrDecision:
@@ -151,3 +275,19 @@ def decide_snr(knobs: Knobs, feedback_psnr_db: float | None, manifest: Manifest)
         f"[{lo:g}, {hi:g}] dB; the encoder used the nearest trained bound {used:g} dB"
     )
     return SnrDecision(used, "feedback", feedback_psnr_db, True, note)
+
+
+def open_knob_store(
+    manifest: Manifest, start_knobs: Knobs, state_file: str | Path | None = None
+) -> KnobStore:
+    """The device's KnobStore. With ``state_file``: the saved knobs when the file exists
+    (KnobStateError when it is unusable), else ``start_knobs``, written to it at once; every
+    later change is saved before it takes effect."""
+    if state_file is None:
+        return KnobStore(manifest, start_knobs)
+    state = KnobStateFile(state_file, manifest)
+    knobs = state.load()
+    if knobs is None:
+        knobs = validate_knobs(start_knobs, manifest)
+        state.save(knobs)
+    return KnobStore(manifest, knobs, on_change=state.save)

@@ -107,7 +107,13 @@ def decode_image(data: bytes, manifest: Manifest) -> np.ndarray:
             image = image.resize((width, height), Image.Resampling.BILINEAR)
     except PreprocessError:
         raise
-    except (UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # declared size far over the cap
+        raise PreprocessError(
+            f"image too large to decode ({exc}); at most {MAX_IMAGE_PIXELS} pixels are "
+            "decoded: send a smaller image",
+            status=413,
+        ) from exc
+    except UnidentifiedImageError as exc:
         raise PreprocessError(
             "not a decodable image: send a PNG, JPEG or other image file Pillow can read",
             status=400,

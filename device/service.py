@@ -1,27 +1,59 @@
 """The device's work, without HTTP: pre-process, encode, transmit, assemble the reply.
 
 :class:`DeviceService` is what ``device/app.py`` exposes over FastAPI; it can be used and
-tested without a socket. All latencies are seconds measured with ``time.perf_counter``.
+tested without a socket. Its methods are coroutines on the server's event loop: image decode
+and the ONNX encoder run in a small thread pool (``compute_threads``) and the channel call
+is a ``grpc.aio`` call, so the loop never blocks. The request's deadline budget
+(``deadline_s``, counted from its arrival) travels with the gRPC call to the channel and on
+to the edge. Latencies are seconds measured with ``time.perf_counter`` where the work
+happens (the worker thread's own span for decode and encode).
+
+Request ids: a caller may name its request (``request_id``, HTTP header ``X-Request-Id``:
+1-128 characters of ``A-Z a-z 0-9 . _ : -``); otherwise the device draws a random one. The
+id travels in the ``Transmission``, the edge echoes it in its reply, and the device refuses
+a reply whose id is not its request's (HTTP 502), so no caller is ever handed another
+request's answer; the reply's ``request_id`` is that id. Ids need not be unique for this.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
 import threading
 import time
 import uuid
-from typing import Any
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 
-from device.channel_client import ChannelClient
+from device.channel_client import ChannelClient, ChannelError
 from device.encoder import OnnxEncoder
 from device.knobs import KnobStore, SnrDecision, decide_snr
 from device.metrics import DeviceMetrics
-from device.preprocess import decode_image, pixels_to_input
+from device.preprocess import PreprocessError, decode_image, pixels_to_input
 from shared.channel import psnr_from_noise_var
 from shared.manifest import Manifest
-from shared.quantizer import pack_indices
 from shared.rpc import coinference_pb2 as pb
+
+T = TypeVar("T")
+REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def request_id_for(client_id: str | None) -> str:
+    """The caller's request id when it is well formed, a random one when none is given;
+    PreprocessError (HTTP 400) for a malformed one."""
+    if client_id is None:
+        return uuid.uuid4().hex
+    if not REQUEST_ID_PATTERN.fullmatch(client_id):
+        raise PreprocessError(
+            "X-Request-Id must be 1-128 characters of A-Z a-z 0-9 . _ : - "
+            f"(got {client_id[:40]!r}{'...' if len(client_id) > 40 else ''})",
+            400,
+        )
+    return client_id
 
 
 class DeviceService:
@@ -33,12 +65,17 @@ class DeviceService:
         channel: ChannelClient,
         knobs: KnobStore,
         metrics: DeviceMetrics | None = None,
+        deadline_s: float | None = None,
+        compute_threads: int = 2,
     ):
         self.encoder = encoder
         self.manifest: Manifest = encoder.manifest
         self.channel = channel
         self.knobs = knobs
         self.metrics = metrics or DeviceMetrics()
+        # one request's budget for its gRPC calls, s (None: the client's own deadline)
+        self.deadline_s = deadline_s if deadline_s is not None else channel.deadline_s
+        self._compute = ThreadPoolExecutor(compute_threads, thread_name_prefix="device-compute")
         self._feedback_lock = threading.Lock()
         self._feedback_psnr_db: float | None = None  # last CSI PSNR from the channel, dB
         self.metrics.beta.set(knobs.get().beta)
@@ -55,17 +92,30 @@ class DeviceService:
             self._feedback_psnr_db = float(psnr_db)
         self.metrics.channel_psnr_db.set(psnr_db)
 
-    def channel_state(self) -> dict[str, Any]:
+    async def close(self) -> None:
+        await self.channel.close()
+        self._compute.shutdown(wait=False, cancel_futures=True)
+
+    async def _in_thread(self, function: Callable[..., T], *args) -> tuple[T, float]:
+        """``function(*args)`` in the compute pool; returns (result, its own span in s)."""
+
+        def timed():
+            start = time.perf_counter()
+            return function(*args), time.perf_counter() - start
+
+        return await asyncio.get_running_loop().run_in_executor(self._compute, timed)
+
+    async def channel_state(self, timeout_s: float | None = None) -> dict[str, Any]:
         """The channel's GetState as a dict (dB / linear variance); also refreshes feedback."""
-        state = self.channel.get_state()
+        state = await self.channel.get_state(timeout_s)
         self._remember_psnr(state.psnr_db)
         return state_to_dict(state)
 
-    def readiness(self) -> tuple[bool, dict[str, Any]]:
+    async def readiness(self) -> tuple[bool, dict[str, Any]]:
         """(ready, report): ready when the channel answers, the edge behind it is serving,
         and the edge's model id is this device's. Raises ChannelError when a call fails."""
-        state = self.channel_state()
-        edge = self.channel.get_edge_info()
+        state = await self.channel_state()
+        edge = await self.channel.get_edge_info()
         model_id = self.manifest.model_id
         report: dict[str, Any] = {
             "model_id": model_id,
@@ -83,43 +133,68 @@ class DeviceService:
         report["status"] = "not ready" if "detail" in report else "ready"
         return "detail" not in report, report
 
-    def set_channel_psnr(self, psnr_db: float) -> dict[str, Any]:
-        """Change the channel's PSNR (dB) via SetPsnr; feedback mode follows at once."""
-        state = self.channel.set_psnr(psnr_db)
+    async def set_channel_psnr(self, psnr_db: float, token: str | None = None) -> dict[str, Any]:
+        """Change the channel's PSNR (dB) via SetPsnr, passing on the caller's admin
+        ``token``; feedback mode follows at once."""
+        state = await self.channel.set_psnr(psnr_db, token)
         self._remember_psnr(state.psnr_db)
         return state_to_dict(state)
 
-    def _decide_snr(self) -> SnrDecision:
-        knobs = self.knobs.get()
+    def _remaining_s(self, start: float) -> float:
+        """What is left of this request's deadline budget, s."""
+        return max(self.deadline_s - (time.perf_counter() - start), 0.001)
+
+    async def _decide_snr(self, knobs, start: float) -> SnrDecision:
         feedback = self.feedback_psnr_db
         if knobs.snr_mode == "feedback" and feedback is None:
-            self.channel_state()  # before any reply: ask the channel
+            await self.channel_state(self._remaining_s(start))  # before any reply: ask
             feedback = self.feedback_psnr_db
         return decide_snr(knobs, feedback, self.manifest)
 
     # --- inference -------------------------------------------------------------------------
-    def infer_image(self, data: bytes) -> dict[str, Any]:
+    async def infer_image(self, data: bytes, request_id: str | None = None) -> dict[str, Any]:
         """Classify an image file's bytes (PNG/JPEG/...)."""
         start = time.perf_counter()
-        x = decode_image(data, self.manifest)
-        return self._infer(x, start, time.perf_counter() - start)
+        request_id = request_id_for(request_id)
+        x, preprocess_s = await self._in_thread(decode_image, data, self.manifest)
+        return await self._infer(x, start, preprocess_s, request_id)
 
-    def infer_pixels(self, payload: dict[str, Any]) -> dict[str, Any]:
+    async def infer_pixels(
+        self, payload: dict[str, Any], request_id: str | None = None
+    ) -> dict[str, Any]:
         """Classify a JSON pixel payload (see device.preprocess.pixels_to_input)."""
         start = time.perf_counter()
-        x = pixels_to_input(payload, self.manifest)
-        return self._infer(x, start, time.perf_counter() - start)
+        request_id = request_id_for(request_id)
+        x, preprocess_s = await self._in_thread(pixels_to_input, payload, self.manifest)
+        return await self._infer(x, start, preprocess_s, request_id)
 
-    def _infer(self, x: np.ndarray, start: float, preprocess_s: float) -> dict[str, Any]:
+    async def infer_json(self, body: bytes, request_id: str | None = None) -> dict[str, Any]:
+        """Classify a JSON body ``{"pixels": ..., "pixel_range": ...}`` (parsed off the loop)."""
+        start = time.perf_counter()
+        request_id = request_id_for(request_id)
+        x, preprocess_s = await self._in_thread(self._json_to_input, body)
+        return await self._infer(x, start, preprocess_s, request_id)
+
+    def _json_to_input(self, body: bytes) -> np.ndarray:
+        try:
+            payload = json.loads(body)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise PreprocessError(f"invalid JSON: {exc}", 400) from exc
+        return pixels_to_input(payload, self.manifest)
+
+    def _encode(self, x: np.ndarray, beta: float, snr_db: float, variable_length: bool):
+        encoded = self.encoder.encode(x[None], beta, snr_db)
+        return self.encoder.transmit(encoded, 0, variable_length)
+
+    async def _infer(
+        self, x: np.ndarray, start: float, preprocess_s: float, request_id: str
+    ) -> dict[str, Any]:
         knobs = self.knobs.get()
-        decision = self._decide_snr()
+        decision = await self._decide_snr(knobs, start)
+        sent, encode_s = await self._in_thread(
+            self._encode, x, knobs.beta, decision.snr_db, knobs.variable_length
+        )
 
-        t_encode = time.perf_counter()
-        encoded = self.encoder.encode(x[None], knobs.beta, decision.snr_db)
-        sent = self.encoder.transmit(encoded, 0, knobs.variable_length)
-        encode_s = time.perf_counter() - t_encode
-
-        request_id = uuid.uuid4().hex
         bits = self.encoder.manifest.bits
         transmission = pb.Transmission(
             request_id=request_id,
@@ -129,12 +204,16 @@ class DeviceService:
             bits_per_symbol=int(bits or 0),
             d=self.manifest.d,
             symbols=sent.symbols.tolist(),
-            level_indices=b"" if sent.levels is None else pack_indices(sent.levels, int(bits)),
             timings=pb.Timings(preprocess_s=preprocess_s, encode_s=encode_s),
         )
         t_rpc = time.perf_counter()
-        reply = self.channel.transmit(transmission)
+        reply = await self.channel.transmit(transmission, self._remaining_s(start))
         rpc_s = time.perf_counter() - t_rpc
+        if reply.request_id != request_id:  # never hand a caller another request's answer
+            raise ChannelError(
+                f"the reply through channel {self.channel.target} is for request "
+                f"{reply.request_id!r}, not {request_id!r}; refused"
+            )
         if reply.HasField("csi"):
             self._remember_psnr(reply.csi.psnr_db)
         total_s = time.perf_counter() - start

@@ -1,56 +1,22 @@
-"""Prometheus metrics of the edge server (own registry, so tests can build many)."""
+"""Prometheus metrics of the edge server (own registry, so tests can build many).
+
+The common ``coinference_requests_total`` / ``coinference_request_seconds`` come from the
+gRPC interceptor; stages ``queue``, ``decode`` (the batched call) and ``total`` go to
+``coinference_stage_seconds{service="edge"}``.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry
 
-LATENCY_BUCKETS = (
-    0.0001,
-    0.00025,
-    0.0005,
-    0.001,
-    0.0025,
-    0.005,
-    0.01,
-    0.025,
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-)
+from shared.service.metrics import ServiceMetrics
+
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
-class EdgeMetrics:
+class EdgeMetrics(ServiceMetrics):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        self.requests = Counter(
-            "coinference_edge_requests", "Decode calls received", registry=self.registry
+        super().__init__("edge", registry)
+        self.batch_size = self.histogram(
+            "batch_size", "Requests per decoder call", buckets=BATCH_BUCKETS
         )
-        self.failures = Counter(
-            "coinference_edge_failures",
-            "Decode calls that failed, by gRPC status code",
-            ["code"],
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "coinference_edge_latency_seconds",
-            "Latency per stage: queue, decode (batched call), total",
-            ["stage"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
-        )
-        self.batch_size = Histogram(
-            "coinference_edge_batch_size",
-            "Requests per decoder call",
-            buckets=BATCH_BUCKETS,
-            registry=self.registry,
-        )
-
-    def serve(self, port: int) -> None:
-        """Expose /metrics on ``port`` (0 = off)."""
-        if port:
-            start_http_server(port, registry=self.registry)

@@ -21,6 +21,8 @@ from edge_server.metrics import EdgeMetrics
 from shared.channel import estimate_noise_var, pilot_symbols
 from shared.manifest import Manifest
 from shared.rpc import coinference_pb2 as pb
+from shared.service.errors import ServiceError, failed_precondition
+from shared.service.errors import invalid_argument as invalid
 
 log = logging.getLogger(__name__)
 
@@ -28,19 +30,6 @@ DECODER_SNR_MODES = ("transmission", "csi")
 
 # decoder(received [N, d] float32, beta [N] float32, snr_db [N] float32) -> [N, C] or [N, 1]
 Decoder = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
-
-
-class EdgeError(Exception):
-    """A failure with the gRPC status the caller should see."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-
-
-def invalid(message: str) -> EdgeError:
-    return EdgeError(grpc.StatusCode.INVALID_ARGUMENT, message)
 
 
 @dataclass(frozen=True)
@@ -190,14 +179,18 @@ class EdgeDecoder:
 
     # -- validation ----------------------------------------------------------------------
     def validate(self, transmission: pb.Transmission) -> DecodeJob:
-        """Check a transmission against the manifest; raise :class:`EdgeError` if unfit.
+        """Check a transmission against the manifest; raise :class:`ServiceError` if unfit.
 
         Received amplitudes are not bounded: channel noise can push them past 1.
         """
         m = self.manifest
+        if not transmission.model_id:  # e.g. an empty message
+            raise invalid(
+                f"model_id is missing: a transmission names the model it was encoded for "
+                f"(this edge serves {m.model_id!r}), with beta, snr_db and the symbols"
+            )
         if transmission.model_id != m.model_id:
-            raise EdgeError(
-                grpc.StatusCode.FAILED_PRECONDITION,
+            raise failed_precondition(
                 f"model id mismatch: transmission is for {transmission.model_id!r}, "
                 f"this edge serves {m.model_id!r}",
             )
@@ -232,8 +225,7 @@ class EdgeDecoder:
         snr_db = transmission.snr_db
         if self.decoder_snr == "csi":
             if not transmission.HasField("psnr_db"):
-                raise EdgeError(
-                    grpc.StatusCode.FAILED_PRECONDITION,
+                raise failed_precondition(
                     "decoder SNR mode 'csi' needs the channel's psnr_db (send through the channel)",
                 )
             snr_db = transmission.psnr_db
@@ -258,27 +250,20 @@ class EdgeDecoder:
         self, transmission: pb.Transmission, timeout_s: float | None = None
     ) -> pb.InferenceReply:
         """Validate, queue, decode; return the reply with edge timings and pilot CSI."""
-        start = time.perf_counter()
-        self.metrics.requests.inc()
-        try:
-            reply = await self._decode(transmission, timeout_s, start)
-        except EdgeError as exc:
-            self.metrics.failures.labels(code=exc.code.name).inc()
-            raise
-        return reply
+        return await self._decode(transmission, timeout_s, time.perf_counter())
 
     async def _decode(self, transmission, timeout_s, start) -> pb.InferenceReply:
         job = self.validate(transmission)
         try:
             result = await self.batcher.submit(job, timeout_s)
         except QueueFullError as exc:
-            raise EdgeError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
+            raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
         except DeadlineExpired as exc:
-            raise EdgeError(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)) from None
+            raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)) from None
         except WorkerStopped as exc:
-            raise EdgeError(grpc.StatusCode.UNAVAILABLE, f"decoder unavailable: {exc}") from None
+            raise ServiceError(grpc.StatusCode.UNAVAILABLE, f"decoder unavailable: {exc}") from None
         except Exception as exc:
-            raise EdgeError(grpc.StatusCode.INTERNAL, f"decoder failed: {exc}") from None
+            raise ServiceError(grpc.StatusCode.INTERNAL, f"decoder failed: {exc}") from None
 
         reply = pb.InferenceReply(
             request_id=transmission.request_id,
@@ -311,5 +296,5 @@ class EdgeDecoder:
             ("decode", timings.decode_s),
             ("total", timings.edge_total_s),
         ):
-            self.metrics.latency.labels(stage=stage).observe(value)
+            self.metrics.observe_stage(stage, value)
         return reply

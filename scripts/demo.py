@@ -20,7 +20,6 @@ import signal
 import subprocess
 import sys
 import time
-from contextlib import ExitStack
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,12 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from device.client import DeviceHttp, fashion_samples, latency_table, sweep, sweep_table  # noqa: E402
 from shared.manifest import MANIFEST_NAME  # noqa: E402
-from tests.procs import (  # noqa: E402
-    ServiceProcess,
-    free_port,
-    wait_for_grpc_health,
-    wait_for_http,
-)
+from tools.stack import running_stack  # noqa: E402
 
 
 def ensure_model(model_dir: Path, data_dir: str | None) -> None:
@@ -46,30 +40,6 @@ def ensure_model(model_dir: Path, data_dir: str | None) -> None:
         command += ["--data-dir", data_dir]
     print(f"no model in {model_dir}: training one ({' '.join(command[1:])})", flush=True)
     subprocess.run(command, cwd=REPO, check=True)
-
-
-def start_stack(stack: ExitStack, model_dir: Path, psnr_db: float, deadline_s: float) -> str:
-    """Edge, channel, device on free loopback ports; returns the device URL."""
-    edge_port, channel_port, device_port = free_port(), free_port(), free_port()
-    python = sys.executable
-    print(f"starting edge :{edge_port}, channel :{channel_port}, device :{device_port}", flush=True)
-    edge = stack.enter_context(ServiceProcess(
-        [python, "-m", "edge_server", "--model", model_dir, "--host", "127.0.0.1",
-         "--port", edge_port, "--metrics-port", 0]
-    ))  # fmt: skip
-    wait_for_grpc_health(f"127.0.0.1:{edge_port}", edge, timeout_s=120)
-    channel = stack.enter_context(ServiceProcess(
-        [python, "-m", "channel", "--edge", f"127.0.0.1:{edge_port}", "--host", "127.0.0.1",
-         "--port", channel_port, "--psnr", psnr_db, "--metrics-port", 0]
-    ))  # fmt: skip
-    wait_for_grpc_health(f"127.0.0.1:{channel_port}", channel, timeout_s=60)
-    device = stack.enter_context(ServiceProcess(
-        [python, "-m", "device", "--model", model_dir, "--channel", f"127.0.0.1:{channel_port}",
-         "--port", device_port, "--deadline-s", deadline_s]
-    ))  # fmt: skip
-    url = f"http://127.0.0.1:{device_port}"
-    wait_for_http(f"{url}/readyz", device, timeout_s=60)
-    return url
 
 
 def _sigterm(_signum, _frame):
@@ -92,8 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     samples = fashion_samples(args.n, args.data_dir)
     start = time.perf_counter()
     try:
-        with ExitStack() as stack:
-            url = start_stack(stack, model_dir, psnrs[0], args.deadline_s)
+        print("starting edge, channel and device on free loopback ports", flush=True)
+        with running_stack(
+            model_dir, psnrs[0], device_flags=["--deadline-s", args.deadline_s]
+        ) as stack:
+            url = stack.url
             print(f"stack ready after {time.perf_counter() - start:.1f} s; device at {url}")
             with DeviceHttp(url) as client:
                 model = client.model()

@@ -2,6 +2,9 @@
 
 Every service reads ``artifacts/<model>/manifest.json`` through :func:`load_manifest` and
 nothing else of the trainer's. Device and edge refuse to pair with a different model id.
+A manifest names its ``schema_version``; one this code does not read is refused.
+``default_beta`` is optional: without it the device starts at 1e-3 when that is in the
+trained range, else at the range's geometric middle.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ class Manifest:
     variable_length: bool
     beta_range: tuple[float, float]
     snr_db_range: tuple[float, float]
+    default_beta: float | None = None  # optional start-up beta (linear), inside beta_range
     encoder: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
@@ -79,6 +83,19 @@ def load_manifest(model_dir: str | Path) -> Manifest:
         )
     try:
         raw = json.loads(path.read_text())
+    except (ValueError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{path} is malformed: expected a JSON object")
+    version = raw.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise ManifestError(
+            f"{path} has schema_version {version!r}; this code reads schema_version "
+            f"{SCHEMA_VERSION}: export the model again with this version's trainer "
+            f"(python -m trainer train ... --out {model_dir})"
+        )
+    try:
+        default_beta = raw.get("default_beta")
         quant = raw.get("quantizer") or None
         manifest = Manifest(
             model_id=str(raw["model_id"]),
@@ -95,6 +112,7 @@ def load_manifest(model_dir: str | Path) -> Manifest:
             variable_length=bool(raw["variable_length"]),
             beta_range=(float(raw["beta_range"][0]), float(raw["beta_range"][1])),
             snr_db_range=(float(raw["snr_db_range"][0]), float(raw["snr_db_range"][1])),
+            default_beta=None if default_beta is None else float(default_beta),
             encoder=dict(raw.get("encoder", {})),
             metrics=dict(raw.get("metrics", {})),
             versions=dict(raw.get("versions", {})),
@@ -104,4 +122,9 @@ def load_manifest(model_dir: str | Path) -> Manifest:
         raise ManifestError(f"{path} is malformed: {exc!r}") from exc
     if manifest.task not in ("classification", "regression"):
         raise ManifestError(f"{path}: task must be classification or regression")
+    if manifest.default_beta is not None:
+        try:
+            manifest.check_beta(manifest.default_beta)
+        except ValueError as exc:
+            raise ManifestError(f"{path}: default_beta: {exc}") from None
     return manifest

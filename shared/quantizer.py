@@ -30,23 +30,3 @@ def level_indices(x: np.ndarray, breakpoints: np.ndarray) -> np.ndarray:
 def quantize(x: np.ndarray, breakpoints: np.ndarray, levels: np.ndarray) -> np.ndarray:
     """Hard quantizer output q_k, QML-IB eq. (9). Returns float32 like the symbols."""
     return np.asarray(levels, dtype=np.float32)[level_indices(x, breakpoints)]
-
-
-def pack_indices(indices: np.ndarray, bits: int) -> bytes:
-    """Pack level indices (each < 2^bits) into a big-endian bit stream, bits per index."""
-    check_bits(bits)
-    indices = np.asarray(indices, dtype=np.int64).ravel()
-    if indices.size and (indices.min() < 0 or indices.max() >= 2**bits):
-        raise ValueError(f"level index out of range for {bits} bits")
-    bit_matrix = (indices[:, None] >> np.arange(bits - 1, -1, -1)) & 1
-    return np.packbits(bit_matrix.astype(np.uint8).ravel()).tobytes()
-
-
-def unpack_indices(payload: bytes, bits: int, count: int) -> np.ndarray:
-    """Inverse of :func:`pack_indices` for ``count`` indices."""
-    check_bits(bits)
-    flat = np.unpackbits(np.frombuffer(payload, dtype=np.uint8))[: count * bits]
-    if flat.size != count * bits:
-        raise ValueError(f"payload holds fewer than {count} indices of {bits} bits")
-    weights = 1 << np.arange(bits - 1, -1, -1)
-    return (flat.reshape(count, bits).astype(np.int64) * weights).sum(axis=1)

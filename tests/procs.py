@@ -1,136 +1,25 @@
-"""Helpers for tests that run real service processes on loopback ports.
+"""Helpers for tests that run real service processes on loopback ports (re-exported from
+tools/stack.py, which the bench and the demo share).
+
+    with running_stack(quick_model_dir, psnr_db=20.0) as stack:
+        httpx.get(f"{stack.url}/readyz")
 
     port = free_port()
-    with ServiceProcess([sys.executable, "-m", "edge_server", "--port", str(port), ...]) as proc:
+    with ServiceProcess([PYTHON, "-m", "edge_server", "--port", port, ...]) as proc:
         wait_for_grpc_health(f"127.0.0.1:{port}", proc)
-        ...
 
-The process is always stopped on exit (SIGTERM, wait, then SIGKILL if it hangs), and its
-output is kept in a temp file so a failed start shows why.
+Processes are always stopped on exit (SIGTERM, wait, then SIGKILL if they hang).
 """
 
-from __future__ import annotations
-
-import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
-import urllib.request
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-
-REPO = Path(__file__).resolve().parents[1]
-PYTHON = sys.executable
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class ServiceProcess:
-    """A subprocess run from the repo root with the repo on PYTHONPATH; a context manager."""
-
-    def __init__(
-        self,
-        args: Sequence[str],
-        env: Mapping[str, str] | None = None,
-        cwd: str | Path = REPO,
-        stop_timeout_s: float = 10.0,
-    ) -> None:
-        self.args = [str(a) for a in args]
-        full_env = dict(os.environ)
-        full_env["PYTHONPATH"] = os.pathsep.join(
-            [str(REPO), *filter(None, [full_env.get("PYTHONPATH")])]
-        )
-        full_env.setdefault("PYTHONUNBUFFERED", "1")
-        full_env.update(env or {})
-        self.stop_timeout_s = stop_timeout_s
-        self._log = tempfile.NamedTemporaryFile(prefix="proc-", suffix=".log", delete=False)
-        self.proc = subprocess.Popen(
-            self.args, cwd=cwd, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
-        )
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def output(self) -> str:
-        self._log.flush()
-        return Path(self._log.name).read_text(errors="replace")
-
-    def stop(self) -> int | None:
-        """SIGTERM and wait; SIGKILL if it does not exit in time. Returns the exit code."""
-        if self.alive():
-            self.proc.terminate()
-            try:
-                self.proc.wait(self.stop_timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self._log.close()
-        return self.proc.returncode
-
-    def cleanup(self) -> None:
-        Path(self._log.name).unlink(missing_ok=True)
-
-    def __enter__(self) -> ServiceProcess:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-        self.cleanup()
-
-
-def wait_for_grpc_health(
-    target: str, proc: ServiceProcess | None = None, timeout_s: float = 60.0, service: str = ""
-) -> None:
-    """Poll the standard gRPC health service until SERVING; fail early if ``proc`` exits."""
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    with grpc.insecure_channel(target) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            if proc is not None and not proc.alive():
-                raise RuntimeError(
-                    f"{proc.args} exited with {proc.proc.returncode}:\n{proc.output()}"
-                )
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-                last = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
-            except grpc.RpcError as exc:
-                last = exc.code().name
-            time.sleep(0.1)
-    output = proc.output() if proc is not None else ""
-    raise TimeoutError(f"{target} not SERVING after {timeout_s} s (last: {last})\n{output}")
-
-
-def wait_for_http(url: str, proc: ServiceProcess | None = None, timeout_s: float = 60.0) -> None:
-    """Poll ``url`` until it answers 200; fail early if ``proc`` exits."""
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    while time.monotonic() < deadline:
-        if proc is not None and not proc.alive():
-            raise RuntimeError(f"{proc.args} exited with {proc.proc.returncode}:\n{proc.output()}")
-        try:
-            with urllib.request.urlopen(url, timeout=1.0) as response:
-                if response.status == 200:
-                    return
-                last = str(response.status)
-        except OSError as exc:
-            last = repr(exc)
-        time.sleep(0.1)
-    output = proc.output() if proc is not None else ""
-    raise TimeoutError(f"{url} not ready after {timeout_s} s (last: {last})\n{output}")
+from tools.stack import (  # noqa: F401 (re-exported)
+    PYTHON,
+    REPO,
+    SERVICES,
+    ServiceProcess,
+    Stack,
+    free_port,
+    running_stack,
+    wait_for_grpc_health,
+    wait_for_grpc_ready,
+    wait_for_http,
+)

@@ -15,13 +15,33 @@ const state = {
   count: 0,
 };
 
+// Admin token: when the device has one, knob changes answer 401. The page then asks for
+// the token once, keeps it in sessionStorage (this tab only) and sends it as a bearer token.
+const TOKEN_KEY = "coinference-admin-token";
+
 async function api(method, path, body) {
-  const init = { method, headers: {} };
-  if (body !== undefined) {
-    init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(body);
+  const send = () => {
+    const init = { method, headers: {} };
+    if (body !== undefined) {
+      init.headers["Content-Type"] = "application/json";
+      init.body = JSON.stringify(body);
+    }
+    const token = sessionStorage.getItem(TOKEN_KEY);
+    if (token && method !== "GET") init.headers["Authorization"] = `Bearer ${token}`;
+    return fetch(path, init);
+  };
+  let response = await send();
+  if (response.status === 401 && method !== "GET") {
+    const had = sessionStorage.getItem(TOKEN_KEY);
+    sessionStorage.removeItem(TOKEN_KEY);
+    const token = window.prompt(
+      had ? "The admin token was refused. Admin token:" : "This change needs the admin token:");
+    if (token) {
+      sessionStorage.setItem(TOKEN_KEY, token.trim());
+      response = await send();
+      if (response.status === 401) sessionStorage.removeItem(TOKEN_KEY);
+    }
   }
-  const response = await fetch(path, init);
   const data = await response.json().catch(() => ({ detail: response.statusText }));
   if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${data.detail}`);
   return data;
@@ -44,13 +64,16 @@ function showKnobs(k) {
   $("beta-out").textContent = k.beta.toExponential(2);
   const manual = k.snr_mode === "manual";
   $("snr-mode").checked = manual;
-  $("snr-mode-label").textContent = manual ? "manual" : "feedback (channel CSI)";
+  $("snr-mode-label").textContent = manual
+    ? "manual: the slider below"
+    : "from channel feedback (CSI)";
   $("snr-db").min = k.snr_db_range[0];
   $("snr-db").max = k.snr_db_range[1];
-  $("snr-db").value = k.snr_db;
+  // no manual SNR set yet (feedback mode): the slider offers the middle of the trained range
+  $("snr-db").value = k.snr_db ?? (k.snr_db_range[0] + k.snr_db_range[1]) / 2;
   $("snr-db").disabled = !manual;
   $("snr-db-knob").classList.toggle("disabled", !manual);
-  $("snr-db-out").textContent = Number(k.snr_db).toFixed(1);
+  $("snr-db-out").textContent = Number($("snr-db").value).toFixed(1);
 }
 function showChannel(c) {
   $("psnr").value = c.psnr_db;
@@ -61,7 +84,10 @@ function showChannel(c) {
 }
 async function putKnobs(changes) {
   try { showKnobs(await api("PUT", "/v1/knobs", changes)); showError(""); }
-  catch (e) { showError(e.message); }
+  catch (e) {
+    showError(e.message);
+    try { showKnobs(await api("GET", "/v1/knobs")); } catch (_) { /* keep the error shown */ }
+  }
 }
 
 // ---- one inference -------------------------------------------------------------------------
@@ -312,8 +338,12 @@ async function init() {
       showError("");
     } catch (e) { showError(e.message); }
   });
+  // checked = "manual SNR": the encoder uses the slider's SNR (sent along, since the knobs
+  // may hold none in feedback mode); unchecked = the channel's CSI feedback
   $("snr-mode").addEventListener("change", () =>
-    putKnobs({ snr_mode: $("snr-mode").checked ? "manual" : "feedback" }));
+    putKnobs($("snr-mode").checked
+      ? { snr_mode: "manual", snr_db: Number($("snr-db").value) }
+      : { snr_mode: "feedback" }));
   $("snr-db").addEventListener("input", () => {
     $("snr-db-out").textContent = Number($("snr-db").value).toFixed(1);
   });

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11\x63oinference.proto\x12\x0e\x63oinference.v1\"\x8f\x02\n\x07Timings\x12\x14\n\x0cpreprocess_s\x18\x01 \x01(\x01\x12\x10\n\x08\x65ncode_s\x18\x02 \x01(\x01\x12\x16\n\x0e\x64\x65vice_total_s\x18\x03 \x01(\x01\x12\x1b\n\x13\x64\x65vice_to_channel_s\x18\x04 \x01(\x01\x12\x11\n\tchannel_s\x18\x05 \x01(\x01\x12\x11\n\tairtime_s\x18\x06 \x01(\x01\x12\x19\n\x11\x63hannel_to_edge_s\x18\x07 \x01(\x01\x12\x14\n\x0c\x65\x64ge_queue_s\x18\x08 \x01(\x01\x12\x10\n\x08\x64\x65\x63ode_s\x18\t \x01(\x01\x12\x14\n\x0c\x65\x64ge_total_s\x18\n \x01(\x01\x12\x0f\n\x07total_s\x18\x0b \x01(\x01\x12\x17\n\x0f\x63hannel_total_s\x18\x0c \x01(\x01\"\xa9\x02\n\x0cTransmission\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0c\n\x04\x62\x65ta\x18\x03 \x01(\x01\x12\x0e\n\x06snr_db\x18\x04 \x01(\x01\x12\x17\n\x0f\x62its_per_symbol\x18\x05 \x01(\r\x12\t\n\x01\x64\x18\x06 \x01(\r\x12\x0f\n\x07symbols\x18\x07 \x03(\x02\x12\x15\n\rlevel_indices\x18\x08 \x01(\x0c\x12\x17\n\x0fpilots_received\x18\t \x03(\x02\x12(\n\x07timings\x18\n \x01(\x0b\x32\x17.coinference.v1.Timings\x12\x14\n\x07psnr_db\x18\x0b \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tnoise_var\x18\x0c \x01(\x01H\x01\x88\x01\x01\x42\n\n\x08_psnr_dbB\x0c\n\n_noise_var\"\xb0\x01\n\x0c\x43hannelState\x12\x0f\n\x07psnr_db\x18\x01 \x01(\x01\x12\x11\n\tnoise_var\x18\x02 \x01(\x01\x12\x1a\n\x12noise_var_estimate\x18\x03 \x01(\x01\x12\x1a\n\x12has_pilot_estimate\x18\x04 \x01(\x08\x12\x10\n\x08n_pilots\x18\x05 \x01(\r\x12\x0c\n\x04\x62\x61ud\x18\x06 \x01(\x01\x12\x0f\n\x07profile\x18\x07 \x01(\t\x12\x13\n\x0b\x65\x64ge_target\x18\x08 \x01(\t\"\x89\x02\n\x0eInferenceReply\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x15\n\rprobabilities\x18\x03 \x03(\x02\x12\x18\n\x10regression_value\x18\x04 \x01(\x01\x12\r\n\x05label\x18\x05 \x01(\r\x12)\n\x03\x63si\x18\x06 \x01(\x0b\x32\x1c.coinference.v1.ChannelState\x12\x11\n\tn_symbols\x18\x07 \x01(\r\x12\x11\n\tairtime_s\x18\x08 \x01(\x01\x12(\n\x07timings\x18\t \x01(\x0b\x32\x17.coinference.v1.Timings\x12\x16\n\x0e\x64\x65\x63oder_snr_db\x18\n \x01(\x01\"!\n\x0eSetPsnrRequest\x12\x0f\n\x07psnr_db\x18\x01 \x01(\x01\"\x11\n\x0fGetStateRequest\"\x1f\n\x0c\x46ixedProfile\x12\x0f\n\x07psnr_db\x18\x01 \x01(\x01\"s\n\x11RandomWalkProfile\x12\x0e\n\x06low_db\x18\x01 \x01(\x01\x12\x0f\n\x07high_db\x18\x02 \x01(\x01\x12\x0f\n\x07step_db\x18\x03 \x01(\x01\x12\x10\n\x08period_s\x18\x04 \x01(\x01\x12\x11\n\x04seed\x18\x05 \x01(\x04H\x00\x88\x01\x01\x42\x07\n\x05_seed\"-\n\nTracePoint\x12\x0e\n\x06time_s\x18\x01 \x01(\x01\x12\x0f\n\x07psnr_db\x18\x02 \x01(\x01\"H\n\x0cTraceProfile\x12*\n\x06points\x18\x01 \x03(\x0b\x32\x1a.coinference.v1.TracePoint\x12\x0c\n\x04loop\x18\x02 \x01(\x08\"\xb6\x01\n\x11SetProfileRequest\x12-\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x1c.coinference.v1.FixedProfileH\x00\x12\x38\n\x0brandom_walk\x18\x02 \x01(\x0b\x32!.coinference.v1.RandomWalkProfileH\x00\x12-\n\x05trace\x18\x03 \x01(\x0b\x32\x1c.coinference.v1.TraceProfileH\x00\x42\t\n\x07profile\"\x10\n\x0eGetInfoRequest\"\x96\x02\n\x08\x45\x64geInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\t\n\x01\x64\x18\x03 \x01(\r\x12\x10\n\x08\x62\x65ta_min\x18\x04 \x01(\x01\x12\x10\n\x08\x62\x65ta_max\x18\x05 \x01(\x01\x12\x12\n\nsnr_db_min\x18\x06 \x01(\x01\x12\x12\n\nsnr_db_max\x18\x07 \x01(\x01\x12\x17\n\x0f\x62its_per_symbol\x18\x08 \x01(\r\x12\x17\n\x0fvariable_length\x18\t \x01(\x08\x12\x13\n\x0b\x63lass_names\x18\n \x03(\t\x12\x0e\n\x06\x64\x65vice\x18\x0b \x01(\t\x12\x16\n\x0emax_batch_size\x18\x0c \x01(\r\x12\x13\n\x0b\x64\x65\x63oder_snr\x18\r \x01(\t\x12\x0f\n\x07serving\x18\x0e \x01(\x08\x32\xff\x02\n\x07\x43hannel\x12H\n\x08Transmit\x12\x1c.coinference.v1.Transmission\x1a\x1e.coinference.v1.InferenceReply\x12G\n\x07SetPsnr\x12\x1e.coinference.v1.SetPsnrRequest\x1a\x1c.coinference.v1.ChannelState\x12M\n\nSetProfile\x12!.coinference.v1.SetProfileRequest\x1a\x1c.coinference.v1.ChannelState\x12I\n\x08GetState\x12\x1f.coinference.v1.GetStateRequest\x1a\x1c.coinference.v1.ChannelState\x12G\n\x0bGetEdgeInfo\x12\x1e.coinference.v1.GetInfoRequest\x1a\x18.coinference.v1.EdgeInfo2\x93\x01\n\x04\x45\x64ge\x12\x46\n\x06\x44\x65\x63ode\x12\x1c.coinference.v1.Transmission\x1a\x1e.coinference.v1.InferenceReply\x12\x43\n\x07GetInfo\x12\x1e.coinference.v1.GetInfoRequest\x1a\x18.coinference.v1.EdgeInfob\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11\x63oinference.proto\x12\x0e\x63oinference.v1\"\x89\x02\n\x07Timings\x12\x14\n\x0cpreprocess_s\x18\x01 \x01(\x01\x12\x10\n\x08\x65ncode_s\x18\x02 \x01(\x01\x12\x11\n\tchannel_s\x18\x05 \x01(\x01\x12\x11\n\tairtime_s\x18\x06 \x01(\x01\x12\x19\n\x11\x63hannel_to_edge_s\x18\x07 \x01(\x01\x12\x14\n\x0c\x65\x64ge_queue_s\x18\x08 \x01(\x01\x12\x10\n\x08\x64\x65\x63ode_s\x18\t \x01(\x01\x12\x14\n\x0c\x65\x64ge_total_s\x18\n \x01(\x01\x12\x17\n\x0f\x63hannel_total_s\x18\x0c \x01(\x01J\x04\x08\x03\x10\x04J\x04\x08\x04\x10\x05J\x04\x08\x0b\x10\x0cR\x0e\x64\x65vice_total_sR\x13\x64\x65vice_to_channel_sR\x07total_s\"\xa7\x02\n\x0cTransmission\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x0c\n\x04\x62\x65ta\x18\x03 \x01(\x01\x12\x0e\n\x06snr_db\x18\x04 \x01(\x01\x12\x17\n\x0f\x62its_per_symbol\x18\x05 \x01(\r\x12\t\n\x01\x64\x18\x06 \x01(\r\x12\x0f\n\x07symbols\x18\x07 \x03(\x02\x12\x17\n\x0fpilots_received\x18\t \x03(\x02\x12(\n\x07timings\x18\n \x01(\x0b\x32\x17.coinference.v1.Timings\x12\x14\n\x07psnr_db\x18\x0b \x01(\x01H\x00\x88\x01\x01\x12\x16\n\tnoise_var\x18\x0c \x01(\x01H\x01\x88\x01\x01\x42\n\n\x08_psnr_dbB\x0c\n\n_noise_varJ\x04\x08\x08\x10\tR\rlevel_indices\"\xb0\x01\n\x0c\x43hannelState\x12\x0f\n\x07psnr_db\x18\x01 \x01(\x01\x12\x11\n\tnoise_var\x18\x02 \x01(\x01\x12\x1a\n\x12noise_var_estimate\x18\x03 \x01(\x01\x12\x1a\n\x12has_pilot_estimate\x18\x04 \x01(\x08\x12\x10\n\x08n_pilots\x18\x05 \x01(\r\x12\x0c\n\x04\x62\x61ud\x18\x06 \x01(\x01\x12\x0f\n\x07profile\x18\x07 \x01(\t\x12\x13\n\x0b\x65\x64ge_target\x18\x08 \x01(\t\"\x89\x02\n\x0eInferenceReply\x12\x12\n\nrequest_id\x18\x01 \x01(\t\x12\x10\n\x08model_id\x18\x02 \x01(\t\x12\x15\n\rprobabilities\x18\x03 \x03(\x02\x12\x18\n\x10regression_value\x18\x04 \x01(\x01\x12\r\n\x05label\x18\x05 \x01(\r\x12)\n\x03\x63si\x18\x06 \x01(\x0b\x32\x1c.coinference.v1.ChannelState\x12\x11\n\tn_symbols\x18\x07 \x01(\r\x12\x11\n\tairtime_s\x18\x08 \x01(\x01\x12(\n\x07timings\x18\t \x01(\x0b\x32\x17.coinference.v1.Timings\x12\x16\n\x0e\x64\x65\x63oder_snr_db\x18\n \x01(\x01\"!\n\x0eSetPsnrRequest\x12\x0f\n\x07psnr_db\x18\x01 \x01(\x01\"\x11\n\x0fGetStateRequest\"\x1f\n\x0c\x46ixedProfile\x12\x0f\n\x07psnr_db\x18\x01 \x01(\x01\"s\n\x11RandomWalkProfile\x12\x0e\n\x06low_db\x18\x01 \x01(\x01\x12\x0f\n\x07high_db\x18\x02 \x01(\x01\x12\x0f\n\x07step_db\x18\x03 \x01(\x01\x12\x10\n\x08period_s\x18\x04 \x01(\x01\x12\x11\n\x04seed\x18\x05 \x01(\x04H\x00\x88\x01\x01\x42\x07\n\x05_seed\"-\n\nTracePoint\x12\x0e\n\x06time_s\x18\x01 \x01(\x01\x12\x0f\n\x07psnr_db\x18\x02 \x01(\x01\"H\n\x0cTraceProfile\x12*\n\x06points\x18\x01 \x03(\x0b\x32\x1a.coinference.v1.TracePoint\x12\x0c\n\x04loop\x18\x02 \x01(\x08\"\xb6\x01\n\x11SetProfileRequest\x12-\n\x05\x66ixed\x18\x01 \x01(\x0b\x32\x1c.coinference.v1.FixedProfileH\x00\x12\x38\n\x0brandom_walk\x18\x02 \x01(\x0b\x32!.coinference.v1.RandomWalkProfileH\x00\x12-\n\x05trace\x18\x03 \x01(\x0b\x32\x1c.coinference.v1.TraceProfileH\x00\x42\t\n\x07profile\"\x10\n\x0eGetInfoRequest\"\x96\x02\n\x08\x45\x64geInfo\x12\x10\n\x08model_id\x18\x01 \x01(\t\x12\x0c\n\x04task\x18\x02 \x01(\t\x12\t\n\x01\x64\x18\x03 \x01(\r\x12\x10\n\x08\x62\x65ta_min\x18\x04 \x01(\x01\x12\x10\n\x08\x62\x65ta_max\x18\x05 \x01(\x01\x12\x12\n\nsnr_db_min\x18\x06 \x01(\x01\x12\x12\n\nsnr_db_max\x18\x07 \x01(\x01\x12\x17\n\x0f\x62its_per_symbol\x18\x08 \x01(\r\x12\x17\n\x0fvariable_length\x18\t \x01(\x08\x12\x13\n\x0b\x63lass_names\x18\n \x03(\t\x12\x0e\n\x06\x64\x65vice\x18\x0b \x01(\t\x12\x16\n\x0emax_batch_size\x18\x0c \x01(\r\x12\x13\n\x0b\x64\x65\x63oder_snr\x18\r \x01(\t\x12\x0f\n\x07serving\x18\x0e \x01(\x08\x32\xff\x02\n\x07\x43hannel\x12H\n\x08Transmit\x12\x1c.coinference.v1.Transmission\x1a\x1e.coinference.v1.InferenceReply\x12G\n\x07SetPsnr\x12\x1e.coinference.v1.SetPsnrRequest\x1a\x1c.coinference.v1.ChannelState\x12M\n\nSetProfile\x12!.coinference.v1.SetProfileRequest\x1a\x1c.coinference.v1.ChannelState\x12I\n\x08GetState\x12\x1f.coinference.v1.GetStateRequest\x1a\x1c.coinference.v1.ChannelState\x12G\n\x0bGetEdgeInfo\x12\x1e.coinference.v1.GetInfoRequest\x1a\x18.coinference.v1.EdgeInfo2\x93\x01\n\x04\x45\x64ge\x12\x46\n\x06\x44\x65\x63ode\x12\x1c.coinference.v1.Transmission\x1a\x1e.coinference.v1.InferenceReply\x12\x43\n\x07GetInfo\x12\x1e.coinference.v1.GetInfoRequest\x1a\x18.coinference.v1.EdgeInfob\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,33 +32,33 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'coinference_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_TIMINGS']._serialized_start=38
-  _globals['_TIMINGS']._serialized_end=309
-  _globals['_TRANSMISSION']._serialized_start=312
-  _globals['_TRANSMISSION']._serialized_end=609
-  _globals['_CHANNELSTATE']._serialized_start=612
-  _globals['_CHANNELSTATE']._serialized_end=788
-  _globals['_INFERENCEREPLY']._serialized_start=791
-  _globals['_INFERENCEREPLY']._serialized_end=1056
-  _globals['_SETPSNRREQUEST']._serialized_start=1058
-  _globals['_SETPSNRREQUEST']._serialized_end=1091
-  _globals['_GETSTATEREQUEST']._serialized_start=1093
-  _globals['_GETSTATEREQUEST']._serialized_end=1110
-  _globals['_FIXEDPROFILE']._serialized_start=1112
-  _globals['_FIXEDPROFILE']._serialized_end=1143
-  _globals['_RANDOMWALKPROFILE']._serialized_start=1145
-  _globals['_RANDOMWALKPROFILE']._serialized_end=1260
-  _globals['_TRACEPOINT']._serialized_start=1262
-  _globals['_TRACEPOINT']._serialized_end=1307
-  _globals['_TRACEPROFILE']._serialized_start=1309
-  _globals['_TRACEPROFILE']._serialized_end=1381
-  _globals['_SETPROFILEREQUEST']._serialized_start=1384
-  _globals['_SETPROFILEREQUEST']._serialized_end=1566
-  _globals['_GETINFOREQUEST']._serialized_start=1568
-  _globals['_GETINFOREQUEST']._serialized_end=1584
-  _globals['_EDGEINFO']._serialized_start=1587
-  _globals['_EDGEINFO']._serialized_end=1865
-  _globals['_CHANNEL']._serialized_start=1868
-  _globals['_CHANNEL']._serialized_end=2251
-  _globals['_EDGE']._serialized_start=2254
-  _globals['_EDGE']._serialized_end=2401
+  _globals['_TIMINGS']._serialized_end=303
+  _globals['_TRANSMISSION']._serialized_start=306
+  _globals['_TRANSMISSION']._serialized_end=601
+  _globals['_CHANNELSTATE']._serialized_start=604
+  _globals['_CHANNELSTATE']._serialized_end=780
+  _globals['_INFERENCEREPLY']._serialized_start=783
+  _globals['_INFERENCEREPLY']._serialized_end=1048
+  _globals['_SETPSNRREQUEST']._serialized_start=1050
+  _globals['_SETPSNRREQUEST']._serialized_end=1083
+  _globals['_GETSTATEREQUEST']._serialized_start=1085
+  _globals['_GETSTATEREQUEST']._serialized_end=1102
+  _globals['_FIXEDPROFILE']._serialized_start=1104
+  _globals['_FIXEDPROFILE']._serialized_end=1135
+  _globals['_RANDOMWALKPROFILE']._serialized_start=1137
+  _globals['_RANDOMWALKPROFILE']._serialized_end=1252
+  _globals['_TRACEPOINT']._serialized_start=1254
+  _globals['_TRACEPOINT']._serialized_end=1299
+  _globals['_TRACEPROFILE']._serialized_start=1301
+  _globals['_TRACEPROFILE']._serialized_end=1373
+  _globals['_SETPROFILEREQUEST']._serialized_start=1376
+  _globals['_SETPROFILEREQUEST']._serialized_end=1558
+  _globals['_GETINFOREQUEST']._serialized_start=1560
+  _globals['_GETINFOREQUEST']._serialized_end=1576
+  _globals['_EDGEINFO']._serialized_start=1579
+  _globals['_EDGEINFO']._serialized_end=1857
+  _globals['_CHANNEL']._serialized_start=1860
+  _globals['_CHANNEL']._serialized_end=2243
+  _globals['_EDGE']._serialized_start=2246
+  _globals['_EDGE']._serialized_end=2393
 # @@protoc_insertion_point(module_scope)

@@ -1,6 +1,11 @@
-"""ChannelService without sockets: noise statistics, pilots, air-time, timings, errors."""
+"""ChannelService without sockets: noise statistics, pilots, air-time, timings, errors.
+
+The service is async (it forwards with a grpc.aio stub); each test runs it with asyncio.run.
+"""
 
 from __future__ import annotations
+
+import asyncio
 
 import grpc
 import numpy as np
@@ -8,9 +13,10 @@ import pytest
 
 from channel.config import parse_settings
 from channel.profiles import RandomWalkProfile
-from channel.service import ChannelError, ChannelService
+from channel.service import ChannelService
 from shared.channel import airtime_seconds, estimate_noise_var, pilot_symbols
 from shared.rpc import coinference_pb2 as pb
+from shared.service.errors import ServiceError
 
 
 class EchoEdge:
@@ -21,7 +27,7 @@ class EchoEdge:
         self.timeouts: list[float] = []
         self.edge_total_s = edge_total_s
 
-    def __call__(self, transmission: pb.Transmission, timeout_s: float) -> pb.InferenceReply:
+    async def __call__(self, transmission: pb.Transmission, timeout_s: float) -> pb.InferenceReply:
         self.received.append(transmission)
         self.timeouts.append(timeout_s)
         return pb.InferenceReply(
@@ -45,7 +51,7 @@ class EdgeRpcError(grpc.RpcError):
 
 
 def failing_edge(code: grpc.StatusCode, details: str = "edge says no"):
-    def call(transmission, timeout_s):
+    async def call(transmission, timeout_s):
         raise EdgeRpcError(code, details)
 
     return call
@@ -69,7 +75,7 @@ def test_noise_variance_matches_psnr(psnr_db: float) -> None:
     service = ChannelService(edge, seed=1234)
     service.set_psnr(psnr_db)
     sent = np.where(np.arange(50_000) % 3 == 0, 0.8, -0.4).astype(np.float32)
-    service.transmit(transmission(sent.tolist()))
+    asyncio.run(service.transmit(transmission(sent.tolist())))
     received = np.asarray(edge.received[0].symbols, dtype=np.float64)
     noise = received - sent
     expected = 10 ** (-psnr_db / 10)
@@ -83,7 +89,7 @@ def test_pilots_carry_the_same_noise() -> None:
     edge = EchoEdge()
     service = ChannelService(edge, pilots=20_000, seed=5)
     service.set_psnr(13.0)
-    reply = service.transmit(transmission([0.1, 0.2]))
+    reply = asyncio.run(service.transmit(transmission([0.1, 0.2])))
     pilots = np.asarray(edge.received[0].pilots_received)
     estimate = estimate_noise_var(pilots, pilot_symbols(pilots.size))
     assert estimate == pytest.approx(10**-1.3, rel=0.03)
@@ -92,7 +98,7 @@ def test_pilots_carry_the_same_noise() -> None:
 
 def test_airtime_counts_symbols_and_pilots() -> None:
     service = ChannelService(EchoEdge(), pilots=8, baud=1000.0, seed=0)
-    reply = service.transmit(transmission([0.5] * 24))
+    reply = asyncio.run(service.transmit(transmission([0.5] * 24)))
     assert reply.n_symbols == 24
     assert reply.airtime_s == pytest.approx(airtime_seconds(32, 1000.0))
     assert reply.timings.airtime_s == reply.airtime_s
@@ -101,7 +107,7 @@ def test_airtime_counts_symbols_and_pilots() -> None:
 def test_reply_merges_timings_and_csi() -> None:
     service = ChannelService(EchoEdge(edge_total_s=0.0), seed=0)
     service.set_psnr(17.0)
-    reply = service.transmit(transmission([0.5, -0.5]))
+    reply = asyncio.run(service.transmit(transmission([0.5, -0.5])))
     t = reply.timings
     assert t.preprocess_s == pytest.approx(0.01) and t.encode_s == pytest.approx(0.02)
     assert t.channel_s > 0 and t.channel_total_s >= t.channel_s
@@ -114,8 +120,8 @@ def test_reply_merges_timings_and_csi() -> None:
 def test_edge_deadline_is_the_smaller_of_own_and_callers() -> None:
     edge = EchoEdge()
     service = ChannelService(edge, deadline_s=2.0, seed=0)
-    service.transmit(transmission([0.1]))
-    service.transmit(transmission([0.1]), time_remaining_s=0.5)
+    asyncio.run(service.transmit(transmission([0.1])))
+    asyncio.run(service.transmit(transmission([0.1]), time_remaining_s=0.5))
     assert edge.timeouts[0] == 2.0
     assert 0 < edge.timeouts[1] <= 0.5
 
@@ -125,8 +131,8 @@ def test_edge_deadline_is_the_smaller_of_own_and_callers() -> None:
 )
 def test_caller_errors_pass_through_with_edge_message(code) -> None:
     service = ChannelService(failing_edge(code, "beta=5 outside the trained range"), seed=0)
-    with pytest.raises(ChannelError) as info:
-        service.transmit(transmission([0.1]))
+    with pytest.raises(ServiceError) as info:
+        asyncio.run(service.transmit(transmission([0.1])))
     assert info.value.code == code
     assert info.value.message == "beta=5 outside the trained range"
 
@@ -137,25 +143,25 @@ def test_edge_down_is_unavailable() -> None:
         edge_target="edge:50052",
         seed=0,
     )
-    with pytest.raises(ChannelError) as info:
-        service.transmit(transmission([0.1]))
+    with pytest.raises(ServiceError) as info:
+        asyncio.run(service.transmit(transmission([0.1])))
     assert info.value.code == grpc.StatusCode.UNAVAILABLE
     assert "edge:50052" in info.value.message
 
 
 def test_unexpected_edge_error_is_internal() -> None:
     service = ChannelService(failing_edge(grpc.StatusCode.DATA_LOSS), seed=0)
-    with pytest.raises(ChannelError) as info:
-        service.transmit(transmission([0.1]))
+    with pytest.raises(ServiceError) as info:
+        asyncio.run(service.transmit(transmission([0.1])))
     assert info.value.code == grpc.StatusCode.INTERNAL
-    assert service.metrics.failures.labels(code="INTERNAL")._value.get() == 1
 
 
 @pytest.mark.parametrize("psnr_db", [float("nan"), float("inf"), -11.0, 61.0])
 def test_set_psnr_rejects_bad_values(psnr_db) -> None:
     service = ChannelService(EchoEdge(), seed=0)
-    with pytest.raises(ValueError, match="psnr_db"):
+    with pytest.raises(ServiceError, match="psnr_db") as info:
         service.set_psnr(psnr_db)
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
     assert service.state().psnr_db == 20.0
 
 
@@ -203,7 +209,7 @@ def test_settings_errors_are_clear(argv, message, capsys) -> None:
 
 def test_emulate_airtime_sleeps_the_modelled_time() -> None:
     service = ChannelService(EchoEdge(), baud=1000.0, emulate_airtime=True, seed=0)
-    reply = service.transmit(transmission([0.1] * 50))  # 50 symbols at 1000 Bd = 50 ms
+    reply = asyncio.run(service.transmit(transmission([0.1] * 50)))  # 50 symbols at 1000 Bd = 50 ms
     assert reply.airtime_s == pytest.approx(0.05)
     assert reply.timings.channel_total_s >= 0.05
     assert reply.timings.channel_s < 0.05  # the wait is air-time, not channel work
@@ -212,20 +218,21 @@ def test_emulate_airtime_sleeps_the_modelled_time() -> None:
 def test_edge_info_is_forwarded_with_a_deadline() -> None:
     timeouts = []
 
-    def info_call(timeout_s: float) -> pb.EdgeInfo:
+    async def info_call(timeout_s: float) -> pb.EdgeInfo:
         timeouts.append(timeout_s)
         return pb.EdgeInfo(model_id="m", serving=True)
 
     service = ChannelService(EchoEdge(), deadline_s=2.0, edge_info_call=info_call, seed=0)
-    assert service.edge_info().model_id == "m" and service.edge_info(0.5).serving
+    assert asyncio.run(service.edge_info()).model_id == "m"
+    assert asyncio.run(service.edge_info(0.5)).serving
     assert timeouts[0] == 2.0 and 0 < timeouts[1] <= 0.5
 
 
 def test_edge_info_from_a_down_edge_is_unavailable() -> None:
-    def info_call(timeout_s: float) -> pb.EdgeInfo:
+    async def info_call(timeout_s: float) -> pb.EdgeInfo:
         raise EdgeRpcError(grpc.StatusCode.UNAVAILABLE, "connection refused")
 
     service = ChannelService(EchoEdge(), edge_info_call=info_call, edge_target="edge:1", seed=0)
-    with pytest.raises(ChannelError) as info:
-        service.edge_info()
+    with pytest.raises(ServiceError) as info:
+        asyncio.run(service.edge_info())
     assert info.value.code == grpc.StatusCode.UNAVAILABLE and "edge:1" in info.value.message

@@ -24,20 +24,22 @@ from shared.rpc import coinference_pb2 as pb
 class StandInChannel:
     """Answers like ChannelClient; the edge behind it serves ``edge_model_id``."""
 
+    deadline_s = 2.0
+
     def __init__(self, edge_model_id: str, serving: bool = True, edge_up: bool = True) -> None:
         self.edge_model_id = edge_model_id
         self.serving = serving
         self.edge_up = edge_up
 
-    def get_state(self, timeout_s=None) -> pb.ChannelState:
+    async def get_state(self, timeout_s=None) -> pb.ChannelState:
         return pb.ChannelState(psnr_db=20.0, noise_var=0.01)
 
-    def get_edge_info(self, timeout_s=None) -> pb.EdgeInfo:
+    async def get_edge_info(self, timeout_s=None) -> pb.EdgeInfo:
         if not self.edge_up:
             raise ChannelUnavailable("channel x / edge: GetEdgeInfo failed: unavailable")
         return pb.EdgeInfo(model_id=self.edge_model_id, serving=self.serving)
 
-    def transmit(self, transmission: pb.Transmission) -> pb.InferenceReply:
+    async def transmit(self, transmission: pb.Transmission, timeout_s=None) -> pb.InferenceReply:
         if transmission.model_id != self.edge_model_id:  # what the edge answers, passed on
             raise ChannelError(
                 "Transmit refused by the edge: model id mismatch: transmission is for "
@@ -46,7 +48,7 @@ class StandInChannel:
             )
         return pb.InferenceReply(request_id=transmission.request_id, probabilities=[0.1] * 10)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         pass
 
 

@@ -28,6 +28,37 @@ def test_parse_bool(text, value):
     assert parse_bool(text) is value
 
 
-def test_parse_bool_rejects_other_words():
+@pytest.mark.parametrize("text", ["maybe", "yes", "2", ""])
+def test_parse_bool_rejects_other_words(text):
     with pytest.raises(ValueError):
-        parse_bool("maybe")
+        parse_bool(text)
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "names"),
+    [
+        (
+            ["--model", "m", "--variable-length", "yes"],
+            {},
+            "--variable-length / DEVICE_VARIABLE_LENGTH",
+        ),
+        (["--model", "m"], {"DEVICE_PORT": "http"}, "--port / DEVICE_PORT"),
+        (
+            ["--model", "m", "--deadline-s", "0"],
+            {},
+            "--deadline-s / DEVICE_DEADLINE_S: must be > 0",
+        ),
+        (["--model", "m", "--snr-mode", "auto"], {}, "--snr-mode / DEVICE_SNR_MODE"),
+    ],
+)
+def test_bad_value_is_a_one_line_usage_error(argv, env, names, capsys):
+    with pytest.raises(SystemExit) as info:
+        settings_from_args(argv, env=env)
+    assert info.value.code == 2
+    err = capsys.readouterr().err
+    assert names in err and len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_optional_values_take_none(monkeypatch):
+    settings = settings_from_args(["--model", "m", "--beta", "none"], env={"DEVICE_SNR_DB": ""})
+    assert settings.beta is None and settings.snr_db is None and settings.variable_length is None

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.procs import PYTHON, REPO, ServiceProcess, free_port, wait_for_grpc_health, wait_for_http
+from tests.procs import REPO, running_stack
 
 pytestmark = pytest.mark.browser
 
@@ -34,28 +34,10 @@ SCREENSHOT = REPO / "reports" / "web" / "screenshot.png"
 
 
 @pytest.fixture(scope="module")
-def stack(quick_model_dir, tmp_path_factory):
-    """edge + channel + device on free ports; yields the device URL."""
-    edge_port, channel_port, device_port = free_port(), free_port(), free_port()
-    with (
-        ServiceProcess(
-            [PYTHON, "-m", "edge_server", "--model", quick_model_dir, "--host", "127.0.0.1",
-             "--port", edge_port, "--metrics-port", 0]
-        ) as edge,
-    ):  # fmt: skip
-        wait_for_grpc_health(f"127.0.0.1:{edge_port}", edge, timeout_s=120)
-        with ServiceProcess(
-            [PYTHON, "-m", "channel", "--edge", f"127.0.0.1:{edge_port}", "--host", "127.0.0.1",
-             "--port", channel_port, "--psnr", 10, "--metrics-port", 0]
-        ) as channel:  # fmt: skip
-            wait_for_grpc_health(f"127.0.0.1:{channel_port}", channel, timeout_s=60)
-            with ServiceProcess(
-                [PYTHON, "-m", "device", "--model", quick_model_dir, "--channel",
-                 f"127.0.0.1:{channel_port}", "--port", device_port]
-            ) as device:  # fmt: skip
-                url = f"http://127.0.0.1:{device_port}"
-                wait_for_http(f"{url}/readyz", device, timeout_s=60)
-                yield url
+def stack(quick_model_dir):
+    """edge + channel (10 dB) + device on free ports; yields the device URL."""
+    with running_stack(quick_model_dir, psnr_db=10) as live:
+        yield live.url
 
 
 def _get_json(url: str) -> dict:
@@ -131,7 +113,22 @@ def test_web_page(stack, tmp_path):
             )
             assert page.locator("#truth").inner_text().startswith("test image #")
 
-            # 3. stream for a couple of seconds: the counter and the charts move
+            # 3. the SNR-mode switch says what it does: checked = the encoder's SNR set by
+            #    hand (slider enabled), unchecked = from the channel's feedback (CSI)
+            assert knobs["snr_mode"] == "feedback"
+            switch = page.locator("#snr-mode")
+            assert not switch.is_checked() and page.locator("#snr-db").is_disabled()
+            assert page.locator("label[for='snr-mode']").inner_text().strip() == "manual SNR"
+            assert "feedback" in page.locator("#snr-mode-label").inner_text()
+            switch.check()
+            page.wait_for_function("!document.querySelector('#snr-db').disabled", timeout=10_000)
+            assert _get_json(f"{url}/v1/knobs")["snr_mode"] == "manual"
+            assert "manual" in page.locator("#snr-mode-label").inner_text()
+            switch.uncheck()
+            page.wait_for_function("document.querySelector('#snr-db').disabled", timeout=10_000)
+            assert _get_json(f"{url}/v1/knobs")["snr_mode"] == "feedback"
+
+            # 4. stream for a couple of seconds: the counter and the charts move
             accuracy_canvas = page.locator("#chart-accuracy")
             before_pixels = accuracy_canvas.evaluate("c => c.toDataURL()")
             page.click("#stream-btn")

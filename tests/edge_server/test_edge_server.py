@@ -43,7 +43,7 @@ def flaky():
 async def serve(decoder):
     settings = EdgeSettings(host="127.0.0.1", port=free_port(), probe_interval_s=0.05)
     edge = EdgeDecoder(decoder, make_manifest(), probe_interval_s=settings.probe_interval_s)
-    server, _ = build_server(settings, edge)
+    server = build_server(settings, edge)
     await server.start()
     await edge.start()
     return server, edge, f"127.0.0.1:{settings.port}"
@@ -66,7 +66,7 @@ async def test_health_follows_whether_the_decoder_runs(flaky) -> None:
             assert failed.value.code() == grpc.StatusCode.INTERNAL
             assert await wait_for_status(channel, NOT_SERVING) == NOT_SERVING
     finally:
-        await server.stop(0)
+        await server.server.stop(0)
         await edge.close()
 
 
@@ -81,7 +81,7 @@ async def test_stopped_worker_is_not_serving(flaky) -> None:
                 await pb_grpc.EdgeStub(channel).Decode(transmission(), timeout=2)
             assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
-        await server.stop(0)
+        await server.server.stop(0)
         await edge.close()
 
 
@@ -100,5 +100,5 @@ async def test_errors_keep_their_status_over_grpc(flaky) -> None:
             reply = await stub.Decode(transmission(), timeout=2)
             assert reply.request_id == "r1" and len(reply.probabilities) == 3
     finally:
-        await server.stop(0)
+        await server.server.stop(0)
         await edge.close()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -15,7 +14,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shared.manifest import load_manifest
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
-from tests.procs import ServiceProcess, free_port, wait_for_grpc_health, wait_for_http
+from tests.procs import running_stack, wait_for_http
 
 REPO = Path(__file__).resolve().parents[2]
 N_PILOTS = 1024
@@ -39,58 +38,37 @@ def manifest(model_dir):
     return load_manifest(model_dir)
 
 
-def start_edge(model_dir: str, port: int, metrics_port: int = 0) -> ServiceProcess:
-    proc = ServiceProcess(
-        [sys.executable, "-m", "edge_server", "--model", model_dir, "--host", "127.0.0.1",
-         "--port", port, "--device", "cpu", "--metrics-port", metrics_port,
-         "--max-queue-delay-us", 500, "--grace-s", 1]
-    )  # fmt: skip
-    try:
-        wait_for_grpc_health(f"127.0.0.1:{port}", proc, timeout_s=90)
-    except Exception:
-        proc.stop()
-        raise
-    return proc
-
-
-def start_channel(edge_port: int, port: int, *extra) -> ServiceProcess:
-    proc = ServiceProcess(
-        [sys.executable, "-m", "channel", "--edge", f"127.0.0.1:{edge_port}", "--host",
-         "127.0.0.1", "--port", port, "--deadline-s", DEADLINE_S, "--grace-s", 1, *extra]
-    )  # fmt: skip
-    try:
-        wait_for_grpc_health(f"127.0.0.1:{port}", proc, timeout_s=30)
-    except Exception:
-        proc.stop()
-        raise
-    return proc
+EDGE_FLAGS = ["--device", "cpu", "--max-queue-delay-us", 500, "--grace-s", 1]
+CHANNEL_FLAGS = ["--deadline-s", DEADLINE_S, "--grace-s", 1]
+START_TIMEOUT_S = {"edge": 90, "channel": 30}
 
 
 @pytest.fixture(scope="module")
 def stack(model_dir):
-    ports = {name: free_port() for name in ("edge", "edge_metrics", "channel", "channel_metrics")}
-    edge = start_edge(model_dir, ports["edge"], ports["edge_metrics"])
-    try:
-        channel = start_channel(
-            ports["edge"], ports["channel"], "--pilots", N_PILOTS, "--seed", 7,
-            "--metrics-port", ports["channel_metrics"],
-        )  # fmt: skip
-    except Exception:
-        edge.stop()
-        raise
-    grpc_channel = grpc.insecure_channel(f"127.0.0.1:{ports['channel']}")
-    edge_channel = grpc.insecure_channel(f"127.0.0.1:{ports['edge']}")
-    yield {
-        "ports": ports,
-        "channel": pb_grpc.ChannelStub(grpc_channel),
-        "edge": pb_grpc.EdgeStub(edge_channel),
-        "grpc_channels": {"channel": grpc_channel, "edge": edge_channel},
-    }
-    grpc_channel.close()
-    edge_channel.close()
-    for proc in (channel, edge):
-        proc.stop()
-        proc.cleanup()
+    with running_stack(
+        model_dir,
+        None,  # the channel's default PSNR (20 dB)
+        services=["edge", "channel"],
+        edge_flags=EDGE_FLAGS,
+        channel_flags=[*CHANNEL_FLAGS, "--pilots", N_PILOTS, "--seed", 7],
+        metrics_ports=True,
+        start_timeout_s=START_TIMEOUT_S,
+    ) as live:
+        with (
+            grpc.insecure_channel(live.channel_target) as grpc_channel,
+            grpc.insecure_channel(live.edge_target) as edge_channel,
+        ):
+            yield {
+                "ports": {
+                    "edge": live.ports["edge"],
+                    "edge_metrics": live.metrics_ports["edge"],
+                    "channel": live.ports["channel"],
+                    "channel_metrics": live.metrics_ports["channel"],
+                },
+                "channel": pb_grpc.ChannelStub(grpc_channel),
+                "edge": pb_grpc.EdgeStub(edge_channel),
+                "grpc_channels": {"channel": grpc_channel, "edge": edge_channel},
+            }
 
 
 def transmission(manifest, **overrides) -> pb.Transmission:
@@ -219,10 +197,17 @@ def test_metrics_endpoints(stack, manifest) -> None:
     for port, names in (
         (ports["channel_metrics"], ["coinference_channel_psnr_db 20.0",
                                     "coinference_channel_symbols_total",
-                                    'coinference_channel_latency_seconds_bucket']),
-        (ports["edge_metrics"], ["coinference_edge_requests_total",
-                                 'coinference_edge_failures_total{code="INVALID_ARGUMENT"}',
-                                 'coinference_edge_latency_seconds_count{stage="decode"}',
+                                    'coinference_requests_total{code="OK",method="Transmit",'
+                                    'service="channel"}',
+                                    'coinference_stage_seconds_bucket{le="0.0001",service='
+                                    '"channel",stage="channel_to_edge"}']),
+        (ports["edge_metrics"], ['coinference_requests_total{code="OK",method="Decode",'
+                                 'service="edge"}',
+                                 'coinference_requests_total{code="INVALID_ARGUMENT",'
+                                 'method="Decode",service="edge"}',
+                                 'coinference_request_seconds_count{method="Decode",'
+                                 'service="edge"}',
+                                 'coinference_stage_seconds_count{service="edge",stage="decode"}',
                                  "coinference_edge_batch_size_bucket"]),
     ):  # fmt: skip
         url = f"http://127.0.0.1:{port}/metrics"
@@ -233,27 +218,24 @@ def test_metrics_endpoints(stack, manifest) -> None:
 
 
 def test_stopped_edge_gives_unavailable_within_deadline(model_dir, manifest) -> None:
-    edge_port, channel_port = free_port(), free_port()
-    edge = start_edge(model_dir, edge_port)
-    try:
-        channel = start_channel(edge_port, channel_port)
-    except Exception:
-        edge.stop()
-        raise
-    try:
-        with grpc.insecure_channel(f"127.0.0.1:{channel_port}") as grpc_channel:
+    with running_stack(
+        model_dir,
+        None,
+        services=["edge", "channel"],
+        edge_flags=EDGE_FLAGS,
+        channel_flags=CHANNEL_FLAGS,
+        start_timeout_s=START_TIMEOUT_S,
+    ) as live:
+        with grpc.insecure_channel(live.channel_target) as grpc_channel:
             stub = pb_grpc.ChannelStub(grpc_channel)
             assert stub.Transmit(transmission(manifest), timeout=3).probabilities
-            assert edge.stop() == 0  # SIGTERM: graceful shutdown, clean exit
+            # SIGTERM: graceful shutdown, clean exit
+            assert live.stop("edge") == {"edge": 0}
             start = time.perf_counter()
             with pytest.raises(grpc.RpcError) as info:
                 stub.Transmit(transmission(manifest), timeout=DEADLINE_S + 2)
             elapsed = time.perf_counter() - start
             assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-            assert f"127.0.0.1:{edge_port}" in info.value.details()
+            assert live.edge_target in info.value.details()
             assert elapsed < DEADLINE_S + 0.5
-    finally:
-        assert channel.stop() == 0
-        channel.cleanup()
-        edge.stop()
-        edge.cleanup()
+        assert live.stop("channel") == {"channel": 0}

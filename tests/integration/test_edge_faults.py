@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 
 import grpc
 import httpx
@@ -16,24 +15,23 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from shared.manifest import load_manifest
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
-from tests.procs import ServiceProcess, free_port, wait_for_grpc_health, wait_for_http
+from tests.procs import running_stack
 
 N_FLOOD = 300
 FLOOD_DEADLINE_S = 0.003
 N_NORMAL = 40
 
 
+EDGE_FLAGS = ["--device", "cpu", "--grace-s", 1]
+
+
 @pytest.fixture(scope="module")
 def edge(quick_model_dir):
-    port = free_port()
-    proc = ServiceProcess(
-        [sys.executable, "-m", "edge_server", "--model", quick_model_dir, "--host", "127.0.0.1",
-         "--port", port, "--device", "cpu", "--grace-s", 1]
-    )  # fmt: skip
-    with proc:
-        wait_for_grpc_health(f"127.0.0.1:{port}", proc, timeout_s=90)
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield {"proc": proc, "channel": channel, "stub": pb_grpc.EdgeStub(channel)}
+    with running_stack(
+        quick_model_dir, services=["edge"], edge_flags=EDGE_FLAGS, start_timeout_s={"edge": 90}
+    ) as stack:
+        with grpc.insecure_channel(stack.edge_target) as channel:
+            yield {"stack": stack, "channel": channel, "stub": pb_grpc.EdgeStub(channel)}
 
 
 def transmission(manifest, request_id: str) -> pb.Transmission:
@@ -76,16 +74,7 @@ def test_short_deadline_flood_then_normal_traffic_is_all_served(edge, quick_mode
     health = health_pb2_grpc.HealthStub(edge["channel"])
     status = health.Check(health_pb2.HealthCheckRequest(service=""), timeout=2).status
     assert status == health_pb2.HealthCheckResponse.SERVING
-    assert edge["proc"].alive()
-
-
-def start_edge(model_dir, port: int) -> ServiceProcess:
-    proc = ServiceProcess(
-        [sys.executable, "-m", "edge_server", "--model", model_dir, "--host", "127.0.0.1",
-         "--port", port, "--device", "cpu", "--grace-s", 1]
-    )  # fmt: skip
-    wait_for_grpc_health(f"127.0.0.1:{port}", proc, timeout_s=90)
-    return proc
+    assert edge["stack"].alive()
 
 
 def test_device_reports_an_edge_with_another_model_and_a_stopped_edge(
@@ -98,31 +87,29 @@ def test_device_reports_an_edge_with_another_model_and_a_stopped_edge(
     device_model_id, raw["model_id"] = raw["model_id"], "other-model-id"
     manifest_path.write_text(json.dumps(raw))
 
-    edge_port, channel_port, device_port = free_port(), free_port(), free_port()
-    with start_edge(other, edge_port) as edge, ServiceProcess(
-        [sys.executable, "-m", "channel", "--edge", f"127.0.0.1:{edge_port}", "--host",
-         "127.0.0.1", "--port", channel_port, "--grace-s", 1]
-    ) as channel:  # fmt: skip
-        wait_for_grpc_health(f"127.0.0.1:{channel_port}", channel, timeout_s=30)
-        with ServiceProcess(
-            [sys.executable, "-m", "device", "--model", quick_model_dir, "--channel",
-             f"127.0.0.1:{channel_port}", "--port", device_port, "--deadline-s", 1.0]
-        ) as device:  # fmt: skip
-            url = f"http://127.0.0.1:{device_port}"
-            wait_for_http(f"{url}/healthz", device, timeout_s=60)
-            with httpx.Client(base_url=url, timeout=10.0) as http:
-                ready = http.get("/readyz")
-                assert ready.status_code == 503, ready.text
-                assert ready.json()["edge_model_id"] == "other-model-id"
-                assert ready.json()["model_id"] == device_model_id
-                assert "other-model-id" in ready.json()["detail"]
-                assert device_model_id in ready.json()["detail"]
+    with running_stack(
+        quick_model_dir,
+        None,  # the channel's default PSNR
+        edge_model_dir=other,
+        edge_flags=EDGE_FLAGS,
+        channel_flags=["--grace-s", 1],
+        device_flags=["--deadline-s", 1.0],
+        device_ready_path="/healthz",  # /readyz is 503 here, which is the point
+        start_timeout_s={"edge": 90, "channel": 30},
+    ) as stack:
+        with httpx.Client(base_url=stack.url, timeout=10.0) as http:
+            ready = http.get("/readyz")
+            assert ready.status_code == 503, ready.text
+            assert ready.json()["edge_model_id"] == "other-model-id"
+            assert ready.json()["model_id"] == device_model_id
+            assert "other-model-id" in ready.json()["detail"]
+            assert device_model_id in ready.json()["detail"]
 
-                infer = http.post("/v1/infer", json={"pixels": np.zeros((28, 28)).tolist()})
-                assert infer.status_code == 502, infer.text
-                assert "other-model-id" in infer.json()["detail"]
-                assert device_model_id in infer.json()["detail"]
+            infer = http.post("/v1/infer", json={"pixels": np.zeros((28, 28)).tolist()})
+            assert infer.status_code == 502, infer.text
+            assert "other-model-id" in infer.json()["detail"]
+            assert device_model_id in infer.json()["detail"]
 
-                edge.stop()  # no edge behind the channel: not ready either
-                ready = http.get("/readyz")
-                assert ready.status_code == 503 and "unavailable" in ready.json()["detail"]
+            stack.stop("edge")  # no edge behind the channel: not ready either
+            ready = http.get("/readyz")
+            assert ready.status_code == 503 and "unavailable" in ready.json()["detail"]

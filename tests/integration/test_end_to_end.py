@@ -8,10 +8,8 @@ runtime (shared.nn.runtime), averaged over several noise draws.
 
 from __future__ import annotations
 
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 
 import grpc
 import httpx
@@ -24,7 +22,7 @@ from device.idx import DEFAULT_DATA_DIR, load_test_set
 from shared.channel import awgn
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
-from tests.procs import ServiceProcess, free_port, wait_for_grpc_health, wait_for_http
+from tests.procs import running_stack
 
 pytestmark = pytest.mark.skipif(
     not any(DEFAULT_DATA_DIR.glob("t10k-images-idx3-ubyte*")),
@@ -36,57 +34,17 @@ DEADLINE_S = 1.5  # device's gRPC deadline in this stack
 N_ACCURACY = 1000
 
 
-@dataclass
-class Stack:
-    model_dir: str
-    edge_port: int = field(default_factory=free_port)
-    channel_port: int = field(default_factory=free_port)
-    device_port: int = field(default_factory=free_port)
-    procs: dict[str, ServiceProcess] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.device_port}"
-
-    @property
-    def channel_target(self) -> str:
-        return f"127.0.0.1:{self.channel_port}"
-
-    def start_edge(self) -> None:
-        self.procs["edge"] = ServiceProcess(
-            [sys.executable, "-m", "edge_server", "--model", self.model_dir, "--host", "127.0.0.1",
-             "--port", self.edge_port, "--device", "cpu", "--metrics-port", 0]
-        )  # fmt: skip
-        wait_for_grpc_health(f"127.0.0.1:{self.edge_port}", self.procs["edge"], timeout_s=90)
-
-    def start(self) -> None:
-        self.start_edge()
-        self.procs["channel"] = ServiceProcess(
-            [sys.executable, "-m", "channel", "--edge", f"127.0.0.1:{self.edge_port}",
-             "--host", "127.0.0.1", "--port", self.channel_port, "--psnr", PSNR_DB,
-             "--seed", 0, "--metrics-port", 0]
-        )  # fmt: skip
-        wait_for_grpc_health(self.channel_target, self.procs["channel"], timeout_s=60)
-        self.procs["device"] = ServiceProcess(
-            [sys.executable, "-m", "device", "--model", self.model_dir, "--channel",
-             self.channel_target, "--port", self.device_port, "--deadline-s", DEADLINE_S]
-        )  # fmt: skip
-        wait_for_http(f"{self.url}/readyz", self.procs["device"], timeout_s=60)
-
-    def stop(self) -> None:
-        for name in ("device", "channel", "edge"):
-            if name in self.procs:
-                self.procs.pop(name).__exit__(None, None, None)
-
-
 @pytest.fixture(scope="module")
 def stack(quick_model_dir):
-    stack = Stack(str(quick_model_dir))
-    try:
-        stack.start()
+    with running_stack(
+        quick_model_dir,
+        PSNR_DB,
+        edge_flags=["--device", "cpu"],
+        channel_flags=["--seed", 0],
+        device_flags=["--deadline-s", DEADLINE_S],
+        start_timeout_s={"edge": 90},
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="module")
@@ -274,7 +232,7 @@ def test_bad_input_gets_a_clear_4xx_and_the_stack_keeps_serving(stack, http, tes
     assert "Traceback" not in response.text
     assert http.get("/v1/knobs").json() == knobs_before  # a refused change changes nothing
     infer_ok(http, test_set[0][0])
-    assert all(proc.alive() for proc in stack.procs.values())
+    assert stack.alive()
 
 
 # --- operations -----------------------------------------------------------------------------
@@ -285,15 +243,17 @@ def test_health_readiness_docs_and_metrics(http, test_set):
     assert http.get("/docs").status_code == 200
     assert "/v1/infer" in http.get("/openapi.json").json()["paths"]
     metrics = http.get("/metrics").text
-    for name in ("device_requests_total", "device_failures_total",
-                 'device_stage_latency_seconds_bucket{le="0.005",stage="encode"}',
-                 "device_symbols_sent_total", "device_beta", "device_snr_db"):  # fmt: skip
+    for name in ('coinference_requests_total{code="200",method="/v1/infer",service="device"}',
+                 "coinference_device_failures_total",
+                 'coinference_stage_seconds_bucket{le="0.005",service="device",stage="encode"}',
+                 "coinference_device_symbols_sent_total", "coinference_device_beta",
+                 "coinference_device_snr_db"):  # fmt: skip
         assert name in metrics, name
 
 
 def test_stopped_edge_gives_503_within_the_deadline_then_recovers(stack, http, test_set):
     image = test_set[0][0]
-    stack.procs.pop("edge").__exit__(None, None, None)
+    stack.stop("edge")
     for _ in range(3):
         start = time.perf_counter()
         response = http.post("/v1/infer", files=png(image))

@@ -8,19 +8,28 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.integration.test_end_to_end import Stack, png, pytestmark  # noqa: F401
+from tests.integration.test_end_to_end import (  # noqa: F401 (pytestmark: same skip)
+    DEADLINE_S,
+    PSNR_DB,
+    png,
+    pytestmark,
+)
+from tests.procs import running_stack
 
 N_IMAGES = 30
 
 
 @pytest.fixture(scope="module")
 def vl_stack(quick_vl_model_dir):
-    stack = Stack(str(quick_vl_model_dir))
-    try:
-        stack.start()
+    with running_stack(
+        quick_vl_model_dir,
+        PSNR_DB,
+        edge_flags=["--device", "cpu"],
+        channel_flags=["--seed", 0],
+        device_flags=["--deadline-s", DEADLINE_S],
+        start_timeout_s={"edge": 90},
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 @pytest.fixture(scope="module")

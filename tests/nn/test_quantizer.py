@@ -62,17 +62,8 @@ def test_level_probabilities_sum_to_one_and_match_sampling():
     torch.testing.assert_close(probs, empirical, atol=5e-3, rtol=0)
 
 
-@pytest.mark.parametrize("bits", [1, 2, 4, 8])
-def test_pack_unpack_round_trip(bits):
-    rng = np.random.default_rng(bits)
-    idx = rng.integers(0, 2**bits, size=37)
-    payload = np_quantizer.pack_indices(idx, bits)
-    assert len(payload) == (37 * bits + 7) // 8
-    assert np.array_equal(np_quantizer.unpack_indices(payload, bits, 37), idx)
-
-
 def test_bad_bits_raise():
     with pytest.raises(ValueError, match="bits must be one of"):
         LearnedQuantizer(3)
-    with pytest.raises(ValueError):
-        np_quantizer.pack_indices(np.array([4]), 2)
+    with pytest.raises(ValueError, match="bits must be one of"):
+        np_quantizer.check_bits(3)

@@ -46,7 +46,6 @@ def test_transmission_round_trip() -> None:
         bits_per_symbol=2,
         d=16,
         symbols=[0.5, -1.0, 0.25],
-        level_indices=b"\x1b",
         pilots_received=[1.01, -0.98],
         timings=pb.Timings(preprocess_s=0.001, encode_s=0.002),
     )
@@ -88,3 +87,11 @@ def test_services_and_profiles_exist() -> None:
     assert hasattr(pb_grpc, "ChannelStub") and hasattr(pb_grpc, "EdgeStub")
     request = pb.SetProfileRequest(random_walk=pb.RandomWalkProfile(low_db=5, high_db=15))
     assert request.WhichOneof("profile") == "random_walk"
+
+
+def test_contract_has_no_unread_fields() -> None:
+    """level_indices skipped the channel's noise and nobody read it; the device-side timings
+    never travelled: all reserved, so no one can fill them by mistake."""
+    assert "level_indices" not in pb.Transmission.DESCRIPTOR.fields_by_name
+    timings = pb.Timings.DESCRIPTOR.fields_by_name
+    assert not {"device_total_s", "device_to_channel_s", "total_s"} & set(timings)

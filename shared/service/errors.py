@@ -1,0 +1,32 @@
+"""One error type for the services: a failure with the gRPC status the caller should see.
+
+Plain service classes (``ChannelService``, ``EdgeDecoder``) raise :class:`ServiceError`;
+the transport layer maps it once (:class:`shared.service.grpc_server.ServiceInterceptor`
+aborts the RPC with ``code`` and ``message``; no stack trace reaches the caller).
+"""
+
+from __future__ import annotations
+
+import grpc
+
+
+class ServiceError(Exception):
+    """A failure with the gRPC status code the caller should see."""
+
+    def __init__(self, code: grpc.StatusCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __repr__(self) -> str:
+        return f"ServiceError({self.code.name}, {self.message!r})"
+
+
+def invalid_argument(message: str) -> ServiceError:
+    """A value the caller can fix (INVALID_ARGUMENT)."""
+    return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)
+
+
+def failed_precondition(message: str) -> ServiceError:
+    """A request that cannot run in the current state, e.g. another model id."""
+    return ServiceError(grpc.StatusCode.FAILED_PRECONDITION, message)

@@ -1,0 +1,250 @@
+"""The ``grpc.aio`` server every gRPC service runs (channel, edge).
+
+:class:`GrpcServer` holds what they share: message size options, the standard health
+service (per service name and overall ""), server reflection, and
+:class:`ServiceInterceptor`, which times each call of the service's own methods into
+``coinference_requests_total`` / ``coinference_request_seconds`` and maps a
+:class:`~shared.service.errors.ServiceError` raised by the plain service class to its gRPC
+status (an unexpected exception becomes INTERNAL with a one-line message, logged here).
+With an admin token, the interceptor refuses the service's admin methods (the calls that
+change state, e.g. the channel's ``SetPsnr``) without ``authorization: Bearer <token>``
+metadata: UNAUTHENTICATED, counted like any other status. TLS: ``credentials`` from
+:func:`shared.service.security.server_credentials` (None = plaintext).
+:func:`serve_until_signal` runs until SIGTERM/SIGINT, then shuts down gracefully.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import Awaitable, Callable, Iterable
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from shared.service.errors import ServiceError
+from shared.service.metrics import ServiceMetrics
+from shared.service.security import AUTH_METADATA_KEY, bearer_token, check_admin
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+
+
+def grpc_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:
+    """Message size limits, the same for a server and the channels it calls."""
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+    ]
+
+
+# A server lets gRPC receive up to this many times its limit, so that the interceptor can
+# refuse a message over the limit itself: RESOURCE_EXHAUSTED with a message naming the
+# setting, counted in the metrics. Beyond it gRPC refuses the message before any handler.
+RECEIVE_CEILING_FACTOR = 2
+
+
+def server_options(max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> list[tuple[str, int]]:
+    return [
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", RECEIVE_CEILING_FACTOR * max_message_bytes),
+    ]
+
+
+class _Oversized:
+    """What the wrapped deserializer returns for a message over the limit."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+
+class ServiceInterceptor(grpc.aio.ServerInterceptor):
+    """Metrics, error mapping and the admin-token check for the unary methods of
+    ``service_names``; ``admin_methods`` (short names) need ``admin_token`` when it is set."""
+
+    def __init__(
+        self,
+        metrics: ServiceMetrics,
+        service_names: Iterable[str],
+        admin_methods: Iterable[str] = (),
+        admin_token: str | None = None,
+        max_message_bytes: int | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.max_message_bytes = max_message_bytes
+        self.prefixes = tuple(f"/{name}/" for name in service_names)
+        self.admin_methods = frozenset(admin_methods)
+        self.admin_token = admin_token
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        full_method = handler_call_details.method
+        if (
+            handler is None
+            or handler.unary_unary is None
+            or not full_method.startswith(self.prefixes)
+        ):
+            return handler
+        method = full_method.rsplit("/", 1)[-1]
+        behaviour = handler.unary_unary
+        metrics = self.metrics
+        admin_token = self.admin_token if method in self.admin_methods else None
+        limit = self.max_message_bytes
+        deserialize = handler.request_deserializer
+
+        def limited_deserialize(raw: bytes):
+            if limit is not None and len(raw) > limit:
+                return _Oversized(len(raw))
+            return deserialize(raw) if deserialize is not None else raw
+
+        async def call(request, context):
+            start = time.perf_counter()
+            code = grpc.StatusCode.OK
+            try:
+                if isinstance(request, _Oversized):
+                    raise ServiceError(
+                        grpc.StatusCode.RESOURCE_EXHAUSTED,
+                        f"{method}: message of {request.size} bytes is over the limit of "
+                        f"{limit} bytes (the server's --max-message-bytes); send less",
+                    )
+                if admin_token is not None:
+                    _check_admin(method, context, admin_token)
+                return await behaviour(request, context)
+            except ServiceError as exc:
+                code = exc.code
+                await context.abort(exc.code, exc.message)
+            except asyncio.CancelledError:  # the caller gave up (or the server stops)
+                code = grpc.StatusCode.CANCELLED
+                raise
+            except Exception as exc:
+                code = _code_of(context)
+                if code is None:  # a bug: log it, answer without a stack trace
+                    code = grpc.StatusCode.INTERNAL
+                    log.exception("%s failed", full_method)
+                    await context.abort(code, f"internal error: {type(exc).__name__}")
+                raise
+            finally:
+                metrics.observe_request(method, code.name, time.perf_counter() - start)
+
+        return grpc.unary_unary_rpc_method_handler(
+            call,
+            request_deserializer=limited_deserialize,
+            response_serializer=handler.response_serializer,
+        )
+
+
+def _check_admin(method: str, context, admin_token: str) -> None:
+    """ServiceError(UNAUTHENTICATED) unless the call carries the admin token."""
+    given = None
+    for key, value in context.invocation_metadata() or ():
+        if key == AUTH_METADATA_KEY:
+            given = bearer_token(value if isinstance(value, str) else value.decode())
+    problem = check_admin(method, given, admin_token)
+    if problem is not None:
+        raise ServiceError(
+            grpc.StatusCode.UNAUTHENTICATED,
+            problem.replace(
+                "'Authorization: Bearer <token>'", "metadata 'authorization: Bearer <token>'"
+            ),
+        )
+
+
+def _code_of(context) -> grpc.StatusCode | None:
+    """The status a servicer set with ``context.abort`` (None when it set none)."""
+    try:
+        code = context.code()
+    except Exception:
+        return None
+    if isinstance(code, grpc.StatusCode) and code != grpc.StatusCode.OK:
+        return code
+    return None
+
+
+class GrpcServer:
+    """A ``grpc.aio`` server with health, reflection and :class:`ServiceInterceptor`.
+
+    ``add_servicers(server)`` registers the service's own servicers. Health starts
+    NOT_SERVING; :meth:`set_serving` changes it for "" and every name in ``service_names``.
+    ``credentials`` turn TLS on; ``admin_methods`` need ``admin_token`` when it is set.
+    """
+
+    def __init__(
+        self,
+        service_names: Iterable[str],
+        add_servicers: Callable[[grpc.aio.Server], None],
+        metrics: ServiceMetrics,
+        host: str,
+        port: int,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        credentials: grpc.ServerCredentials | None = None,
+        admin_methods: Iterable[str] = (),
+        admin_token: str | None = None,
+    ) -> None:
+        self.service_names = tuple(service_names)
+        self.metrics = metrics
+        interceptor = ServiceInterceptor(
+            metrics, self.service_names, admin_methods, admin_token, max_message_bytes
+        )
+        self.server = grpc.aio.server(
+            options=server_options(max_message_bytes), interceptors=[interceptor]
+        )
+        add_servicers(self.server)
+        self.health = health.aio.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (*self.service_names, health.SERVICE_NAME, reflection.SERVICE_NAME), self.server
+        )
+        self.address = f"{host}:{port}"
+        self.tls = credentials is not None
+        if credentials is None:
+            self.port = self.server.add_insecure_port(self.address)
+        else:
+            self.port = self.server.add_secure_port(self.address, credentials)
+
+    async def set_serving(self, serving: bool) -> None:
+        status = health_pb2.HealthCheckResponse
+        status = status.SERVING if serving else status.NOT_SERVING
+        for name in ("", *self.service_names):
+            await self.health.set(name, status)
+
+    async def start(self, serving: bool = False) -> None:
+        await self.set_serving(serving)
+        await self.server.start()
+
+    async def stop(self, grace_s: float | None) -> None:
+        """Health NOT_SERVING for everyone, then finish in-flight calls within ``grace_s``."""
+        await self.health.enter_graceful_shutdown()
+        await self.server.stop(grace_s)
+
+
+async def wait_for_stop_signal() -> None:
+    """Return on the first SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+async def serve_until_signal(
+    server: GrpcServer,
+    grace_s: float,
+    name: str,
+    on_stopped: Callable[[], Awaitable[None]] | None = None,
+) -> int:
+    """Wait for SIGTERM/SIGINT, stop ``server`` gracefully, then run ``on_stopped``."""
+    await wait_for_stop_signal()
+    log.info("%s shutting down (grace %g s)", name, grace_s)
+    await server.stop(grace_s)
+    if on_stopped is not None:
+        await on_stopped()
+    log.info("%s stopped", name)
+    return 0

@@ -1,0 +1,82 @@
+"""Prometheus metrics with one prefix across the three services.
+
+Every service exports, labelled by ``service`` ("device", "channel", "edge"):
+
+- ``coinference_requests_total{service,method,code}``: calls answered, by method and status
+  (gRPC status name for channel and edge, HTTP status for the device);
+- ``coinference_request_seconds{service,method}``: handling time of each call, seconds;
+- ``coinference_stage_seconds{service,stage}``: per-stage latency measured where it happens.
+
+Service-specific metrics are named ``coinference_<service>_<name>`` (e.g.
+``coinference_channel_psnr_db``, ``coinference_edge_batch_size``). Each instance has its own
+registry, so tests can build many.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+PREFIX = "coinference_"
+# 100 us .. 10 s: an ONNX call on a small image up to a deadline-bound request
+LATENCY_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+)  # fmt: skip
+
+
+class ServiceMetrics:
+    """The common metrics of one service; subclasses add their own with :meth:`counter` etc."""
+
+    def __init__(self, service: str, registry: CollectorRegistry | None = None) -> None:
+        self.service = service
+        self.registry = registry or CollectorRegistry()
+        self.requests = Counter(
+            PREFIX + "requests",
+            "Calls answered, by method and status code",
+            ["service", "method", "code"],
+            registry=self.registry,
+        )
+        self.request_seconds = Histogram(
+            PREFIX + "request_seconds",
+            "Handling time per call, seconds",
+            ["service", "method"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.stage_seconds = Histogram(
+            PREFIX + "stage_seconds",
+            "Per-stage latency measured where the span happens, seconds",
+            ["service", "stage"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    # -- recording -----------------------------------------------------------------------
+    def observe_request(self, method: str, code: str, seconds: float) -> None:
+        self.requests.labels(service=self.service, method=method, code=code).inc()
+        self.request_seconds.labels(service=self.service, method=method).observe(seconds)
+
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        self.stage_seconds.labels(service=self.service, stage=stage).observe(max(0.0, seconds))
+
+    def requests_with(self, method: str, code: str) -> float:
+        """The current count of ``method`` calls answered with ``code`` (for tests)."""
+        return self.requests.labels(service=self.service, method=method, code=code)._value.get()
+
+    # -- service-specific metrics, named coinference_<service>_<name> ----------------------
+    def _name(self, name: str) -> str:
+        return f"{PREFIX}{self.service}_{name}"
+
+    def counter(self, name: str, documentation: str, labels: tuple[str, ...] = ()) -> Counter:
+        return Counter(self._name(name), documentation, labels, registry=self.registry)
+
+    def gauge(self, name: str, documentation: str) -> Gauge:
+        return Gauge(self._name(name), documentation, registry=self.registry)
+
+    def histogram(self, name: str, documentation: str, buckets) -> Histogram:
+        return Histogram(self._name(name), documentation, buckets=buckets, registry=self.registry)
+
+    def serve(self, port: int) -> None:
+        """Expose /metrics over HTTP on ``port`` (0 = off)."""
+        if port:
+            start_http_server(port, registry=self.registry)

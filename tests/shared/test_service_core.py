@@ -1,0 +1,107 @@
+"""The service core without the real services: the aio server helper maps ServiceError to
+its status, answers a bug with INTERNAL and no stack trace, counts calls under the shared
+metric names, and keeps health and reflection; settings refuse bad values with exit 2."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from prometheus_client import generate_latest
+
+from shared.rpc import coinference_pb2 as pb
+from shared.rpc import coinference_pb2_grpc as pb_grpc
+from shared.service.deadlines import forward_timeout
+from shared.service.errors import ServiceError
+from shared.service.grpc_server import GrpcServer
+from shared.service.metrics import ServiceMetrics
+from shared.service.settings import GrpcServiceSettings, StrictBool, parse_settings
+from tests.procs import free_port
+
+EDGE = pb.DESCRIPTOR.services_by_name["Edge"].full_name
+
+
+class Edge(pb_grpc.EdgeServicer):
+    async def Decode(self, request, context):
+        if request.model_id == "other":
+            raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION, "model id mismatch")
+        if request.model_id == "bug":
+            raise KeyError("secret internals")
+        return pb.InferenceReply(request_id=request.request_id)
+
+    async def GetInfo(self, request, context):
+        return pb.EdgeInfo(model_id="m")
+
+
+async def _exercise(metrics: ServiceMetrics) -> dict:
+    port = free_port()
+    server = GrpcServer(
+        (EDGE,),
+        lambda s: pb_grpc.add_EdgeServicer_to_server(Edge(), s),
+        metrics,
+        "127.0.0.1",
+        port,
+    )
+    await server.start(serving=True)
+    outcomes = {}
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.EdgeStub(channel)
+            outcomes["ok"] = (
+                await stub.Decode(pb.Transmission(request_id="r"), timeout=2)
+            ).request_id
+            for model_id in ("other", "bug"):
+                try:
+                    await stub.Decode(pb.Transmission(model_id=model_id), timeout=2)
+                except grpc.aio.AioRpcError as exc:
+                    outcomes[model_id] = (exc.code(), exc.details())
+            health = health_pb2_grpc.HealthStub(channel)
+            reply = await health.Check(health_pb2.HealthCheckRequest(service=EDGE), timeout=2)
+            outcomes["health"] = reply.status
+    finally:
+        await server.stop(0)
+    return outcomes
+
+
+def test_server_maps_errors_and_counts_calls() -> None:
+    metrics = ServiceMetrics("edge")
+    outcomes = asyncio.run(_exercise(metrics))
+    assert outcomes["ok"] == "r"
+    assert outcomes["other"] == (grpc.StatusCode.FAILED_PRECONDITION, "model id mismatch")
+    code, details = outcomes["bug"]
+    assert code == grpc.StatusCode.INTERNAL and details == "internal error: KeyError"
+    assert outcomes["health"] == health_pb2.HealthCheckResponse.SERVING
+    assert metrics.requests_with("Decode", "OK") == 1
+    assert metrics.requests_with("Decode", "FAILED_PRECONDITION") == 1
+    assert metrics.requests_with("Decode", "INTERNAL") == 1
+    text = generate_latest(metrics.registry).decode()
+    assert 'coinference_requests_total{code="OK",method="Decode",service="edge"} 1.0' in text
+    assert 'coinference_request_seconds_bucket{le="0.0001",method="Decode"' in text
+    assert "Check" not in text  # health probes are not the service's calls
+
+
+def test_forward_timeout_is_the_smaller_budget() -> None:
+    assert forward_timeout(2.0, None) == 2.0
+    assert forward_timeout(2.0, 0.5) == 0.5
+    assert forward_timeout(2.0, -1.0) == 0.001
+
+
+class Toy(GrpcServiceSettings):
+    flag_on: StrictBool = False
+
+
+@pytest.mark.parametrize("word", ["yes", "2", "maybe"])
+def test_strict_booleans_are_usage_errors(word, capsys) -> None:
+    with pytest.raises(SystemExit) as info:
+        parse_settings(Toy, ["--flag-on", word], env={})
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert "--flag-on / FLAG_ON" in err and len(err.splitlines()) == 1
+
+
+def test_flag_alone_is_true_and_flag_beats_environment() -> None:
+    assert parse_settings(Toy, ["--flag-on"], env={}).flag_on is True
+    settings = parse_settings(Toy, ["--port", "7"], env={"PORT": "9", "FLAG_ON": "off"})
+    assert settings.port == 7 and settings.flag_on is False

@@ -1,0 +1,145 @@
+"""The load bench (tools/bench): unit checks of its statistics, the hey CSV parser and the
+model lookup, and a tiny real run (concurrency 1,2 for 1 s) against a real edge + channel +
+device stack and both references."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tools.bench import cli
+from tools.bench.hey import parse_hey_csv
+from tools.bench.stats import PERCENTILES, STAGE_KEYS, percentiles, summarise_level
+from tools.stack import REPO
+
+
+def test_percentiles_and_summary():
+    values = [i / 1000 for i in range(1, 101)]  # 1..100 ms
+    p = percentiles(values)
+    assert p["p50"] == pytest.approx(0.0505)
+    assert p["p99"] == pytest.approx(0.09901)
+    assert percentiles([]) == {f"p{q}": None for q in PERCENTILES}
+    records = [
+        {"ok": True, "latency_s": 0.01, "correct": True},
+        {"ok": True, "latency_s": 0.03, "correct": False},
+        {"ok": False, "latency_s": None},
+    ]
+    row = summarise_level("echo", 4, 2.0, records, "python-grpc.aio")
+    assert row["requests"] == 3 and row["errors"] == 1
+    assert row["throughput_per_s"] == pytest.approx(1.0)
+    assert row["accuracy"] == pytest.approx(0.5)
+    assert row["latency_s"]["p50"] == pytest.approx(0.02)
+    assert row["generator"] == "python-grpc.aio"
+
+
+def test_hey_csv_gives_records_and_window():
+    text = (
+        "response-time,DNS+dialup,DNS,Request-write,Response-delay,Response-read,"
+        "status-code,offset\n"
+        "0.0100,0.0010,0.0000,0.0001,0.0090,0.0001,200,0.0005\n"
+        "0.0200,0.0000,0.0000,0.0001,0.0190,0.0001,200,0.0110\n"
+        "0.0050,0.0000,0.0000,0.0001,0.0040,0.0001,503,0.9900\n"
+    )
+    records, window_s = parse_hey_csv(text)
+    assert [r["ok"] for r in records] == [True, True, False]
+    assert [r["latency_s"] for r in records] == [0.01, 0.02, 0.005]
+    assert window_s == pytest.approx(0.995)
+    with pytest.raises(ValueError, match="no CSV"):
+        parse_hey_csv("Summary:\n  Total: 0.0009 secs\n")
+
+
+def test_missing_model_says_what_to_pass(tmp_path, monkeypatch):
+    with pytest.raises(cli.UsageError, match="--model DIR"):
+        cli.resolve_model(tmp_path / "nothing-here", train=True, data_dir=None)
+    monkeypatch.setattr(cli, "DEFAULT_MODELS", (tmp_path / "a", tmp_path / "b"))
+    with pytest.raises(cli.UsageError, match="python -m trainer train --quick --bits 4"):
+        cli.resolve_model(None, train=False, data_dir=None)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "manifest.json").write_text("{}")
+    assert cli.resolve_model(None, train=False, data_dir=None) == tmp_path / "b"
+
+
+def test_device_stays_free_of_the_bench():
+    assert not (REPO / "device" / "bench.py").exists()
+    result = subprocess.run(
+        [sys.executable, "-m", "device.client", "bench"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 2 and "python -m tools.bench" in result.stderr
+
+
+def _run_bench(out, model_dir, *extra) -> dict:
+    command = [
+        sys.executable, "-m", "tools.bench", "--model", str(model_dir),
+        "--concurrency", "1,2", "--duration", "1", "--samples", "100",
+        "--encoder-calls", "100", "--no-batching-compare", "--out", str(out), *extra,
+    ]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return json.loads((out / "results.json").read_text())
+
+
+def test_bench_tiny_sweep(quick_model_dir, tmp_path):
+    out = tmp_path / "bench"
+    results = _run_bench(out, quick_model_dir, "--generator", "python")
+
+    assert results["generator"] == {"http": "python-httpx", "grpc": "python-grpc.aio"}
+    rows = {(r["kind"], r["concurrency"]): r for r in results["sweep"]}
+    assert set(rows) == {(k, c) for k in ("ours", "echo", "edge-only") for c in (1, 2)}
+    for (kind, _), row in rows.items():
+        assert row["errors"] == 0, row
+        assert row["requests"] > 0 and row["throughput_per_s"] > 0
+        lat = [row["latency_s"][f"p{q}"] for q in PERCENTILES]
+        assert all(v is not None and v > 0 for v in lat), row
+        assert lat == sorted(lat)
+        assert row["generator"] == ("python-httpx" if kind == "ours" else "python-grpc.aio")
+        if kind != "echo":
+            assert 0.5 < row["accuracy"] <= 1.0  # a trained model, not chance
+    for c in (1, 2):
+        ours = rows[("ours", c)]
+        assert set(ours["stages_s"]) == set(STAGE_KEYS)
+        assert ours["stages_s"]["encode"]["p50"] > 0 and ours["stages_s"]["decode"]["p50"] > 0
+        assert ours["stages_s"]["total"]["p50"] <= ours["latency_s"]["p50"]
+        assert ours["mean_symbols"] > 0 and ours["mean_bits"] > 0
+
+    wire = results["wire"]
+    bits = wire["bits_per_symbol"]
+    assert wire["edge_only_payload_bytes"] == 784
+    assert wire["bits_ratio"] == pytest.approx(784 * 8 / (wire["ours_symbols"] * bits))
+    assert wire["airtime_ratio"] == pytest.approx((784 * 8 / bits) / wire["ours_symbols"])
+    assert wire["ours_airtime_s"] == pytest.approx(wire["ours_symbols"] / 9600)
+    enc = results["encoder"]
+    assert enc["ort_p50_s"] > 0 and enc["torch_p50_s"] > 0
+    targets = [t["target"] for t in results["targets"]]
+    assert len(targets) == 8, targets  # issue 5's four and issue 9's four
+    assert all(isinstance(t["met"], bool) for t in results["targets"])
+
+    with open(out / "sweep.csv") as fh:
+        csv_rows = list(csv.DictReader(fh))
+    assert len(csv_rows) == 6
+    assert float(csv_rows[0]["latency_p50_s"]) > 0
+    assert {r["generator"] for r in csv_rows} == {"python-httpx", "python-grpc.aio"}
+    tables = (out / "tables.md").read_text()
+    for heading in ("Sweep", "Per-stage", "Bytes and air-time", "Targets", "Load generators"):
+        assert heading in tables
+
+
+@pytest.mark.skipif(shutil.which("hey") is None, reason="hey not installed (apt-get install hey)")
+def test_bench_with_hey(quick_model_dir, tmp_path):
+    results = _run_bench(
+        tmp_path / "bench", quick_model_dir, "--generator", "hey", "--no-echo",
+        "--no-edge-only", "--no-encoder", "--probe-rate", "20",
+    )  # fmt: skip
+    assert results["generator"]["http"].startswith("hey")
+    for row in results["sweep"]:
+        assert row["kind"] == "ours" and row["generator"].startswith("hey")
+        assert row["errors"] == 0 and row["throughput_per_s"] > 0
+        assert row["latency_s"]["p50"] > 0
+        assert row["probe"]["requests"] > 0 and row["probe"]["errors"] == 0
+        assert row["stages_generator"] == "python-httpx probe"
+        assert row["stages_s"]["decode"]["p50"] > 0
+        assert 0.3 < row["accuracy"] <= 1.0

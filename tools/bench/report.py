@@ -1,0 +1,300 @@
+"""The bench's outputs: results.json, sweep.csv, tables.md, and the targets it reports."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+
+from tools.bench.stats import PERCENTILES, STAGE_KEYS
+
+
+def _ms(v: float | None) -> str:
+    return "-" if v is None else f"{v * 1e3:.2f}"
+
+
+def _acc(v):
+    return "-" if v is None else f"{v:.4f}"
+
+
+def _x(v):
+    return "-" if v is None else f"{v:.1f}x"
+
+
+def _us(v):
+    return "-" if v is None else f"{v * 1e6:.1f}"
+
+
+def sweep_table(rows: list[dict]) -> str:
+    head = (
+        "| chain | C | req/s | errors | p50 ms | p90 ms | p95 ms | p99 ms | accuracy | generator |"
+    )
+    lines = [head, "|" + "---|" * 10]
+    for r in rows:
+        lat = r["latency_s"]
+        lines.append(
+            f"| {r['kind']} | {r['concurrency']} | {r['throughput_per_s']:.0f} | {r['errors']} | "
+            f"{_ms(lat['p50'])} | {_ms(lat['p90'])} | {_ms(lat['p95'])} | {_ms(lat['p99'])} | "
+            f"{_acc(r.get('accuracy'))} | {r.get('generator') or '-'} |"
+        )
+    return "\n".join(lines)
+
+
+def stage_table(rows: list[dict]) -> str:
+    """p50 / p99 (ms) per stage for each level of our chain."""
+    ours = [r for r in rows if "stages_s" in r]
+    head = "| stage | " + " | ".join(f"{r['kind']} C={r['concurrency']}" for r in ours) + " |"
+    lines = [head, "|" + "---|" * (len(ours) + 1)]
+    for key in STAGE_KEYS:
+        cells = [f"{_ms(r['stages_s'][key]['p50'])} / {_ms(r['stages_s'][key]['p99'])}"
+                 for r in ours]  # fmt: skip
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_outputs(out: Path, results: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    fields = ["kind", "concurrency", "duration_s", "requests", "errors", "throughput_per_s",
+              "accuracy", "mean_symbols", "mean_bits", "generator"]  # fmt: skip
+    with open(out / "sweep.csv", "w", newline="") as fh:
+        writer = csv.writer(fh)
+        stage_cols = [f"{k}_p{p}_s" for k in STAGE_KEYS for p in PERCENTILES]
+        writer.writerow(fields + [f"latency_p{p}_s" for p in PERCENTILES] + stage_cols)
+        for r in results["sweep"]:
+            row = [r.get(f) for f in fields] + [r["latency_s"][f"p{p}"] for p in PERCENTILES]
+            stages = r.get("stages_s", {})
+            row += [stages.get(k, {}).get(f"p{p}") for k in STAGE_KEYS for p in PERCENTILES]
+            writer.writerow(row)
+    (out / "tables.md").write_text(results["tables_md"])
+
+
+def _by_concurrency(sweep: list[dict], kind: str) -> dict[int, dict]:
+    return {r["concurrency"]: r for r in sweep if r["kind"] == kind}
+
+
+def evaluate_targets(results: dict) -> list[dict]:
+    """The issues' targets, reported (not asserted): met / missed with the numbers.
+
+    Issue 5's four absolute targets, then issue 9's four ratios to the echo chain measured
+    in the same run (at the top concurrency both chains ran, and at C=1).
+    """
+    targets = []
+    sweep = results["sweep"]
+    enc = results.get("encoder") or {}
+    if enc.get("torch_p50_s") and enc.get("ort_p50_s"):
+        speedup = enc["torch_p50_s"] / enc["ort_p50_s"]
+        targets.append({"target": "ORT encoder >= 3x faster than torch eager at batch 1 (p50)",
+                        "value": f"{speedup:.2f}x", "met": speedup >= 3})  # fmt: skip
+    ours, echo = _by_concurrency(sweep, "ours"), _by_concurrency(sweep, "echo")
+    span = _device_span_ratio(ours, echo)
+    if span is not None:
+        total, bound, http_p50 = span
+        targets.append({
+            "target": "device-span p50 at C=1 <= 1.3 x (echo p50 + encode p50 + decode p50)",
+            "value": f"{total * 1e3:.2f} ms vs 1.3 x {bound * 1e3:.2f} ms = "
+                     f"{1.3 * bound * 1e3:.2f} ms (ratio {total / bound:.2f}); HTTP round trip "
+                     f"p50 {_ms(http_p50)} ms (ratio {http_p50 / bound:.2f})",
+            "met": total <= 1.3 * bound,
+        })  # fmt: skip
+    if ours:
+        top = ours[max(ours)]
+        p99 = top["latency_s"]["p99"]
+        targets.append(
+            {
+                "target": f">= 2,000 img/s at C={top['concurrency']} with p99 < 50 ms",
+                "value": f"{top['throughput_per_s']:.0f} img/s, p99 {_ms(p99)} ms",
+                "met": top["throughput_per_s"] >= 2000 and p99 is not None and p99 < 0.05,
+            }
+        )
+    wire = results.get("wire")
+    if wire and wire.get("edge_only_accuracy") is not None and wire.get("bits_ratio"):
+        acc_gap = (wire["edge_only_accuracy"] - wire["ours_accuracy"]) * 100
+        ok = wire["bits_ratio"] >= 20 and wire["airtime_ratio"] >= 20 and acc_gap <= 1
+        targets.append({
+            "target": ">= 20x fewer bytes and air-time than edge-only within 1 point accuracy",
+            "value": f"bytes {wire['bits_ratio']:.1f}x fewer, air-time "
+                     f"{wire['airtime_ratio']:.1f}x less, accuracy {wire['ours_accuracy']:.4f}"
+                     f" vs {wire['edge_only_accuracy']:.4f} ({acc_gap:+.2f} points)",
+            "met": ok,
+        })  # fmt: skip
+    targets += issue9_targets(ours, echo)
+    return targets
+
+
+def _device_span_ratio(ours: dict, echo: dict) -> tuple[float, float, float] | None:
+    """(device span p50, echo p50 + encode p50 + decode p50, HTTP p50) at C=1, seconds."""
+    if 1 not in ours or 1 not in echo or "stages_s" not in ours[1]:
+        return None
+    o, e = ours[1], echo[1]
+    parts = (e["latency_s"]["p50"], o["stages_s"]["encode"]["p50"],
+             o["stages_s"]["decode"]["p50"], o["stages_s"]["total"]["p50"])  # fmt: skip
+    if any(v is None for v in parts):
+        return None
+    return parts[3], sum(parts[:3]), o["latency_s"]["p50"]
+
+
+def issue9_targets(ours: dict[int, dict], echo: dict[int, dict]) -> list[dict]:
+    """Issue 9: throughput and p99 at the top concurrency against the echo chain, no
+    collapse, and the device span at C=1."""
+    targets = []
+    common = sorted(set(ours) & set(echo))
+    if common:
+        c = common[-1]
+        o, e = ours[c], echo[c]
+        ratio = o["throughput_per_s"] / e["throughput_per_s"] if e["throughput_per_s"] else 0.0
+        targets.append({"target": f"throughput at C={c} >= 0.5 x echo chain at C={c}",
+                        "value": f"{o['throughput_per_s']:.0f} vs {e['throughput_per_s']:.0f} "
+                                 f"img/s ({ratio:.2f}x)",
+                        "met": ratio >= 0.5})  # fmt: skip
+        p99_o, p99_e = o["latency_s"]["p99"], e["latency_s"]["p99"]
+        if p99_o is not None and p99_e:
+            targets.append({"target": f"p99 at C={c} <= 3 x echo chain p99 at C={c}",
+                            "value": f"{_ms(p99_o)} vs {_ms(p99_e)} ms ({p99_o / p99_e:.2f}x)",
+                            "met": p99_o <= 3 * p99_e})  # fmt: skip
+    if ours:
+        top = ours[max(ours)]
+        best = max(r["throughput_per_s"] for r in ours.values())
+        ratio = top["throughput_per_s"] / best if best else 0.0
+        targets.append({"target": f"no collapse: throughput at C={top['concurrency']} >= 0.9 x "
+                                  "the best level's",
+                        "value": f"{top['throughput_per_s']:.0f} vs best {best:.0f} img/s "
+                                 f"({ratio:.2f}x)",
+                        "met": ratio >= 0.9})  # fmt: skip
+    span = _device_span_ratio(ours, echo)
+    if span is not None:
+        total, bound, _ = span
+        targets.append({"target": "device-span p50 at C=1 <= 1.5 x (echo p50 + encode p50 + "
+                                  "decode p50)",
+                        "value": f"{total * 1e3:.2f} vs {bound * 1e3:.2f} ms "
+                                 f"({total / bound:.2f}x)",
+                        "met": total <= 1.5 * bound})  # fmt: skip
+    return targets
+
+
+def wire_comparison(results: dict, model: dict, baud: float) -> dict:
+    """Payload bits and modelled air-time per image, ours vs edge-only (see the package doc)."""
+    ours_rows = [r for r in results["sweep"] if r["kind"] == "ours" and "mean_bits" in r]
+    edge_rows = [r for r in results["sweep"] if r["kind"] == "edge-only"]
+    bits_per_symbol = int(model["bits"] or 32)
+    pixels = int(np.prod(model["input_shape"]))
+    ours_bits = float(np.mean([r["mean_bits"] for r in ours_rows])) if ours_rows else 0.0
+    ours_symbols = float(np.mean([r["mean_symbols"] for r in ours_rows])) if ours_rows else 0.0
+    edge_bits = pixels * 8.0
+    edge_symbols = edge_bits / bits_per_symbol
+
+    def weighted_accuracy(rows):
+        n = sum(r["requests"] - r["errors"] for r in rows if r["accuracy"] is not None)
+        if not n:
+            return None
+        return sum(r["accuracy"] * (r["requests"] - r["errors"]) for r in rows
+                   if r["accuracy"] is not None) / n  # fmt: skip
+
+    sizes = results.get("message_sizes", {})
+    return {
+        "convention": "payload bits: ours n_active x bits_per_symbol, edge-only pixels x 8; "
+        f"air-time: symbols / {baud:g} Bd with bits_per_symbol={bits_per_symbol} for both",
+        "bits_per_symbol": bits_per_symbol,
+        "baud": baud,
+        "ours_symbols": ours_symbols,
+        "ours_payload_bytes": ours_bits / 8,
+        "ours_airtime_s": ours_symbols / baud,
+        "ours_grpc_request_bytes": sizes.get("request_bytes"),
+        "edge_only_payload_bytes": edge_bits / 8,
+        "edge_only_symbols": edge_symbols,
+        "edge_only_airtime_s": edge_symbols / baud,
+        "edge_only_grpc_request_bytes": pixels,
+        "bits_ratio": edge_bits / ours_bits if ours_bits else None,
+        "airtime_ratio": edge_symbols / ours_symbols if ours_symbols else None,
+        "ours_accuracy": weighted_accuracy(ours_rows),
+        "edge_only_accuracy": weighted_accuracy(edge_rows),
+    }
+
+
+def _generators_line(rows: list[dict]) -> str:
+    by_kind: dict[str, set[str]] = {}
+    for r in rows:
+        by_kind.setdefault(r["kind"], set()).add(r.get("generator") or "-")
+    return "Load generators: " + "; ".join(
+        f"{kind}: {', '.join(sorted(gens))}" for kind, gens in by_kind.items()
+    )
+
+
+def render_tables(results: dict) -> str:
+    sweep = results["sweep"]
+    stage_gen = {r.get("stages_generator", r.get("generator")) for r in sweep if "stages_s" in r}
+    parts = ["### Sweep (closed loop; latency = the client's round trip)\n",
+             _generators_line(sweep) + ".\n", sweep_table(sweep), "",
+             "### Per-stage latency of our chain, p50 / p99 ms (from the replies)\n",
+             f"Replies from: {', '.join(sorted(g for g in stage_gen if g)) or '-'}.\n",
+             stage_table(sweep), ""]  # fmt: skip
+    ours = _by_concurrency(sweep, "ours")
+    echo, edge = _by_concurrency(sweep, "echo"), _by_concurrency(sweep, "edge-only")
+    ratio_lines = ["### Ours as ratios to the references (same concurrency)\n",
+                   "| C | throughput / echo | p50 / echo | throughput / edge-only | "
+                   "p50 / edge-only |", "|---|---|---|---|---|"]  # fmt: skip
+    for c, o in sorted(ours.items()):
+
+        def ratio(ref, key, c=c, o=o):
+            if c not in ref:
+                return "-"
+            a = o[key] if key == "throughput_per_s" else o["latency_s"]["p50"]
+            b = ref[c][key] if key == "throughput_per_s" else ref[c]["latency_s"]["p50"]
+            return f"{a / b:.2f}" if a and b else "-"
+
+        ratio_lines.append(f"| {c} | {ratio(echo, 'throughput_per_s')} | "
+                           f"{ratio(echo, 'p50')} | {ratio(edge, 'throughput_per_s')} | "
+                           f"{ratio(edge, 'p50')} |")  # fmt: skip
+    parts += ratio_lines + [""]
+    w = results.get("wire")
+    if w:
+        parts += [
+            "### Bytes and air-time per image\n",
+            f"Convention: {w['convention']}.\n",
+            "| | payload bytes | symbols | air-time ms | gRPC request bytes | accuracy |",
+            "|---|---|---|---|---|---|",
+            f"| ours | {w['ours_payload_bytes']:.1f} | {w['ours_symbols']:.1f} | "
+            f"{w['ours_airtime_s'] * 1e3:.2f} | {w['ours_grpc_request_bytes']} | "
+            f"{_acc(w['ours_accuracy'])} |",
+            f"| edge-only | {w['edge_only_payload_bytes']:.0f} | {w['edge_only_symbols']:.0f} | "
+            f"{w['edge_only_airtime_s'] * 1e3:.2f} | {w['edge_only_grpc_request_bytes']} | "
+            f"{_acc(w['edge_only_accuracy'])} |",
+            f"| edge-only / ours | {_x(w['bits_ratio'])} | {_x(w['airtime_ratio'])} | "
+            f"{_x(w['airtime_ratio'])} | | |",
+            "",
+        ]
+    e = results.get("encoder")
+    if e:
+        speed = e["torch_p50_s"] / e["ort_p50_s"] if e["torch_p50_s"] else None
+        parts += [
+            "### Device encoder at batch 1, 1 thread\n",
+            "| runtime | p50 µs | p99 µs |", "|---|---|---|",
+            f"| ONNX Runtime | {e['ort_p50_s'] * 1e6:.1f} | {e['ort_p99_s'] * 1e6:.1f} |",
+            f"| PyTorch eager | {_us(e['torch_p50_s'])} | {_us(e['torch_p99_s'])} |",
+            f"\nspeed-up (p50): {_x(speed)}\n",
+        ]  # fmt: skip
+    nob = [r for r in sweep if r["kind"] == "ours-nobatch"]
+    pair = (ours.get(nob[0]["concurrency"]), nob[0]) if nob else (None, None)
+    if pair[0] is not None and all("stages_s" in r for r in pair):
+        a, b = pair
+        parts += (
+            [
+                f"### Edge batching at C={b['concurrency']}\n",
+                f"Load generator: {b.get('generator') or '-'}.\n",
+                "| edge | req/s | p50 ms | p99 ms | edge_queue p50 ms | decode p50 ms |",
+                "|---|---|---|---|---|---|",
+            ]
+            + [
+                f"| {name} | {r['throughput_per_s']:.0f} | {_ms(r['latency_s']['p50'])} | "
+                f"{_ms(r['latency_s']['p99'])} | {_ms(r['stages_s']['edge_queue']['p50'])} | "
+                f"{_ms(r['stages_s']['decode']['p50'])} |"
+                for name, r in (("batching on (default)", a), ("--max-batch-size 1", b))
+            ]
+            + [""]
+        )
+    parts += ["### Targets (reported, not asserted)\n", "| target | measured | |", "|---|---|---|"]
+    for t in results.get("targets", []):
+        parts.append(f"| {t['target']} | {t['value']} | {'met' if t['met'] else 'missed'} |")
+    return "\n".join(parts) + "\n"

@@ -1,0 +1,332 @@
+"""Start the live stack (edge server, channel proxy, device) as real processes on free
+loopback ports, wait until each is ready, and always stop them: one way for the tests, the
+bench and the demo.
+
+    with running_stack("artifacts/quick", psnr_db=20.0) as stack:
+        httpx.post(f"{stack.url}/v1/infer", ...)          # device URL
+        grpc.insecure_channel(stack.channel_target)       # channel HOST:PORT
+        stack.stop("edge"); stack.start_edge()            # restart one service, same port
+
+Each service is started with the flags it always had here (``--host 127.0.0.1``, a free
+``--port``, ``--metrics-port 0`` unless ``metrics_ports=True`` picks free ones); anything
+else goes in ``edge_flags`` / ``channel_flags`` / ``device_flags``. Readiness: the standard
+gRPC health check for edge and channel, ``GET /readyz`` for the device (``device_ready_path``).
+Processes get SIGTERM on exit (SIGKILL if they hang); a failed start raises with the
+process's output.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+HOST = "127.0.0.1"
+SERVICES = ("edge", "channel", "device")  # start order; stopped in reverse
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+class ServiceProcess:
+    """A subprocess run from the repo root with the repo on PYTHONPATH; a context manager.
+
+    Its output goes to a temp file so that a failed start can show why.
+    """
+
+    def __init__(
+        self,
+        args: Sequence[object],
+        env: Mapping[str, str] | None = None,
+        cwd: str | Path = REPO,
+        stop_timeout_s: float = 10.0,
+    ) -> None:
+        self.args = [str(a) for a in args]
+        full_env = dict(os.environ)
+        full_env["PYTHONPATH"] = os.pathsep.join(
+            [str(REPO), *filter(None, [full_env.get("PYTHONPATH")])]
+        )
+        full_env.setdefault("PYTHONUNBUFFERED", "1")
+        full_env.update(env or {})
+        self.stop_timeout_s = stop_timeout_s
+        self._log = tempfile.NamedTemporaryFile(prefix="proc-", suffix=".log", delete=False)
+        self.proc = subprocess.Popen(
+            self.args, cwd=cwd, env=full_env, stdout=self._log, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def output(self) -> str:
+        self._log.flush()
+        return Path(self._log.name).read_text(errors="replace")
+
+    def stop(self) -> int | None:
+        """SIGTERM and wait; SIGKILL if it does not exit in time. Returns the exit code."""
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(self.stop_timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._log.close()
+        return self.proc.returncode
+
+    def cleanup(self) -> None:
+        Path(self._log.name).unlink(missing_ok=True)
+
+    def __enter__(self) -> ServiceProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+        self.cleanup()
+
+
+def _exited(proc: ServiceProcess) -> RuntimeError:
+    return RuntimeError(f"{proc.args} exited with {proc.proc.returncode}:\n{proc.output()}")
+
+
+def grpc_tls_credentials(tls: Sequence[Path | str | None] | None):
+    """Client credentials from ``(ca, cert, key)`` PEM paths (cert/key None without mutual
+    TLS); None for plaintext."""
+    import grpc
+
+    if tls is None:
+        return None
+    ca, cert, key = (None if path is None else Path(path).read_bytes() for path in tls)
+    return grpc.ssl_channel_credentials(ca, key, cert)
+
+
+def wait_for_grpc_health(
+    target: str,
+    proc: ServiceProcess | None = None,
+    timeout_s: float = 60.0,
+    service: str = "",
+    tls: Sequence[Path | str | None] | None = None,
+) -> None:
+    """Poll the standard gRPC health service until SERVING; fail early if ``proc`` exits.
+    ``tls``: ``(ca, cert, key)`` for a TLS server (see :func:`grpc_tls_credentials`)."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    credentials = grpc_tls_credentials(tls)
+    channel = (
+        grpc.insecure_channel(target)
+        if credentials is None
+        else grpc.secure_channel(target, credentials)
+    )
+    with channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if proc is not None and not proc.alive():
+                raise _exited(proc)
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=1.0)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+            except grpc.RpcError as exc:
+                last = exc.code().name
+            time.sleep(0.1)
+    output = proc.output() if proc is not None else ""
+    raise TimeoutError(f"{target} not SERVING after {timeout_s} s (last: {last})\n{output}")
+
+
+def wait_for_grpc_ready(
+    target: str, proc: ServiceProcess | None = None, timeout_s: float = 60.0
+) -> None:
+    """Wait until a gRPC server without a health service accepts connections."""
+    import grpc
+
+    deadline = time.monotonic() + timeout_s
+    with grpc.insecure_channel(target) as channel:
+        while time.monotonic() < deadline:
+            if proc is not None and not proc.alive():
+                raise _exited(proc)
+            try:
+                grpc.channel_ready_future(channel).result(timeout=0.5)
+                return
+            except grpc.FutureTimeoutError:
+                continue
+    output = proc.output() if proc is not None else ""
+    raise TimeoutError(f"{target} not reachable after {timeout_s} s\n{output}")
+
+
+def wait_for_http(url: str, proc: ServiceProcess | None = None, timeout_s: float = 60.0) -> None:
+    """Poll ``url`` until it answers 200; fail early if ``proc`` exits."""
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc is not None and not proc.alive():
+            raise _exited(proc)
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as response:
+                if response.status == 200:
+                    return
+                last = str(response.status)
+        except OSError as exc:
+            last = repr(exc)
+        time.sleep(0.1)
+    output = proc.output() if proc is not None else ""
+    raise TimeoutError(f"{url} not ready after {timeout_s} s (last: {last})\n{output}")
+
+
+class Stack:
+    """Edge, channel and device processes on fixed free ports, started and stopped by name.
+
+    ``model_dir`` is the device's model and, unless ``edge_model_dir`` is given, the edge's.
+    ``psnr_db`` is the channel's ``--psnr`` (dB; None leaves the channel's default).
+    ``grpc_tls`` = ``(ca, client cert, client key)``: how the readiness checks reach edge and
+    channel when they serve TLS (their TLS flags go in ``edge_flags`` / ``channel_flags``).
+    """
+
+    def __init__(
+        self,
+        model_dir: str | Path,
+        psnr_db: float | None = 20.0,
+        *,
+        edge_model_dir: str | Path | None = None,
+        edge_flags: Sequence[object] = (),
+        channel_flags: Sequence[object] = (),
+        device_flags: Sequence[object] = (),
+        metrics_ports: bool = False,
+        device_ready_path: str = "/readyz",
+        start_timeout_s: Mapping[str, float] | None = None,
+        grpc_tls: Sequence[Path | str | None] | None = None,
+    ) -> None:
+        self.grpc_tls = grpc_tls
+        self.model_dir = Path(model_dir)
+        self.edge_model_dir = Path(edge_model_dir) if edge_model_dir else self.model_dir
+        self.psnr_db = psnr_db
+        self.flags = {"edge": list(edge_flags), "channel": list(channel_flags),
+                      "device": list(device_flags)}  # fmt: skip
+        self.ports = {name: free_port() for name in SERVICES}
+        self.metrics_ports = {
+            name: free_port() if metrics_ports else 0 for name in ("edge", "channel")
+        }
+        self.device_ready_path = device_ready_path
+        self.start_timeout_s = {"edge": 120.0, "channel": 60.0, "device": 60.0}
+        self.start_timeout_s.update(start_timeout_s or {})
+        self.procs: dict[str, ServiceProcess] = {}
+
+    # --- addresses ---
+    @property
+    def edge_target(self) -> str:
+        return f"{HOST}:{self.ports['edge']}"
+
+    @property
+    def channel_target(self) -> str:
+        return f"{HOST}:{self.ports['channel']}"
+
+    @property
+    def url(self) -> str:
+        """The device's base URL."""
+        return f"http://{HOST}:{self.ports['device']}"
+
+    # --- commands ---
+    def command(self, name: str) -> list[object]:
+        """The command line that starts service ``name``."""
+        if name == "edge":
+            base = [PYTHON, "-m", "edge_server", "--model", self.edge_model_dir, "--host", HOST,
+                    "--port", self.ports["edge"],
+                    "--metrics-port", self.metrics_ports["edge"]]  # fmt: skip
+        elif name == "channel":
+            base = [PYTHON, "-m", "channel", "--edge", self.edge_target, "--host", HOST,
+                    "--port", self.ports["channel"],
+                    "--metrics-port", self.metrics_ports["channel"]]  # fmt: skip
+            if self.psnr_db is not None:
+                base += ["--psnr", self.psnr_db]
+        elif name == "device":
+            base = [PYTHON, "-m", "device", "--model", self.model_dir,
+                    "--channel", self.channel_target,
+                    "--host", HOST, "--port", self.ports["device"]]  # fmt: skip
+        else:
+            raise ValueError(f"unknown service {name!r}; expected one of {SERVICES}")
+        return base + self.flags[name]
+
+    # --- life cycle ---
+    def start_service(self, name: str) -> ServiceProcess:
+        """Start ``name`` (stopping an earlier one first) and wait until it is ready."""
+        self.stop(name)
+        proc = self.procs[name] = ServiceProcess(self.command(name))
+        timeout_s = self.start_timeout_s[name]
+        if name == "device":
+            wait_for_http(f"{self.url}{self.device_ready_path}", proc, timeout_s)
+        else:
+            target = self.edge_target if name == "edge" else self.channel_target
+            wait_for_grpc_health(target, proc, timeout_s, tls=self.grpc_tls)
+        return proc
+
+    def start_edge(self) -> ServiceProcess:
+        return self.start_service("edge")
+
+    def start(self, services: Sequence[str] = SERVICES) -> Stack:
+        """Start ``services`` in edge -> channel -> device order; on failure stop them all."""
+        try:
+            for name in SERVICES:
+                if name in services:
+                    self.start_service(name)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, *names: str) -> dict[str, int | None]:
+        """Stop the named services (all when none are named), device first; returns their
+        exit codes (0 after a graceful SIGTERM shutdown)."""
+        codes = {}
+        for name in reversed(SERVICES):
+            if (not names or name in names) and name in self.procs:
+                proc = self.procs.pop(name)
+                codes[name] = proc.stop()
+                proc.cleanup()
+        return codes
+
+    def alive(self) -> bool:
+        """Every started service still runs."""
+        return all(proc.alive() for proc in self.procs.values())
+
+    def __enter__(self) -> Stack:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+@contextmanager
+def running_stack(
+    model_dir: str | Path,
+    psnr_db: float | None = 20.0,
+    *,
+    services: Sequence[str] = SERVICES,
+    **options,
+) -> Iterator[Stack]:
+    """Start ``services`` of a :class:`Stack` (options as its constructor), yield it, and
+    always stop every process it started."""
+    stack = Stack(model_dir, psnr_db, **options)
+    try:
+        stack.start(services)
+        yield stack
+    finally:
+        stack.stop()
