@@ -34,16 +34,21 @@ DEADLINE_S = 1.5  # device's gRPC deadline in this stack
 N_ACCURACY = 1000
 
 
-@pytest.fixture(scope="module")
-def stack(quick_model_dir):
-    with running_stack(
-        quick_model_dir,
+def e2e_stack(model_dir):
+    """The stack these tests run: CPU edge, seeded channel at PSNR_DB, DEADLINE_S device."""
+    return running_stack(
+        model_dir,
         PSNR_DB,
         edge_flags=["--device", "cpu"],
         channel_flags=["--seed", 0],
         device_flags=["--deadline-s", DEADLINE_S],
         start_timeout_s={"edge": 90},
-    ) as stack:
+    )
+
+
+@pytest.fixture(scope="module")
+def stack(quick_model_dir):
+    with e2e_stack(quick_model_dir) as stack:
         yield stack
 
 

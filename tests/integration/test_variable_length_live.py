@@ -9,26 +9,17 @@ import numpy as np
 import pytest
 
 from tests.integration.test_end_to_end import (  # noqa: F401 (pytestmark: same skip)
-    DEADLINE_S,
-    PSNR_DB,
+    e2e_stack,
     png,
     pytestmark,
 )
-from tests.procs import running_stack
 
 N_IMAGES = 30
 
 
 @pytest.fixture(scope="module")
 def vl_stack(quick_vl_model_dir):
-    with running_stack(
-        quick_vl_model_dir,
-        PSNR_DB,
-        edge_flags=["--device", "cpu"],
-        channel_flags=["--seed", 0],
-        device_flags=["--deadline-s", DEADLINE_S],
-        start_timeout_s={"edge": 90},
-    ) as stack:
+    with e2e_stack(quick_vl_model_dir) as stack:
         yield stack
 
 
