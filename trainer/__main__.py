@@ -105,14 +105,30 @@ def headline_metrics(model, data, cfg) -> dict:
 
 
 def cmd_train(args) -> int:
+    """Train (on every rank under torchrun), then evaluate and export on rank 0."""
+    from trainer import distributed
+
+    cfg = train_config_from(args)
+    ranks = distributed.init_from_env(cfg.device)
+    try:
+        return train_and_export(args, cfg, ranks)
+    finally:
+        distributed.shutdown()
+
+
+def train_and_export(args, cfg, ranks) -> int:
     from trainer.data import load_dataset
     from trainer.export import write_artifacts
     from trainer.train import train
 
-    cfg = train_config_from(args)
-    print("train settings:", json.dumps(asdict(cfg), default=str))
+    if ranks.is_main:
+        print("train settings:", json.dumps(asdict(cfg), default=str))
+        if ranks.world_size > 1:
+            print(f"distributed: {ranks.world_size} ranks, backend {ranks.backend}", flush=True)
     data = load_dataset(cfg.task, cfg.data_dir, seed=cfg.seed)
     model, log = train(cfg, data, args.out)
+    if not ranks.is_main:
+        return 0
     metrics = headline_metrics(model, data, cfg)
     metrics["train_wall_s"] = log["train_wall_s"]
     manifest = write_artifacts(

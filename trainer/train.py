@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from shared.nn.losses import LOSS_WEIGHTS, beta_weight, distortion, vib_loss
 from shared.nn.model import CoInferenceModel, ModelConfig
+from trainer import distributed
 from trainer.dataset import Dataset
 
 BETA_DISTS = ("log-uniform", "uniform")
@@ -159,44 +160,55 @@ def machine_info(device: str) -> dict:
 
 
 def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
-    """Train one model; returns (model, log dict). Writes checkpoint.pt and train_log.json."""
+    """Train one model; returns (model, log dict). Writes checkpoint.pt and train_log.json.
+
+    Inside a torch.distributed process group (torchrun, see trainer.distributed) every rank
+    trains its shard of each epoch through DistributedDataParallel; the logged epoch metrics
+    are summed over the ranks, and rank 0 alone writes the files.
+    """
     from shared.nn.runtime import pick_device
 
-    seed_everything(cfg.seed)
+    ranks = distributed.current()
+    seed_everything(distributed.rank_seed(cfg.seed, ranks.rank))
     device = pick_device(cfg.device)
     model = CoInferenceModel(model_config_for(cfg, data)).to(device)
+    net = distributed.wrap(model, ranks, device)
+    batch_size = distributed.batch_per_rank(cfg.batch_size, ranks)
     x_all = torch.from_numpy(data.x_train)
     y_all = torch.from_numpy(data.y_train)
     if data.task == "regression":
         y_all = (y_all - data.target_mean) / data.target_std
     if cfg.train_subset:
         x_all, y_all = x_all[: cfg.train_subset], y_all[: cfg.train_subset]
-    gen = torch.Generator().manual_seed(cfg.seed)
+    gen = torch.Generator().manual_seed(distributed.rank_seed(cfg.seed, ranks.rank))
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    steps_per_epoch = math.ceil(len(x_all) / cfg.batch_size)
+    steps_per_epoch = math.ceil(distributed.shard_size(len(x_all), ranks) / batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
     )
     log = {"train_config": asdict(cfg), "model_config": model.config.to_dict(), "epochs": []}
     log["machine"] = machine_info(device)
+    log["world_size"] = ranks.world_size
+    log["distributed"] = {"backend": ranks.backend, "batch_size_per_rank": batch_size}
+    progress_on = cfg.progress and ranks.is_main
     start, start_cpu = time.perf_counter(), time.process_time()
     for epoch in range(cfg.epochs):
         model.train()
-        order = torch.randperm(len(x_all), generator=gen)
+        order = distributed.epoch_indices(len(x_all), epoch, cfg.seed, ranks, gen)
         totals = {"loss": 0.0, "distortion": 0.0, "kl": 0.0, "correct": 0, "n": 0}
         bar = tqdm(
             range(steps_per_epoch),
             desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            disable=not cfg.progress,
+            disable=not progress_on,
             leave=False,
             mininterval=1.0,
         )
         for step in bar:
-            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            idx = order[step * batch_size : (step + 1) * batch_size]
             x, y = x_all[idx].to(device), y_all[idx].to(device)
             beta = sample_beta(len(idx), cfg, gen).to(device)
             snr = sample_snr(len(idx), cfg, gen).to(device)
-            out = model(x, beta, snr)
+            out = net(x, beta, snr)
             dist = distortion(out["outputs"], y, data.task)
             progress = (epoch * steps_per_epoch + step + 1) / steps_per_epoch
             warmup = min(1.0, progress / cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs else 1.0
@@ -215,6 +227,7 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
                 totals["correct"] += (out["outputs"].argmax(1) == y).sum().item()
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{totals['loss'] / totals['n']:.3f}")
+        totals = distributed.sum_over_ranks(totals)
         record = {
             "epoch": epoch + 1,
             "loss": totals["loss"] / totals["n"],
@@ -225,7 +238,7 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
         if data.task == "classification":
             record["train_accuracy"] = totals["correct"] / totals["n"]
         log["epochs"].append(record)
-        if cfg.progress:
+        if progress_on:
             extra = (
                 f" train acc {record['train_accuracy']:.4f}" if "train_accuracy" in record else ""
             )
@@ -239,8 +252,10 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
     # CPU time of this process: what the wall time would be on an idle core with one torch
     # thread; on a machine shared with other jobs it varies far less than the wall time
     log["train_cpu_s"] = time.process_time() - start_cpu
+    # the same summed over all ranks (equal to train_cpu_s for one process)
+    log["train_cpu_s_all_ranks"] = distributed.sum_over_ranks({"s": log["train_cpu_s"]})["s"]
     model = model.cpu().eval()
-    if out_dir is not None:
+    if out_dir is not None and ranks.is_main:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         torch.save(

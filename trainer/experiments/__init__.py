@@ -23,6 +23,7 @@ def cmd_experiment(args) -> int:
     settings = settings_for(
         args.quick, module.FULL_EPOCHS, args.epochs, seed=args.seed, data_dir=args.data_dir,
         train_subset=args.train_subset, n_eval=args.n_eval, draws=args.draws,
+        workers=args.workers,
     )  # fmt: skip
     out = args.out or default_out(args.name, args.quick)
     run_experiment(module, settings, out, command="python -m trainer " + " ".join(sys.argv[1:]))
@@ -60,6 +61,10 @@ def add_parsers(sub) -> None:
         help="torch CPU threads; 1 avoids oversubscription on a shared 2-core machine",
     )  # fmt: skip
     p.add_argument("--draws", type=int, default=None, help="noise draws per evaluation point")
+    p.add_argument(
+        "--workers", type=int, default=1,
+        help="processes the grid baselines are trained in (each with --threads torch threads)",
+    )  # fmt: skip
     p.set_defaults(handler=cmd_experiment)
     r = sub.add_parser("report", help="collect reports/*/results.json into reports/README.md")
     r.add_argument("--reports", default="reports")

@@ -40,7 +40,12 @@ class RunSettings:
     seed: int = 0
     data_dir: str | None = None
     progress: bool = True  # per-epoch lines from trainer.train
+    workers: int = 1  # processes the grid baselines are spread over (experiments.grid)
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.workers < 1:
+            raise ValueError(f"workers must be >= 1, got {self.workers}")
 
 
 def settings_for(

@@ -21,6 +21,7 @@ from trainer.experiments.common import (
     plot_lines,
     train_one,
 )
+from trainer.experiments.grid import GridJob, train_grid
 
 NAME = "snr-adaptivity"
 PAPER = "Hyper-AJSCC Fig. 4, Fig. 6"
@@ -39,12 +40,13 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
         epochs=settings.epochs * HYPER_EPOCH_FACTOR, fixed_beta=BETA, snr_range=(0.0, 25.0),
     )  # fmt: skip
     hyper_values = [evaluate(hyper, data, settings, BETA, s, "hyper")["value"] for s in TEST_SNRS]
+    jobs = [
+        GridJob(f"single-SNR {snr:g} dB", f"[{k + 2}/{total}]",
+                options={"fixed_beta": BETA, "fixed_snr": snr})
+        for k, snr in enumerate(train_snrs)
+    ]  # fmt: skip
     single = {}
-    for k, snr in enumerate(train_snrs):
-        model, info = train_one(
-            f"single-SNR {snr:g} dB", settings, data, f"[{k + 2}/{total}]",
-            fixed_beta=BETA, fixed_snr=snr,
-        )  # fmt: skip
+    for snr, (model, info) in zip(train_snrs, train_grid(jobs, settings), strict=True):
         values = [
             evaluate(model, data, settings, BETA, s, f"{snr:g}dB")["value"] for s in TEST_SNRS
         ]

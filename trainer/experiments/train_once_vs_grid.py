@@ -24,6 +24,7 @@ from trainer.experiments.common import (
     train_one,
     warm_up,
 )
+from trainer.experiments.grid import GridJob, train_grid
 
 NAME = "train-once-vs-grid"
 PAPER = "Hyper-VIB Table I, Fig. 4"
@@ -68,14 +69,17 @@ def run_beta_sweep(
         **common, **hyper_options,
     )  # fmt: skip
     hyper_points = [evaluate(hyper_model, data, settings, b, snr_db, "hyper") for b in betas]
-    grid_infos, grid_points = [], []
-    for k, beta in enumerate(betas):
-        model, info = train_one(
-            f"{task} {arch} VIB beta={beta:.0e}", settings, data, f"[{k + 2}/{total}]",
-            fixed_beta=beta, **common,
-        )  # fmt: skip
-        grid_infos.append(info)
-        grid_points.append(evaluate(model, data, settings, beta, snr_db, "grid"))
+    jobs = [
+        GridJob(f"{task} {arch} VIB beta={beta:.0e}", f"[{k + 2}/{total}]",
+                options={"fixed_beta": beta, **common})
+        for k, beta in enumerate(betas)
+    ]  # fmt: skip
+    trained = train_grid(jobs, settings)
+    grid_infos = [info for _, info in trained]
+    grid_points = [
+        evaluate(model, data, settings, beta, snr_db, "grid")
+        for (model, _), beta in zip(trained, betas, strict=True)
+    ]
     hyper_values = [p["value"] for p in hyper_points]
     grid_values = [p["value"] for p in grid_points]
     grid_wall = sum(i["train_wall_s"] for i in grid_infos)
