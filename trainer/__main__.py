@@ -59,6 +59,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="default 128")
     p.add_argument("--lr", type=float, default=None, help="default 1e-3 (2e-3 with --quick)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-subset", type=int, default=None, help="first N training examples")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--quick", action="store_true", help=f"small run for tests/demos: {QUICK}")
     p.add_argument("--no-progress", action="store_true")
@@ -79,6 +80,7 @@ def train_config_from(args):
         fixed_beta=args.fixed_beta, snr_range=(args.snr_min, args.snr_max),
         fixed_snr=args.fixed_snr, snr_margin_db=args.snr_margin, loss_weight=args.loss_weight,
         kl_warmup_epochs=args.kl_warmup_epochs, seed=args.seed, device=args.device,
+        train_subset=args.train_subset,
         progress=not args.no_progress,
     )  # fmt: skip
     # explicit flags win over --quick, which wins over the full defaults
