@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import multiprocessing
+import time
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -38,8 +39,20 @@ class GridJob:
 
 def train_grid(jobs: list[GridJob], settings: RunSettings) -> list[tuple]:
     """(model, info) per job, in job order, as common.train_one returns them."""
+    start = time.perf_counter()
     if settings.workers == 1 or len(jobs) <= 1:
-        return [_train(job, settings) for job in jobs]
+        trained = [_train(job, settings) for job in jobs]
+    else:
+        trained = _train_in_workers(jobs, settings)
+    print(
+        f"grid: {len(jobs)} models in {time.perf_counter() - start:.1f} s elapsed "
+        f"({settings.workers} worker(s))",
+        flush=True,
+    )
+    return trained
+
+
+def _train_in_workers(jobs: list[GridJob], settings: RunSettings) -> list[tuple]:
     threads = torch.get_num_threads()
     print(f"training {len(jobs)} models over {settings.workers} worker processes", flush=True)
     with ProcessPoolExecutor(
