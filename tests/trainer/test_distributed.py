@@ -14,8 +14,8 @@ from trainer.distributed import Ranks, batch_per_rank, epoch_indices, rank_seed
 from trainer.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parents[2]
-# a reduced quick model (3000 s of CPU on a loaded 2-core machine is not a unit test): the
-# quick settings and 4-bit quantizer on the first 12,000 images for 3 epochs
+# a reduced quick model, to keep the test short (the full quick model took 1 to 10 minutes on
+# the shared 2-core machine): quick settings and 4-bit quantizer, first 12,000 images, 3 epochs
 REDUCED_QUICK = ["--quick", "--bits", "4", "--train-subset", "12000", "--epochs", "3"]
 
 
