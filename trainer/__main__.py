@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+DEFAULT_LINK_DROPOUT = 0.15
 QUICK = {"epochs": 4, "batch_size": 128, "lr": 2e-3}
 FULL = {"epochs": 30, "batch_size": 128, "lr": 1e-3}
 
@@ -39,6 +40,15 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         "--kl-bound", default="eq14", choices=("eq14", "mixture"),
         help="quantized rate term: QML-IB eq. 14, or its tighter mixture term",
     )  # fmt: skip
+    p.add_argument(
+        "--n-links", type=int, default=1, choices=(1, 2, 4),
+        help="QML-IB devices K, each seeing one equal sub-image (2: halves, 4: quadrants)",
+    )  # fmt: skip
+    p.add_argument("--overlap", type=int, default=0, help="pixels each view extends (K > 1)")
+    p.add_argument(
+        "--link-dropout", type=float, default=None,
+        help="training: probability a link is dropped (default 0.15 when K > 1, else 0)",
+    )  # fmt: skip
     p.add_argument("--beta-min", type=float, default=1e-5)
     p.add_argument("--beta-max", type=float, default=1.0)
     p.add_argument("--beta-dist", default="log-uniform", choices=("log-uniform", "uniform"))
@@ -59,6 +69,7 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=None, help="default 128")
     p.add_argument("--lr", type=float, default=None, help="default 1e-3 (2e-3 with --quick)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--train-subset", type=int, default=None, help="first N training examples")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--quick", action="store_true", help=f"small run for tests/demos: {QUICK}")
     p.add_argument("--no-progress", action="store_true")
@@ -74,11 +85,16 @@ def train_config_from(args):
         task=args.task, data_dir=args.data_dir, arch=args.arch, d=args.d, hidden=args.hidden,
         head=head, prior=args.prior, bits=args.bits or None,
         quantizer_train=args.quantizer_train, variable_length=args.variable_length,
-        conv_gate=args.conv_gate, kl_bound=args.kl_bound,
+        conv_gate=args.conv_gate, kl_bound=args.kl_bound, n_links=args.n_links,
+        overlap=args.overlap, link_dropout=(
+            args.link_dropout if args.link_dropout is not None
+            else (DEFAULT_LINK_DROPOUT if args.n_links > 1 else 0.0)
+        ),
         beta_range=(args.beta_min, args.beta_max), beta_dist=args.beta_dist,
         fixed_beta=args.fixed_beta, snr_range=(args.snr_min, args.snr_max),
         fixed_snr=args.fixed_snr, snr_margin_db=args.snr_margin, loss_weight=args.loss_weight,
         kl_warmup_epochs=args.kl_warmup_epochs, seed=args.seed, device=args.device,
+        train_subset=args.train_subset,
         progress=not args.no_progress,
     )  # fmt: skip
     # explicit flags win over --quick, which wins over the full defaults
@@ -91,6 +107,7 @@ def train_config_from(args):
 def headline_metrics(model, data, cfg) -> dict:
     """A few grid points for the manifest (the full grid is `trainer eval`)."""
     from trainer.evaluate import evaluate_point
+    from trainer.multi_link_eval import evaluate_fused
 
     lo, hi = cfg.trained_beta_range
     betas = sorted({min(max(b, lo), hi) for b in (1e-4, 1e-2)})
@@ -99,7 +116,11 @@ def headline_metrics(model, data, cfg) -> dict:
     out = {}
     for beta in betas:
         for snr in snrs:
-            point = evaluate_point(model, data, beta, snr, draws=1)
+            if model.config.n_links > 1:
+                point = evaluate_fused(model, data, beta, snr, n=2000)
+                point |= {"value": point["accuracy"], "n_active": float(model.config.d)}
+            else:
+                point = evaluate_point(model, data, beta, snr, draws=1)
             out[f"beta={beta:g},snr_db={snr:g}"] = point
     return out
 
