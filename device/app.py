@@ -259,7 +259,9 @@ INFER_OPENAPI = {
 
 def build_service(settings: DeviceSettings, metrics: DeviceMetrics) -> DeviceService:
     """Load the model and connect (lazily) to the channel."""
-    encoder = OnnxEncoder(settings.model, threads=settings.ort_threads)
+    encoder = OnnxEncoder(
+        settings.model, threads=settings.ort_threads, link_index=settings.link_index
+    )
     knobs = default_knobs(
         encoder.manifest,
         beta=settings.beta,
