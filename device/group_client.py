@@ -20,6 +20,28 @@ import numpy as np
 
 
 @dataclass
+class Unreachable:
+    """A device that did not answer at all (connection refused, timeout): HTTP-like 599."""
+
+    sample: Any
+    detail: str
+    status: int = 599
+    http_s: float = float("nan")
+    ok: bool = False
+
+    @property
+    def reply(self) -> dict[str, Any]:
+        return {"detail": self.detail}
+
+
+def _result(future, sample) -> Any:
+    try:
+        return future.result()
+    except Exception as exc:  # httpx errors: the device is down or too slow
+        return Unreachable(sample, f"{type(exc).__name__}: {exc}")
+
+
+@dataclass
 class GroupOutcome:
     """The K devices' outcomes for one image."""
 
@@ -51,7 +73,7 @@ def send_group(clients: Sequence[Any], sample: Any, pool: ThreadPoolExecutor) ->
     """POST the image to every device at once under one fresh request (= group) id."""
     group_id = uuid.uuid4().hex
     futures = [pool.submit(client.infer, sample, group_id) for client in clients]
-    return GroupOutcome(sample, group_id, [f.result() for f in futures])
+    return GroupOutcome(sample, group_id, [_result(f, sample) for f in futures])
 
 
 def run_groups(clients: Sequence[Any], samples: Sequence[Any]) -> list[GroupOutcome]:
