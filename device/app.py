@@ -441,6 +441,9 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
             "variable_length": manifest.variable_length,
             "beta_range": list(manifest.beta_range),
             "snr_db_range": list(manifest.snr_db_range),
+            "n_links": manifest.n_links,
+            "link_index": service.encoder.link_index,
+            "view": None if service.encoder.view is None else service.encoder.view.to_dict(),
         }
 
     @app.get("/healthz", summary="Process is up")

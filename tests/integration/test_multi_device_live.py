@@ -61,6 +61,8 @@ def test_both_devices_get_one_group_decision(clients, samples):
     reply = groups[0].outcomes[1].reply
     assert reply["group"]["link_index"] == 1 and reply["group"]["n_links"] == 2
     assert reply["symbols_sent"] == 16 and reply["bits_sent"] == 64
+    model = clients[1].model()
+    assert (model["n_links"], model["link_index"], model["view"]["left"]) == (2, 1, 14)
 
 
 def test_each_link_has_its_own_psnr(clients, samples):
