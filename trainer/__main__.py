@@ -174,11 +174,19 @@ def cmd_export(args) -> int:
     return 0
 
 
+def single_device_only(model, command: str) -> None:
+    if getattr(model.config, "n_links", 1) > 1:
+        raise ValueError(f"`trainer {command}` covers single-device models; a multi-link model is "
+                         "evaluated by `trainer experiment multi-device` and its ONNX parity by "
+                         "tests/trainer/test_multi_link_export.py")  # fmt: skip
+
+
 def cmd_eval(args) -> int:
     from trainer.evaluate import evaluate_grid, plot_grid, write_report
     from trainer.parity import parity
 
     model, data, log = load_for_model_dir(args.model)
+    single_device_only(model, "eval")
     print(f"evaluating {args.model}: {args.draws} noise draws per point")
     report = evaluate_grid(model, data, draws=args.draws, n=args.n)
     report["model_config"] = log["model_config"]
@@ -200,6 +208,7 @@ def cmd_parity(args) -> int:
     from trainer.parity import parity
 
     model, data, _ = load_for_model_dir(args.model)
+    single_device_only(model, "parity")
     print(json.dumps(parity(model, args.model, data, args.beta, args.snr_db), indent=2))
     return 0
 
