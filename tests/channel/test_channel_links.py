@@ -39,3 +39,12 @@ def test_a_link_outside_the_range_is_refused():
     with pytest.raises(ServiceError) as err:
         service.set_psnr(10.0, link=64)
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_a_link_can_have_its_own_profile():
+    from channel.profiles import RandomWalkProfile
+
+    service = ChannelService(_no_edge, seed=0)
+    state = service.set_profile(RandomWalkProfile(5.0, 15.0, 1.0, 0.1, seed=0), link=2)
+    assert state.link == 2 and 5.0 <= state.psnr_db <= 15.0
+    assert "random" in state.profile.lower() and service.state().psnr_db == 20.0

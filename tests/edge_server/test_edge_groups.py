@@ -154,3 +154,24 @@ def test_info_reports_links_and_group_timeout() -> None:
     edge = EdgeDecoder(FusionFake(), multi_manifest(), group_timeout_s=0.25)
     info = edge.info()
     assert (info.n_links, info.group_timeout_s) == (K, 0.25)
+
+
+async def test_interleaved_groups_each_get_their_own_decision() -> None:
+    fake, ctx = multi()
+    order = [(g, k) for g in range(12) for k in range(K)]
+    np.random.default_rng(0).shuffle(order)
+
+    def symbols(g: int, k: int) -> list[float]:  # group g's features point at class g % 3
+        out = [0.0, 0.0, 0.0]
+        out[g % 3] = 1.0 + k
+        return out
+
+    async with ctx as edge:
+        replies = await asyncio.gather(
+            *(edge.decode(link_tx(f"g{g}", k, symbols(g, k), request_id=f"r{g}-{k}"))
+              for g, k in order)
+        )  # fmt: skip
+    for (g, k), reply in zip(order, replies, strict=True):
+        assert (reply.group_id, reply.link_index, reply.request_id) == (f"g{g}", k, f"r{g}-{k}")
+        assert reply.label == g % 3 and not reply.partial
+    assert sum(len(received) for received, _ in fake.calls) == 12  # one decode per group
