@@ -277,6 +277,8 @@ class EdgeDecoder:
 
     # -- decoding ------------------------------------------------------------------------
     async def _decide_group(self, job: GroupJob):
+        outcome = "complete" if job.present.all() else "partial"
+        self.metrics.groups.labels(outcome=outcome).inc()
         return await self.batcher.submit(job, None)
 
     def _run_batch(self, jobs: Sequence[DecodeJob]) -> list[np.ndarray]:

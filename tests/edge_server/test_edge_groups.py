@@ -82,6 +82,7 @@ async def test_a_missing_link_is_zeroed_after_the_group_timeout() -> None:
         waited = time.perf_counter() - start
     assert reply.partial and list(reply.missing_links) == [0]
     assert reply.label == 2 and TIMEOUT_S <= waited < TIMEOUT_S + 0.5
+    assert edge.metrics.groups.labels(outcome="partial")._value.get() == 1
     assert reply.group_wait_s == pytest.approx(waited, abs=0.05)
     np.testing.assert_array_equal(fake.calls[0][1], [[0.0, 1.0]])
 
