@@ -61,14 +61,15 @@ class ChannelServicer(pb_grpc.ChannelServicer):
         return await self.service.transmit(request, context.time_remaining())
 
     async def SetPsnr(self, request, context):
-        return self.service.set_psnr(request.psnr_db)
+        link = request.link if request.HasField("link") else None
+        return self.service.set_psnr(request.psnr_db, link)
 
     async def SetProfile(self, request, context):
         try:
             profile = profile_from_request(request)
         except ValueError as exc:
             raise invalid_argument(str(exc)) from None
-        return self.service.set_profile(profile)
+        return self.service.set_profile(profile, request.link if request.HasField("link") else None)
 
     async def GetState(self, request, context):
         return self.service.state()

@@ -36,6 +36,8 @@ PASS_THROUGH = {
     grpc.StatusCode.CANCELLED,
 }
 
+MAX_LINKS = 64  # multi-device: link ids 0..63 may have their own PSNR profile
+
 # await decode(transmission, timeout_s) -> reply; raises grpc.RpcError like an aio stub call.
 EdgeCall = Callable[[pb.Transmission, float], Awaitable[pb.InferenceReply]]
 # await get_info(timeout_s) -> the edge's EdgeInfo; raises grpc.RpcError like a stub call.
@@ -71,34 +73,54 @@ class ChannelService:
         self.edge_target = edge_target
         self.metrics = metrics or ChannelMetrics()
         self._profile = profile or FixedProfile(20.0)
+        self._link_profiles: dict[int, object] = {}  # multi-device: a link's own profile
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()  # guards the RNG (not thread-safe) and the profile
         self.metrics.psnr_db.set_function(self.current_psnr_db)
 
     # -- admin ---------------------------------------------------------------------------
-    def current_psnr_db(self) -> float:
+    def _profile_for(self, link: int | None):
         with self._lock:
-            profile = self._profile
-        return profile.current()
+            return (
+                self._link_profiles.get(link, self._profile)
+                if link is not None
+                else (self._profile)
+            )
 
-    def set_profile(self, profile) -> pb.ChannelState:
+    def current_psnr_db(self, link: int | None = None) -> float:
+        """The PSNR (dB) now: of ``link``'s own profile, else of the default profile."""
+        return self._profile_for(link).current()
+
+    @staticmethod
+    def _check_link(link: int | None) -> None:
+        if link is not None and not 0 <= link < MAX_LINKS:
+            raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT,
+                               f"link {link} outside 0..{MAX_LINKS - 1}")  # fmt: skip
+
+    def set_profile(self, profile, link: int | None = None) -> pb.ChannelState:
+        """Set the default profile, or ``link``'s own (multi-device: a PSNR per link)."""
+        self._check_link(link)
         with self._lock:
-            self._profile = profile
-        return self.state()
+            if link is None:
+                self._profile = profile
+            else:
+                self._link_profiles[link] = profile
+        return self.state(link)
 
-    def set_psnr(self, psnr_db: float) -> pb.ChannelState:
+    def set_psnr(self, psnr_db: float, link: int | None = None) -> pb.ChannelState:
         """Switch to a fixed PSNR; INVALID_ARGUMENT unless finite and within [-10, 60] dB."""
         try:
             profile = FixedProfile(check_psnr_db(psnr_db))
         except ValueError as exc:
             raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        return self.set_profile(profile)
+        return self.set_profile(profile, link)
 
-    def state(self) -> pb.ChannelState:
-        with self._lock:
-            profile = self._profile
+    def state(self, link: int | None = None) -> pb.ChannelState:
+        profile = self._profile_for(link)
         psnr_db = profile.current()
-        return pb.ChannelState(
+        with self._lock:
+            links = dict(self._link_profiles)
+        state = pb.ChannelState(
             psnr_db=psnr_db,
             noise_var=float(noise_var_from_psnr(psnr_db)),
             n_pilots=self.pilots,
@@ -106,6 +128,11 @@ class ChannelService:
             profile=profile.describe(),
             edge_target=self.edge_target,
         )
+        if link is not None:
+            state.link = link
+        for index, own in links.items():
+            state.link_psnr_db[index] = own.current()
+        return state
 
     async def edge_info(self, time_remaining_s: float | None = None) -> pb.EdgeInfo:
         """The edge's GetInfo (model id, whether its decoder is serving), with a deadline:
@@ -120,8 +147,10 @@ class ChannelService:
 
     # -- data path -----------------------------------------------------------------------
     def corrupt(self, transmission: pb.Transmission) -> pb.Transmission:
-        """The transmission as the edge receives it: noisy symbols, pilots, applied PSNR."""
-        psnr_db = self.current_psnr_db()
+        """The transmission as the edge receives it: noisy symbols, pilots, applied PSNR
+        (a group transmission's link gets its own PSNR when it has its own profile)."""
+        link = transmission.link_index if transmission.group_id else None
+        psnr_db = self.current_psnr_db(link)
         symbols = np.asarray(transmission.symbols, dtype=np.float32)
         with self._lock:
             received = awgn(symbols, psnr_db, self._rng)

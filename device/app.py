@@ -259,7 +259,9 @@ INFER_OPENAPI = {
 
 def build_service(settings: DeviceSettings, metrics: DeviceMetrics) -> DeviceService:
     """Load the model and connect (lazily) to the channel."""
-    encoder = OnnxEncoder(settings.model, threads=settings.ort_threads)
+    encoder = OnnxEncoder(
+        settings.model, threads=settings.ort_threads, link_index=settings.link_index
+    )
     knobs = default_knobs(
         encoder.manifest,
         beta=settings.beta,
@@ -439,6 +441,9 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
             "variable_length": manifest.variable_length,
             "beta_range": list(manifest.beta_range),
             "snr_db_range": list(manifest.snr_db_range),
+            "n_links": manifest.n_links,
+            "link_index": service.encoder.link_index,
+            "view": None if service.encoder.view is None else service.encoder.view.to_dict(),
         }
 
     @app.get("/healthz", summary="Process is up")

@@ -155,9 +155,15 @@ class ChannelClient:
         """The edge's model id and whether its decoder is serving (forwarded by the channel)."""
         return await self._call("GetEdgeInfo", pb.GetInfoRequest(), timeout_s)
 
-    async def set_psnr(self, psnr_db: float, token: str | None = None) -> pb.ChannelState:
-        """Set the channel's PSNR (dB), with the admin ``token`` if given; the new state."""
-        return await self._call("SetPsnr", pb.SetPsnrRequest(psnr_db=float(psnr_db)), token=token)
+    async def set_psnr(
+        self, psnr_db: float, token: str | None = None, link: int | None = None
+    ) -> pb.ChannelState:
+        """Set the channel's PSNR (dB), of ``link`` only when given (multi-device), with the
+        admin ``token`` if given; the new state."""
+        request = pb.SetPsnrRequest(psnr_db=float(psnr_db))
+        if link is not None:
+            request.link = link
+        return await self._call("SetPsnr", request, token=token)
 
     async def close(self) -> None:
         if self._channel is not None:

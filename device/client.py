@@ -149,9 +149,13 @@ class DeviceHttp:
     def set_psnr(self, psnr_db: float) -> dict[str, Any]:
         return self._json(self.http.put("/v1/channel/psnr", json={"psnr_db": psnr_db}))
 
-    def infer(self, sample: Sample) -> Outcome:
+    def infer(self, sample: Sample, request_id: str | None = None) -> Outcome:
+        """POST the image; ``request_id`` (X-Request-Id) names the group of a multi-link model."""
         start = time.perf_counter()
-        response = self.http.post("/v1/infer", files={"file": (sample.name, sample.data)})
+        headers = {"X-Request-Id": request_id} if request_id else None
+        response = self.http.post(
+            "/v1/infer", files={"file": (sample.name, sample.data)}, headers=headers
+        )
         http_s = time.perf_counter() - start
         try:
             reply = response.json()
@@ -289,6 +293,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m device.client", description=__doc__)
     parser.add_argument("paths", nargs="*", help="image files or folders")
     parser.add_argument("--url", default="http://127.0.0.1:8080", help="device base URL")
+    parser.add_argument(
+        "--devices", default=None,
+        help="multi-link model: the K devices' URLs, URL1,URL2,... (each image goes to all)",
+    )  # fmt: skip
     parser.add_argument("--test-samples", type=int, default=0, help="N Fashion-MNIST test images")
     parser.add_argument("--data-dir", default=None, help="folder with the IDX files")
     parser.add_argument("--snr-sweep", type=parse_psnrs, default=None, help="PSNRs in dB, 5,10,20")
@@ -297,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.paths and not args.test_samples:
         parser.error("give image files/folders or --test-samples N")
+    if args.devices:
+        return group_main(args)
 
     with DeviceHttp(args.url, args.timeout_s) as client:
         try:
@@ -330,6 +340,30 @@ def main(argv: list[str] | None = None) -> int:
         for o in failed[:5]:
             print(f"failed: {o.sample.name}: HTTP {o.status}: {o.reply.get('detail')}")
     return 1 if failed else 0
+
+
+def group_main(args) -> int:
+    """--devices: every image to all K devices under one group id (device.group_client)."""
+    from device.group_client import print_groups, run_groups
+
+    urls = [u.strip() for u in args.devices.split(",") if u.strip()]
+    clients = [DeviceHttp(url, args.timeout_s) for url in urls]
+    try:
+        try:
+            names = clients[0].model()["class_names"]
+        except (httpx.HTTPError, RuntimeError) as exc:
+            print(f"cannot reach the device at {urls[0]}: {exc}", file=sys.stderr)
+            return 2
+        samples = file_samples(args.paths, names) if args.paths else []
+        if args.test_samples:
+            samples += fashion_samples(args.test_samples, args.data_dir)
+        groups = run_groups(clients, samples)
+        print_groups(groups, urls)
+        print(latency_table([o for g in groups for o in g.outcomes]))
+        return 0 if all(g.label is not None for g in groups) else 1
+    finally:
+        for client in clients:
+            client.close()
 
 
 if __name__ == "__main__":

@@ -4,6 +4,10 @@ Contract (docs/ARCHITECTURE.md): inputs ``x`` float32 [N, *input_shape] (normali
 ``beta`` float32 [N, 1] (linear), ``snr_db`` float32 [N, 1] (dB); outputs ``symbols``
 float32 [N, d] (peak <= 1, zero past the active prefix), ``n_active`` int64 [N], and
 ``levels`` int64 [N, d] when the model is quantized.
+
+A multi-link (QML-IB) model has one encoder per view (``encoder-link<k>.onnx``): the device
+built with ``link_index=k`` runs link k's encoder on its own view, which it crops from the
+full image (shared/views.py), so callers always pass whole images.
 """
 
 from __future__ import annotations
@@ -40,12 +44,35 @@ class Transmit:
 class OnnxEncoder:
     """Runs ``encoder.onnx`` from a model folder and picks the prefix to transmit."""
 
-    def __init__(self, model_dir: str | Path, manifest: Manifest | None = None, threads: int = 1):
+    def __init__(
+        self,
+        model_dir: str | Path,
+        manifest: Manifest | None = None,
+        threads: int = 1,
+        link_index: int | None = None,
+    ):
         model_dir = Path(model_dir)
         self.manifest = manifest or load_manifest(model_dir)
-        path = model_dir / ENCODER_NAME
+        self.n_links = self.manifest.n_links
+        self.link_index, self.view = None, None
+        name = ENCODER_NAME
+        if self.n_links > 1:
+            if link_index is None:
+                raise ManifestError(
+                    f"{model_dir} is a {self.n_links}-link model: give this device its link "
+                    f"(--link-index 0..{self.n_links - 1})"
+                )
+            try:
+                name = self.manifest.link(link_index)["encoder"]
+                self.view = self.manifest.view(link_index)
+            except ValueError as exc:
+                raise ManifestError(str(exc)) from None
+            self.link_index = link_index
+        elif link_index not in (None, 0):
+            raise ManifestError(f"link index {link_index} given, but {model_dir} is single-device")
+        path = model_dir / name
         if not path.is_file():
-            raise ManifestError(f"no {ENCODER_NAME} in {model_dir}")
+            raise ManifestError(f"no {name} in {model_dir}")
         options = ort.SessionOptions()
         options.intra_op_num_threads = max(0, int(threads))
         options.inter_op_num_threads = 1
@@ -70,12 +97,14 @@ class OnnxEncoder:
 
     def encode(self, x: np.ndarray, beta: float, snr_db: float) -> Encoded:
         """Encode a batch ``x`` [N, *input_shape] at one beta (linear) and SNR (dB)."""
-        x = np.ascontiguousarray(x, dtype=np.float32)
         expected = tuple(self.manifest.input_shape)
-        if x.shape[1:] != expected:
+        if np.shape(x)[1:] != expected:
             raise ValueError(
-                f"x has shape {x.shape}, expected [N, {', '.join(map(str, expected))}]"
+                f"x has shape {np.shape(x)}, expected [N, {', '.join(map(str, expected))}]"
             )
+        if self.view is not None:
+            x = self.view.crop(np.asarray(x))  # this device's view of the whole image
+        x = np.ascontiguousarray(x, dtype=np.float32)
         n = x.shape[0]
         feeds = {
             "x": x,

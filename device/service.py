@@ -108,6 +108,10 @@ class DeviceService:
     async def channel_state(self, timeout_s: float | None = None) -> dict[str, Any]:
         """The channel's GetState as a dict (dB / linear variance); also refreshes feedback."""
         state = await self.channel.get_state(timeout_s)
+        link = self.encoder.link_index
+        if link is not None:  # multi-device: this device's own link
+            state.psnr_db = state.link_psnr_db.get(link, state.psnr_db)
+            state.noise_var = 10 ** (-state.psnr_db / 10)
         self._remember_psnr(state.psnr_db)
         return state_to_dict(state)
 
@@ -136,7 +140,7 @@ class DeviceService:
     async def set_channel_psnr(self, psnr_db: float, token: str | None = None) -> dict[str, Any]:
         """Change the channel's PSNR (dB) via SetPsnr, passing on the caller's admin
         ``token``; feedback mode follows at once."""
-        state = await self.channel.set_psnr(psnr_db, token)
+        state = await self.channel.set_psnr(psnr_db, token, link=self.encoder.link_index)
         self._remember_psnr(state.psnr_db)
         return state_to_dict(state)
 
@@ -206,6 +210,11 @@ class DeviceService:
             symbols=sent.symbols.tolist(),
             timings=pb.Timings(preprocess_s=preprocess_s, encode_s=encode_s),
         )
+        if self.encoder.link_index is not None:
+            # multi-device: the request id names the observation, shared by its K devices
+            transmission.group_id = request_id
+            transmission.link_index = self.encoder.link_index
+            transmission.n_links = self.encoder.n_links
         t_rpc = time.perf_counter()
         reply = await self.channel.transmit(transmission, self._remaining_s(start))
         rpc_s = time.perf_counter() - t_rpc
@@ -275,6 +284,15 @@ class DeviceService:
                 "airtime_s": reply.airtime_s,
             }
         )
+        if reply.group_id:
+            result["group"] = {
+                "group_id": reply.group_id,
+                "link_index": reply.link_index,
+                "n_links": reply.n_links,
+                "missing_links": list(reply.missing_links),
+                "partial": reply.partial,
+                "group_wait_s": reply.group_wait_s,
+            }
         return result
 
     def _observe(self, result: dict[str, Any]) -> None:

@@ -61,6 +61,11 @@ class DeviceSettings(AdminTokenSettings):
         description="JSON file the knobs are saved to on every change and restored from at "
         "start-up, over --beta/--snr-mode/--snr-db/--variable-length (none = not kept)",
     )
+    link_index: optional(int) = Field(
+        None,
+        description="multi-link model: this device's link and view, 0..K-1 (it crops its own "
+        "view from the full image and sends over its own link)",
+    )
     ort_threads: int = Field(1, ge=0, description="ONNX Runtime intra-op threads, 0 = default")
     compute_threads: int = Field(
         2, ge=1, description="threads for image decode and encoding (off the event loop)"

@@ -35,6 +35,12 @@ class EdgeSettings(GrpcServiceSettings):
     decoder_snr: Literal["transmission", "csi"] = Field(
         "transmission", description="decoder SNR input: the encoder's or the channel's (csi)"
     )
+    group_timeout_s: float = Field(
+        0.5,
+        gt=0,
+        description="multi-link model: decode a group without its missing links "
+        "this long after its first link arrived, s",
+    )
     probe_interval_s: float = Field(
         5.0, ge=0.01, description="while the decoder cannot run, re-probe it this often, s"
     )

@@ -20,3 +20,5 @@ class EdgeMetrics(ServiceMetrics):
         self.batch_size = self.histogram(
             "batch_size", "Requests per decoder call", buckets=BATCH_BUCKETS
         )
+        # multi-link models: groups decoded, by outcome ("complete" | "partial")
+        self.groups = self.counter("groups", "Multi-device groups decoded", ("outcome",))

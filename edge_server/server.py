@@ -51,6 +51,7 @@ def load_edge(settings: EdgeSettings) -> EdgeDecoder:
         device=decoder.device,
         metrics=EdgeMetrics(),
         probe_interval_s=settings.probe_interval_s,
+        group_timeout_s=settings.group_timeout_s,
     )
 
 

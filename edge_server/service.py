@@ -17,6 +17,7 @@ import grpc
 import numpy as np
 
 from edge_server.batcher import AdaptiveBatcher, DeadlineExpired, QueueFullError, WorkerStopped
+from edge_server.groups import GroupAssembler, GroupJob, LinkJob
 from edge_server.metrics import EdgeMetrics
 from shared.channel import estimate_noise_var, pilot_symbols
 from shared.manifest import Manifest
@@ -27,6 +28,7 @@ from shared.service.errors import invalid_argument as invalid
 log = logging.getLogger(__name__)
 
 DECODER_SNR_MODES = ("transmission", "csi")
+MAX_GROUP_ID_LENGTH = 128
 
 # decoder(received [N, d] float32, beta [N] float32, snr_db [N] float32) -> [N, C] or [N, 1]
 Decoder = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
@@ -62,6 +64,7 @@ class EdgeDecoder:
         metrics: EdgeMetrics | None = None,
         on_health: Callable[[bool], Awaitable[None]] | None = None,
         probe_interval_s: float = 5.0,
+        group_timeout_s: float = 0.5,
     ) -> None:
         if decoder_snr not in DECODER_SNR_MODES:
             raise ValueError(f"decoder_snr must be one of {DECODER_SNR_MODES}, got {decoder_snr!r}")
@@ -80,6 +83,14 @@ class EdgeDecoder:
             max_queue_delay_s=max_queue_delay_us * 1e-6,
             on_batch=self._after_batch,
         )
+        self.n_links = manifest.n_links
+        self.group_timeout_s = group_timeout_s
+        # multi-link model (QML-IB): the K links of one observation meet in a group
+        self.groups = (
+            GroupAssembler(self.n_links, manifest.d, group_timeout_s, self._decide_group)
+            if self.n_links > 1
+            else None
+        )
         self._closing = False
         self._prober: asyncio.Task | None = None
         self._tasks: set[asyncio.Task] = set()
@@ -96,12 +107,20 @@ class EdgeDecoder:
         for task in (self._prober, *self._tasks):
             if task is not None:
                 task.cancel()
+        if self.groups is not None:
+            await self.groups.close()
         await self.batcher.close()
 
     def warm_up(self) -> None:
         """One decoder call on zeros: pays for lazy set-up and shows the decoder can run."""
         beta = np.sqrt(np.prod(self.manifest.beta_range))  # geometric mid of the range
         snr_db = float(np.mean(self.manifest.snr_db_range))
+        if self.groups is not None:
+            k = self.n_links
+            self._run_batch([GroupJob(np.zeros((k, self.manifest.d), np.float32),
+                                      np.full(k, beta, np.float32), np.full(k, snr_db, np.float32),
+                                      np.ones(k, np.float32))])  # fmt: skip
+            return
         self.decoder(
             np.zeros((1, self.manifest.d), dtype=np.float32),
             np.array([beta], dtype=np.float32),
@@ -175,6 +194,8 @@ class EdgeDecoder:
             max_batch_size=self.max_batch_size,
             decoder_snr=self.decoder_snr,
             serving=bool(self.serving),
+            n_links=self.n_links,
+            group_timeout_s=self.group_timeout_s if self.groups is not None else 0.0,
         )
 
     # -- validation ----------------------------------------------------------------------
@@ -194,6 +215,7 @@ class EdgeDecoder:
                 f"model id mismatch: transmission is for {transmission.model_id!r}, "
                 f"this edge serves {m.model_id!r}",
             )
+        self._validate_group(transmission)
         if transmission.d and transmission.d != m.d:
             raise invalid(f"d={transmission.d} does not match the model's d={m.d}")
         n = len(transmission.symbols)
@@ -235,9 +257,41 @@ class EdgeDecoder:
                 raise invalid(f"channel PSNR (CSI) unusable by the decoder: {exc}") from None
         return DecodeJob(received, float(transmission.beta), float(snr_db))
 
+    def _validate_group(self, transmission: pb.Transmission) -> None:
+        """The multi-device fields against the model's K (DESIGN §7)."""
+        k, group_id = self.n_links, transmission.group_id
+        if k == 1:
+            if transmission.n_links > 1:
+                raise invalid(f"n_links={transmission.n_links} but this edge serves a "
+                              "single-device model (n_links 0 or 1)")  # fmt: skip
+            return
+        if not group_id:
+            raise invalid(f"this edge serves a {k}-link model: a transmission needs a group_id "
+                          f"(one per observation), its link_index and n_links={k}")  # fmt: skip
+        if len(group_id) > MAX_GROUP_ID_LENGTH or not group_id.isprintable():
+            raise invalid(f"bad group_id: at most {MAX_GROUP_ID_LENGTH} printable characters")
+        if transmission.n_links != k:
+            raise invalid(f"n_links={transmission.n_links} but the model has {k} links")
+        if transmission.link_index >= k:
+            raise invalid(f"link_index={transmission.link_index} outside 0..{k - 1}")
+
     # -- decoding ------------------------------------------------------------------------
+    async def _decide_group(self, job: GroupJob):
+        outcome = "complete" if job.present.all() else "partial"
+        self.metrics.groups.labels(outcome=outcome).inc()
+        return await self.batcher.submit(job, None)
+
     def _run_batch(self, jobs: Sequence[DecodeJob]) -> list[np.ndarray]:
-        """Zero-fill each job to d and run one decoder call for the batch."""
+        """Zero-fill each job to d and run one decoder call for the batch (a multi-link
+        model's jobs are whole groups: [N, K, d] with a presence mask)."""
+        if self.groups is not None:
+            out = self.decoder(
+                np.stack([job.received for job in jobs]),
+                np.stack([job.beta for job in jobs]),
+                np.stack([job.snr_db for job in jobs]),
+                np.stack([job.present for job in jobs]),
+            )
+            return list(np.asarray(out, dtype=np.float32))
         received = np.zeros((len(jobs), self.manifest.d), dtype=np.float32)
         for row, job in enumerate(jobs):
             received[row, : job.received.size] = job.received
@@ -254,12 +308,24 @@ class EdgeDecoder:
 
     async def _decode(self, transmission, timeout_s, start) -> pb.InferenceReply:
         job = self.validate(transmission)
+        decision, wait_s = None, 0.0
         try:
-            result = await self.batcher.submit(job, timeout_s)
+            if self.groups is not None:
+                link = LinkJob(job.received, job.beta, job.snr_db)
+                decision, wait_s = await asyncio.wait_for(
+                    self.groups.submit(transmission.group_id, transmission.link_index, link),
+                    timeout_s,
+                )
+                result = decision.value
+            else:
+                result = await self.batcher.submit(job, timeout_s)
+        except ServiceError:
+            raise
+        except (DeadlineExpired, TimeoutError) as exc:
+            raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc) or "deadline passed "
+                               "while waiting for the group") from None  # fmt: skip
         except QueueFullError as exc:
             raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
-        except DeadlineExpired as exc:
-            raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc)) from None
         except WorkerStopped as exc:
             raise ServiceError(grpc.StatusCode.UNAVAILABLE, f"decoder unavailable: {exc}") from None
         except Exception as exc:
@@ -271,6 +337,13 @@ class EdgeDecoder:
             n_symbols=len(transmission.symbols),
             decoder_snr_db=job.snr_db,
         )
+        if decision is not None:
+            reply.group_id = transmission.group_id
+            reply.link_index = transmission.link_index
+            reply.n_links = self.n_links
+            reply.missing_links.extend(decision.missing)
+            reply.partial = bool(decision.missing)
+            reply.group_wait_s = wait_s
         output = np.asarray(result.value, dtype=np.float64).ravel()
         if self.manifest.task == "classification":
             reply.probabilities.extend(output.tolist())

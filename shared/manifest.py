@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.views import View
+
 MANIFEST_NAME = "manifest.json"
 ENCODER_NAME = "encoder.onnx"
 DECODER_NAME = "decoder.pt"
@@ -51,6 +53,21 @@ class Manifest:
     def n_classes(self) -> int:
         return len(self.class_names)
 
+    @property
+    def n_links(self) -> int:
+        """K devices of a multi-link (QML-IB) model; 1 for a single-device model."""
+        return int((self.raw.get("multi_link") or {}).get("n_links", 1))
+
+    def link(self, index: int) -> dict:
+        """Link ``index``'s entry of a multi-link manifest: encoder file, view, input shape."""
+        if not 0 <= index < self.n_links or self.n_links == 1:
+            raise ValueError(f"link index {index} outside 0..{self.n_links - 1} of this model")
+        return self.raw["multi_link"]["links"][index]
+
+    def view(self, index: int) -> View:
+        """The window link ``index`` crops from the full input."""
+        return View(**self.link(index)["view"])
+
     def check_beta(self, beta: float) -> None:
         """Raise ValueError when beta is not a positive number inside the trained range."""
         lo, hi = self.beta_range
@@ -62,6 +79,22 @@ class Manifest:
         lo, hi = self.snr_db_range
         if not (lo - 1e-9 <= snr_db <= hi + 1e-9):
             raise ValueError(f"snr_db={snr_db} outside the trained range [{lo:g}, {hi:g}] dB")
+
+
+def _check_links(manifest: Manifest, path: Path) -> None:
+    links = manifest.raw["multi_link"].get("links")
+    if not isinstance(links, list) or len(links) != manifest.n_links:
+        raise ManifestError(f"{path}: multi_link lists {len(links or [])} links, not n_links")
+    _, height, width = manifest.input_shape
+    for k, link in enumerate(links):
+        try:
+            view = View(**link["view"])
+            encoder = str(link["encoder"])
+        except (KeyError, TypeError) as exc:
+            raise ManifestError(f"{path}: multi_link link {k} is malformed: {exc!r}") from exc
+        inside = view.top >= 0 and view.left >= 0 and view.top + view.height <= height
+        if not (inside and view.left + view.width <= width) or "/" in encoder:
+            raise ManifestError(f"{path}: multi_link link {k}: bad view or encoder name")
 
 
 def content_hash(paths: list[Path]) -> str:
@@ -122,6 +155,8 @@ def load_manifest(model_dir: str | Path) -> Manifest:
         raise ManifestError(f"{path} is malformed: {exc!r}") from exc
     if manifest.task not in ("classification", "regression"):
         raise ManifestError(f"{path}: task must be classification or regression")
+    if manifest.n_links > 1:
+        _check_links(manifest, path)
     if manifest.default_beta is not None:
         try:
             manifest.check_beta(manifest.default_beta)

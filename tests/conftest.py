@@ -22,6 +22,15 @@ QUICK_VL_ARGS = [
 ]  # fmt: skip
 
 
+# QML-IB multi-link quick model: K = 2 views (left/right halves), 4 bits, tiny and fast
+QUICK_MULTI_DIR = ROOT / "artifacts" / "test-quick-multi"
+QUICK_MULTI_ARGS = [
+    "--n-links", "2", "--bits", "4", "--d", "16", "--hidden", "64", "--epochs", "2",
+    "--train-subset", "6000", "--lr", "3e-3", "--beta-min", "1e-4", "--beta-max", "1e-1",
+    "--seed", "0", "--no-progress",
+]  # fmt: skip
+
+
 def _source_stamp(args: list[str]) -> str:
     digest = hashlib.sha256(" ".join(args).encode())
     for folder in ("shared/nn", "trainer"):
@@ -62,3 +71,9 @@ def quick_model_dir() -> Path:
 def quick_vl_model_dir() -> Path:
     """artifacts/test-quick-vl: a real variable-length (VL-VFE) quick model (~30 s)."""
     return trained_model(QUICK_VL_DIR, QUICK_VL_ARGS)
+
+
+@pytest.fixture(scope="session")
+def quick_multi_model_dir() -> Path:
+    """artifacts/test-quick-multi: a real K = 2 multi-link quick model (encoder-link<k>.onnx)."""
+    return trained_model(QUICK_MULTI_DIR, QUICK_MULTI_ARGS)

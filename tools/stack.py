@@ -13,6 +13,10 @@ else goes in ``edge_flags`` / ``channel_flags`` / ``device_flags``. Readiness: t
 gRPC health check for edge and channel, ``GET /readyz`` for the device (``device_ready_path``).
 Processes get SIGTERM on exit (SIGKILL if they hang); a failed start raises with the
 process's output.
+
+A multi-link (QML-IB) model runs ``n_devices`` = K devices, named ``device`` (link 0),
+``device1`` ... ``device<K-1>``, each started with its ``--link-index``; ``stack.urls`` lists
+their base URLs in link order.
 """
 
 from __future__ import annotations
@@ -214,20 +218,26 @@ class Stack:
         device_ready_path: str = "/readyz",
         start_timeout_s: Mapping[str, float] | None = None,
         grpc_tls: Sequence[Path | str | None] | None = None,
+        n_devices: int = 1,
     ) -> None:
         self.grpc_tls = grpc_tls
+        self.n_devices = n_devices
+        self.device_names = ["device", *(f"device{k}" for k in range(1, n_devices))]
+        self.services = (*SERVICES[:2], *self.device_names)
         self.model_dir = Path(model_dir)
         self.edge_model_dir = Path(edge_model_dir) if edge_model_dir else self.model_dir
         self.psnr_db = psnr_db
         self.flags = {"edge": list(edge_flags), "channel": list(channel_flags),
                       "device": list(device_flags)}  # fmt: skip
-        self.ports = {name: free_port() for name in SERVICES}
+        self.ports = {name: free_port() for name in self.services}
         self.metrics_ports = {
             name: free_port() if metrics_ports else 0 for name in ("edge", "channel")
         }
         self.device_ready_path = device_ready_path
         self.start_timeout_s = {"edge": 120.0, "channel": 60.0, "device": 60.0}
         self.start_timeout_s.update(start_timeout_s or {})
+        for name in self.device_names[1:]:
+            self.start_timeout_s.setdefault(name, self.start_timeout_s["device"])
         self.procs: dict[str, ServiceProcess] = {}
 
     # --- addresses ---
@@ -241,8 +251,13 @@ class Stack:
 
     @property
     def url(self) -> str:
-        """The device's base URL."""
+        """The device's base URL (link 0's with several devices)."""
         return f"http://{HOST}:{self.ports['device']}"
+
+    @property
+    def urls(self) -> list[str]:
+        """Every device's base URL, in link order."""
+        return [f"http://{HOST}:{self.ports[name]}" for name in self.device_names]
 
     # --- commands ---
     def command(self, name: str) -> list[object]:
@@ -257,12 +272,15 @@ class Stack:
                     "--metrics-port", self.metrics_ports["channel"]]  # fmt: skip
             if self.psnr_db is not None:
                 base += ["--psnr", self.psnr_db]
-        elif name == "device":
+        elif name in self.device_names:
             base = [PYTHON, "-m", "device", "--model", self.model_dir,
                     "--channel", self.channel_target,
-                    "--host", HOST, "--port", self.ports["device"]]  # fmt: skip
+                    "--host", HOST, "--port", self.ports[name]]  # fmt: skip
+            if self.n_devices > 1:
+                base += ["--link-index", self.device_names.index(name)]
+            return base + self.flags["device"]
         else:
-            raise ValueError(f"unknown service {name!r}; expected one of {SERVICES}")
+            raise ValueError(f"unknown service {name!r}; expected one of {self.services}")
         return base + self.flags[name]
 
     # --- life cycle ---
@@ -271,8 +289,9 @@ class Stack:
         self.stop(name)
         proc = self.procs[name] = ServiceProcess(self.command(name))
         timeout_s = self.start_timeout_s[name]
-        if name == "device":
-            wait_for_http(f"{self.url}{self.device_ready_path}", proc, timeout_s)
+        if name in self.device_names:
+            url = f"http://{HOST}:{self.ports[name]}"
+            wait_for_http(f"{url}{self.device_ready_path}", proc, timeout_s)
         else:
             target = self.edge_target if name == "edge" else self.channel_target
             wait_for_grpc_health(target, proc, timeout_s, tls=self.grpc_tls)
@@ -281,10 +300,14 @@ class Stack:
     def start_edge(self) -> ServiceProcess:
         return self.start_service("edge")
 
-    def start(self, services: Sequence[str] = SERVICES) -> Stack:
-        """Start ``services`` in edge -> channel -> device order; on failure stop them all."""
+    def start(self, services: Sequence[str] | None = None) -> Stack:
+        """Start ``services`` (default all) in edge -> channel -> device order; on failure
+        stop them all. ``"device"`` starts every device of a multi-link stack."""
+        services = self.services if services is None else services
+        if "device" in services:
+            services = [*services, *self.device_names]
         try:
-            for name in SERVICES:
+            for name in self.services:
                 if name in services:
                     self.start_service(name)
         except BaseException:
@@ -296,7 +319,7 @@ class Stack:
         """Stop the named services (all when none are named), device first; returns their
         exit codes (0 after a graceful SIGTERM shutdown)."""
         codes = {}
-        for name in reversed(SERVICES):
+        for name in reversed(self.services):
             if (not names or name in names) and name in self.procs:
                 proc = self.procs.pop(name)
                 codes[name] = proc.stop()
@@ -319,7 +342,7 @@ def running_stack(
     model_dir: str | Path,
     psnr_db: float | None = 20.0,
     *,
-    services: Sequence[str] = SERVICES,
+    services: Sequence[str] | None = None,
     **options,
 ) -> Iterator[Stack]:
     """Start ``services`` of a :class:`Stack` (options as its constructor), yield it, and

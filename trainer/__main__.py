@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+DEFAULT_LINK_DROPOUT = 0.15
 QUICK = {"epochs": 4, "batch_size": 128, "lr": 2e-3}
 FULL = {"epochs": 30, "batch_size": 128, "lr": 1e-3}
 
@@ -38,6 +39,15 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--kl-bound", default="eq14", choices=("eq14", "mixture"),
         help="quantized rate term: QML-IB eq. 14, or its tighter mixture term",
+    )  # fmt: skip
+    p.add_argument(
+        "--n-links", type=int, default=1, choices=(1, 2, 4),
+        help="QML-IB devices K, each seeing one equal sub-image (2: halves, 4: quadrants)",
+    )  # fmt: skip
+    p.add_argument("--overlap", type=int, default=0, help="pixels each view extends (K > 1)")
+    p.add_argument(
+        "--link-dropout", type=float, default=None,
+        help="training: probability a link is dropped (default 0.15 when K > 1, else 0)",
     )  # fmt: skip
     p.add_argument("--beta-min", type=float, default=1e-5)
     p.add_argument("--beta-max", type=float, default=1.0)
@@ -75,7 +85,11 @@ def train_config_from(args):
         task=args.task, data_dir=args.data_dir, arch=args.arch, d=args.d, hidden=args.hidden,
         head=head, prior=args.prior, bits=args.bits or None,
         quantizer_train=args.quantizer_train, variable_length=args.variable_length,
-        conv_gate=args.conv_gate, kl_bound=args.kl_bound,
+        conv_gate=args.conv_gate, kl_bound=args.kl_bound, n_links=args.n_links,
+        overlap=args.overlap, link_dropout=(
+            args.link_dropout if args.link_dropout is not None
+            else (DEFAULT_LINK_DROPOUT if args.n_links > 1 else 0.0)
+        ),
         beta_range=(args.beta_min, args.beta_max), beta_dist=args.beta_dist,
         fixed_beta=args.fixed_beta, snr_range=(args.snr_min, args.snr_max),
         fixed_snr=args.fixed_snr, snr_margin_db=args.snr_margin, loss_weight=args.loss_weight,
@@ -93,6 +107,7 @@ def train_config_from(args):
 def headline_metrics(model, data, cfg) -> dict:
     """A few grid points for the manifest (the full grid is `trainer eval`)."""
     from trainer.evaluate import evaluate_point
+    from trainer.multi_link_eval import evaluate_fused
 
     lo, hi = cfg.trained_beta_range
     betas = sorted({min(max(b, lo), hi) for b in (1e-4, 1e-2)})
@@ -101,7 +116,11 @@ def headline_metrics(model, data, cfg) -> dict:
     out = {}
     for beta in betas:
         for snr in snrs:
-            point = evaluate_point(model, data, beta, snr, draws=1)
+            if model.config.n_links > 1:
+                point = evaluate_fused(model, data, beta, snr, n=2000)
+                point |= {"value": point["accuracy"], "n_active": float(model.config.d)}
+            else:
+                point = evaluate_point(model, data, beta, snr, draws=1)
             out[f"beta={beta:g},snr_db={snr:g}"] = point
     return out
 
@@ -171,11 +190,19 @@ def cmd_export(args) -> int:
     return 0
 
 
+def single_device_only(model, command: str) -> None:
+    if getattr(model.config, "n_links", 1) > 1:
+        raise ValueError(f"`trainer {command}` covers single-device models; a multi-link model is "
+                         "evaluated by `trainer experiment multi-device` and its ONNX parity by "
+                         "tests/trainer/test_multi_link_export.py")  # fmt: skip
+
+
 def cmd_eval(args) -> int:
     from trainer.evaluate import evaluate_grid, plot_grid, write_report
     from trainer.parity import parity
 
     model, data, log = load_for_model_dir(args.model)
+    single_device_only(model, "eval")
     print(f"evaluating {args.model}: {args.draws} noise draws per point")
     report = evaluate_grid(model, data, draws=args.draws, n=args.n)
     report["model_config"] = log["model_config"]
@@ -197,6 +224,7 @@ def cmd_parity(args) -> int:
     from trainer.parity import parity
 
     model, data, _ = load_for_model_dir(args.model)
+    single_device_only(model, "parity")
     print(json.dumps(parity(model, args.model, data, args.beta, args.snr_db), indent=2))
     return 0
 

@@ -19,6 +19,7 @@ from shared.manifest import (
     content_hash,
 )
 from shared.nn.model import CoInferenceModel
+from shared.nn.multi_link import MultiLinkModel
 from trainer.dataset import Dataset
 
 ONNX_OPSET = 18
@@ -73,6 +74,50 @@ def export_encoder(model: CoInferenceModel, path: str | Path) -> Path:
     return path
 
 
+def link_encoder_name(k: int) -> str:
+    """The ONNX encoder of device/link k of a multi-link model."""
+    return f"encoder-link{k}.onnx"
+
+
+def export_encoders(model, out_dir: Path) -> list[Path]:
+    """encoder.onnx, or one encoder-link<k>.onnx per view of a multi-link model (each is
+    that link's ``CoInferenceModel.encode`` on its view's input shape)."""
+    if isinstance(model, MultiLinkModel):
+        return [export_encoder(link, out_dir / link_encoder_name(k))
+                for k, link in enumerate(model.links)]  # fmt: skip
+    return [export_encoder(model, out_dir / ENCODER_NAME)]
+
+
+def quantizer_table(model: CoInferenceModel) -> dict | None:
+    if model.quantizer is None:
+        return None
+    with torch.no_grad():
+        return {
+            "bits": model.config.bits,
+            "levels": model.quantizer.levels().tolist(),
+            "breakpoints": model.quantizer.breakpoints().tolist(),
+        }
+
+
+def links_section(model: MultiLinkModel, files: list[Path], beta_range, snr_range) -> dict:
+    """The manifest's ``links``: K, the views and, per link, its encoder, view, quantizer
+    table and the β and PSNR ranges it was trained over."""
+    per_link = [
+        {
+            "index": k,
+            "encoder": path.name,
+            "view": view.to_dict(),
+            "input_shape": list(link.config.input_shape),
+            "d": link.config.d,
+            "quantizer": quantizer_table(link),
+            "beta_range": list(beta_range),
+            "snr_db_range": list(snr_range),
+        }
+        for k, (link, view, path) in enumerate(zip(model.links, model.views, files, strict=True))
+    ]
+    return {"n_links": model.n_links, "overlap": model.config.overlap, "links": per_link}
+
+
 def save_decoder(model: CoInferenceModel, path: str | Path) -> Path:
     """decoder.pt: config + the decoder's weights only (what the edge needs)."""
     state = {k: v for k, v in model.state_dict().items() if k.startswith("decoder.")}
@@ -92,21 +137,19 @@ def write_artifacts(
     """Write encoder.onnx, decoder.pt and manifest.json into out_dir; return the manifest."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    encoder_path = export_encoder(model, out_dir / ENCODER_NAME)
+    encoder_paths = export_encoders(model, out_dir)
     decoder_path = save_decoder(model, out_dir / DECODER_NAME)
-    quantizer = None
-    if model.quantizer is not None:
-        with torch.no_grad():
-            quantizer = {
-                "bits": model.config.bits,
-                "levels": model.quantizer.levels().tolist(),
-                "breakpoints": model.quantizer.breakpoints().tolist(),
-            }
+    multi = isinstance(model, MultiLinkModel)
+    # a multi-link model: link 0's table here, every link's in "multi_link"
+    quantizer = quantizer_table(model.links[0] if multi else model)
+    if multi:
+        extra = {"multi_link": links_section(model, encoder_paths, beta_range, snr_range),
+                 **(extra or {})}  # fmt: skip
     import onnxruntime
 
     manifest = {
         "schema_version": SCHEMA_VERSION,
-        "model_id": content_hash([encoder_path, decoder_path]),
+        "model_id": content_hash([*encoder_paths, decoder_path]),
         "task": data.task,
         "dataset": data.name,
         "input": {
@@ -128,7 +171,7 @@ def write_artifacts(
             "transmits": "mu (the mean), peak <= 1"
             if model.config.head == "gaussian"
             else "gamma * tanh(.), peak <= 1",
-            "outputs": output_names(model),
+            "outputs": output_names(model.links[0] if multi else model),
         },
         "target": {"unit": "ns", "mean": data.target_mean, "std": data.target_std}
         if data.task == "regression"

@@ -26,7 +26,8 @@ import torch
 from tqdm import tqdm
 
 from shared.nn.losses import LOSS_WEIGHTS, beta_weight, distortion, vib_loss
-from shared.nn.model import CoInferenceModel, ModelConfig
+from shared.nn.model import ModelConfig
+from shared.nn.multi_link import build_model
 from trainer import distributed
 from trainer.dataset import Dataset
 
@@ -37,7 +38,7 @@ BETA_DISTS = ("log-uniform", "uniform")
 # target scale, and the baselines switch the gates off (see model_config_for)
 MODEL_OPTIONS = (
     "arch", "d", "hidden", "head", "prior", "bits", "quantizer_train", "variable_length",
-    "gamma0", "conv_gate", "kl_bound",
+    "gamma0", "conv_gate", "kl_bound", "n_links", "overlap", "link_dropout",
 )  # fmt: skip
 
 
@@ -113,23 +114,24 @@ class TrainConfig:
         return tuple(self.snr_range)
 
 
-def sample_beta(n: int, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
-    """β per example [n, 1]: log-uniform, uniform (Hyper-VIB eq. 15) or fixed."""
+def sample_beta(n: int, cfg: TrainConfig, gen: torch.Generator, links: int = 1) -> torch.Tensor:
+    """β per example and link [n, links]: log-uniform, uniform (Hyper-VIB eq. 15) or fixed."""
     if cfg.fixed_beta is not None:
-        return torch.full((n, 1), float(cfg.fixed_beta))
+        return torch.full((n, links), float(cfg.fixed_beta))
     lo, hi = cfg.beta_range
-    u = torch.rand(n, 1, generator=gen)
+    u = torch.rand(n, links, generator=gen)
     if cfg.beta_dist == "uniform":
         return lo + (hi - lo) * u
     return torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)
 
 
-def sample_snr(n: int, cfg: TrainConfig, gen: torch.Generator) -> torch.Tensor:
-    """SNR in dB per example [n, 1]: uniform over the range widened by the margin, or fixed."""
+def sample_snr(n: int, cfg: TrainConfig, gen: torch.Generator, links: int = 1) -> torch.Tensor:
+    """SNR in dB per example and link [n, links]: uniform over the range widened by the
+    margin (each link its own draw), or fixed."""
     if cfg.fixed_snr is not None:
-        return torch.full((n, 1), float(cfg.fixed_snr))
+        return torch.full((n, links), float(cfg.fixed_snr))
     lo, hi = cfg.snr_range[0] - cfg.snr_margin_db, cfg.snr_range[1] + cfg.snr_margin_db
-    return lo + (hi - lo) * torch.rand(n, 1, generator=gen)
+    return lo + (hi - lo) * torch.rand(n, links, generator=gen)
 
 
 def model_config_for(cfg: TrainConfig, data: Dataset) -> ModelConfig:
@@ -171,7 +173,8 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
     ranks = distributed.current()
     seed_everything(distributed.rank_seed(cfg.seed, ranks.rank))
     device = pick_device(cfg.device)
-    model = CoInferenceModel(model_config_for(cfg, data)).to(device)
+    model = build_model(model_config_for(cfg, data)).to(device)
+    links = model.config.n_links
     net = distributed.wrap(model, ranks, device)
     batch_size = distributed.batch_per_rank(cfg.batch_size, ranks)
     x_all = torch.from_numpy(data.x_train)
@@ -206,8 +209,8 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
         for step in bar:
             idx = order[step * batch_size : (step + 1) * batch_size]
             x, y = x_all[idx].to(device), y_all[idx].to(device)
-            beta = sample_beta(len(idx), cfg, gen).to(device)
-            snr = sample_snr(len(idx), cfg, gen).to(device)
+            beta = sample_beta(len(idx), cfg, gen, links).to(device)
+            snr = sample_snr(len(idx), cfg, gen, links).to(device)
             out = net(x, beta, snr)
             dist = distortion(out["outputs"], y, data.task)
             progress = (epoch * steps_per_epoch + step + 1) / steps_per_epoch
@@ -221,7 +224,7 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
             n = len(idx)
             totals["loss"] += loss.item() * n
             totals["distortion"] += dist.mean().item() * n
-            totals["kl"] += out["kl"].mean().item() * n
+            totals["kl"] += out["kl"].reshape(n, -1).sum(dim=1).mean().item() * n
             totals["n"] += n
             if data.task == "classification":
                 totals["correct"] += (out["outputs"].argmax(1) == y).sum().item()

@@ -103,6 +103,17 @@ async function infer(blob, trueLabel) {
   return reply;
 }
 
+// Multi-device model: which link this device is, and which links the edge's group decision had
+function linksText(group) {
+  if (!group) return "";
+  const links = Array.from({ length: group.n_links }, (_, k) =>
+    `link ${k}${k === group.link_index ? " (this device)" : ""}: ` +
+    (group.missing_links.includes(k) ? "missing" : "arrived"));
+  return `group of ${group.n_links} links · ${links.join(" · ")}` +
+    (group.partial ? " · PARTIAL decision" : "") +
+    ` · waited ${(group.group_wait_s * 1e3).toFixed(1)} ms for the group`;
+}
+
 function showReply(reply, trueLabel) {
   const p = $("prediction");
   p.textContent = reply.class_name ?? Number(reply.regression_value).toFixed(3);
@@ -116,6 +127,7 @@ function showReply(reply, trueLabel) {
     `${reply.beta.toExponential(2)} · encoder SNR ${reply.snr_db.toFixed(1)} dB (` +
     `${reply.snr_mode}) · channel PSNR ${reply.channel_psnr_db?.toFixed(1)} dB`;
   $("transmission").dataset.channelPsnr = reply.channel_psnr_db;
+  $("links").textContent = linksText(reply.group);
   const probs = $("probs");
   probs.innerHTML = "";
   const names = state.model?.class_names || [];

@@ -91,13 +91,15 @@ LOSS_WEIGHTS = ("none", "inverse-d-beta", "inverse-beta")
 def beta_weight(beta: torch.Tensor, d: int, mode: str) -> torch.Tensor:
     """Per-example weight w(β) > 0 of the VIB loss (DESIGN §9); beta [N, 1] -> [N].
 
+    With K links (beta [N, K]) β is Σ_k β_k, the weight of the summed rate of eq. (18).
+
     - "none": w = 1 (Hyper-VIB eq. 16 as written);
     - "inverse-d-beta": w = 1/(1 + d·β), so a draw's loss stays O(1) whatever its β;
     - "inverse-beta": w = 1/β, i.e. the loss distortion/β + KL (the IB Lagrangian scaled).
     A positive w(β) leaves each β's optimum unchanged; it stops the large-β draws (whose β·KL
     is ~d·β times larger) from dominating the shared weights when β is sampled per example.
     """
-    beta = beta.view(-1)
+    beta = beta.sum(dim=1) if beta.dim() == 2 else beta.view(-1)  # K links: Σ_k β_k
     if mode == "none":
         return torch.ones_like(beta)
     if mode == "inverse-d-beta":
@@ -112,10 +114,15 @@ def vib_loss(
 ) -> torch.Tensor:
     """mean_n w_n·[distortion_n + β_n·KL_n], Hyper-VIB eq. (7)/(16); beta [N, 1] or scalar.
 
-    ``weight`` [N] is w(β) from ``beta_weight`` (None = 1).
+    With K links, kl and beta [N, K]: mean_n w_n·[distortion_n + Σ_k β_nk·KL_nk], QML-IB
+    eq. (18). ``weight`` [N] is w(β) from ``beta_weight`` (None = 1).
     """
-    beta = beta.view(-1) if torch.is_tensor(beta) else torch.tensor(beta)
-    per_example = dist + beta * kl
+    beta = beta if torch.is_tensor(beta) else torch.tensor(beta)
+    if kl.dim() == 2:
+        rate = (beta.expand_as(kl) * kl).sum(dim=1)
+    else:
+        rate = beta.view(-1) * kl
+    per_example = dist + rate
     if weight is not None:
         per_example = weight * per_example
     return per_example.mean()

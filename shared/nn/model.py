@@ -41,6 +41,10 @@ class ModelConfig:
     kl_bound: str = "eq14"  # "eq14" (QML-IB D*_KL) | "mixture" (its tighter first term)
     target_mean: float = 0.0  # regression target normalisation
     target_std: float = 1.0
+    # QML-IB multi-device (shared/nn/multi_link.py): K links, each seeing one view
+    n_links: int = 1
+    overlap: int = 0  # pixels each view extends past its equal share (shared/views.py)
+    link_dropout: float = 0.0  # training: probability a link is dropped (never all of them)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -55,6 +59,8 @@ class ModelConfig:
             raise ValueError(f"conv_gate must be one of {CONV_GATES}, got {self.conv_gate!r}")
         if self.kl_bound not in KL_BOUNDS:
             raise ValueError(f"kl_bound must be one of {KL_BOUNDS}, got {self.kl_bound!r}")
+        if not 0.0 <= self.link_dropout < 1.0:
+            raise ValueError(f"link_dropout must be in [0, 1), got {self.link_dropout}")
 
     def to_dict(self) -> dict:
         out = asdict(self)
@@ -68,7 +74,10 @@ class ModelConfig:
 
 
 class CoInferenceModel(nn.Module):
-    def __init__(self, config: ModelConfig):
+    """One device and its decoder; with ``with_decoder=False``, one link of a multi-device
+    model (shared/nn/multi_link.py), whose fusion decoder sits at the edge."""
+
+    def __init__(self, config: ModelConfig, with_decoder: bool = True):
         super().__init__()
         self.config = config
         gates = {
@@ -91,7 +100,9 @@ class CoInferenceModel(nn.Module):
             if config.bits
             else None
         )
-        if config.arch == "mlp":
+        if not with_decoder:
+            self.decoder = None
+        elif config.arch == "mlp":
             self.decoder = MlpDecoder(config.d, config.n_outputs, **gates)
         else:
             side = (((config.input_shape[1] + 1) // 2) + 1) // 2
@@ -126,6 +137,13 @@ class CoInferenceModel(nn.Module):
 
         ``sample`` draws z = μ + θ·ε (default: in training only); in eval mode with
         sample=True it gives the rate and the accuracy of the stochastic encoder."""
+        out = self.transmit(x, beta, snr_db, sample)
+        out["outputs"] = self.decoder(out.pop("received"), beta, snr_db)
+        return out
+
+    def transmit(self, x, beta, snr_db, sample: bool | None = None) -> dict:
+        """Encoder, quantizer, mask and AWGN: the dict of ``forward`` with the ``received``
+        symbols in place of the decoder's ``outputs`` (one link of a multi-device model)."""
         noise_var = noise_var_from_snr(snr_db)
         enc = self.encoder(x, beta, snr_db, noise_var)
         mu, theta, gamma = enc["mu"], enc["theta"], enc["gamma"]
@@ -134,10 +152,8 @@ class CoInferenceModel(nn.Module):
         symbols = self.quantizer(z) if self.quantizer is not None else z
         mask = self._mask(gamma, mu)
         symbols = apply_mask(symbols, mask)  # straight-through: pruned dims still get gradient
-        received = awgn(symbols, snr_db)
-        outputs = self.decoder(received, beta, snr_db)
         return {
-            "outputs": outputs,
+            "received": awgn(symbols, snr_db),
             "symbols": symbols,
             "n_active": mask.sum(dim=1),
             "kl": self.kl(mu * mask, theta * mask, gamma, symbols, noise_var),

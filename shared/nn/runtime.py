@@ -12,6 +12,7 @@ import torch
 
 from shared.manifest import DECODER_NAME, ManifestError, load_manifest
 from shared.nn.model import CoInferenceModel
+from shared.nn.multi_link import MultiLinkModel
 
 DEVICES = ("auto", "cpu", "cuda")
 
@@ -59,5 +60,37 @@ class DecoderRuntime:
         return value.float().cpu().numpy()
 
 
-def load_decoder(model_dir: str | Path, device: str = "auto") -> DecoderRuntime:
+class MultiLinkDecoderRuntime:
+    """The fusion decoder of a K-link model (QML-IB eq. 15): (received [N, K, d], beta,
+    snr_db, present [N, K]) -> probabilities [N, C]; a missing link's row is ignored."""
+
+    def __init__(self, model_dir: str | Path, device: str = "auto"):
+        self.manifest = load_manifest(model_dir)
+        self.device = pick_device(device)
+        path = Path(model_dir) / DECODER_NAME
+        try:
+            self.model = MultiLinkModel.from_checkpoint(path, "cpu", decoder_only=True)
+        except (FileNotFoundError, ValueError) as exc:
+            raise ManifestError(str(exc)) from exc
+        self.model = self.model.to(self.device)
+        self.config = self.model.config
+
+    @torch.inference_mode()
+    def __call__(self, received, beta, snr_db, present) -> np.ndarray:
+        k, d = self.config.n_links, self.config.d
+        received = np.asarray(received, dtype=np.float32)
+        if received.ndim != 3 or received.shape[1:] != (k, d):
+            raise ValueError(f"received must be [N, {k}, {d}], got {received.shape}")
+        tensors = [torch.as_tensor(np.asarray(a, np.float32).reshape(-1, k), device=self.device)
+                   for a in (beta, snr_db, present)]  # fmt: skip
+        out = self.model.decode(torch.from_numpy(received).to(self.device), *tensors)
+        return torch.softmax(out, dim=1).float().cpu().numpy()
+
+
+def load_decoder(
+    model_dir: str | Path, device: str = "auto"
+) -> DecoderRuntime | MultiLinkDecoderRuntime:
+    """The edge's decoder for the model folder: single-device or multi-link fusion."""
+    if load_manifest(model_dir).n_links > 1:
+        return MultiLinkDecoderRuntime(model_dir, device)
     return DecoderRuntime(model_dir, device)

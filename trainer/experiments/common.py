@@ -101,7 +101,8 @@ def load_data(task: str, data_dir: str | None = None, seed: int = 0):
 
 def param_counts(model) -> dict:
     total = sum(p.numel() for p in model.parameters())
-    encoder = sum(p.numel() for p in model.encoder.parameters())
+    # the encoder, or every link's encoder of a multi-link model ("links.<k>.encoder.")
+    encoder = sum(p.numel() for k, p in model.named_parameters() if ".encoder." in f".{k}")
     return {"total": int(total), "encoder": int(encoder), "decoder": int(total - encoder)}
 
 
