@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -9,7 +10,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.service.settings import GrpcServiceSettings
+from shared.service.settings import GrpcServiceSettings, optional
 from shared.service.settings import parse_settings as _parse
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -38,6 +39,13 @@ class EdgeSettings(GrpcServiceSettings):
     probe_interval_s: float = Field(
         5.0, ge=0.01, description="while the decoder cannot run, re-probe it this often, s"
     )
+    replica_id: optional(str) = Field(
+        None, description="name of this replica in replies and GetInfo (none = HOSTNAME:PORT)"
+    )
+
+    def replica_name(self) -> str:
+        """``replica_id``, or this host's name and port (unique per compose replica)."""
+        return self.replica_id or f"{socket.gethostname()}:{self.port}"
 
 
 def parse_settings(

@@ -51,6 +51,7 @@ def load_edge(settings: EdgeSettings) -> EdgeDecoder:
         device=decoder.device,
         metrics=EdgeMetrics(),
         probe_interval_s=settings.probe_interval_s,
+        replica_id=settings.replica_name(),
     )
 
 
@@ -76,8 +77,8 @@ async def serve_async(settings: EdgeSettings, edge: EdgeDecoder) -> int:
         log.error("decoder cannot run: NOT_SERVING, probing every %g s", settings.probe_interval_s)
     m = edge.manifest
     log.info(
-        "edge serving model %s (%s, d=%d) on %s:%d (%s) [%s, max batch %d, queue delay %g us]",
-        *(m.model_id, m.task, m.d, settings.host, settings.port),
+        "edge %s serving model %s (%s, d=%d) on %s:%d (%s) [%s, max batch %d, queue delay %g us]",
+        *(edge.replica_id, m.model_id, m.task, m.d, settings.host, settings.port),
         *("TLS" if server.tls else "plaintext", edge.device),
         *(settings.max_batch_size, settings.max_queue_delay_us),
     )

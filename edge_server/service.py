@@ -62,6 +62,7 @@ class EdgeDecoder:
         metrics: EdgeMetrics | None = None,
         on_health: Callable[[bool], Awaitable[None]] | None = None,
         probe_interval_s: float = 5.0,
+        replica_id: str = "",
     ) -> None:
         if decoder_snr not in DECODER_SNR_MODES:
             raise ValueError(f"decoder_snr must be one of {DECODER_SNR_MODES}, got {decoder_snr!r}")
@@ -73,6 +74,7 @@ class EdgeDecoder:
         self.metrics = metrics or EdgeMetrics()
         self.on_health = on_health
         self.probe_interval_s = probe_interval_s
+        self.replica_id = replica_id  # which replica this is, in replies and GetInfo
         self.serving: bool | None = None  # None until start() has run the decoder once
         self.batcher = AdaptiveBatcher(
             self._run_batch,
@@ -175,6 +177,7 @@ class EdgeDecoder:
             max_batch_size=self.max_batch_size,
             decoder_snr=self.decoder_snr,
             serving=bool(self.serving),
+            replica_id=self.replica_id,
         )
 
     # -- validation ----------------------------------------------------------------------
@@ -270,6 +273,7 @@ class EdgeDecoder:
             model_id=self.manifest.model_id,
             n_symbols=len(transmission.symbols),
             decoder_snr_db=job.snr_db,
+            replica_id=self.replica_id,
         )
         output = np.asarray(result.value, dtype=np.float64).ravel()
         if self.manifest.task == "classification":

@@ -7,10 +7,17 @@ bench and the demo.
         grpc.insecure_channel(stack.channel_target)       # channel HOST:PORT
         stack.stop("edge"); stack.start_edge()            # restart one service, same port
 
+    with running_stack("artifacts/quick", edge_replicas=2) as stack:
+        stack.edge_target                                 # ipv4:127.0.0.1:p1,127.0.0.1:p2
+        stack.kill("edge-1")                              # SIGKILL replica 1 (a crash)
+
 Each service is started with the flags it always had here (``--host 127.0.0.1``, a free
 ``--port``, ``--metrics-port 0`` unless ``metrics_ports=True`` picks free ones); anything
 else goes in ``edge_flags`` / ``channel_flags`` / ``device_flags``. Readiness: the standard
 gRPC health check for edge and channel, ``GET /readyz`` for the device (``device_ready_path``).
+With ``edge_replicas=N`` the edge runs as N processes named ``edge``, ``edge-1``, ...
+(replica ids the same), each on its own port, and the channel reaches them all through a
+static ``ipv4:`` address list (round_robin, health-checked; see channel/balancing.py).
 Processes get SIGTERM on exit (SIGKILL if they hang); a failed start raises with the
 process's output.
 """
@@ -32,6 +39,11 @@ REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 HOST = "127.0.0.1"
 SERVICES = ("edge", "channel", "device")  # start order; stopped in reverse
+
+
+def replica_name(index: int) -> str:
+    """The process name of edge replica ``index``: ``edge``, ``edge-1``, ``edge-2``, ..."""
+    return "edge" if index == 0 else f"edge-{index}"
 
 
 def free_port() -> int:
@@ -70,6 +82,14 @@ class ServiceProcess:
     @property
     def pid(self) -> int:
         return self.proc.pid
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one service (a crash: no graceful shutdown); it stays in :attr:`procs`."""
+        self.procs[name].proc.kill()
+        self.procs[name].proc.wait()
+
+    def _order(self) -> list[str]:
+        return [*self.replicas, *SERVICES[1:]]
 
     def alive(self) -> bool:
         return self.proc.poll() is None
@@ -214,16 +234,21 @@ class Stack:
         device_ready_path: str = "/readyz",
         start_timeout_s: Mapping[str, float] | None = None,
         grpc_tls: Sequence[Path | str | None] | None = None,
+        edge_replicas: int = 1,
     ) -> None:
+        if edge_replicas < 1:
+            raise ValueError(f"edge_replicas must be >= 1, got {edge_replicas}")
         self.grpc_tls = grpc_tls
+        self.edge_replicas = edge_replicas
+        self.replicas = [replica_name(i) for i in range(edge_replicas)]
         self.model_dir = Path(model_dir)
         self.edge_model_dir = Path(edge_model_dir) if edge_model_dir else self.model_dir
         self.psnr_db = psnr_db
         self.flags = {"edge": list(edge_flags), "channel": list(channel_flags),
                       "device": list(device_flags)}  # fmt: skip
-        self.ports = {name: free_port() for name in SERVICES}
+        self.ports = {name: free_port() for name in (*self.replicas, *SERVICES[1:])}
         self.metrics_ports = {
-            name: free_port() if metrics_ports else 0 for name in ("edge", "channel")
+            name: free_port() if metrics_ports else 0 for name in (*self.replicas, "channel")
         }
         self.device_ready_path = device_ready_path
         self.start_timeout_s = {"edge": 120.0, "channel": 60.0, "device": 60.0}
@@ -233,7 +258,14 @@ class Stack:
     # --- addresses ---
     @property
     def edge_target(self) -> str:
-        return f"{HOST}:{self.ports['edge']}"
+        """What the channel dials: HOST:PORT, or an ``ipv4:`` list of every replica."""
+        if self.edge_replicas == 1:
+            return self.replica_target("edge")
+        return "ipv4:" + ",".join(self.replica_target(name) for name in self.replicas)
+
+    def replica_target(self, name: str) -> str:
+        """HOST:PORT of one edge replica (``edge``, ``edge-1``, ...)."""
+        return f"{HOST}:{self.ports[name]}"
 
     @property
     def channel_target(self) -> str:
@@ -247,10 +279,11 @@ class Stack:
     # --- commands ---
     def command(self, name: str) -> list[object]:
         """The command line that starts service ``name``."""
-        if name == "edge":
+        if name in self.replicas:
             base = [PYTHON, "-m", "edge_server", "--model", self.edge_model_dir, "--host", HOST,
-                    "--port", self.ports["edge"],
-                    "--metrics-port", self.metrics_ports["edge"]]  # fmt: skip
+                    "--port", self.ports[name], "--replica-id", name,
+                    "--metrics-port", self.metrics_ports[name]]  # fmt: skip
+            return base + self.flags["edge"]
         elif name == "channel":
             base = [PYTHON, "-m", "channel", "--edge", self.edge_target, "--host", HOST,
                     "--port", self.ports["channel"],
@@ -262,7 +295,8 @@ class Stack:
                     "--channel", self.channel_target,
                     "--host", HOST, "--port", self.ports["device"]]  # fmt: skip
         else:
-            raise ValueError(f"unknown service {name!r}; expected one of {SERVICES}")
+            known = (*self.replicas, *SERVICES[1:])
+            raise ValueError(f"unknown service {name!r}; expected one of {known}")
         return base + self.flags[name]
 
     # --- life cycle ---
@@ -270,11 +304,11 @@ class Stack:
         """Start ``name`` (stopping an earlier one first) and wait until it is ready."""
         self.stop(name)
         proc = self.procs[name] = ServiceProcess(self.command(name))
-        timeout_s = self.start_timeout_s[name]
+        timeout_s = self.start_timeout_s["edge" if name in self.replicas else name]
         if name == "device":
             wait_for_http(f"{self.url}{self.device_ready_path}", proc, timeout_s)
         else:
-            target = self.edge_target if name == "edge" else self.channel_target
+            target = self.channel_target if name == "channel" else self.replica_target(name)
             wait_for_grpc_health(target, proc, timeout_s, tls=self.grpc_tls)
         return proc
 
@@ -284,8 +318,8 @@ class Stack:
     def start(self, services: Sequence[str] = SERVICES) -> Stack:
         """Start ``services`` in edge -> channel -> device order; on failure stop them all."""
         try:
-            for name in SERVICES:
-                if name in services:
+            for name in self._order():
+                if name in services or (name in self.replicas and "edge" in services):
                     self.start_service(name)
         except BaseException:
             self.stop()
@@ -296,12 +330,20 @@ class Stack:
         """Stop the named services (all when none are named), device first; returns their
         exit codes (0 after a graceful SIGTERM shutdown)."""
         codes = {}
-        for name in reversed(SERVICES):
+        for name in reversed(self._order()):
             if (not names or name in names) and name in self.procs:
                 proc = self.procs.pop(name)
                 codes[name] = proc.stop()
                 proc.cleanup()
         return codes
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one service (a crash: no graceful shutdown); it stays in :attr:`procs`."""
+        self.procs[name].proc.kill()
+        self.procs[name].proc.wait()
+
+    def _order(self) -> list[str]:
+        return [*self.replicas, *SERVICES[1:]]
 
     def alive(self) -> bool:
         """Every started service still runs."""
