@@ -12,7 +12,9 @@ module only chooses the policies (service configs), so no balancing is home-made
   hashing the ``x-coinference-group`` call header that carries the group id (gRFC A76).
   Every link of a group lands on the same replica; the ring depends only on the set of
   addresses, so several channel proxies with the same target agree; when a replica leaves,
-  only the groups that hashed to it move.
+  only the groups that hashed to it move. While the connection to a group's replica is
+  being (re)established, ring_hash picks the next connected replica in the ring, so a group
+  that straddles that moment can be split (its links then count as lost at the edge).
 
 Both service configs carry ``healthCheckConfig`` (gRFC A17): each channel watches the
 standard health service of every replica (service ``coinference.v1.Edge``, which the edge
@@ -44,7 +46,7 @@ _HOST_PORT = re.compile(r"^(\[[0-9a-fA-F:]+\]|[^:\s,/]+):(\d{1,5})$")
 def check_edge_target(target: str) -> str:
     """``target`` if gRPC can resolve it as given; ValueError naming the accepted forms."""
     forms = "HOST:PORT, dns:///HOST:PORT or ipv4:HOST:PORT,HOST:PORT,..."
-    text = target.strip()
+    text = target
     if text.startswith("ipv4:"):
         parts = text[len("ipv4:") :].split(",")
         bad = [p for p in parts if not _valid_host_port(p)]
@@ -65,7 +67,7 @@ def check_edge_target(target: str) -> str:
 
 
 def _valid_host_port(text: str) -> bool:
-    match = _HOST_PORT.match(text.strip())
+    match = _HOST_PORT.match(text)
     return bool(match) and 0 < int(match.group(2)) <= 65535
 
 
@@ -95,8 +97,8 @@ def channel_options(policy: str, health_check: bool = True) -> list[tuple[str, o
 
 def enable_group_hashing() -> None:
     """Turn on grpcio's ring_hash request-hash header for this process (before the first
-    grouped call)."""
-    os.environ.setdefault(RING_HASH_EXPERIMENT, "true")
+    grouped call; without it every grouped call fails with "hash attribute not present")."""
+    os.environ[RING_HASH_EXPERIMENT] = "true"
 
 
 def group_metadata(group_id: str) -> tuple[tuple[str, str], ...] | None:

@@ -222,7 +222,8 @@ def test_edge_targets_gRPC_resolves_are_accepted(target: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "target", ["edge", "dns:///edge_server", "ipv4:127.0.0.1:1,127.0.0.1", "edge:99999", ""]
+    "target",
+    ["edge", "dns:///edge_server", "ipv4:127.0.0.1:1,127.0.0.1", "edge:99999", "", " edge:1"],
 )
 def test_bad_edge_targets_are_refused_with_the_forms(target: str) -> None:
     with pytest.raises(ValueError, match="HOST:PORT"):
