@@ -302,24 +302,38 @@ class Stack:
     # --- life cycle ---
     def start_service(self, name: str) -> ServiceProcess:
         """Start ``name`` (stopping an earlier one first) and wait until it is ready."""
+        proc = self._launch(name)
+        self._wait_ready(name)
+        return proc
+
+    def _launch(self, name: str) -> ServiceProcess:
         self.stop(name)
         proc = self.procs[name] = ServiceProcess(self.command(name))
+        return proc
+
+    def _wait_ready(self, name: str) -> None:
+        proc = self.procs[name]
         timeout_s = self.start_timeout_s["edge" if name in self.replicas else name]
         if name == "device":
             wait_for_http(f"{self.url}{self.device_ready_path}", proc, timeout_s)
         else:
             target = self.channel_target if name == "channel" else self.replica_target(name)
             wait_for_grpc_health(target, proc, timeout_s, tls=self.grpc_tls)
-        return proc
 
     def start_edge(self) -> ServiceProcess:
         return self.start_service("edge")
 
     def start(self, services: Sequence[str] = SERVICES) -> Stack:
-        """Start ``services`` in edge -> channel -> device order; on failure stop them all."""
+        """Start ``services`` in edge -> channel -> device order (the edge replicas side by
+        side); on failure stop them all."""
         try:
-            for name in self._order():
-                if name in services or (name in self.replicas and "edge" in services):
+            if "edge" in services:
+                for name in self.replicas:
+                    self._launch(name)
+                for name in self.replicas:
+                    self._wait_ready(name)
+            for name in SERVICES[1:]:
+                if name in services:
                     self.start_service(name)
         except BaseException:
             self.stop()
