@@ -65,6 +65,7 @@ def build_server(settings: EdgeSettings, edge: EdgeDecoder) -> GrpcServer:
         settings.port,
         settings.max_message_bytes,
         credentials=settings.server_credentials(),
+        options=settings.server_options(),
     )
     edge.on_health = server.set_serving
     return server
