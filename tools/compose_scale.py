@@ -12,9 +12,13 @@ the start (closed-loop clients; every device reply names its ``edge_replica``); 
 ``--stop-after-s`` the per-replica counts are read from each replica's /metrics
 (``coinference_requests_total``) and the channel's
 (``coinference_channel_edge_replies_total{replica}``), then compose scales the edge down by
-one (``docker stop``: SIGTERM, graceful); load until ``--duration-s``. Writes
+one (``docker stop``: SIGTERM, graceful); load for ``--after-s``; then it scales back up
+and keeps the load for ``--rejoin-s``, long enough for the edge's maximum connection age
+(30 s in docker-compose.yml) to make the channel re-resolve the name and find the new
+replica. Writes
 ``reports/compose-scale/results.json``; exits 1 unless every replica served > 30% before the
-stop and the remaining ones served everything after it.
+stop, the remaining ones served everything after it and (with ``--rejoin-s``) the new replica
+served again.
 """
 
 from __future__ import annotations
@@ -135,6 +139,14 @@ def main(argv=None) -> int:
     p.add_argument("--url", default="http://127.0.0.1:8080", help="the published device port")
     p.add_argument("--stop-after-s", type=float, default=10.0)
     p.add_argument("--after-s", type=float, default=15.0, help="load after the stop, s")
+    p.add_argument(
+        "--rejoin-s",
+        type=float,
+        default=45.0,
+        help="then scale back up and keep the load this long (> the edge's 30 s maximum "
+        "connection age, after which the channel re-resolves and finds the new replica); "
+        "0 = skip",
+    )
     p.add_argument("--clients", type=int, default=4, help="concurrent streaming clients")
     p.add_argument("--out", default=str(REPO / "reports" / "compose-scale"))
     p.add_argument("--no-build", action="store_true")
@@ -179,6 +191,14 @@ def main(argv=None) -> int:
         )  # fmt: skip
         scaled_at = time.monotonic() - start
         time.sleep(args.after_s)
+        rejoin_at = time.monotonic() - start
+        if args.rejoin_s > 0:  # scale back up: a new replica the channel must discover
+            compose_run(
+                compose, "up", "-d", "--no-recreate", "--no-deps",
+                "--scale", f"edge_server={args.replicas}", "edge_server",
+            )  # fmt: skip
+            rejoin_at = time.monotonic() - start
+            time.sleep(args.rejoin_s)
         stop.set()
         for client in clients:
             client.join()
@@ -186,9 +206,9 @@ def main(argv=None) -> int:
     finally:
         compose_run(compose, "down", "-v", check=False)
     before = by_replica(log, 0.0, stopped_at)
-    after = by_replica(log, scaled_at + 1.0, end_s + 1)
+    after = by_replica(log, scaled_at + 1.0, rejoin_at)
     total_before = sum(before.values()) or 1
-    after_s = max(end_s - scaled_at - 1.0, 1e-9)
+    after_s = max(rejoin_at - scaled_at - 1.0, 1e-9)
     results = {
         "compose": " ".join(compose),
         "replicas": args.replicas,
@@ -202,13 +222,22 @@ def main(argv=None) -> int:
         "channel_metrics_replies_at_stop": channel_metrics,
         "statuses_before_stop": statuses(log, 0.0, stopped_at),
         "statuses_during_stop": statuses(log, stopped_at, scaled_at + 1.0),
-        "statuses_after_stop": statuses(log, scaled_at + 1.0, end_s + 1),
+        "statuses_after_stop": statuses(log, scaled_at + 1.0, rejoin_at),
         "answered_by_replica_after_stop": after,
         "answered_per_s_before": sum(before.values()) / stopped_at,
         "answered_per_s_after": sum(after.values()) / after_s,
     }
+    if args.rejoin_s > 0:
+        results["scaled_up_at_s"] = rejoin_at
+        results["statuses_after_scale_up"] = statuses(log, rejoin_at, end_s + 1)
+        # when the new replica got its first request, and the split over the last 10 s
+        first = [t for t, status, r in log if t >= rejoin_at and status == 200 and r not in after]
+        results["new_replica_first_served_after_s"] = min(first) - rejoin_at if first else None
+        results["answered_by_replica_last_10_s"] = by_replica(log, end_s - 10.0, end_s + 1)
     served_all = sum(1 for v in before.values() if v > 0.3 * total_before) == args.replicas
     results["ok"] = served_all and len(after) == args.replicas - 1 and sum(after.values()) > 0
+    if args.rejoin_s > 0:
+        results["ok"] = results["ok"] and results["new_replica_first_served_after_s"] is not None
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
