@@ -99,3 +99,12 @@ def test_results_keep_earlier_runs_with_other_keys(tmp_path) -> None:
     new = [{"devices": 1, "edge_replicas": 1, "rate_per_device_per_s": 1, "p50_s": 1}]
     merged = merge_rows(path, new)
     assert [r["devices"] for r in merged] == [2, 1] and merged[-1]["p50_s"] == 1
+
+
+def test_a_missing_model_is_a_usage_error_not_a_traceback(tmp_path, capsys) -> None:
+    from tools.devices.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--model", str(tmp_path), "--devices", "1", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "no manifest.json" in capsys.readouterr().err

@@ -11,6 +11,7 @@ import platform
 import time
 from pathlib import Path
 
+from shared.manifest import ManifestError, load_manifest
 from tools.devices.driver import drive
 from tools.devices.population import beta_levels, make_devices
 from tools.devices.report import by_device, device_spread, summarise, write_devices_csv
@@ -108,12 +109,15 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.rate <= 0 or args.duration_s <= 0:
         parser().error("--rate and --duration-s must be > 0")
+    if args.beta_levels < 1 or args.images < 1:
+        parser().error("--beta-levels and --images must be >= 1")
     out = Path(args.out)
-    from shared.manifest import load_manifest
-
-    manifest = load_manifest(args.model)
-    book = SymbolBook(args.model, beta_levels(manifest.beta_range, args.beta_levels),
-                      args.images, data_dir=args.data_dir)  # fmt: skip
+    try:
+        manifest = load_manifest(args.model)
+        betas = beta_levels(manifest.beta_range, args.beta_levels)
+        book = SymbolBook(args.model, betas, args.images, data_dir=args.data_dir)
+    except (ManifestError, OSError, ValueError) as exc:  # no model, no data, bad values
+        parser().error(str(exc))
     results = []
     for replicas in [0] if args.channel else args.edge_replicas:
         stack = None
