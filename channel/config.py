@@ -9,6 +9,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from channel.balancing import check_edge_target
 from channel.profiles import (
     PROFILE_KINDS,
     FixedProfile,
@@ -45,7 +46,12 @@ class ChannelSettings(GrpcServiceSettings, AdminTokenSettings):
     )
 
     edge: str = Field(
-        "localhost:50052", description="edge HOST:PORT (a DNS name balances round_robin)"
+        "localhost:50052",
+        description="edge target: HOST:PORT, dns:///HOST:PORT (every address of the name) or "
+        "ipv4:HOST:PORT,HOST:PORT,... (replicas, balanced round_robin; groups by ring_hash)",
+    )
+    edge_health_check: StrictBool = Field(
+        True, description="pick only edge replicas whose gRPC health is SERVING"
     )
     port: int = Field(50051, ge=0, le=65535, description="gRPC port")
     psnr_db: float = Field(20.0, description="PSNR for the fixed profile (start value), dB")
@@ -76,8 +82,7 @@ class ChannelSettings(GrpcServiceSettings, AdminTokenSettings):
     @model_validator(mode="after")
     def _check(self) -> ChannelSettings:
         check_psnr_db(self.psnr_db, "--psnr")
-        if ":" not in self.edge:
-            raise ValueError(f"--edge must be HOST:PORT, got {self.edge!r}")
+        check_edge_target(self.edge)
         self.build_profile()  # validates walk bounds and the trace file
         check_tls_files(
             "TLS to the edge",

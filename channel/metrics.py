@@ -2,7 +2,8 @@
 
 The common ``coinference_requests_total`` / ``coinference_request_seconds`` come from the
 gRPC interceptor; stages ``channel`` (own work), ``airtime`` (modelled), ``channel_to_edge``
-and ``total`` go to ``coinference_stage_seconds{service="channel"}``.
+and ``total`` go to ``coinference_stage_seconds{service="channel"}``;
+``coinference_channel_edge_replies_total{replica}`` counts replies by edge replica.
 """
 
 from __future__ import annotations
@@ -18,3 +19,6 @@ class ChannelMetrics(ServiceMetrics):
         self.symbols = self.counter("symbols", "Data symbols sent through the channel")
         self.pilot_symbols = self.counter("pilot_symbols", "Pilot symbols sent")
         self.psnr_db = self.gauge("psnr_db", "Current channel PSNR in dB")
+        self.edge_replies = self.counter(
+            "edge_replies", "Edge replies by the replica that decoded", ("replica",)
+        )

@@ -13,8 +13,7 @@ import asyncio
 import logging
 import sys
 
-import grpc
-
+from channel.balancing import EdgeClient
 from channel.config import ChannelSettings, parse_settings
 from channel.metrics import ChannelMetrics
 from channel.profiles import FixedProfile, RandomWalkProfile, TracePoint, TraceProfile
@@ -24,7 +23,6 @@ from shared.rpc import coinference_pb2_grpc as pb_grpc
 from shared.service.errors import invalid_argument
 from shared.service.grpc_server import GrpcServer, grpc_options, serve_until_signal
 from shared.service.logs import setup_logging
-from shared.service.security import aio_channel
 
 log = logging.getLogger("channel")
 
@@ -78,23 +76,16 @@ class ChannelServicer(pb_grpc.ChannelServicer):
         return await self.service.edge_info(context.time_remaining())
 
 
-def build_service(settings: ChannelSettings) -> tuple[ChannelService, grpc.aio.Channel]:
-    """The channel's work over an aio client channel to the edge (inside the event loop)."""
-    edge_channel = aio_channel(
+def build_service(settings: ChannelSettings) -> tuple[ChannelService, EdgeClient]:
+    """The channel's work over the edge replicas' client (inside the event loop)."""
+    edge = EdgeClient(
         settings.edge,
         settings.edge_credentials(),
-        options=[*grpc_options(settings.max_message_bytes), ("grpc.lb_policy_name", "round_robin")],
+        options=grpc_options(settings.max_message_bytes),
+        health_check=settings.edge_health_check,
     )
-    edge_stub = pb_grpc.EdgeStub(edge_channel)
-
-    def edge_call(transmission: pb.Transmission, timeout_s: float):
-        return edge_stub.Decode(transmission, timeout=timeout_s)
-
-    def edge_info_call(timeout_s: float):
-        return edge_stub.GetInfo(pb.GetInfoRequest(), timeout=timeout_s)
-
     service = ChannelService(
-        edge_call,
+        edge.decode,
         profile=settings.build_profile(),
         pilots=settings.pilots,
         baud=settings.baud,
@@ -103,9 +94,9 @@ def build_service(settings: ChannelSettings) -> tuple[ChannelService, grpc.aio.C
         seed=settings.seed,
         edge_target=settings.edge,
         metrics=ChannelMetrics(),
-        edge_info_call=edge_info_call,
+        edge_info_call=edge.info,
     )
-    return service, edge_channel
+    return service, edge
 
 
 def build_server(settings: ChannelSettings, service: ChannelService) -> GrpcServer:
@@ -124,22 +115,21 @@ def build_server(settings: ChannelSettings, service: ChannelService) -> GrpcServ
 
 
 async def serve_async(settings: ChannelSettings) -> int:
-    service, edge_channel = build_service(settings)
+    service, edge = build_service(settings)
     service.metrics.serve(settings.metrics_port)
     server = build_server(settings, service)
     await server.start(serving=True)
     log.info(
-        "channel listening on %s:%d (%s, admin token %s), forwarding to %s (%s), %s",
+        "channel listening on %s:%d (%s, admin token %s), forwarding to %s (%s), %s; "
+        "edge replicas: round_robin, groups by ring_hash, health-checked: %s",
         *(settings.host, settings.port, "TLS" if server.tls else "plaintext"),
         "set" if settings.admin_token_value() else "off",
         *(settings.edge, "TLS" if settings.edge_credentials() else "plaintext"),
         service.state().profile,
+        settings.edge_health_check,
     )
 
-    async def close_edge_channel() -> None:
-        await edge_channel.close()
-
-    return await serve_until_signal(server, settings.grace_s, "channel", close_edge_channel)
+    return await serve_until_signal(server, settings.grace_s, "channel", edge.close)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 import numpy as np
 
+from channel.balancing import check_group_id
 from channel.metrics import ChannelMetrics
 from channel.profiles import FixedProfile, check_psnr_db
 from shared.channel import (
@@ -147,10 +148,20 @@ class ChannelService:
 
     # -- data path -----------------------------------------------------------------------
     def corrupt(self, transmission: pb.Transmission) -> pb.Transmission:
-        """The transmission as the edge receives it: noisy symbols, pilots, applied PSNR
-        (a group transmission's link gets its own PSNR when it has its own profile)."""
-        link = transmission.link_index if transmission.group_id else None
-        psnr_db = self.current_psnr_db(link)
+        """The transmission as the edge receives it: noisy symbols, pilots, applied PSNR.
+
+        The PSNR is the transmission's own ``link_psnr_db`` when set (one simulated link per
+        device, as the many-devices load mode sends; INVALID_ARGUMENT unless finite and within
+        [-10, 60] dB), else its link's profile for a group transmission whose link has its own
+        profile, else the channel's profile."""
+        if transmission.HasField("link_psnr_db"):
+            try:
+                psnr_db = check_psnr_db(transmission.link_psnr_db, "link_psnr_db")
+            except ValueError as exc:
+                raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        else:
+            link = transmission.link_index if transmission.group_id else None
+            psnr_db = self.current_psnr_db(link)
         symbols = np.asarray(transmission.symbols, dtype=np.float32)
         with self._lock:
             received = awgn(symbols, psnr_db, self._rng)
@@ -175,6 +186,10 @@ class ChannelService:
         min(deadline_s, what is left of it). Raises :class:`ServiceError` with the status.
         """
         start = time.perf_counter()
+        try:
+            check_group_id(transmission.group_id)
+        except ValueError as exc:
+            raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         received = self.corrupt(transmission)
         n_symbols = len(transmission.symbols)
         airtime_s = float(airtime_seconds(n_symbols + self.pilots, self.baud))
@@ -209,6 +224,7 @@ class ChannelService:
         csi.n_pilots = self.pilots
         csi.baud = self.baud
         self.metrics.symbols.inc(n_symbols)
+        self.metrics.edge_replies.labels(replica=reply.replica_id or "unnamed").inc()
         self.metrics.pilot_symbols.inc(self.pilots)
         end = time.perf_counter()
         timings.channel_s = own_s + (end - after)

@@ -282,6 +282,7 @@ class DeviceService:
                 ),
                 "decoder_snr_db": reply.decoder_snr_db,
                 "airtime_s": reply.airtime_s,
+                "edge_replica": reply.replica_id or None,
             }
         )
         if reply.group_id:

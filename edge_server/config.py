@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
@@ -9,7 +10,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.service.settings import GrpcServiceSettings
+from shared.service.settings import GrpcServiceSettings, optional
 from shared.service.settings import parse_settings as _parse
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -44,6 +45,29 @@ class EdgeSettings(GrpcServiceSettings):
     probe_interval_s: float = Field(
         5.0, ge=0.01, description="while the decoder cannot run, re-probe it this often, s"
     )
+    max_connection_age_s: float = Field(
+        0.0,
+        ge=0,
+        description="close each client connection after this long (GOAWAY; calls in flight "
+        "finish) so that clients balancing over a DNS name re-resolve it and find replicas "
+        "added later; 0 = never",
+    )
+    replica_id: optional(str) = Field(
+        None, description="name of this replica in replies and GetInfo (none = HOSTNAME:PORT)"
+    )
+
+    def server_options(self) -> list[tuple[str, int]]:
+        """gRPC server options from these settings (the maximum connection age)."""
+        if not self.max_connection_age_s:
+            return []
+        return [
+            ("grpc.max_connection_age_ms", max(1, round(self.max_connection_age_s * 1000))),
+            ("grpc.max_connection_age_grace_ms", round(max(self.grace_s, 1.0) * 1000)),
+        ]
+
+    def replica_name(self) -> str:
+        """``replica_id``, or this host's name and port (unique per compose replica)."""
+        return self.replica_id or f"{socket.gethostname()}:{self.port}"
 
 
 def parse_settings(

@@ -52,6 +52,7 @@ def load_edge(settings: EdgeSettings) -> EdgeDecoder:
         metrics=EdgeMetrics(),
         probe_interval_s=settings.probe_interval_s,
         group_timeout_s=settings.group_timeout_s,
+        replica_id=settings.replica_name(),
     )
 
 
@@ -65,6 +66,7 @@ def build_server(settings: EdgeSettings, edge: EdgeDecoder) -> GrpcServer:
         settings.port,
         settings.max_message_bytes,
         credentials=settings.server_credentials(),
+        options=settings.server_options(),
     )
     edge.on_health = server.set_serving
     return server
@@ -77,8 +79,8 @@ async def serve_async(settings: EdgeSettings, edge: EdgeDecoder) -> int:
         log.error("decoder cannot run: NOT_SERVING, probing every %g s", settings.probe_interval_s)
     m = edge.manifest
     log.info(
-        "edge serving model %s (%s, d=%d) on %s:%d (%s) [%s, max batch %d, queue delay %g us]",
-        *(m.model_id, m.task, m.d, settings.host, settings.port),
+        "edge %s serving model %s (%s, d=%d) on %s:%d (%s) [%s, max batch %d, queue delay %g us]",
+        *(edge.replica_id, m.model_id, m.task, m.d, settings.host, settings.port),
         *("TLS" if server.tls else "plaintext", edge.device),
         *(settings.max_batch_size, settings.max_queue_delay_us),
     )

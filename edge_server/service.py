@@ -65,6 +65,7 @@ class EdgeDecoder:
         on_health: Callable[[bool], Awaitable[None]] | None = None,
         probe_interval_s: float = 5.0,
         group_timeout_s: float = 0.5,
+        replica_id: str = "",
     ) -> None:
         if decoder_snr not in DECODER_SNR_MODES:
             raise ValueError(f"decoder_snr must be one of {DECODER_SNR_MODES}, got {decoder_snr!r}")
@@ -76,6 +77,7 @@ class EdgeDecoder:
         self.metrics = metrics or EdgeMetrics()
         self.on_health = on_health
         self.probe_interval_s = probe_interval_s
+        self.replica_id = replica_id  # which replica this is, in replies and GetInfo
         self.serving: bool | None = None  # None until start() has run the decoder once
         self.batcher = AdaptiveBatcher(
             self._run_batch,
@@ -196,6 +198,7 @@ class EdgeDecoder:
             serving=bool(self.serving),
             n_links=self.n_links,
             group_timeout_s=self.group_timeout_s if self.groups is not None else 0.0,
+            replica_id=self.replica_id,
         )
 
     # -- validation ----------------------------------------------------------------------
@@ -336,6 +339,7 @@ class EdgeDecoder:
             model_id=self.manifest.model_id,
             n_symbols=len(transmission.symbols),
             decoder_snr_db=job.snr_db,
+            replica_id=self.replica_id,
         )
         if decision is not None:
             reply.group_id = transmission.group_id

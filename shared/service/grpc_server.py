@@ -169,7 +169,8 @@ class GrpcServer:
 
     ``add_servicers(server)`` registers the service's own servicers. Health starts
     NOT_SERVING; :meth:`set_serving` changes it for "" and every name in ``service_names``.
-    ``credentials`` turn TLS on; ``admin_methods`` need ``admin_token`` when it is set.
+    ``credentials`` turn TLS on; ``admin_methods`` need ``admin_token`` when it is set;
+    ``options`` are further gRPC server options (e.g. a maximum connection age).
     """
 
     def __init__(
@@ -183,6 +184,7 @@ class GrpcServer:
         credentials: grpc.ServerCredentials | None = None,
         admin_methods: Iterable[str] = (),
         admin_token: str | None = None,
+        options: Iterable[tuple[str, int]] = (),
     ) -> None:
         self.service_names = tuple(service_names)
         self.metrics = metrics
@@ -190,7 +192,7 @@ class GrpcServer:
             metrics, self.service_names, admin_methods, admin_token, max_message_bytes
         )
         self.server = grpc.aio.server(
-            options=server_options(max_message_bytes), interceptors=[interceptor]
+            options=[*server_options(max_message_bytes), *options], interceptors=[interceptor]
         )
         add_servicers(self.server)
         self.health = health.aio.HealthServicer()

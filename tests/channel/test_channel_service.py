@@ -236,3 +236,43 @@ def test_edge_info_from_a_down_edge_is_unavailable() -> None:
     with pytest.raises(ServiceError) as info:
         asyncio.run(service.edge_info())
     assert info.value.code == grpc.StatusCode.UNAVAILABLE and "edge:1" in info.value.message
+
+
+def test_a_transmissions_own_link_psnr_overrides_the_profile() -> None:
+    edge = EchoEdge()
+    service = ChannelService(edge, seed=7)
+    service.set_psnr(30.0)
+    sent = np.zeros(50_000, dtype=np.float32)
+    request = transmission(sent.tolist())
+    request.link_psnr_db = 5.0
+    reply = asyncio.run(service.transmit(request))
+    noise = np.asarray(edge.received[0].symbols, dtype=np.float64)
+    assert noise.var() == pytest.approx(10 ** (-0.5), rel=0.03)
+    assert edge.received[0].psnr_db == 5.0 and reply.csi.psnr_db == 5.0
+    assert service.current_psnr_db() == 30.0  # the profile is untouched
+
+
+@pytest.mark.parametrize("link_psnr_db", [float("nan"), 61.0, -11.0])
+def test_bad_link_psnr_is_invalid_argument(link_psnr_db: float) -> None:
+    edge = EchoEdge()
+    request = transmission([0.1])
+    request.link_psnr_db = link_psnr_db
+    with pytest.raises(ServiceError) as info:
+        asyncio.run(ChannelService(edge, seed=0).transmit(request))
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "link_psnr_db" in info.value.message and not edge.received
+
+
+def test_group_id_that_cannot_be_a_header_is_invalid_argument() -> None:
+    request = transmission([0.1])
+    request.group_id = "caméra"
+    with pytest.raises(ServiceError) as info:
+        asyncio.run(ChannelService(EchoEdge(), seed=0).transmit(request))
+    assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_replies_are_counted_by_edge_replica() -> None:
+    service = ChannelService(EchoEdge(), seed=0)
+    asyncio.run(service.transmit(transmission([0.1])))
+    replies = service.metrics.edge_replies.labels(replica="unnamed")._value.get()
+    assert replies == 1

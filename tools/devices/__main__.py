@@ -1,0 +1,5 @@
+import sys
+
+from tools.devices.cli import main
+
+sys.exit(main())
