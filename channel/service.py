@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 import grpc
 import numpy as np
 
+from channel.digital import DigitalLinks, LinkModeError
 from channel.metrics import ChannelMetrics
 from channel.profiles import FixedProfile, check_psnr_db
 from shared.channel import (
@@ -57,6 +58,7 @@ class ChannelService:
         edge_target: str = "",
         metrics: ChannelMetrics | None = None,
         edge_info_call: EdgeInfoCall | None = None,
+        link_mode: str = "analog",
     ) -> None:
         if pilots < 0:
             raise ValueError(f"pilots must be >= 0, got {pilots}")
@@ -73,6 +75,7 @@ class ChannelService:
         self._profile = profile or FixedProfile(20.0)
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()  # guards the RNG (not thread-safe) and the profile
+        self.links = DigitalLinks(link_mode)  # analog, or a digital link (channel/digital.py)
         self.metrics.psnr_db.set_function(self.current_psnr_db)
 
     # -- admin ---------------------------------------------------------------------------
@@ -94,11 +97,22 @@ class ChannelService:
             raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         return self.set_profile(profile)
 
+    def set_link_mode(self, mode: str) -> pb.ChannelState:
+        """Switch the link (analog | ideal | ldpc-qam); INVALID_ARGUMENT for another name,
+        FAILED_PRECONDITION when ldpc-qam's simulator (Sionna) is not installed."""
+        try:
+            self.links.set_mode(mode)
+        except LinkModeError as exc:
+            raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
+        except ValueError as exc:
+            raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        return self.state()
+
     def state(self) -> pb.ChannelState:
         with self._lock:
             profile = self._profile
         psnr_db = profile.current()
-        return pb.ChannelState(
+        state = pb.ChannelState(
             psnr_db=psnr_db,
             noise_var=float(noise_var_from_psnr(psnr_db)),
             n_pilots=self.pilots,
@@ -106,6 +120,8 @@ class ChannelService:
             profile=profile.describe(),
             edge_target=self.edge_target,
         )
+        self.links.fill_state(state, psnr_db)
+        return state
 
     async def edge_info(self, time_remaining_s: float | None = None) -> pb.EdgeInfo:
         """The edge's GetInfo (model id, whether its decoder is serving), with a deadline:
@@ -120,8 +136,11 @@ class ChannelService:
 
     # -- data path -----------------------------------------------------------------------
     def corrupt(self, transmission: pb.Transmission) -> pb.Transmission:
-        """The transmission as the edge receives it: noisy symbols, pilots, applied PSNR."""
+        """The transmission as the edge receives it: noisy symbols, pilots, applied PSNR
+        (analog), or the coded bytes through a digital link (see :meth:`carry_digital`)."""
         psnr_db = self.current_psnr_db()
+        if self.links.mode != "analog":
+            return self.carry_digital(transmission, psnr_db)[0]
         symbols = np.asarray(transmission.symbols, dtype=np.float32)
         with self._lock:
             received = awgn(symbols, psnr_db, self._rng)
@@ -135,7 +154,23 @@ class ChannelService:
             out.pilots_received.extend(pilots.tolist())
         out.psnr_db = psnr_db
         out.noise_var = float(noise_var_from_psnr(psnr_db))
+        out.link_mode = "analog"
+        out.coded_indices = b""  # the analog link carries the symbols only
         return out
+
+    def carry_digital(self, transmission: pb.Transmission, psnr_db: float):
+        """(received transmission, air-time s, real channel uses) over the digital link."""
+        out = pb.Transmission()
+        out.CopyFrom(transmission)
+        try:
+            with self._lock:
+                outcome = self.links.carry(transmission, out, psnr_db, self._rng, self.baud)
+        except LinkModeError as exc:
+            raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
+        out.psnr_db = psnr_db
+        out.noise_var = float(noise_var_from_psnr(psnr_db))
+        out.channel_uses = outcome.channel_uses
+        return out, outcome.airtime_s, outcome.channel_uses
 
     async def transmit(
         self, transmission: pb.Transmission, time_remaining_s: float | None = None
@@ -146,9 +181,15 @@ class ChannelService:
         min(deadline_s, what is left of it). Raises :class:`ServiceError` with the status.
         """
         start = time.perf_counter()
-        received = self.corrupt(transmission)
-        n_symbols = len(transmission.symbols)
-        airtime_s = float(airtime_seconds(n_symbols + self.pilots, self.baud))
+        if self.links.mode == "analog":
+            received = self.corrupt(transmission)
+            n_symbols = len(transmission.symbols)
+            airtime_s = float(airtime_seconds(n_symbols + self.pilots, self.baud))
+        else:
+            # ldpc-qam simulates the codeword (ms of CPU): off the event loop
+            received, airtime_s, n_symbols = await asyncio.to_thread(
+                self.carry_digital, transmission, self.current_psnr_db()
+            )
         own_s = time.perf_counter() - start
         if self.emulate_airtime:
             await asyncio.sleep(airtime_s)
@@ -174,13 +215,19 @@ class ChannelService:
         timings.channel_to_edge_s = max(rpc_s - reply.timings.edge_total_s, 0.0)
         out.n_symbols = n_symbols
         out.airtime_s = airtime_s
+        out.link_mode = received.link_mode
+        if received.link_mode != "analog":
+            out.bits = 8 * len(transmission.coded_indices)  # sent, whether or not it arrived
+            out.mcs = received.mcs
+            out.channel_uses = received.channel_uses
         csi = out.csi
         csi.psnr_db = received.psnr_db
         csi.noise_var = received.noise_var
         csi.n_pilots = self.pilots
         csi.baud = self.baud
+        self.links.fill_state(csi, received.psnr_db)
         self.metrics.symbols.inc(n_symbols)
-        self.metrics.pilot_symbols.inc(self.pilots)
+        self.metrics.pilot_symbols.inc(self.pilots if received.link_mode == "analog" else 0)
         end = time.perf_counter()
         timings.channel_s = own_s + (end - after)
         timings.channel_total_s = end - start

@@ -17,6 +17,7 @@ import grpc
 import numpy as np
 
 from edge_server.batcher import AdaptiveBatcher, DeadlineExpired, QueueFullError, WorkerStopped
+from edge_server.digital import DIGITAL_MODES, DigitalReceiver, fill_reply
 from edge_server.metrics import EdgeMetrics
 from shared.channel import estimate_noise_var, pilot_symbols
 from shared.manifest import Manifest
@@ -39,6 +40,7 @@ class DecodeJob:
     received: np.ndarray  # float32 [n] received symbols (the active prefix)
     beta: float  # linear
     snr_db: float  # decoder's SNR input, dB
+    entropy_decode_s: float = 0.0  # digital link: range decoding time, s
 
 
 class EdgeDecoder:
@@ -67,6 +69,7 @@ class EdgeDecoder:
             raise ValueError(f"decoder_snr must be one of {DECODER_SNR_MODES}, got {decoder_snr!r}")
         self.decoder = decoder
         self.manifest = manifest
+        self.digital = DigitalReceiver(manifest)  # entropy-coded transmissions
         self.decoder_snr = decoder_snr
         self.device = device
         self.max_batch_size = max_batch_size
@@ -175,6 +178,7 @@ class EdgeDecoder:
             max_batch_size=self.max_batch_size,
             decoder_snr=self.decoder_snr,
             serving=bool(self.serving),
+            entropy_coded=self.digital.available,
         )
 
     # -- validation ----------------------------------------------------------------------
@@ -196,6 +200,8 @@ class EdgeDecoder:
             )
         if transmission.d and transmission.d != m.d:
             raise invalid(f"d={transmission.d} does not match the model's d={m.d}")
+        if transmission.link_mode in DIGITAL_MODES:
+            return self._digital_job(transmission)
         n = len(transmission.symbols)
         if n == 0:
             raise invalid("no symbols: a transmission carries at least one symbol")
@@ -234,6 +240,15 @@ class EdgeDecoder:
             except ValueError as exc:
                 raise invalid(f"channel PSNR (CSI) unusable by the decoder: {exc}") from None
         return DecodeJob(received, float(transmission.beta), float(snr_db))
+
+    def _digital_job(self, transmission: pb.Transmission) -> DecodeJob:
+        """Coded bytes -> levels (edge_server/digital.py); INVALID_ARGUMENT when unfit."""
+        try:
+            self.manifest.check_beta(transmission.beta)
+            received, snr_db, decode_s = self.digital.received(transmission)
+        except ValueError as exc:
+            raise invalid(str(exc)) from None
+        return DecodeJob(received, float(transmission.beta), snr_db, decode_s)
 
     # -- decoding ------------------------------------------------------------------------
     def _run_batch(self, jobs: Sequence[DecodeJob]) -> list[np.ndarray]:
@@ -277,6 +292,8 @@ class EdgeDecoder:
             reply.label = int(np.argmax(output))
         else:
             reply.regression_value = float(output[0])
+        if transmission.link_mode in DIGITAL_MODES:
+            fill_reply(reply, transmission, job.entropy_decode_s)
         if transmission.HasField("psnr_db"):
             reply.csi.psnr_db = transmission.psnr_db
         if transmission.HasField("noise_var"):
