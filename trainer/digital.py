@@ -37,7 +37,7 @@ PROB_FLOOR = 1e-6  # empirical-frequency init: no level starts at probability 0
 class DigitalConfig:
     epochs: int = 2
     batch_size: int = 128
-    lr: float = 5e-4
+    lr: float = 2e-3
     prior_lr: float = 1e-2
     train_subset: int | None = None
     freeze_encoder: bool = False  # True: fit only the prior (the encoder's rate stays as is)
@@ -198,6 +198,7 @@ def main(argv=None) -> int:
     p.add_argument("--base", required=True, help="a trained quantized model folder")
     p.add_argument("--out", required=True)
     p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--train-subset", type=int, default=None)
     p.add_argument("--freeze-encoder", action="store_true", help="fit the entropy model only")
     p.add_argument("--data-dir", default=None)
@@ -210,7 +211,7 @@ def main(argv=None) -> int:
     data = load_dataset(base_cfg.task, args.data_dir or base_cfg.data_dir, seed=base_cfg.seed)
     model = CoInferenceModel.from_checkpoint(base / "checkpoint.pt")
     cfg = DigitalConfig(
-        epochs=args.epochs, train_subset=args.train_subset, freeze_encoder=args.freeze_encoder,
+        epochs=args.epochs, lr=args.lr, train_subset=args.train_subset, freeze_encoder=args.freeze_encoder,
         seed=args.seed, progress=not args.no_progress,
     )  # fmt: skip
     model, prior, log = train_digital(model, data, base_cfg, cfg)

@@ -15,13 +15,15 @@ import pytest
 from tests.conftest import QUICK_DIR, QUICK_ARGS, ROOT, trained_model
 
 DIGITAL_DIR = ROOT / "artifacts" / "test-quick-digital"
-DIGITAL_ARGS = ["--epochs", "1", "--train-subset", "10000", "--no-progress"]
+DIGITAL_ARGS = ["--epochs", "2", "--train-subset", "10000", "--no-progress"]
 
 
 def _stamp(base: Path) -> str:
     digest = hashlib.sha256(" ".join(DIGITAL_ARGS).encode())
     digest.update(json.loads((base / "manifest.json").read_text())["model_id"].encode())
-    for path in [ROOT / "trainer" / "digital.py", *sorted((ROOT / "shared").rglob("*.py"))]:
+    sources = [ROOT / "trainer" / n for n in ("digital.py", "train.py", "export.py")]
+    sources += [ROOT / "shared" / "entropy.py", *sorted((ROOT / "shared" / "nn").rglob("*.py"))]
+    for path in sources:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
 
