@@ -7,6 +7,7 @@ from types import ModuleType
 
 from trainer.experiments import (
     cnn,
+    digital,
     quantizer_bits,
     ranging_regression,
     snr_adaptivity,
@@ -34,5 +35,6 @@ EXPERIMENTS: dict[str, ModuleType] = {
         variable_length,
         ranging_regression,
         cnn,
+        digital,
     )
 }
