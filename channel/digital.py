@@ -62,7 +62,9 @@ class DigitalLinks:
             state.link_mode = self.mode
             state.blocks_sent = self.blocks_sent
             state.blocks_failed = self.blocks_failed
-            state.block_error_rate = self.blocks_failed / self.blocks_sent if self.blocks_sent else 0.0
+            state.block_error_rate = (
+                self.blocks_failed / self.blocks_sent if self.blocks_sent else 0.0
+            )
         if self.mode == "ldpc-qam":
             state.mcs = mcs_for_psnr(psnr_db).name
 

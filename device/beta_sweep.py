@@ -18,7 +18,9 @@ def parse_betas(text: str) -> list[float]:
     try:
         betas = [float(v) for v in text.split(",") if v.strip()]
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"--beta-sweep takes values like 1e-4,1e-2,1: {exc}")
+        raise argparse.ArgumentTypeError(
+            f"--beta-sweep takes values like 1e-4,1e-2,1: {exc}"
+        ) from None
     if not betas or any(b <= 0 for b in betas):
         raise argparse.ArgumentTypeError("--beta-sweep takes positive values like 1e-4,1e-2,1")
     return betas

@@ -194,7 +194,9 @@ def export_digital(model, prior, data, base_cfg, out_dir: Path, log: dict) -> di
 def main(argv=None) -> int:
     from trainer.data import load_dataset
 
-    p = argparse.ArgumentParser(prog="python -m trainer.digital", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m trainer.digital", description=__doc__.split("\n")[0]
+    )
     p.add_argument("--base", required=True, help="a trained quantized model folder")
     p.add_argument("--out", required=True)
     p.add_argument("--epochs", type=int, default=2)
@@ -211,8 +213,8 @@ def main(argv=None) -> int:
     data = load_dataset(base_cfg.task, args.data_dir or base_cfg.data_dir, seed=base_cfg.seed)
     model = CoInferenceModel.from_checkpoint(base / "checkpoint.pt")
     cfg = DigitalConfig(
-        epochs=args.epochs, lr=args.lr, train_subset=args.train_subset, freeze_encoder=args.freeze_encoder,
-        seed=args.seed, progress=not args.no_progress,
+        epochs=args.epochs, lr=args.lr, train_subset=args.train_subset,
+        freeze_encoder=args.freeze_encoder, seed=args.seed, progress=not args.no_progress,
     )  # fmt: skip
     model, prior, log = train_digital(model, data, base_cfg, cfg)
     out = Path(args.out)

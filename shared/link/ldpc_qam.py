@@ -35,9 +35,13 @@ def _blocks(k: int, n: int, bits_per_qam: int):
     decoder = LDPC5GDecoder(encoder, hard_out=True, num_iter=BP_ITERATIONS)
     constellation = Constellation("qam", bits_per_qam)
     peak = float(constellation.points.real.abs().max())
-    return encoder, decoder, Mapper(constellation=constellation), Demapper(
-        "app", constellation=constellation
-    ), peak
+    return (
+        encoder,
+        decoder,
+        Mapper(constellation=constellation),
+        Demapper("app", constellation=constellation),
+        peak,
+    )
 
 
 def simulate_blocks(

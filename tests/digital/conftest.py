@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUICK_DIR, QUICK_ARGS, ROOT, trained_model
+from tests.conftest import QUICK_ARGS, QUICK_DIR, ROOT, trained_model
 
 DIGITAL_DIR = ROOT / "artifacts" / "test-quick-digital"
 DIGITAL_ARGS = ["--epochs", "2", "--train-subset", "10000", "--no-progress"]

@@ -66,7 +66,9 @@ def test_rate_bits_of_one_hot_equals_code_length():
     expected = prior.code_bits(indices, beta)
     assert torch.allclose(prior.rate_bits(one_hot, beta), expected)
     table = IndexEntropyModel.from_dict(prior.to_dict())
-    assert table.predicted_bits(indices[0].numpy(), 0.05) == pytest.approx(float(expected.detach()), 1e-3)
+    assert table.predicted_bits(indices[0].numpy(), 0.05) == pytest.approx(
+        float(expected.detach()), 1e-3
+    )
 
 
 def test_bad_payloads_are_errors_not_crashes():

