@@ -66,16 +66,24 @@ class _Gated(nn.Module):
         self.snr_scale = SnrScale(features, snr_norm) if snr_scale else None
 
     def _gate(self, out: torch.Tensor, beta: torch.Tensor | None, snr_db: torch.Tensor | None):
-        extra = (1,) * (out.dim() - 2)
+        """Multiply ``out`` once by the product of the enabled gates ([N, F] before broadcast).
+
+        The gates are combined at [N, F] first so a conv output [N, F, H, W] is touched by one
+        multiply (forward and backward), not one per module.
+        """
+        scale = None
         if self.beta_gate is not None:
             if beta is None:
                 raise ValueError("this layer has a β module: pass beta [N, 1]")
-            out = out * self.beta_gate(beta).view(out.shape[0], -1, *extra)
+            scale = self.beta_gate(beta)
         if self.snr_scale is not None:
             if snr_db is None:
                 raise ValueError("this layer has an SNR module: pass snr_db [N, 1]")
-            out = out * self.snr_scale(snr_db).view(out.shape[0], -1, *extra)
-        return out
+            snr = self.snr_scale(snr_db)
+            scale = snr if scale is None else scale * snr
+        if scale is None:
+            return out
+        return out * scale.view(out.shape[0], -1, *(1,) * (out.dim() - 2))
 
 
 class HyperLinear(_Gated):
