@@ -39,6 +39,7 @@ PSNRS = (-6.0, -4.0, -2.0, 0.0, 2.0, 5.0, 8.0, 10.0, 12.0, 15.0, 20.0, 25.0)
 QUICK_PSNRS = (-4.0, 0.0, 5.0, 10.0, 20.0)
 FIXED_MCS = next(m for m in MCS_TABLE if m.name == "16-QAM 1/2")
 FIXED_BITS = 256
+FINETUNE_LR = 5e-4
 BASE_OPTIONS = {"bits": 4}
 VL_OPTIONS = {"bits": 4, "variable_length": True, "prior": "log-uniform",
               "head": "deterministic", "kl_warmup_epochs": 1.0}  # fmt: skip
@@ -144,10 +145,12 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
             "gaussian_cdf_bits": gaussian_cdf_bits(base, x, beta, AIRTIME_PSNR_DB),
         }
     print("[3/3] fine-tuning with the code length as the rate ...", flush=True)
-    digital_epochs = max(6, settings.epochs // 2)
+    # about 500 (quick) / 940 (full) fine-tuning steps at lr 5e-4: a longer or faster
+    # fine-tune (6 epochs at 2e-3, reports/digital/trials/) collapsed the rate at every β
+    digital_epochs = 6 if settings.quick else 2
     model, prior, dlog = train_digital(
         base, data, base_cfg,
-        DigitalConfig(epochs=digital_epochs, train_subset=settings.train_subset,
+        DigitalConfig(epochs=digital_epochs, lr=FINETUNE_LR, train_subset=settings.train_subset,
                       seed=settings.seed, progress=settings.progress),
     )  # fmt: skip
     table = IndexEntropyModel.from_dict(prior.to_dict())
