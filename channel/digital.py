@@ -70,10 +70,12 @@ class DigitalLinks:
 
     def carry(
         self, transmission: pb.Transmission, out: pb.Transmission, psnr_db: float,
-        rng: np.random.Generator, baud: float,
+        rng: np.random.Generator, baud: float, mode: str,
     ) -> LinkOutcome:  # fmt: skip
-        """Fill ``out`` (a copy of ``transmission`` without symbols) as the edge receives it."""
-        mode = self.mode
+        """Fill ``out`` (a copy of ``transmission`` without symbols) as the edge receives it
+        over the digital link ``mode`` (the caller's snapshot of :attr:`mode`)."""
+        if mode not in DIGITAL_MODES:
+            raise ValueError(f"not a digital link mode: {mode!r}")
         out.link_mode = mode
         del out.symbols[:]
         if not transmission.n_coded:

@@ -139,8 +139,9 @@ class ChannelService:
         """The transmission as the edge receives it: noisy symbols, pilots, applied PSNR
         (analog), or the coded bytes through a digital link (see :meth:`carry_digital`)."""
         psnr_db = self.current_psnr_db()
-        if self.links.mode != "analog":
-            return self.carry_digital(transmission, psnr_db)[0]
+        mode = self.links.mode
+        if mode != "analog":
+            return self.carry_digital(transmission, psnr_db, mode)[0]
         symbols = np.asarray(transmission.symbols, dtype=np.float32)
         with self._lock:
             received = awgn(symbols, psnr_db, self._rng)
@@ -158,13 +159,13 @@ class ChannelService:
         out.coded_indices = b""  # the analog link carries the symbols only
         return out
 
-    def carry_digital(self, transmission: pb.Transmission, psnr_db: float):
-        """(received transmission, air-time s, real channel uses) over the digital link."""
+    def carry_digital(self, transmission: pb.Transmission, psnr_db: float, mode: str):
+        """(received transmission, air-time s, real channel uses) over digital link ``mode``."""
         out = pb.Transmission()
         out.CopyFrom(transmission)
         try:
             with self._lock:
-                outcome = self.links.carry(transmission, out, psnr_db, self._rng, self.baud)
+                outcome = self.links.carry(transmission, out, psnr_db, self._rng, self.baud, mode)
         except LinkModeError as exc:
             raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
         out.psnr_db = psnr_db
@@ -181,14 +182,15 @@ class ChannelService:
         min(deadline_s, what is left of it). Raises :class:`ServiceError` with the status.
         """
         start = time.perf_counter()
-        if self.links.mode == "analog":
+        mode = self.links.mode  # one snapshot: SetLinkMode may switch it meanwhile
+        if mode == "analog":
             received = self.corrupt(transmission)
             n_symbols = len(transmission.symbols)
             airtime_s = float(airtime_seconds(n_symbols + self.pilots, self.baud))
         else:
             # ldpc-qam simulates the codeword (ms of CPU): off the event loop
             received, airtime_s, n_symbols = await asyncio.to_thread(
-                self.carry_digital, transmission, self.current_psnr_db()
+                self.carry_digital, transmission, self.current_psnr_db(), mode
             )
         own_s = time.perf_counter() - start
         if self.emulate_airtime:
