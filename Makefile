@@ -17,7 +17,7 @@ $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(if $(TORCH_INDEX_URL),--index-url $(TORCH_INDEX_URL)) torch==2.13.0
-	$(BIN)/pip install -q -e '.[torch,dev]'
+	$(BIN)/pip install -q -e '.[torch,dev,digital]'
 	touch $@
 
 # Fashion-MNIST IDX files from Debian's dataset-fashion-mnist (nothing is downloaded at run time)
@@ -89,7 +89,7 @@ compose-demo:
 # --- experiments (issue 4): paper figures -> reports/<name>/results.json + PNG, reports/README.md
 # `make experiments-quick`: every experiment's 1-3 minute smoke version (reports/<name>-quick/).
 # `make experiments`: the full runs (about an hour on 2 CPU cores), logs in logs/experiments/.
-EXPERIMENTS := quantizer-bits variable-length snr-adaptivity train-once-vs-grid ranging-regression cnn multi-device
+EXPERIMENTS := quantizer-bits variable-length snr-adaptivity train-once-vs-grid ranging-regression cnn multi-device digital
 
 .PHONY: experiments experiments-quick report
 

@@ -67,6 +67,9 @@ class ChannelSettings(GrpcServiceSettings, AdminTokenSettings):
     emulate_airtime: StrictBool = Field(
         False, description="wait the modelled air-time before forwarding"
     )
+    link_mode: Literal["analog", "ideal", "ldpc-qam"] = Field(
+        "analog", description="link: analog symbols + AWGN, or coded bytes (ideal | ldpc-qam)"
+    )
     deadline_s: float = Field(
         2.0, gt=0, description="deadline of the call to the edge (or less: the caller's), s"
     )

@@ -28,7 +28,7 @@ log = logging.getLogger("channel")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Channel"].full_name
 # The calls that change the channel's state: they need the admin token when one is set.
-ADMIN_METHODS = ("SetPsnr", "SetProfile")
+ADMIN_METHODS = ("SetPsnr", "SetProfile", "SetLinkMode")
 
 
 def profile_from_request(request: pb.SetProfileRequest):
@@ -75,6 +75,9 @@ class ChannelServicer(pb_grpc.ChannelServicer):
     async def GetEdgeInfo(self, request, context):
         return await self.service.edge_info(context.time_remaining())
 
+    async def SetLinkMode(self, request, context):
+        return self.service.set_link_mode(request.mode)
+
 
 def build_service(settings: ChannelSettings) -> tuple[ChannelService, EdgeClient]:
     """The channel's work over the edge replicas' client (inside the event loop)."""
@@ -95,6 +98,7 @@ def build_service(settings: ChannelSettings) -> tuple[ChannelService, EdgeClient
         edge_target=settings.edge,
         metrics=ChannelMetrics(),
         edge_info_call=edge.info,
+        link_mode=settings.link_mode,
     )
     return service, edge
 

@@ -15,6 +15,7 @@ import grpc
 import numpy as np
 
 from channel.balancing import check_group_id
+from channel.digital import DigitalLinks, LinkModeError
 from channel.metrics import ChannelMetrics
 from channel.profiles import FixedProfile, check_psnr_db
 from shared.channel import (
@@ -60,6 +61,7 @@ class ChannelService:
         edge_target: str = "",
         metrics: ChannelMetrics | None = None,
         edge_info_call: EdgeInfoCall | None = None,
+        link_mode: str = "analog",
     ) -> None:
         if pilots < 0:
             raise ValueError(f"pilots must be >= 0, got {pilots}")
@@ -77,6 +79,7 @@ class ChannelService:
         self._link_profiles: dict[int, object] = {}  # multi-device: a link's own profile
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()  # guards the RNG (not thread-safe) and the profile
+        self.links = DigitalLinks(link_mode)  # analog, or a digital link (channel/digital.py)
         self.metrics.psnr_db.set_function(self.current_psnr_db)
 
     # -- admin ---------------------------------------------------------------------------
@@ -116,6 +119,17 @@ class ChannelService:
             raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         return self.set_profile(profile, link)
 
+    def set_link_mode(self, mode: str) -> pb.ChannelState:
+        """Switch the link (analog | ideal | ldpc-qam); INVALID_ARGUMENT for another name,
+        FAILED_PRECONDITION when ldpc-qam's simulator (Sionna) is not installed."""
+        try:
+            self.links.set_mode(mode)
+        except LinkModeError as exc:
+            raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
+        except ValueError as exc:
+            raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        return self.state()
+
     def state(self, link: int | None = None) -> pb.ChannelState:
         profile = self._profile_for(link)
         psnr_db = profile.current()
@@ -133,6 +147,7 @@ class ChannelService:
             state.link = link
         for index, own in links.items():
             state.link_psnr_db[index] = own.current()
+        self.links.fill_state(state, psnr_db)
         return state
 
     async def edge_info(self, time_remaining_s: float | None = None) -> pb.EdgeInfo:
@@ -147,21 +162,26 @@ class ChannelService:
             raise self._map_edge_error(exc, timeout_s) from None
 
     # -- data path -----------------------------------------------------------------------
-    def corrupt(self, transmission: pb.Transmission) -> pb.Transmission:
-        """The transmission as the edge receives it: noisy symbols, pilots, applied PSNR.
-
-        The PSNR is the transmission's own ``link_psnr_db`` when set (one simulated link per
-        device, as the many-devices load mode sends; INVALID_ARGUMENT unless finite and within
-        [-10, 60] dB), else its link's profile for a group transmission whose link has its own
-        profile, else the channel's profile."""
+    def link_psnr_db(self, transmission: pb.Transmission) -> float:
+        """The PSNR (dB) this transmission meets: its own ``link_psnr_db`` when set (one
+        simulated link per device, as the many-devices load mode sends; INVALID_ARGUMENT
+        unless finite and within [-10, 60] dB), else its link's own profile for a group
+        transmission whose link has one, else the channel's profile."""
         if transmission.HasField("link_psnr_db"):
             try:
-                psnr_db = check_psnr_db(transmission.link_psnr_db, "link_psnr_db")
+                return check_psnr_db(transmission.link_psnr_db, "link_psnr_db")
             except ValueError as exc:
                 raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        else:
-            link = transmission.link_index if transmission.group_id else None
-            psnr_db = self.current_psnr_db(link)
+        link = transmission.link_index if transmission.group_id else None
+        return self.current_psnr_db(link)
+
+    def corrupt(self, transmission: pb.Transmission) -> pb.Transmission:
+        """The transmission as the edge receives it: noisy symbols, pilots, applied PSNR
+        (analog), or the coded bytes through a digital link (see :meth:`carry_digital`)."""
+        psnr_db = self.link_psnr_db(transmission)
+        mode = self.links.mode
+        if mode != "analog":
+            return self.carry_digital(transmission, psnr_db, mode)[0]
         symbols = np.asarray(transmission.symbols, dtype=np.float32)
         with self._lock:
             received = awgn(symbols, psnr_db, self._rng)
@@ -175,7 +195,23 @@ class ChannelService:
             out.pilots_received.extend(pilots.tolist())
         out.psnr_db = psnr_db
         out.noise_var = float(noise_var_from_psnr(psnr_db))
+        out.link_mode = "analog"
+        out.coded_indices = b""  # the analog link carries the symbols only
         return out
+
+    def carry_digital(self, transmission: pb.Transmission, psnr_db: float, mode: str):
+        """(received transmission, air-time s, real channel uses) over digital link ``mode``."""
+        out = pb.Transmission()
+        out.CopyFrom(transmission)
+        try:
+            with self._lock:
+                outcome = self.links.carry(transmission, out, psnr_db, self._rng, self.baud, mode)
+        except LinkModeError as exc:
+            raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
+        out.psnr_db = psnr_db
+        out.noise_var = float(noise_var_from_psnr(psnr_db))
+        out.channel_uses = outcome.channel_uses
+        return out, outcome.airtime_s, outcome.channel_uses
 
     async def transmit(
         self, transmission: pb.Transmission, time_remaining_s: float | None = None
@@ -190,9 +226,16 @@ class ChannelService:
             check_group_id(transmission.group_id)
         except ValueError as exc:
             raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
-        received = self.corrupt(transmission)
-        n_symbols = len(transmission.symbols)
-        airtime_s = float(airtime_seconds(n_symbols + self.pilots, self.baud))
+        mode = self.links.mode  # one snapshot: SetLinkMode may switch it meanwhile
+        if mode == "analog":
+            received = self.corrupt(transmission)
+            n_symbols = len(transmission.symbols)
+            airtime_s = float(airtime_seconds(n_symbols + self.pilots, self.baud))
+        else:
+            # ldpc-qam simulates the codeword (ms of CPU): off the event loop
+            received, airtime_s, n_symbols = await asyncio.to_thread(
+                self.carry_digital, transmission, self.link_psnr_db(transmission), mode
+            )
         own_s = time.perf_counter() - start
         if self.emulate_airtime:
             await asyncio.sleep(airtime_s)
@@ -218,14 +261,20 @@ class ChannelService:
         timings.channel_to_edge_s = max(rpc_s - reply.timings.edge_total_s, 0.0)
         out.n_symbols = n_symbols
         out.airtime_s = airtime_s
+        out.link_mode = received.link_mode
+        if received.link_mode != "analog":
+            out.bits = 8 * len(transmission.coded_indices)  # sent, whether or not it arrived
+            out.mcs = received.mcs
+            out.channel_uses = received.channel_uses
         csi = out.csi
         csi.psnr_db = received.psnr_db
         csi.noise_var = received.noise_var
         csi.n_pilots = self.pilots
         csi.baud = self.baud
+        self.links.fill_state(csi, received.psnr_db)
         self.metrics.symbols.inc(n_symbols)
         self.metrics.edge_replies.labels(replica=reply.replica_id or "unnamed").inc()
-        self.metrics.pilot_symbols.inc(self.pilots)
+        self.metrics.pilot_symbols.inc(self.pilots if received.link_mode == "analog" else 0)
         end = time.perf_counter()
         timings.channel_s = own_s + (end - after)
         timings.channel_total_s = end - start

@@ -10,6 +10,8 @@ accuracy when labels are known (test samples; files in a folder named like a cla
 p50/p95 latency per stage in milliseconds. ``--snr-sweep`` sets the channel PSNR (dB) live
 through ``PUT /v1/channel/psnr``, sends the images at each value, prints accuracy, mean
 symbols, mean bits and latency per PSNR, and restores the channel's PSNR at the end.
+``--beta-sweep 1e-4,1e-2,1`` does the same over β (device/beta_sweep.py): accuracy, bits and
+air-time per β.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ import httpx
 import numpy as np
 from PIL import Image
 
+from device.beta_sweep import beta_sweep, beta_sweep_table, parse_betas
 from device.idx import load_test_set
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
@@ -300,6 +303,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--test-samples", type=int, default=0, help="N Fashion-MNIST test images")
     parser.add_argument("--data-dir", default=None, help="folder with the IDX files")
     parser.add_argument("--snr-sweep", type=parse_psnrs, default=None, help="PSNRs in dB, 5,10,20")
+    parser.add_argument(
+        "--beta-sweep", type=parse_betas, default=None,
+        help="betas like 1e-4,1e-2,1: accuracy, bits and air-time per beta",
+    )  # fmt: skip
     parser.add_argument("--timeout-s", type=float, default=10.0, help="HTTP timeout, seconds")
     parser.add_argument("--quiet", action="store_true", help="no per-image lines")
     args = parser.parse_args(argv)
@@ -321,7 +328,11 @@ def main(argv: list[str] | None = None) -> int:
         knobs = client.knobs()
         knobs = {k: knobs[k] for k in ("beta", "snr_mode", "snr_db", "variable_length")}
         print(f"model {model['model_id']} ({model['dataset']}), {len(samples)} images, {knobs}")
-        if args.snr_sweep:
+        if args.beta_sweep:
+            rows = beta_sweep(client, samples, args.beta_sweep, run)
+            print(beta_sweep_table(rows))
+            outcomes = run(client, samples[:1])
+        elif args.snr_sweep:
             rows = sweep(client, samples, args.snr_sweep)
             print(sweep_table(rows))
             outcomes = [o for _, _, row in rows for o in row]

@@ -31,6 +31,7 @@ import numpy as np
 
 from device.channel_client import ChannelClient, ChannelError
 from device.encoder import OnnxEncoder
+from device.entropy import DeviceEntropyCoder
 from device.knobs import KnobStore, SnrDecision, decide_snr
 from device.metrics import DeviceMetrics
 from device.preprocess import PreprocessError, decode_image, pixels_to_input
@@ -79,6 +80,7 @@ class DeviceService:
         self._feedback_lock = threading.Lock()
         self._feedback_psnr_db: float | None = None  # last CSI PSNR from the channel, dB
         self.metrics.beta.set(knobs.get().beta)
+        self.entropy = DeviceEntropyCoder(self.manifest)  # digital links (issue 13)
 
     # --- channel state -------------------------------------------------------------------
     @property
@@ -188,14 +190,16 @@ class DeviceService:
 
     def _encode(self, x: np.ndarray, beta: float, snr_db: float, variable_length: bool):
         encoded = self.encoder.encode(x[None], beta, snr_db)
-        return self.encoder.transmit(encoded, 0, variable_length)
+        sent = self.encoder.transmit(encoded, 0, variable_length)
+        levels = None if encoded.levels is None else encoded.levels[0]
+        return sent, self.entropy.code(levels, sent.n_symbols, beta)
 
     async def _infer(
         self, x: np.ndarray, start: float, preprocess_s: float, request_id: str
     ) -> dict[str, Any]:
         knobs = self.knobs.get()
         decision = await self._decide_snr(knobs, start)
-        sent, encode_s = await self._in_thread(
+        (sent, coded), encode_s = await self._in_thread(
             self._encode, x, knobs.beta, decision.snr_db, knobs.variable_length
         )
 
@@ -215,6 +219,11 @@ class DeviceService:
             transmission.group_id = request_id
             transmission.link_index = self.encoder.link_index
             transmission.n_links = self.encoder.n_links
+        if coded is not None:  # the channel carries these instead on a digital link
+            transmission.coded_indices = coded.payload
+            transmission.n_coded = coded.n_coded
+            transmission.predicted_bits = coded.predicted_bits
+            transmission.entropy_encode_s = coded.encode_s
         t_rpc = time.perf_counter()
         reply = await self.channel.transmit(transmission, self._remaining_s(start))
         rpc_s = time.perf_counter() - t_rpc
@@ -294,6 +303,7 @@ class DeviceService:
                 "partial": reply.partial,
                 "group_wait_s": reply.group_wait_s,
             }
+        result.update(digital_fields(reply, csi))
         return result
 
     def _observe(self, result: dict[str, Any]) -> None:
@@ -303,6 +313,29 @@ class DeviceService:
         m.snr_db.set(result["snr_db"])
         m.symbols_sent.inc(result["symbols_sent"])
         m.bits_sent.inc(result["bits_sent"])
+
+
+def digital_fields(reply: pb.InferenceReply, csi) -> dict[str, Any]:
+    """The link's figures: mode, and on a digital link the coded bits that went on the air
+    (they replace symbols_sent/bits_sent), block losses and entropy coding times."""
+    mode = reply.link_mode or "analog"
+    out: dict[str, Any] = {"link_mode": mode}
+    if mode == "analog":
+        return out
+    out.update(
+        {
+            "symbols_sent": reply.channel_uses,
+            "bits_sent": reply.bits,
+            "predicted_bits": reply.predicted_bits,
+            "link_lost": reply.link_lost,
+            "mcs": reply.mcs or None,
+            "block_error_rate": None if csi is None else csi.block_error_rate,
+            "blocks_sent": None if csi is None else csi.blocks_sent,
+            "entropy_encode_us": 1e6 * reply.entropy_encode_s,
+            "entropy_decode_us": 1e6 * reply.entropy_decode_s,
+        }
+    )
+    return out
 
 
 def state_to_dict(state: pb.ChannelState) -> dict[str, Any]:
@@ -315,4 +348,7 @@ def state_to_dict(state: pb.ChannelState) -> dict[str, Any]:
         "baud": state.baud,
         "profile": state.profile,
         "edge_target": state.edge_target,
+        "link_mode": state.link_mode or "analog",
+        "block_error_rate": state.block_error_rate,
+        "mcs": state.mcs or None,
     }

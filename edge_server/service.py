@@ -17,6 +17,7 @@ import grpc
 import numpy as np
 
 from edge_server.batcher import AdaptiveBatcher, DeadlineExpired, QueueFullError, WorkerStopped
+from edge_server.digital import DIGITAL_MODES, DigitalReceiver, fill_reply
 from edge_server.groups import GroupAssembler, GroupJob, LinkJob
 from edge_server.metrics import EdgeMetrics
 from shared.channel import estimate_noise_var, pilot_symbols
@@ -41,6 +42,7 @@ class DecodeJob:
     received: np.ndarray  # float32 [n] received symbols (the active prefix)
     beta: float  # linear
     snr_db: float  # decoder's SNR input, dB
+    entropy_decode_s: float = 0.0  # digital link: range decoding time, s
 
 
 class EdgeDecoder:
@@ -71,6 +73,7 @@ class EdgeDecoder:
             raise ValueError(f"decoder_snr must be one of {DECODER_SNR_MODES}, got {decoder_snr!r}")
         self.decoder = decoder
         self.manifest = manifest
+        self.digital = DigitalReceiver(manifest)  # entropy-coded transmissions
         self.decoder_snr = decoder_snr
         self.device = device
         self.max_batch_size = max_batch_size
@@ -199,6 +202,7 @@ class EdgeDecoder:
             n_links=self.n_links,
             group_timeout_s=self.group_timeout_s if self.groups is not None else 0.0,
             replica_id=self.replica_id,
+            entropy_coded=self.digital.available,
         )
 
     # -- validation ----------------------------------------------------------------------
@@ -221,6 +225,8 @@ class EdgeDecoder:
         self._validate_group(transmission)
         if transmission.d and transmission.d != m.d:
             raise invalid(f"d={transmission.d} does not match the model's d={m.d}")
+        if transmission.link_mode in DIGITAL_MODES:
+            return self._digital_job(transmission)
         n = len(transmission.symbols)
         if n == 0:
             raise invalid("no symbols: a transmission carries at least one symbol")
@@ -277,6 +283,15 @@ class EdgeDecoder:
             raise invalid(f"n_links={transmission.n_links} but the model has {k} links")
         if transmission.link_index >= k:
             raise invalid(f"link_index={transmission.link_index} outside 0..{k - 1}")
+
+    def _digital_job(self, transmission: pb.Transmission) -> DecodeJob:
+        """Coded bytes -> levels (edge_server/digital.py); INVALID_ARGUMENT when unfit."""
+        try:
+            self.manifest.check_beta(transmission.beta)
+            received, snr_db, decode_s = self.digital.received(transmission)
+        except ValueError as exc:
+            raise invalid(str(exc)) from None
+        return DecodeJob(received, float(transmission.beta), snr_db, decode_s)
 
     # -- decoding ------------------------------------------------------------------------
     async def _decide_group(self, job: GroupJob):
@@ -354,6 +369,8 @@ class EdgeDecoder:
             reply.label = int(np.argmax(output))
         else:
             reply.regression_value = float(output[0])
+        if transmission.link_mode in DIGITAL_MODES:
+            fill_reply(reply, transmission, job.entropy_decode_s)
         if transmission.HasField("psnr_db"):
             reply.csi.psnr_db = transmission.psnr_db
         if transmission.HasField("noise_var"):

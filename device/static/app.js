@@ -114,6 +114,20 @@ function linksText(group) {
     ` · waited ${(group.group_wait_s * 1e3).toFixed(1)} ms for the group`;
 }
 
+// digital link (issue 13): coded bits on the air, air-time, MCS and block losses
+function linkText(reply) {
+  const air = ` · air-time ${(1e3 * reply.airtime_s).toFixed(2)} ms`;
+  if (!reply.link_mode || reply.link_mode === "analog") return ` · analog link${air}`;
+  let text = ` · ${reply.link_mode} link: ${reply.bits_sent} coded bits ` +
+    `(${reply.predicted_bits.toFixed(1)} predicted)${air}`;
+  if (reply.mcs) text += ` · ${reply.mcs}`;
+  if (reply.link_mode === "ldpc-qam") {
+    text += ` · block error rate ${(100 * (reply.block_error_rate ?? 0)).toFixed(1)}%`;
+  }
+  if (reply.link_lost) text += " · BLOCK LOST: decoded from zeros";
+  return text;
+}
+
 function showReply(reply, trueLabel) {
   const p = $("prediction");
   p.textContent = reply.class_name ?? Number(reply.regression_value).toFixed(3);
@@ -128,6 +142,7 @@ function showReply(reply, trueLabel) {
     `${reply.snr_mode}) · channel PSNR ${reply.channel_psnr_db?.toFixed(1)} dB`;
   $("transmission").dataset.channelPsnr = reply.channel_psnr_db;
   $("links").textContent = linksText(reply.group);
+  $("transmission").textContent += linkText(reply);
   const probs = $("probs");
   probs.innerHTML = "";
   const names = state.model?.class_names || [];

@@ -60,6 +60,11 @@ class ChannelStub:
                 request_serializer=coinference__pb2.GetInfoRequest.SerializeToString,
                 response_deserializer=coinference__pb2.EdgeInfo.FromString,
                 _registered_method=True)
+        self.SetLinkMode = channel.unary_unary(
+                '/coinference.v1.Channel/SetLinkMode',
+                request_serializer=coinference__pb2.LinkModeRequest.SerializeToString,
+                response_deserializer=coinference__pb2.ChannelState.FromString,
+                _registered_method=True)
 
 
 class ChannelServicer:
@@ -97,6 +102,13 @@ class ChannelServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetLinkMode(self, request, context):
+        """Digital link (issue 13): switch between analog, ideal and ldpc-qam; resets the counts.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChannelServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -124,6 +136,11 @@ def add_ChannelServicer_to_server(servicer, server):
                     servicer.GetEdgeInfo,
                     request_deserializer=coinference__pb2.GetInfoRequest.FromString,
                     response_serializer=coinference__pb2.EdgeInfo.SerializeToString,
+            ),
+            'SetLinkMode': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLinkMode,
+                    request_deserializer=coinference__pb2.LinkModeRequest.FromString,
+                    response_serializer=coinference__pb2.ChannelState.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -262,6 +279,33 @@ class Channel:
             '/coinference.v1.Channel/GetEdgeInfo',
             coinference__pb2.GetInfoRequest.SerializeToString,
             coinference__pb2.EdgeInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLinkMode(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coinference.v1.Channel/SetLinkMode',
+            coinference__pb2.LinkModeRequest.SerializeToString,
+            coinference__pb2.ChannelState.FromString,
             options,
             channel_credentials,
             insecure,

@@ -82,6 +82,7 @@ def test_services_and_profiles_exist() -> None:
         "SetProfile",
         "GetState",
         "GetEdgeInfo",
+        "SetLinkMode",  # digital link (issue 13)
     }
     assert {m.name for m in edge.methods} == {"Decode", "GetInfo"}
     assert hasattr(pb_grpc, "ChannelStub") and hasattr(pb_grpc, "EdgeStub")

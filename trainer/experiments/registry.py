@@ -7,6 +7,7 @@ from types import ModuleType
 
 from trainer.experiments import (
     cnn,
+    digital,
     multi_device,
     quantizer_bits,
     ranging_regression,
@@ -35,6 +36,7 @@ EXPERIMENTS: dict[str, ModuleType] = {
         variable_length,
         ranging_regression,
         cnn,
+        digital,
         multi_device,
     )
 }

@@ -1,0 +1,81 @@
+"""Link modes, the MCS table and the ideal link's air-time (NumPy only).
+
+Conventions as in ``shared/channel.py``: the channel carries real symbols with peak amplitude
+1 at ``baud`` real symbols per second; PSNR = 10·log10(1/σ²), σ² per real dimension. A QAM
+symbol uses two real channel uses (I and Q), each a PAM constellation with peak amplitude 1.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from shared.channel import DEFAULT_BAUD, capacity_bits_per_symbol
+
+LINK_MODES = ("analog", "ideal", "ldpc-qam")
+
+
+def check_link_mode(mode: str) -> str:
+    if mode not in LINK_MODES:
+        raise ValueError(f"link mode must be one of {LINK_MODES}, got {mode!r}")
+    return mode
+
+
+def ideal_airtime_s(bits: int, psnr_db: float, baud: float = DEFAULT_BAUD) -> float:
+    """Air-time of ``bits`` at the Shannon capacity, VL-VFE eq. (13):
+    bits / (0.5·log2(1 + 1/σ²) bits per real symbol × baud)."""
+    if baud <= 0:
+        raise ValueError(f"baud must be > 0, got {baud}")
+    return bits / (capacity_bits_per_symbol(psnr_db) * baud)
+
+
+@dataclass(frozen=True)
+class Mcs:
+    """One modulation and coding scheme: 2^bits_per_qam-QAM, LDPC code rate, and the lowest
+    PSNR (dB) at which it is chosen."""
+
+    name: str
+    bits_per_qam: int
+    code_rate: float
+    min_psnr_db: float
+
+    @property
+    def bits_per_channel_use(self) -> float:
+        """Information bits per real symbol (a QAM symbol is two real channel uses)."""
+        return self.bits_per_qam * self.code_rate / 2
+
+
+# min_psnr_db: the lowest PSNR (1 dB steps) at which 300 blocks of a 192-bit payload had a
+# block error rate below 1% (python -m tools.link_calibration). Below its threshold an MCS
+# falls off a cliff: about 1 dB lower its block error rate is 3-50%.
+MCS_TABLE = (
+    Mcs("QPSK 1/3", 2, 1 / 3, 0.0),
+    Mcs("QPSK 1/2", 2, 1 / 2, 3.0),
+    Mcs("QPSK 2/3", 2, 2 / 3, 5.0),
+    Mcs("16-QAM 1/2", 4, 1 / 2, 11.0),
+    Mcs("16-QAM 2/3", 4, 2 / 3, 13.0),
+    Mcs("16-QAM 3/4", 4, 3 / 4, 15.0),
+    Mcs("64-QAM 2/3", 6, 2 / 3, 20.0),
+    Mcs("64-QAM 5/6", 6, 5 / 6, 23.0),
+    Mcs("256-QAM 3/4", 8, 3 / 4, 27.0),
+)
+
+
+def mcs_for_psnr(psnr_db: float, table: tuple[Mcs, ...] = MCS_TABLE) -> Mcs:
+    """The highest-rate MCS whose threshold the PSNR reaches (the lowest one below all)."""
+    chosen = table[0]
+    for mcs in table:
+        if psnr_db >= mcs.min_psnr_db and mcs.bits_per_channel_use > chosen.bits_per_channel_use:
+            chosen = mcs
+    return chosen
+
+
+def codeword_length(payload_bits: int, mcs: Mcs) -> int:
+    """n coded bits for k payload bits: ceil(k / R) rounded up to whole QAM symbols."""
+    n = math.ceil(payload_bits / mcs.code_rate)
+    return mcs.bits_per_qam * math.ceil(n / mcs.bits_per_qam)
+
+
+def channel_uses(payload_bits: int, mcs: Mcs) -> int:
+    """Real channel uses (two per QAM symbol) one codeword of ``payload_bits`` takes."""
+    return 2 * codeword_length(payload_bits, mcs) // mcs.bits_per_qam

@@ -1,0 +1,129 @@
+"""The digital links through the live system (issue 13): real edge, channel and device
+processes on loopback serving the entropy-coded quick model (artifacts/test-quick-digital)."""
+
+from __future__ import annotations
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+
+from shared.link.modes import ideal_airtime_s
+from shared.rpc import coinference_pb2 as pb
+from shared.rpc import coinference_pb2_grpc as pb_grpc
+from tests.integration.test_end_to_end import png, pytestmark  # noqa: F401 (same skip)
+from tools.stack import running_stack
+
+N_IMAGES = 12
+
+
+@pytest.fixture(scope="module")
+def stack(quick_digital_model_dir):
+    with running_stack(
+        quick_digital_model_dir, 20.0,
+        edge_flags=["--device", "cpu"],
+        channel_flags=["--seed", 0, "--link-mode", "ideal"],
+        device_flags=["--deadline-s", 10],
+        start_timeout_s={"edge": 90},
+    ) as running:  # fmt: skip
+        yield running
+
+
+@pytest.fixture(scope="module")
+def http(stack):
+    with httpx.Client(base_url=stack.url, timeout=20.0) as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def channel(stack):
+    with grpc.insecure_channel(stack.channel_target) as ch:
+        yield pb_grpc.ChannelStub(ch)
+
+
+@pytest.fixture(scope="module")
+def images():
+    from device.idx import load_test_set
+
+    return load_test_set(None, N_IMAGES)[0]
+
+
+def send(http, images, beta=None):
+    if beta is not None:
+        assert http.put("/v1/knobs", json={"beta": beta}).status_code == 200
+    replies = []
+    for image in images:
+        response = http.post("/v1/infer", files=png(image))
+        assert response.status_code == 200, response.text
+        replies.append(response.json())
+    return replies
+
+
+def test_ideal_link_bits_are_the_coded_length_and_fall_with_beta(http, channel, images):
+    channel.SetPsnr(pb.SetPsnrRequest(psnr_db=20.0))
+    assert channel.SetLinkMode(pb.LinkModeRequest(mode="ideal")).link_mode == "ideal"
+    low = send(http, images, beta=1e-4)
+    high = send(http, images, beta=1.0)
+    for reply in low + high:
+        assert reply["link_mode"] == "ideal" and not reply["link_lost"]
+        assert reply["bits_sent"] % 32 == 0
+        assert reply["predicted_bits"] <= reply["bits_sent"] <= 1.03 * reply["predicted_bits"] + 32
+        # VL-VFE eq. (13): bits / (0.5 log2(1 + PSNR) × 9600 baud)
+        assert reply["airtime_s"] == pytest.approx(ideal_airtime_s(reply["bits_sent"], 20.0))
+        assert 0 < reply["entropy_encode_us"] < 5000 and 0 < reply["entropy_decode_us"] < 5000
+    bits_low = np.mean([r["bits_sent"] for r in low])
+    bits_high = np.mean([r["bits_sent"] for r in high])
+    print(f"live ideal link: {bits_low:.0f} bits at beta 1e-4, {bits_high:.0f} at beta 1")
+    assert bits_high < 0.6 * bits_low and bits_low < 256
+
+
+def test_ldpc_qam_delivers_at_high_psnr_and_loses_blocks_far_below(http, channel, images):
+    send(http, images[:1], beta=1e-2)
+    channel.SetPsnr(pb.SetPsnrRequest(psnr_db=20.0))
+    ideal = send(http, images)
+    state = channel.SetLinkMode(pb.LinkModeRequest(mode="ldpc-qam"))
+    assert state.link_mode == "ldpc-qam" and state.mcs == "64-QAM 2/3"
+    good = send(http, images)
+    for a, b in zip(ideal, good, strict=True):
+        assert b["link_mode"] == "ldpc-qam" and b["mcs"] == "64-QAM 2/3" and not b["link_lost"]
+        assert b["label"] == a["label"] and b["bits_sent"] == a["bits_sent"]
+        assert b["symbols_sent"] > 0 and b["airtime_s"] == pytest.approx(b["symbols_sent"] / 9600)
+    channel.SetPsnr(pb.SetPsnrRequest(psnr_db=-9.0))  # QPSK 1/3 needs about 0 dB
+    lost = send(http, images[:4])
+    assert all(r["link_lost"] for r in lost)
+    assert lost[-1]["block_error_rate"] > 0
+    # decoded from zeros: the answer no longer depends on the image
+    assert len({tuple(np.round(r["probabilities"], 6)) for r in lost}) == 1
+    state = channel.GetState(pb.GetStateRequest())
+    assert state.blocks_failed >= 4 and state.blocks_sent == len(images) + 4
+    channel.SetPsnr(pb.SetPsnrRequest(psnr_db=20.0))
+
+
+def test_analog_link_still_sends_the_symbols(http, channel, images):
+    channel.SetLinkMode(pb.LinkModeRequest(mode="analog"))
+    reply = send(http, images[:1])[0]
+    assert reply["link_mode"] == "analog" and reply["symbols_sent"] == 64
+    assert reply["bits_sent"] == 256
+
+
+def test_bad_link_mode_and_corrupt_bytes_are_invalid_argument(stack, channel, images):
+    with pytest.raises(grpc.RpcError) as info:
+        channel.SetLinkMode(pb.LinkModeRequest(mode="carrier-pigeon"))
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "analog" in info.value.details()
+    info_reply = channel.GetEdgeInfo(pb.GetInfoRequest())
+    assert info_reply.entropy_coded
+    with grpc.insecure_channel(stack.edge_target) as ch:
+        edge = pb_grpc.EdgeStub(ch)
+        bad = pb.Transmission(
+            model_id=info_reply.model_id, beta=1e-2, snr_db=10.0, d=64, link_mode="ideal",
+            n_coded=64, coded_indices=b"\x01\x02\x03",
+        )  # fmt: skip
+        with pytest.raises(grpc.RpcError) as info:
+            edge.Decode(bad, timeout=10)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "32-bit words" in info.value.details()
+        garbage = pb.Transmission()
+        garbage.CopyFrom(bad)
+        garbage.coded_indices = bytes(range(16))  # decodes to some indices: still an answer
+        assert len(edge.Decode(garbage, timeout=10).probabilities) == 10

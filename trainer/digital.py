@@ -1,0 +1,230 @@
+"""Entropy-coded digital transmission: fine-tune a quantized model with its code length.
+
+Starting from a trained quantized model (``python -m trainer train --bits 4 ...``), this
+fits a :class:`LearnedIndexPrior` (a categorical per dimension over the 2^bits levels,
+conditioned on β) and trains encoder, decoder and prior jointly with
+
+    w(β)·[distortion + β·ln2·R(x)],  R = expected code length in bits (entropy_model.py),
+
+the Hyper-VIB loss (eq. 16) with the rate counted in real bits instead of the KL bound of
+QML-IB eq. (14). The prior starts from the empirical index frequencies at each grid β.
+``python -m trainer.digital --base artifacts/quick --out artifacts/quick-digital`` writes the
+usual artifacts plus ``manifest.json["entropy_model"]`` (the table both ends code with).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from shared.nn.entropy_model import LN2, LearnedIndexPrior
+from shared.nn.losses import beta_weight, distortion, vib_loss
+from shared.nn.model import CoInferenceModel
+from shared.nn.variable_length import active_mask, apply_mask
+
+PROB_FLOOR = 1e-6  # empirical-frequency init: no level starts at probability 0
+
+
+@dataclass
+class DigitalConfig:
+    epochs: int = 2
+    batch_size: int = 128
+    lr: float = 2e-3
+    prior_lr: float = 1e-2
+    train_subset: int | None = None
+    freeze_encoder: bool = False  # True: fit only the prior (the encoder's rate stays as is)
+    n_grid: int = 9
+    seed: int = 0
+    progress: bool = True
+
+
+def train_config_of(model_dir: Path):
+    """The base model's TrainConfig (β/SNR ranges, loss weight) from its train_log.json."""
+    from trainer.train import TrainConfig
+
+    log = json.loads((Path(model_dir) / "train_log.json").read_text())
+    return TrainConfig.from_dict(log["train_config"])
+
+
+def level_distribution(model: CoInferenceModel, mu, theta) -> torch.Tensor:
+    """p(k | x) [N, d, K]: QML-IB eq. (10)-(11) for a Gaussian head, one-hot otherwise."""
+    if model.config.head == "gaussian":
+        return model.quantizer.level_probabilities(mu, theta.clamp_min(1e-4))
+    n_levels = 2**model.config.bits
+    return torch.nn.functional.one_hot(model.quantizer.indices(mu), n_levels).to(mu.dtype)
+
+
+def digital_forward(model: CoInferenceModel, prior: LearnedIndexPrior, x, beta, snr_db) -> dict:
+    """CoInferenceModel.forward with the rate in bits: {"outputs", "rate_bits", "mask"}."""
+    from shared.nn.channel import awgn, noise_var_from_snr
+
+    enc = model.encoder(x, beta, snr_db, noise_var_from_snr(snr_db))
+    mu, theta = enc["mu"], enc["theta"]
+    z = mu + theta * torch.randn_like(mu) if model.training else mu
+    mask = (
+        active_mask(enc["gamma"], model.config.gamma0)
+        if model.config.variable_length
+        else torch.ones_like(mu)
+    )
+    symbols = apply_mask(model.quantizer(z), mask)
+    outputs = model.decoder(awgn(symbols, snr_db), beta, snr_db)
+    rate = prior.rate_bits(level_distribution(model, mu, theta), beta, mask)
+    return {"outputs": outputs, "rate_bits": rate, "mask": mask}
+
+
+@torch.no_grad()
+def hard_indices(model: CoInferenceModel, x: np.ndarray, beta: float, snr_db: float, batch=2500):
+    """The device's level indices [N, d] and n_active [N] (torch path of encoder.onnx)."""
+    idx, n_active = [], []
+    for start in range(0, len(x), batch):
+        xb = torch.from_numpy(x[start : start + batch])
+        n = len(xb)
+        out = model.encode(xb, torch.full((n, 1), beta), torch.full((n, 1), snr_db))
+        idx.append(out["levels"])
+        n_active.append(out["n_active"])
+    return torch.cat(idx), torch.cat(n_active)
+
+
+@torch.no_grad()
+def init_prior_from_counts(prior, model, x, snr_range, rng: np.random.Generator) -> None:
+    """Logits at each grid β = log of the empirical index frequencies (SNR drawn per batch)."""
+    for g, log_beta in enumerate(prior.log_beta_grid.tolist()):
+        snr = float(rng.uniform(*snr_range))
+        idx, _ = hard_indices(model, x, math.exp(log_beta), snr)
+        counts = torch.nn.functional.one_hot(idx, prior.logits.shape[-1]).float().mean(0)
+        prior.logits[g] = torch.log(counts + PROB_FLOOR)
+
+
+def train_digital(model: CoInferenceModel, data, base_cfg, cfg: DigitalConfig):
+    """Fine-tune (model, prior) with the bit rate; returns (model, prior, log)."""
+    from trainer.train import sample_beta, sample_snr, seed_everything
+
+    if model.quantizer is None:
+        raise ValueError("entropy coding needs a quantized model (train with --bits)")
+    seed_everything(cfg.seed)
+    x_all = torch.from_numpy(data.x_train)
+    y_all = torch.from_numpy(data.y_train)
+    if cfg.train_subset:
+        x_all, y_all = x_all[: cfg.train_subset], y_all[: cfg.train_subset]
+    prior = LearnedIndexPrior(
+        model.config.d, 2**model.config.bits, base_cfg.trained_beta_range, cfg.n_grid
+    )
+    rng = np.random.default_rng(cfg.seed)
+    model.eval()
+    init_prior_from_counts(prior, model, x_all[:5000].numpy(), base_cfg.trained_snr_range, rng)
+    groups = [{"params": prior.parameters(), "lr": cfg.prior_lr}]
+    if not cfg.freeze_encoder:
+        groups.append({"params": model.parameters(), "lr": cfg.lr})
+    optimiser = torch.optim.Adam(groups)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    steps = math.ceil(len(x_all) / cfg.batch_size)
+    log = {"digital_config": asdict(cfg), "epochs": []}
+    start = time.perf_counter()
+    for epoch in range(cfg.epochs):
+        model.train(not cfg.freeze_encoder)
+        order = torch.randperm(len(x_all), generator=gen)
+        totals = {"loss": 0.0, "rate_bits": 0.0, "correct": 0, "n": 0}
+        for step in range(steps):
+            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+            x, y = x_all[idx], y_all[idx]
+            beta = sample_beta(len(idx), base_cfg, gen)
+            snr = sample_snr(len(idx), base_cfg, gen)
+            out = digital_forward(model, prior, x, beta, snr)
+            dist = distortion(out["outputs"], y, data.task)
+            weight = beta_weight(beta, model.config.d, base_cfg.loss_weight)
+            loss = vib_loss(dist, out["rate_bits"] * LN2, beta, weight)
+            if cfg.freeze_encoder:  # only the prior learns: minimise the code length itself
+                loss = out["rate_bits"].mean()
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            n = len(idx)
+            totals["loss"] += loss.item() * n
+            totals["rate_bits"] += out["rate_bits"].mean().item() * n
+            totals["n"] += n
+            if data.task == "classification":
+                totals["correct"] += (out["outputs"].argmax(1) == y).sum().item()
+        record = {
+            "epoch": epoch + 1,
+            "loss": totals["loss"] / totals["n"],
+            "rate_bits": totals["rate_bits"] / totals["n"],
+            "train_accuracy": totals["correct"] / totals["n"],
+            "wall_s": time.perf_counter() - start,
+        }
+        log["epochs"].append(record)
+        if cfg.progress:
+            print(
+                f"digital epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} rate "
+                f"{record['rate_bits']:.1f} bits, train acc {record['train_accuracy']:.4f} "
+                f"({record['wall_s']:.0f} s)",
+                flush=True,
+            )
+    log["train_wall_s"] = time.perf_counter() - start
+    return model.eval(), prior.eval(), log
+
+
+def export_digital(model, prior, data, base_cfg, out_dir: Path, log: dict) -> dict:
+    """The usual artifacts (encoder.onnx, decoder.pt, manifest) plus the entropy table."""
+    from trainer.export import write_artifacts
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    torch.save(
+        {"config": model.config.to_dict(), "state_dict": model.state_dict()},
+        out_dir / "checkpoint.pt",
+    )
+    torch.save(prior.state_dict(), out_dir / "entropy_prior.pt")
+    (out_dir / "train_log.json").write_text(
+        json.dumps({"train_config": asdict(base_cfg), **log}, indent=2, default=str)
+    )
+    return write_artifacts(
+        model, data, base_cfg.trained_beta_range, base_cfg.trained_snr_range, out_dir,
+        extra={"entropy_model": prior.to_dict()},
+    )  # fmt: skip
+
+
+def main(argv=None) -> int:
+    from trainer.data import load_dataset
+
+    p = argparse.ArgumentParser(
+        prog="python -m trainer.digital", description=__doc__.split("\n")[0]
+    )
+    p.add_argument("--base", required=True, help="a trained quantized model folder")
+    p.add_argument("--out", required=True)
+    p.add_argument("--epochs", type=int, default=2)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--train-subset", type=int, default=None)
+    p.add_argument("--freeze-encoder", action="store_true", help="fit the entropy model only")
+    p.add_argument("--data-dir", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true")
+    args = p.parse_args(argv)
+    torch.set_num_threads(1)
+    base = Path(args.base)
+    base_cfg = train_config_of(base)
+    data = load_dataset(base_cfg.task, args.data_dir or base_cfg.data_dir, seed=base_cfg.seed)
+    model = CoInferenceModel.from_checkpoint(base / "checkpoint.pt")
+    cfg = DigitalConfig(
+        epochs=args.epochs, lr=args.lr, train_subset=args.train_subset,
+        freeze_encoder=args.freeze_encoder, seed=args.seed, progress=not args.no_progress,
+    )  # fmt: skip
+    model, prior, log = train_digital(model, data, base_cfg, cfg)
+    out = Path(args.out)
+    if out.resolve() == base.resolve():
+        raise SystemExit("--out must differ from --base")
+    shutil.rmtree(out, ignore_errors=True)
+    manifest = export_digital(model, prior, data, base_cfg, out, log)
+    print(f"wrote {out} (model id {manifest['model_id']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
