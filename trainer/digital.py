@@ -29,6 +29,7 @@ from shared.nn.entropy_model import LN2, LearnedIndexPrior
 from shared.nn.losses import beta_weight, distortion, vib_loss
 from shared.nn.model import CoInferenceModel
 from shared.nn.variable_length import active_mask, apply_mask
+from trainer.evaluate import encode_dataset
 
 PROB_FLOOR = 1e-6  # empirical-frequency init: no level starts at probability 0
 
@@ -83,14 +84,7 @@ def digital_forward(model: CoInferenceModel, prior: LearnedIndexPrior, x, beta, 
 @torch.no_grad()
 def hard_indices(model: CoInferenceModel, x: np.ndarray, beta: float, snr_db: float, batch=2500):
     """The device's level indices [N, d] and n_active [N] (torch path of encoder.onnx)."""
-    idx, n_active = [], []
-    for start in range(0, len(x), batch):
-        xb = torch.from_numpy(x[start : start + batch])
-        n = len(xb)
-        out = model.encode(xb, torch.full((n, 1), beta), torch.full((n, 1), snr_db))
-        idx.append(out["levels"])
-        n_active.append(out["n_active"])
-    return torch.cat(idx), torch.cat(n_active)
+    return encode_dataset(model, x, beta, snr_db, batch, key="levels")
 
 
 @torch.no_grad()

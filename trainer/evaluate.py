@@ -30,14 +30,17 @@ def bits_per_symbol(model: CoInferenceModel) -> int:
 
 
 @torch.no_grad()
-def encode_dataset(model, x: np.ndarray, beta: float, snr_db: float, batch: int = 2500):
-    """Device path over a whole array: symbols [N, d] (zero past prefix), n_active [N]."""
+def encode_dataset(
+    model, x: np.ndarray, beta: float, snr_db: float, batch: int = 2500, key: str = "symbols"
+):
+    """Device path over a whole array: ``model.encode``'s ``key`` output (symbols [N, d], zero
+    past the prefix; or "levels", the quantizer's level indices), and n_active [N]."""
     symbols, n_active = [], []
     for start in range(0, len(x), batch):
         xb = torch.from_numpy(x[start : start + batch])
         n = len(xb)
         out = model.encode(xb, torch.full((n, 1), beta), torch.full((n, 1), snr_db))
-        symbols.append(out["symbols"])
+        symbols.append(out[key])
         n_active.append(out["n_active"])
     return torch.cat(symbols), torch.cat(n_active)
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from shared.nn.decoders import FusionDecoder
-from shared.nn.model import CoInferenceModel, ModelConfig
+from shared.nn.model import CoInferenceModel, ModelConfig, load_checkpoint
 from shared.views import make_views, view_input_shape
 
 
@@ -117,17 +117,7 @@ class MultiLinkModel(nn.Module):
     @classmethod
     def from_checkpoint(cls, path, map_location="cpu", decoder_only: bool = False):
         """As CoInferenceModel.from_checkpoint, for a multi-link checkpoint."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no {path.name} in {path.parent}: run python -m trainer train")
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
-        model = cls(ModelConfig.from_dict(ckpt["config"]))
-        missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
-        needed = [k for k in missing if k.startswith("decoder.") or not decoder_only]
-        if needed or unexpected:
-            raise ValueError(f"{path}: weights do not match the model: missing {needed[:3]}, "
-                             f"unexpected {unexpected[:3]}")  # fmt: skip
-        return model.eval()
+        return load_checkpoint(cls, path, map_location, decoder_only)
 
 
 def build_model(config: ModelConfig) -> CoInferenceModel | MultiLinkModel:
