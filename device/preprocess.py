@@ -120,6 +120,11 @@ def decode_image(data: bytes, manifest: Manifest) -> np.ndarray:
         ) from exc
     except (OSError, ValueError, SyntaxError) as exc:  # truncated or corrupt files
         raise PreprocessError(f"corrupt or truncated image: {exc}", status=400) from exc
+    except Exception as exc:  # noqa: BLE001 - Pillow's format plugins raise TypeError,
+        # IndexError, struct.error, ... on malformed headers; the bytes are the client's fault
+        raise PreprocessError(
+            f"corrupt image ({type(exc).__name__}: {exc})", status=400
+        ) from exc
     pixels = np.asarray(image, dtype=np.float32) / 255.0
     pixels = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
     return normalise(pixels, manifest)
