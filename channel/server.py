@@ -9,7 +9,6 @@ remaining time), and a caller that gives up cancels its own edge call only.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
@@ -23,6 +22,8 @@ from shared.rpc import coinference_pb2_grpc as pb_grpc
 from shared.service.errors import invalid_argument
 from shared.service.grpc_server import GrpcServer, grpc_options, serve_until_signal
 from shared.service.logs import setup_logging
+from shared.service.loop import loop_name
+from shared.service.loop import run as run_event_loop
 
 log = logging.getLogger("channel")
 
@@ -125,12 +126,13 @@ async def serve_async(settings: ChannelSettings) -> int:
     await server.start(serving=True)
     log.info(
         "channel listening on %s:%d (%s, admin token %s), forwarding to %s (%s), %s; "
-        "edge replicas: round_robin, groups by ring_hash, health-checked: %s",
+        "edge replicas: round_robin, groups by ring_hash, health-checked: %s; %s loop",
         *(settings.host, settings.port, "TLS" if server.tls else "plaintext"),
         "set" if settings.admin_token_value() else "off",
         *(settings.edge, "TLS" if settings.edge_credentials() else "plaintext"),
         service.state().profile,
         settings.edge_health_check,
+        loop_name(),
     )
 
     return await serve_until_signal(server, settings.grace_s, "channel", edge.close)
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = parse_settings(argv)
     setup_logging(settings.log_level)
     log.info("%s", settings.describe())
-    return asyncio.run(serve_async(settings))
+    return run_event_loop(serve_async(settings), settings.event_loop)
 
 
 if __name__ == "__main__":

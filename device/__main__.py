@@ -14,6 +14,7 @@ from device.app import create_app
 from device.settings import settings_from_args
 from shared.manifest import ManifestError
 from shared.service.logs import setup_logging
+from shared.service.loop import resolve_event_loop
 
 log = logging.getLogger("device")
 
@@ -41,6 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level,
         timeout_graceful_shutdown=5,
         timeout_keep_alive=settings.http_keepalive_s,
+        loop=resolve_event_loop(settings.event_loop),
     )
     return 0
 

@@ -392,7 +392,7 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
             log.exception("inference failed")
             metrics.failures.labels(reason="internal").inc()
             return _error(500, f"internal error: {type(exc).__name__}")
-        return result
+        return JSONResponse(result)  # plain JSON types: no jsonable_encoder pass
 
     @app.get("/v1/knobs", summary="Current knobs and their allowed ranges")
     async def get_knobs():

@@ -23,6 +23,7 @@ fractional values is rejected as ambiguous (it looks like a 0..1 image): say
 from __future__ import annotations
 
 import io
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -88,23 +89,11 @@ def _to_model_mode(image: Image.Image, channels: int) -> Image.Image:
     return image.convert("L" if channels == 1 else "RGB")
 
 
-def decode_image(data: bytes, manifest: Manifest) -> np.ndarray:
-    """Image file bytes to the normalised float32 input [C, H, W] (see module docstring)."""
-    if not data:
-        raise PreprocessError("empty body: send an image file (PNG/JPEG) or JSON pixels", 400)
-    channels, height, width = image_shape(manifest)
+@contextmanager
+def _image_errors():
+    """Pillow's exceptions on a client's file as PreprocessError (400, or 413 when too big)."""
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            if image.width * image.height > MAX_IMAGE_PIXELS:
-                raise PreprocessError(
-                    f"image is {image.width}x{image.height} pixels; at most "
-                    f"{MAX_IMAGE_PIXELS} pixels are decoded",
-                    status=413,
-                )
-            image.load()
-            image = ImageOps.exif_transpose(image) or image
-            image = _to_model_mode(image, channels)
-            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        yield
     except PreprocessError:
         raise
     except Image.DecompressionBombError as exc:  # declared size far over the cap
@@ -122,12 +111,42 @@ def decode_image(data: bytes, manifest: Manifest) -> np.ndarray:
         raise PreprocessError(f"corrupt or truncated image: {exc}", status=400) from exc
     except Exception as exc:  # noqa: BLE001 - Pillow's format plugins raise TypeError,
         # IndexError, struct.error, ... on malformed headers; the bytes are the client's fault
-        raise PreprocessError(
-            f"corrupt image ({type(exc).__name__}: {exc})", status=400
-        ) from exc
+        raise PreprocessError(f"corrupt image ({type(exc).__name__}: {exc})", status=400) from exc
+
+
+def open_image(data: bytes) -> Image.Image:
+    """The image in ``data`` with only its header read (cheap); its size is checked against
+    MAX_IMAGE_PIXELS. Pass it to :func:`image_to_input`, which does the decoding."""
+    if not data:
+        raise PreprocessError("empty body: send an image file (PNG/JPEG) or JSON pixels", 400)
+    with _image_errors():
+        image = Image.open(io.BytesIO(data))
+        if image.width * image.height > MAX_IMAGE_PIXELS:
+            image.close()
+            raise PreprocessError(
+                f"image is {image.width}x{image.height} pixels; at most "
+                f"{MAX_IMAGE_PIXELS} pixels are decoded",
+                status=413,
+            )
+        return image
+
+
+def image_to_input(image: Image.Image, manifest: Manifest) -> np.ndarray:
+    """An opened image (see :func:`open_image`) to the normalised float32 input [C, H, W]."""
+    channels, height, width = image_shape(manifest)
+    with _image_errors(), image:
+        image.load()
+        image = ImageOps.exif_transpose(image) or image
+        image = _to_model_mode(image, channels)
+        image = image.resize((width, height), Image.Resampling.BILINEAR)
     pixels = np.asarray(image, dtype=np.float32) / 255.0
     pixels = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
     return normalise(pixels, manifest)
+
+
+def decode_image(data: bytes, manifest: Manifest) -> np.ndarray:
+    """Image file bytes to the normalised float32 input [C, H, W] (see module docstring)."""
+    return image_to_input(open_image(data), manifest)
 
 
 def pixels_to_input(payload: dict[str, Any], manifest: Manifest) -> np.ndarray:

@@ -26,6 +26,12 @@ class EdgeSettings(GrpcServiceSettings):
     device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="torch device (auto: CUDA when available)"
     )
+    torch_threads: int = Field(
+        1,
+        ge=1,
+        description="PyTorch intra-op threads of the decoder; the batcher, not OpenMP, gives "
+        "the parallelism, and more threads than free cores stall each batch at the barrier",
+    )
     max_batch_size: int = Field(32, ge=1, description="requests per decoder call, 1 = no batching")
     max_queue_delay_us: float = Field(
         0.0,

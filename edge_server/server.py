@@ -8,7 +8,6 @@ decoder cannot run (failed probe, stopped batch worker), SERVING again once it r
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
 
@@ -20,6 +19,8 @@ from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
 from shared.service.grpc_server import GrpcServer, serve_until_signal
 from shared.service.logs import setup_logging
+from shared.service.loop import loop_name
+from shared.service.loop import run as run_event_loop
 
 log = logging.getLogger("edge_server")
 
@@ -39,8 +40,12 @@ class EdgeServicer(pb_grpc.EdgeServicer):
 
 def load_edge(settings: EdgeSettings) -> EdgeDecoder:
     """Load the decoder (torch, imported here) and wrap it in an :class:`EdgeDecoder`."""
+    import torch
+
     from shared.nn.runtime import load_decoder
 
+    # a batch of 4 took 21 ms with 2 threads on 2 busy cores, 0.13 ms with 1 (docs/SERVING.md)
+    torch.set_num_threads(settings.torch_threads)
     decoder = load_decoder(settings.model, device=settings.device)
     return EdgeDecoder(
         decoder,
@@ -79,10 +84,11 @@ async def serve_async(settings: EdgeSettings, edge: EdgeDecoder) -> int:
         log.error("decoder cannot run: NOT_SERVING, probing every %g s", settings.probe_interval_s)
     m = edge.manifest
     log.info(
-        "edge %s serving model %s (%s, d=%d) on %s:%d (%s) [%s, max batch %d, queue delay %g us]",
+        "edge %s serving model %s (%s, d=%d) on %s:%d (%s) [%s, max batch %d, queue delay %g us, "
+        "%s loop]",
         *(edge.replica_id, m.model_id, m.task, m.d, settings.host, settings.port),
         *("TLS" if server.tls else "plaintext", edge.device),
-        *(settings.max_batch_size, settings.max_queue_delay_us),
+        *(settings.max_batch_size, settings.max_queue_delay_us, loop_name()),
     )
     return await serve_until_signal(server, settings.grace_s, "edge", on_stopped=edge.close)
 
@@ -95,7 +101,7 @@ def serve(settings: EdgeSettings) -> int:
         log.error("cannot load model: %s", exc)
         return 2
     edge.metrics.serve(settings.metrics_port)
-    return asyncio.run(serve_async(settings, edge))
+    return run_event_loop(serve_async(settings, edge), settings.event_loop)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,8 @@ registry, so tests can build many.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 PREFIX = "coinference_"
@@ -51,13 +53,31 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        # labelled children, looked up once: ``labels()`` costs more than the observation
+        self._request_counts: dict[tuple[str, str], Any] = {}
+        self._request_times: dict[str, Any] = {}
+        self._stages: dict[str, Any] = {}
+
     # -- recording -----------------------------------------------------------------------
     def observe_request(self, method: str, code: str, seconds: float) -> None:
-        self.requests.labels(service=self.service, method=method, code=code).inc()
-        self.request_seconds.labels(service=self.service, method=method).observe(seconds)
+        count = self._request_counts.get((method, code))
+        if count is None:
+            count = self.requests.labels(service=self.service, method=method, code=code)
+            self._request_counts[method, code] = count
+        count.inc()
+        timing = self._request_times.get(method)
+        if timing is None:
+            timing = self.request_seconds.labels(service=self.service, method=method)
+            self._request_times[method] = timing
+        timing.observe(seconds)
 
     def observe_stage(self, stage: str, seconds: float) -> None:
-        self.stage_seconds.labels(service=self.service, stage=stage).observe(max(0.0, seconds))
+        child = self._stages.get(stage)
+        if child is None:
+            child = self._stages[stage] = self.stage_seconds.labels(
+                service=self.service, stage=stage
+            )
+        child.observe(max(0.0, seconds))
 
     def requests_with(self, method: str, code: str) -> float:
         """The current count of ``method`` calls answered with ``code`` (for tests)."""

@@ -27,6 +27,7 @@ from pydantic import BeforeValidator, Field, SecretStr, ValidationError, model_v
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from shared.service.loop import EventLoop, resolve_event_loop
 from shared.service.security import check_tls_files, load_admin_token, server_credentials
 
 TRUE_WORDS = ("true", "1", "on")
@@ -104,6 +105,14 @@ class ServiceSettings(BaseSettings):
     description: ClassVar[str] = ""
 
     log_level: LogLevel = Field("info", description="log level")
+    event_loop: EventLoop = Field(
+        "auto", description="asyncio event loop: auto (uvloop when installed), asyncio, uvloop"
+    )
+
+    @model_validator(mode="after")
+    def _check_event_loop(self):
+        resolve_event_loop(self.event_loop)  # ValueError: uvloop asked for but missing
+        return self
 
     @classmethod
     def settings_customise_sources(

@@ -140,6 +140,13 @@ def test_bench_with_hey(quick_model_dir, tmp_path):
         assert row["errors"] == 0 and row["throughput_per_s"] > 0
         assert row["latency_s"]["p50"] > 0
         assert row["probe"]["requests"] > 0 and row["probe"]["errors"] == 0
-        assert row["stages_generator"] == "python-httpx probe"
+        # at C=1 the probe runs alone after hey (one request in flight), else beside it
+        alone = row["concurrency"] == 1
+        assert row["probe"]["alone"] is alone
+        assert row["stages_generator"] == (
+            "python-httpx probe, alone after hey (one request in flight)"
+            if alone
+            else "python-httpx probe beside hey"
+        )
         assert row["stages_s"]["decode"]["p50"] > 0
         assert 0.3 < row["accuracy"] <= 1.0

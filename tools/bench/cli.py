@@ -41,6 +41,9 @@ from tools.stack import PYTHON, REPO, ServiceProcess, Stack, free_port, wait_for
 
 EDGE_ONLY_METHOD = "/bench.EdgeOnly/Classify"
 DEFAULT_BAUD = 9600.0
+# at C=1 the stages come from the probe run alone after hey's level (a probe beside hey
+# would make it two requests in flight): this many sequential requests, at most this long
+PROBE_ALONE_N, PROBE_ALONE_S = 300, 3.0
 MANIFEST = "manifest.json"
 # looked for in this order when --model is not given; the first is trained when none exists
 DEFAULT_MODELS = (REPO / "artifacts" / "quick", REPO / "artifacts" / "test-quick")
@@ -212,17 +215,34 @@ class HttpLoad:
                                    self.timeout_s),
             )  # fmt: skip
 
-        (records, elapsed), probe = asyncio.run(both())
+        async def alone():  # C=1 means one request in flight: the probe waits for hey
+            hey = await hey_level(url, self._body, c, duration_s, self.timeout_s)
+            probe = await paced_device_probe(
+                url,
+                self.samples[1:],
+                0.0,
+                PROBE_ALONE_S,
+                self.timeout_s,
+                max_requests=PROBE_ALONE_N,
+            )
+            return hey, probe  # fmt: skip
+
+        (records, elapsed), probe = asyncio.run(alone() if c == 1 else both())
         row = summarise_level(kind, c, elapsed, records, self.name)
         probe_ok = [r for r in probe if r["ok"]]
         judged = [r["correct"] for r in probe_ok]
         row["accuracy"] = float(np.mean(judged)) if judged else None
         if probe_ok:
             row.update(stage_summary(probe_ok))
-            row["stages_generator"] = f"{PYTHON_HTTP} probe"
+            row["stages_generator"] = (
+                f"{PYTHON_HTTP} probe, alone after hey (one request in flight)"
+                if c == 1
+                else f"{PYTHON_HTTP} probe beside hey"
+            )
         row["probe"] = {
             "generator": PYTHON_HTTP,
-            "rate_per_s": self.probe_rate,
+            "rate_per_s": None if c == 1 else self.probe_rate,
+            "alone": c == 1,
             "requests": len(probe),
             "errors": len(probe) - len(probe_ok),
             "throughput_per_s": len(probe_ok) / elapsed if elapsed else 0.0,

@@ -71,19 +71,25 @@ async def device_level(
 
 
 async def paced_device_probe(
-    url: str, samples, rate_per_s: float, duration_s: float, timeout_s: float
+    url: str,
+    samples,
+    rate_per_s: float,
+    duration_s: float,
+    timeout_s: float,
+    max_requests: int | None = None,
 ) -> list[dict]:
-    """One sequential client at most ``rate_per_s`` requests/s for ``duration_s``, each a
-    different sample: the replies' stages and labels while another generator loads."""
+    """One sequential client at most ``rate_per_s`` requests/s (0 = back to back) for
+    ``duration_s`` or ``max_requests``, each a different sample: the replies' stages and
+    labels (while another generator loads, or alone)."""
     records: list[dict] = []
-    if rate_per_s <= 0:
+    if rate_per_s < 0 or (rate_per_s == 0 and max_requests is None):
         return records
-    period = 1.0 / rate_per_s
+    period = 1.0 / rate_per_s if rate_per_s else 0.0
     async with httpx.AsyncClient(base_url=url, timeout=timeout_s) as client:
         one = device_caller(client, samples)
         start = time.perf_counter()
         i = 0
-        while time.perf_counter() - start < duration_s:
+        while time.perf_counter() - start < duration_s and i != max_requests:
             t0 = time.perf_counter()
             records.append(await one(i))
             i += 1
