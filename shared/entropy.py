@@ -24,6 +24,7 @@ each candidate checked by decoding it; the full sealed stream is always valid.
 from __future__ import annotations
 
 import functools
+import zlib
 
 import numpy as np
 
@@ -33,6 +34,25 @@ WORD_BYTES = 4  # constriction's compressed words are uint32, sent big-endian
 
 class EntropyCodingError(ValueError):
     """Coded bytes that cannot be decoded (wrong length, too long) or indices out of range."""
+
+
+class ChecksumError(EntropyCodingError):
+    """Coded bytes that fail the CRC-32 the device sent with them (corrupted on the way)."""
+
+
+def payload_crc32(payload: bytes) -> int:
+    """CRC-32 (zlib, the IEEE 802.3 polynomial) of the coded bytes, as an unsigned 32-bit int."""
+    return zlib.crc32(payload) & 0xFFFFFFFF
+
+
+def check_crc32(payload: bytes, expected: int) -> None:
+    """Raise :class:`ChecksumError` unless ``payload`` has the CRC-32 ``expected``."""
+    got = payload_crc32(payload)
+    if got != expected:
+        raise ChecksumError(
+            f"coded payload fails its CRC-32 (got {got:08x}, the device sent {expected:08x}): "
+            "corrupted on the way"
+        )
 
 
 def interpolation_weights(log_beta_grid: np.ndarray, beta: float) -> tuple[int, int, float]:

@@ -9,11 +9,14 @@ import pytest
 import torch
 
 from shared.entropy import (
+    ChecksumError,
     EntropyCodingError,
     IndexEntropyModel,
+    check_crc32,
     decode_indices,
     encode_indices,
     max_coded_bytes,
+    payload_crc32,
     round_up_prefix,
 )
 from shared.nn.entropy_model import LearnedIndexPrior
@@ -98,6 +101,17 @@ def test_decoder_reads_zeros_past_the_payload():
         padded = coded + b"\0" * padding
         decoded = decode_indices(table, padded, len(GOLDEN_INDICES), 1e-2)
         assert decoded.tolist() == GOLDEN_INDICES
+
+
+def test_crc32_is_zlibs_and_catches_a_flipped_bit():
+    assert payload_crc32(b"123456789") == 0xCBF43926  # the CRC-32 check value
+    coded = bytes.fromhex(GOLDEN_HEX)
+    check_crc32(coded, payload_crc32(coded))
+    for bit in range(8 * len(coded)):
+        flipped = bytearray(coded)
+        flipped[bit // 8] ^= 1 << (bit % 8)
+        with pytest.raises(ChecksumError, match="CRC-32"):
+            check_crc32(bytes(flipped), payload_crc32(coded))
 
 
 def test_numpy_table_matches_torch_prior_between_grid_points():
