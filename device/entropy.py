@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from shared.entropy import IndexEntropyModel, encode_indices
+from shared.entropy import IndexEntropyModel, encode_indices, payload_crc32
 from shared.manifest import Manifest
 
 
@@ -18,6 +18,7 @@ class Coded:
     n_coded: int  # dimensions coded (the transmitted prefix)
     predicted_bits: float  # the model's ideal code length, sum -log2 P(k_j | j, β)
     encode_s: float  # range encoding time, s
+    crc32: int  # CRC-32 of the payload (Transmission.coded_crc32)
 
 
 class DeviceEntropyCoder:
@@ -36,4 +37,5 @@ class DeviceEntropyCoder:
         indices = np.asarray(levels[:n])
         payload = encode_indices(self.table, indices, beta)
         encode_s = time.perf_counter() - start
-        return Coded(payload, n, self.table.predicted_bits(indices, beta), encode_s)
+        predicted = self.table.predicted_bits(indices, beta)
+        return Coded(payload, n, predicted, encode_s, payload_crc32(payload))

@@ -236,6 +236,7 @@ class DeviceService:
             transmission.n_coded = coded.n_coded
             transmission.predicted_bits = coded.predicted_bits
             transmission.entropy_encode_s = coded.encode_s
+            transmission.coded_crc32 = coded.crc32
         t_rpc = time.perf_counter()
         reply = await self.channel.transmit(transmission, self._remaining_s(start))
         rpc_s = time.perf_counter() - t_rpc

@@ -14,11 +14,18 @@ import time
 
 import numpy as np
 
-from shared.entropy import EntropyCodingError, IndexEntropyModel, decode_indices
+from shared.entropy import (
+    ChecksumError,
+    EntropyCodingError,
+    IndexEntropyModel,
+    check_crc32,
+    decode_indices,
+)
 from shared.manifest import Manifest
 from shared.rpc import coinference_pb2 as pb
 
 DIGITAL_MODES = ("ideal", "ldpc-qam")
+__all__ = ["DIGITAL_MODES", "ChecksumError", "DigitalReceiver", "fill_reply"]
 
 
 class DigitalReceiver:
@@ -35,7 +42,8 @@ class DigitalReceiver:
 
     def received(self, transmission: pb.Transmission) -> tuple[np.ndarray, float, float]:
         """(decoder input [n_coded] float32, decoder SNR dB, entropy decode time s).
-        Raises ValueError with a message for the caller (INVALID_ARGUMENT)."""
+        Raises ChecksumError when the bytes fail the device's CRC-32 (DATA_LOSS), ValueError
+        with a message for the caller otherwise (INVALID_ARGUMENT)."""
         if self.table is None:
             raise ValueError(
                 f"link mode {transmission.link_mode!r}: this edge's model has no entropy model "
@@ -47,11 +55,12 @@ class DigitalReceiver:
         snr_db = float(self.manifest.snr_db_range[1])
         if transmission.link_lost:
             return np.zeros(n, dtype=np.float32), snr_db, 0.0
+        payload = bytes(transmission.coded_indices)
+        if transmission.HasField("coded_crc32"):
+            check_crc32(payload, transmission.coded_crc32)
         start = time.perf_counter()
         try:
-            indices = decode_indices(
-                self.table, bytes(transmission.coded_indices), n, transmission.beta
-            )
+            indices = decode_indices(self.table, payload, n, transmission.beta)
         except EntropyCodingError as exc:
             raise ValueError(str(exc)) from None
         decode_s = time.perf_counter() - start

@@ -6,22 +6,53 @@ L[g, j, k] on a grid of log β: per feature dimension j a categorical distributi
 log β, then P(k | j, β) = softmax_k(L). Both ends read the same table from the manifest
 (``manifest.json["entropy_model"]``), so both compute the same probabilities; the device
 range-codes the indices with them and the edge decodes. The ideal code length of one image is
-sum_j -log2 P(k_j | j, β) bits (``predicted_bits``); the range coder adds at most one 32-bit
-word on top of it.
+sum_j -log2 P(k_j | j, β) bits (``predicted_bits``).
+
+The wire format is the range coder's output as a big-endian byte string, cut to as few
+bytes as still decode (``encode_indices``). A range coder's output is a number S = 0.w_1 w_2
+... in the final interval [L, L + R) of the message; constriction seals the stream with one
+whole 32-bit word (S = L rounded up to a word) and its decoder reads zero words past the end
+of the data. Any number in [L, L + R) decodes to the same indices, so the encoder sends the
+shortest byte prefix whose round-up c_j = ceil(S, 2^-8j) still lies in the interval: it needs
+2^-8j <= R roughly, i.e. at most about 8 bits above -log2 R = the ideal code length (plus
+constriction's 24-bit probability quantisation), instead of up to 32 with whole words. The
+decoder pads the bytes with zeros to whole words. Since c_j falls as j grows and c_j ∈
+[L, L + R) is monotone in j, the encoder searches j from the ideal length ceil(bits / 8) up,
+each candidate checked by decoding it; the full sealed stream is always valid.
 """
 
 from __future__ import annotations
 
 import functools
+import zlib
 
 import numpy as np
 
 ENTROPY_KEY = "entropy_model"
-WORD_BITS = 32  # constriction's compressed words are uint32
+WORD_BYTES = 4  # constriction's compressed words are uint32, sent big-endian
 
 
 class EntropyCodingError(ValueError):
     """Coded bytes that cannot be decoded (wrong length, too long) or indices out of range."""
+
+
+class ChecksumError(EntropyCodingError):
+    """Coded bytes that fail the CRC-32 the device sent with them (corrupted on the way)."""
+
+
+def payload_crc32(payload: bytes) -> int:
+    """CRC-32 (zlib, the IEEE 802.3 polynomial) of the coded bytes, as an unsigned 32-bit int."""
+    return zlib.crc32(payload) & 0xFFFFFFFF
+
+
+def check_crc32(payload: bytes, expected: int) -> None:
+    """Raise :class:`ChecksumError` unless ``payload`` has the CRC-32 ``expected``."""
+    got = payload_crc32(payload)
+    if got != expected:
+        raise ChecksumError(
+            f"coded payload fails its CRC-32 (got {got:08x}, the device sent {expected:08x}): "
+            "corrupted on the way"
+        )
 
 
 def interpolation_weights(log_beta_grid: np.ndarray, beta: float) -> tuple[int, int, float]:
@@ -54,6 +85,7 @@ class IndexEntropyModel:
         if np.any(np.diff(self.log_beta_grid) <= 0):
             raise ValueError("entropy model: log_beta_grid must be strictly ascending")
         self._probabilities = functools.lru_cache(maxsize=256)(self._compute)
+        self._code_lengths = functools.lru_cache(maxsize=256)(self._compute_code_lengths)
 
     @property
     def d(self) -> int:
@@ -85,6 +117,9 @@ class IndexEntropyModel:
         logits = (1.0 - frac) * self.logits[lo] + frac * self.logits[hi]
         return softmax(logits.astype(np.float64)).astype(np.float32)
 
+    def _compute_code_lengths(self, beta: float) -> np.ndarray:
+        return -np.log2(self.probabilities(beta).astype(np.float64))
+
     def probabilities(self, beta: float) -> np.ndarray:
         """[d, K] float32, rows sum to 1 (cached per β)."""
         return self._probabilities(float(beta))
@@ -92,8 +127,8 @@ class IndexEntropyModel:
     def predicted_bits(self, indices: np.ndarray, beta: float) -> float:
         """Ideal code length sum_j -log2 P(k_j | j, β) of the first len(indices) dimensions."""
         indices = np.asarray(indices, dtype=np.int64)
-        probs = self.probabilities(beta)[: len(indices)]
-        return float(-np.log2(probs[np.arange(len(indices)), indices].astype(np.float64)).sum())
+        lengths = self._code_lengths(float(beta))  # [d, K], -log2 P, cached per β
+        return float(lengths[np.arange(len(indices)), indices].sum())
 
 
 def _model_family():
@@ -114,10 +149,53 @@ def _family():
     return _FAMILY
 
 
-def encode_indices(model: IndexEntropyModel, indices: np.ndarray, beta: float) -> bytes:
-    """Range-code the level indices of the first len(indices) dimensions; returns the bytes."""
+def _sealed_bytes(model: IndexEntropyModel, indices: np.ndarray, beta: float) -> bytes:
+    """constriction's sealed range code of the indices, words big-endian (the number S)."""
     import constriction
 
+    encoder = constriction.stream.queue.RangeEncoder()
+    encoder.encode(indices.astype(np.int32), _family(), model.probabilities(beta)[: len(indices)])
+    return encoder.get_compressed().astype(">u4").tobytes()
+
+
+def round_up_prefix(stream: bytes, n_bytes: int) -> bytes | None:
+    """ceil(S, 2^-8·n_bytes) as bytes, trailing zero bytes dropped (the decoder pads zeros);
+    None when rounding up overflows (S > 1 - 2^-8·n_bytes, never a valid code)."""
+    head = bytearray(stream[:n_bytes])
+    if any(stream[n_bytes:]):
+        k = n_bytes - 1
+        while k >= 0 and head[k] == 0xFF:
+            head[k] = 0
+            k -= 1
+        if k < 0:
+            return None
+        head[k] += 1
+    return bytes(head).rstrip(b"\0")
+
+
+def _words(coded: bytes) -> np.ndarray:
+    """Bytes zero-padded to whole big-endian 32-bit words (at least one word)."""
+    padded = coded + b"\0" * ((-len(coded)) % WORD_BYTES) if coded else b"\0" * WORD_BYTES
+    return np.frombuffer(padded, dtype=">u4").astype(np.uint32)
+
+
+def _decodes_to(model, coded: bytes | None, indices: np.ndarray, beta: float) -> bool:
+    import constriction
+
+    if coded is None:
+        return False
+    try:
+        decoder = constriction.stream.queue.RangeDecoder(_words(coded))
+        out = decoder.decode(_family(), model.probabilities(beta)[: len(indices)])
+    except (AssertionError, ValueError):  # a point outside the final interval
+        return False
+    return np.array_equal(out, indices)
+
+
+def encode_indices(model: IndexEntropyModel, indices: np.ndarray, beta: float) -> bytes:
+    """Range-code the level indices of the first len(indices) dimensions: a byte prefix of
+    the code that decodes, the ideal length rounded up to bytes when that decodes, else the
+    shortest that does (module doc); 8·len(result) is the coded size in bits."""
     indices = np.asarray(indices)
     n = len(indices)
     if n > model.d:
@@ -126,15 +204,34 @@ def encode_indices(model: IndexEntropyModel, indices: np.ndarray, beta: float) -
         raise EntropyCodingError(f"level indices must lie in [0, {model.n_levels - 1}]")
     if n == 0:
         return b""
-    encoder = constriction.stream.queue.RangeEncoder()
-    encoder.encode(indices.astype(np.int32), _family(), model.probabilities(beta)[:n])
-    return encoder.get_compressed().astype("<u4").tobytes()
+    indices = indices.astype(np.int32)
+    stream = _sealed_bytes(model, indices, beta)
+    # the shortest valid prefix length j* lies in (lo, hi]: lo = -1 (none shorter), hi = the
+    # sealed stream. The ideal length g = ceil(predicted / 8) bytes is probed first and taken
+    # when it decodes (then coded < predicted + 8 bits; a shorter, luckier prefix is not
+    # searched for), else g + 1, then bisection of what is left
+    lo, hi, best = -1, len(stream), stream.rstrip(b"\0")
+    guess = int(np.ceil(model.predicted_bits(indices, beta) / 8))
+    for j in (guess, guess + 1):
+        if lo < j < hi:
+            candidate = round_up_prefix(stream, j)
+            if _decodes_to(model, candidate, indices, beta):
+                return candidate
+            lo = j
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        candidate = round_up_prefix(stream, mid)
+        if _decodes_to(model, candidate, indices, beta):
+            hi, best = mid, candidate
+        else:
+            lo = mid
+    return best
 
 
 def max_coded_bytes(model: IndexEntropyModel) -> int:
     """Upper bound on a valid payload: every index at the smallest quantised probability
     (constriction's 24-bit precision) plus two words."""
-    return 4 * (2 + int(np.ceil(model.d * 24 / WORD_BITS)))
+    return WORD_BYTES * (2 + int(np.ceil(model.d * 24 / (8 * WORD_BYTES))))
 
 
 def decode_indices(model: IndexEntropyModel, coded: bytes, n: int, beta: float) -> np.ndarray:
@@ -147,14 +244,13 @@ def decode_indices(model: IndexEntropyModel, coded: bytes, n: int, beta: float) 
         if coded:
             raise EntropyCodingError("coded bytes sent for zero indices")
         return np.zeros(0, dtype=np.int64)
-    if len(coded) == 0 or len(coded) % 4 or len(coded) > max_coded_bytes(model):
+    if len(coded) > max_coded_bytes(model):
         raise EntropyCodingError(
-            f"coded payload of {len(coded)} bytes is not a whole number of 32-bit words "
-            f"in [4, {max_coded_bytes(model)}]"
+            f"coded payload of {len(coded)} bytes is longer than the longest valid code "
+            f"({max_coded_bytes(model)} bytes)"
         )
-    words = np.frombuffer(coded, dtype="<u4").astype(np.uint32)
     try:
-        decoder = constriction.stream.queue.RangeDecoder(words)
+        decoder = constriction.stream.queue.RangeDecoder(_words(coded))
         out = decoder.decode(_family(), model.probabilities(beta)[:n])
     except Exception as exc:  # constriction raises on inconsistent streams
         raise EntropyCodingError(f"coded payload does not decode: {exc}") from None

@@ -8,6 +8,10 @@ conditioned on β) and trains encoder, decoder and prior jointly with
 
 the Hyper-VIB loss (eq. 16) with the rate counted in real bits instead of the KL bound of
 QML-IB eq. (14). The prior starts from the empirical index frequencies at each grid β.
+``distill`` > 0 adds distillation to the frozen base model, w·λ·T²·KL(teacher || student) at
+temperature T (Hinton et al., 2015), so that the fine-tune trades bits without losing the
+base model's accuracy at small β; ``freeze_encoder`` fits the entropy model alone to the
+base model's hard indices.
 ``python -m trainer.digital --base artifacts/quick --out artifacts/quick-digital`` writes the
 usual artifacts plus ``manifest.json["entropy_model"]`` (the table both ends code with).
 """
@@ -15,6 +19,7 @@ usual artifacts plus ``manifest.json["entropy_model"]`` (the table both ends cod
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import shutil
@@ -42,6 +47,8 @@ class DigitalConfig:
     prior_lr: float = 1e-2
     train_subset: int | None = None
     freeze_encoder: bool = False  # True: fit only the prior (the encoder's rate stays as is)
+    distill: float = 0.0  # weight of the distillation term to the frozen base model
+    distill_temperature: float = 2.0
     n_grid: int = 9
     seed: int = 0
     progress: bool = True
@@ -55,16 +62,28 @@ def train_config_of(model_dir: Path):
     return TrainConfig.from_dict(log["train_config"])
 
 
-def level_distribution(model: CoInferenceModel, mu, theta) -> torch.Tensor:
-    """p(k | x) [N, d, K]: QML-IB eq. (10)-(11) for a Gaussian head, one-hot otherwise."""
-    if model.config.head == "gaussian":
+def level_distribution(model: CoInferenceModel, mu, theta, hard: bool = False) -> torch.Tensor:
+    """p(k | x) [N, d, K]: QML-IB eq. (10)-(11) for a Gaussian head, one-hot of the sent
+    index otherwise or when ``hard`` (a frozen encoder: the prior fits the coded indices)."""
+    if model.config.head == "gaussian" and not hard:
         return model.quantizer.level_probabilities(mu, theta.clamp_min(1e-4))
     n_levels = 2**model.config.bits
     return torch.nn.functional.one_hot(model.quantizer.indices(mu), n_levels).to(mu.dtype)
 
 
-def digital_forward(model: CoInferenceModel, prior: LearnedIndexPrior, x, beta, snr_db) -> dict:
-    """CoInferenceModel.forward with the rate in bits: {"outputs", "rate_bits", "mask"}."""
+def distillation(student_logits, teacher_logits, temperature: float) -> torch.Tensor:
+    """T²·KL(softmax(t/T) || softmax(s/T)) per example [N] (Hinton et al., 2015): keeps
+    the fine-tuned decoder's answers close to the base model's at every β."""
+    t = torch.log_softmax(teacher_logits / temperature, dim=1)
+    s = torch.log_softmax(student_logits / temperature, dim=1)
+    return temperature**2 * (t.exp() * (t - s)).sum(dim=1)
+
+
+def digital_forward(
+    model: CoInferenceModel, prior: LearnedIndexPrior, x, beta, snr_db, hard: bool = False
+) -> dict:
+    """CoInferenceModel.forward with the rate in bits: {"outputs", "rate_bits", "mask"};
+    ``hard``: the rate of the sent indices (see :func:`level_distribution`)."""
     from shared.nn.channel import awgn, noise_var_from_snr
 
     enc = model.encoder(x, beta, snr_db, noise_var_from_snr(snr_db))
@@ -77,7 +96,7 @@ def digital_forward(model: CoInferenceModel, prior: LearnedIndexPrior, x, beta, 
     )
     symbols = apply_mask(model.quantizer(z), mask)
     outputs = model.decoder(awgn(symbols, snr_db), beta, snr_db)
-    rate = prior.rate_bits(level_distribution(model, mu, theta), beta, mask)
+    rate = prior.rate_bits(level_distribution(model, mu, theta, hard), beta, mask)
     return {"outputs": outputs, "rate_bits": rate, "mask": mask}
 
 
@@ -113,6 +132,7 @@ def train_digital(model: CoInferenceModel, data, base_cfg, cfg: DigitalConfig):
     )
     rng = np.random.default_rng(cfg.seed)
     model.eval()
+    teacher = copy.deepcopy(model).requires_grad_(False) if cfg.distill > 0 else None
     init_prior_from_counts(prior, model, x_all[:5000].numpy(), base_cfg.trained_snr_range, rng)
     groups = [{"params": prior.parameters(), "lr": cfg.prior_lr}]
     if not cfg.freeze_encoder:
@@ -124,6 +144,7 @@ def train_digital(model: CoInferenceModel, data, base_cfg, cfg: DigitalConfig):
     start = time.perf_counter()
     for epoch in range(cfg.epochs):
         model.train(not cfg.freeze_encoder)
+        model.requires_grad_(not cfg.freeze_encoder)
         order = torch.randperm(len(x_all), generator=gen)
         totals = {"loss": 0.0, "rate_bits": 0.0, "correct": 0, "n": 0}
         for step in range(steps):
@@ -131,8 +152,15 @@ def train_digital(model: CoInferenceModel, data, base_cfg, cfg: DigitalConfig):
             x, y = x_all[idx], y_all[idx]
             beta = sample_beta(len(idx), base_cfg, gen)
             snr = sample_snr(len(idx), base_cfg, gen)
-            out = digital_forward(model, prior, x, beta, snr)
+            out = digital_forward(model, prior, x, beta, snr, hard=cfg.freeze_encoder)
             dist = distortion(out["outputs"], y, data.task)
+            if teacher is not None:
+                with torch.no_grad():
+                    teacher.eval()  # the base model's own answer: z = μ, hard levels
+                    target = digital_forward(teacher, prior, x, beta, snr)["outputs"]
+                dist = dist + cfg.distill * distillation(
+                    out["outputs"], target, cfg.distill_temperature
+                )
             weight = beta_weight(beta, model.config.d, base_cfg.loss_weight)
             loss = vib_loss(dist, out["rate_bits"] * LN2, beta, weight)
             if cfg.freeze_encoder:  # only the prior learns: minimise the code length itself
@@ -197,6 +225,7 @@ def main(argv=None) -> int:
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--train-subset", type=int, default=None)
     p.add_argument("--freeze-encoder", action="store_true", help="fit the entropy model only")
+    p.add_argument("--distill", type=float, default=0.0, help="distillation weight to the base")
     p.add_argument("--data-dir", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
@@ -208,7 +237,8 @@ def main(argv=None) -> int:
     model = CoInferenceModel.from_checkpoint(base / "checkpoint.pt")
     cfg = DigitalConfig(
         epochs=args.epochs, lr=args.lr, train_subset=args.train_subset,
-        freeze_encoder=args.freeze_encoder, seed=args.seed, progress=not args.no_progress,
+        freeze_encoder=args.freeze_encoder, distill=args.distill, seed=args.seed,
+        progress=not args.no_progress,
     )  # fmt: skip
     model, prior, log = train_digital(model, data, base_cfg, cfg)
     out = Path(args.out)
