@@ -137,6 +137,10 @@ class EdgeClient:
             )
         return self.stubs["round_robin"].Decode(transmission, timeout=timeout_s)
 
+    def decode_batch(self, batch: pb.TransmissionBatch, timeout_s: float):
+        """The edge's DecodeBatch (ungrouped items only), on one round-robin replica."""
+        return self.stubs["round_robin"].DecodeBatch(batch, timeout=timeout_s)
+
     def info(self, timeout_s: float):
         """GetInfo of one (round-robin) replica."""
         return self.stubs["round_robin"].GetInfo(pb.GetInfoRequest(), timeout=timeout_s)

@@ -59,6 +59,9 @@ class ChannelServicer(pb_grpc.ChannelServicer):
     async def Transmit(self, request, context):
         return await self.service.transmit(request, context.time_remaining())
 
+    async def TransmitBatch(self, request, context):
+        return await self.service.transmit_batch(request, context.time_remaining())
+
     async def SetPsnr(self, request, context):
         link = request.link if request.HasField("link") else None
         return self.service.set_psnr(request.psnr_db, link)
@@ -100,6 +103,7 @@ def build_service(settings: ChannelSettings) -> tuple[ChannelService, EdgeClient
         metrics=ChannelMetrics(),
         edge_info_call=edge.info,
         link_mode=settings.link_mode,
+        edge_batch_call=edge.decode_batch,
     )
     return service, edge
 

@@ -10,6 +10,7 @@ import asyncio
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import grpc
 import numpy as np
@@ -42,8 +43,32 @@ MAX_LINKS = 64  # multi-device: link ids 0..63 may have their own PSNR profile
 
 # await decode(transmission, timeout_s) -> reply; raises grpc.RpcError like an aio stub call.
 EdgeCall = Callable[[pb.Transmission, float], Awaitable[pb.InferenceReply]]
+# await decode_batch(batch, timeout_s) -> BatchReply; raises grpc.RpcError like a stub call.
+EdgeBatchCall = Callable[[pb.TransmissionBatch, float], Awaitable[pb.BatchReply]]
 # await get_info(timeout_s) -> the edge's EdgeInfo; raises grpc.RpcError like a stub call.
 EdgeInfoCall = Callable[[float], Awaitable[pb.EdgeInfo]]
+
+
+@dataclass(frozen=True)
+class _Sent:
+    """A transmission after the link: what the edge receives, and the channel's clocks."""
+
+    received: pb.Transmission
+    airtime_s: float
+    n_symbols: int
+    start: float  # time.perf_counter() when the channel took it
+    own_s: float  # the channel's own work so far, s
+
+
+_STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def _status(value: int) -> grpc.StatusCode:
+    return _STATUS_BY_VALUE.get(value, grpc.StatusCode.UNKNOWN)
+
+
+def _item_error(error: ServiceError) -> pb.BatchItemReply:
+    return pb.BatchItemReply(code=error.code.value[0], message=error.message)
 
 
 class ChannelService:
@@ -62,12 +87,14 @@ class ChannelService:
         metrics: ChannelMetrics | None = None,
         edge_info_call: EdgeInfoCall | None = None,
         link_mode: str = "analog",
+        edge_batch_call: EdgeBatchCall | None = None,
     ) -> None:
         if pilots < 0:
             raise ValueError(f"pilots must be >= 0, got {pilots}")
         if baud <= 0:
             raise ValueError(f"baud must be > 0 symbols/s, got {baud}")
         self.edge_call = edge_call
+        self.edge_batch_call = edge_batch_call  # None: one edge_call per batch item
         self.edge_info_call = edge_info_call
         self.pilots = int(pilots)
         self.baud = float(baud)
@@ -221,6 +248,89 @@ class ChannelService:
         ``time_remaining_s`` is the caller's own deadline budget, if any; the edge call gets
         min(deadline_s, what is left of it). Raises :class:`ServiceError` with the status.
         """
+        sent = await self._send(transmission)
+        if self.emulate_airtime:
+            await asyncio.sleep(sent.airtime_s)
+        timeout_s = self._edge_timeout(sent.start, time_remaining_s)
+        rpc_start = time.perf_counter()
+        try:
+            reply = await self.edge_call(sent.received, timeout_s)
+        except grpc.RpcError as exc:
+            raise self._map_edge_error(exc, timeout_s) from None
+        return self._finish(transmission, sent, reply, time.perf_counter() - rpc_start)
+
+    async def transmit_batch(
+        self, batch: pb.TransmissionBatch, time_remaining_s: float | None = None
+    ) -> pb.BatchReply:
+        """:meth:`transmit` for every item, forwarded to the edge in one DecodeBatch call
+        (per-call gRPC work paid once). An item's failure is its own status in the reply;
+        a failed edge call is every forwarded item's failure."""
+        items = list(batch.items)
+        outcomes: list[pb.BatchItemReply | None] = [None] * len(items)
+        sends = await asyncio.gather(*(self._send_item(t) for t in items), return_exceptions=True)
+        forwarded = []
+        for index, sent in enumerate(sends):
+            if isinstance(sent, ServiceError):
+                outcomes[index] = _item_error(sent)
+            elif isinstance(sent, BaseException):
+                raise sent
+            else:
+                forwarded.append(index)
+        if forwarded:
+            start = min(sends[i].start for i in forwarded)
+            if self.emulate_airtime:  # the links carry their symbols side by side
+                await asyncio.sleep(max(sends[i].airtime_s for i in forwarded))
+            timeout_s = self._edge_timeout(start, time_remaining_s)
+            received = pb.TransmissionBatch(items=[sends[i].received for i in forwarded])
+            rpc_start = time.perf_counter()
+            try:
+                replies = list((await self._decode_batch(received, timeout_s)).items)
+            except grpc.RpcError as exc:
+                replies = [_item_error(self._map_edge_error(exc, timeout_s))] * len(forwarded)
+            rpc_s = time.perf_counter() - rpc_start
+            if len(replies) != len(forwarded):
+                raise ServiceError(grpc.StatusCode.INTERNAL, f"edge answered {len(replies)} "
+                                   f"items for {len(forwarded)}")  # fmt: skip
+            for index, item in zip(forwarded, replies, strict=True):
+                if item.code:
+                    error = self._map_edge_status(_status(item.code), item.message, timeout_s)
+                    outcomes[index] = _item_error(error)
+                else:
+                    reply = self._finish(items[index], sends[index], item.reply, rpc_s)
+                    outcomes[index] = pb.BatchItemReply(reply=reply)
+        for outcome in outcomes:
+            self.metrics.count_request("TransmitBatch.item", _status(outcome.code).name)
+        return pb.BatchReply(items=outcomes)
+
+    async def _send_item(self, transmission: pb.Transmission) -> _Sent:
+        if transmission.group_id:
+            raise ServiceError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "grouped transmissions (group_id set) go through Transmit, not TransmitBatch",
+            )
+        return await self._send(transmission)
+
+    async def _decode_batch(self, batch: pb.TransmissionBatch, timeout_s: float) -> pb.BatchReply:
+        """The edge's DecodeBatch; against an edge without it (UNIMPLEMENTED), one Decode
+        per item from then on."""
+        if self.edge_batch_call is not None:
+            try:
+                return await self.edge_batch_call(batch, timeout_s)
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    raise
+                self.edge_batch_call = None
+
+        async def one(transmission):
+            try:
+                return pb.BatchItemReply(reply=await self.edge_call(transmission, timeout_s))
+            except grpc.RpcError as exc:
+                return _item_error(self._map_edge_error(exc, timeout_s))
+
+        return pb.BatchReply(items=await asyncio.gather(*(one(t) for t in batch.items)))
+
+    async def _send(self, transmission: pb.Transmission) -> _Sent:
+        """The transmission through the link: what reaches the edge, with air-time."""
         start = time.perf_counter()
         try:
             check_group_id(transmission.group_id)
@@ -236,20 +346,19 @@ class ChannelService:
             received, airtime_s, n_symbols = await asyncio.to_thread(
                 self.carry_digital, transmission, self.link_psnr_db(transmission), mode
             )
-        own_s = time.perf_counter() - start
-        if self.emulate_airtime:
-            await asyncio.sleep(airtime_s)
+        return _Sent(received, airtime_s, n_symbols, start, time.perf_counter() - start)
+
+    def _edge_timeout(self, start: float, time_remaining_s: float | None) -> float:
         spent_s = time.perf_counter() - start
         remaining_s = None if time_remaining_s is None else time_remaining_s - spent_s
-        timeout_s = forward_timeout(self.deadline_s, remaining_s)
-        rpc_start = time.perf_counter()
-        try:
-            reply = await self.edge_call(received, timeout_s)
-        except grpc.RpcError as exc:
-            raise self._map_edge_error(exc, timeout_s) from None
-        rpc_s = time.perf_counter() - rpc_start
-        after = time.perf_counter()
+        return forward_timeout(self.deadline_s, remaining_s)
 
+    def _finish(
+        self, transmission: pb.Transmission, sent: _Sent, reply: pb.InferenceReply, rpc_s: float
+    ) -> pb.InferenceReply:
+        """The edge's reply with the channel's timings, air-time and CSI added."""
+        after = time.perf_counter()
+        received, airtime_s, n_symbols = sent.received, sent.airtime_s, sent.n_symbols
         out = pb.InferenceReply()
         out.CopyFrom(reply)
         timings = out.timings
@@ -276,8 +385,8 @@ class ChannelService:
         self.metrics.edge_replies.labels(replica=reply.replica_id or "unnamed").inc()
         self.metrics.pilot_symbols.inc(self.pilots if received.link_mode == "analog" else 0)
         end = time.perf_counter()
-        timings.channel_s = own_s + (end - after)
-        timings.channel_total_s = end - start
+        timings.channel_s = sent.own_s + (end - after)
+        timings.channel_total_s = end - sent.start
         for stage, value in (
             ("channel", timings.channel_s),
             ("airtime", airtime_s),
@@ -290,6 +399,12 @@ class ChannelService:
     def _map_edge_error(self, exc: grpc.RpcError, timeout_s: float) -> ServiceError:
         code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
         details = exc.details() if hasattr(exc, "details") else str(exc)
+        return self._map_edge_status(code, details, timeout_s)
+
+    def _map_edge_status(
+        self, code: grpc.StatusCode, details: str, timeout_s: float
+    ) -> ServiceError:
+        """The status the channel's caller sees for an edge failure ``code``."""
         if code in PASS_THROUGH:
             return ServiceError(code, details)
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:

@@ -274,6 +274,9 @@ def build_service(settings: DeviceSettings, metrics: DeviceMetrics) -> DeviceSer
         deadline_s=settings.deadline_s,
         credentials=settings.channel_credentials(),
         max_message_bytes=settings.max_message_bytes,
+        max_batch=settings.transmit_batch,
+        max_in_flight=settings.transmit_in_flight,
+        on_call=metrics.transmit_batch_size.observe,
     )
     return DeviceService(
         encoder,

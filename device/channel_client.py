@@ -7,12 +7,23 @@ are back instead of waiting out gRPC's reconnect back-off; the old channel is cl
 grace period, so calls still in flight on it finish (one caller's failure never cancels
 another's request).
 
+Coalescing (issue 9): ``transmit`` sends a request at once while fewer than
+``max_in_flight`` calls are out; requests that arrive meanwhile wait and go together in one
+``TransmitBatch`` call (up to ``max_batch`` items) as soon as a call returns. An idle device
+therefore adds no wait, and under load the per-call gRPC work of the device, the channel and
+the edge is paid once per batch. Each request keeps its own deadline and its own outcome. A
+channel without ``TransmitBatch`` (UNIMPLEMENTED) gets one ``Transmit`` per request from
+then on; QML-IB grouped transmissions always go alone (their group routes them).
+
 The aio channel belongs to the event loop that first used it; use one client per loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import grpc
 
@@ -65,11 +76,44 @@ class ChannelRejected(ChannelError):
     status = 422
 
 
+def channel_error(method: str, code: grpc.StatusCode | None, details: str, target: str,
+                  timeout_s: float) -> ChannelError:  # fmt: skip
+    """The :class:`ChannelError` for a failed ``method`` call (or batch item) with ``code``."""
+    if code in _UNAVAILABLE_CODES:
+        what = (
+            f"no answer within the {timeout_s:g} s deadline"
+            if code == grpc.StatusCode.DEADLINE_EXCEEDED
+            else f"unavailable ({details})"
+        )
+        return ChannelUnavailable(f"channel {target} / edge: {method} failed: {what}", code)
+    if code == grpc.StatusCode.UNAUTHENTICATED:
+        return ChannelUnauthenticated(f"channel {details}", code)
+    if code in _CALLER_CODES:
+        return ChannelRejected(f"{method} rejected: {details}", code)
+    if code == grpc.StatusCode.FAILED_PRECONDITION:  # e.g. the edge's model id differs
+        return ChannelError(f"{method} refused by the edge: {details}", code)
+    name = code.name if code is not None else "UNKNOWN"
+    return ChannelError(f"{method} failed: {name}: {details}", code)
+
+
+_STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
+
+
+@dataclass
+class _Waiting:
+    """A transmission waiting to be sent (alone or in a batch)."""
+
+    transmission: pb.Transmission
+    deadline: float  # loop.time() after which its caller has given up
+    future: asyncio.Future
+
+
 class ChannelClient:
     """Calls the Channel service at ``target`` (HOST:PORT); each call has ``deadline_s``.
 
     ``credentials`` (:func:`shared.service.security.channel_credentials`) turn TLS on;
-    ``max_message_bytes`` limits messages both ways."""
+    ``max_message_bytes`` limits messages both ways. ``max_batch`` and ``max_in_flight``
+    set the coalescing of transmissions (module docstring); ``max_batch=1`` turns it off."""
 
     def __init__(
         self,
@@ -77,9 +121,22 @@ class ChannelClient:
         deadline_s: float = 2.0,
         credentials: grpc.ChannelCredentials | None = None,
         max_message_bytes: int | None = None,
+        max_batch: int = 32,
+        max_in_flight: int = 2,
+        on_call: Callable[[int], None] | None = None,
     ):
         if deadline_s <= 0:
             raise ValueError(f"deadline_s must be > 0, got {deadline_s}")
+        if max_batch < 1 or max_in_flight < 1:
+            raise ValueError(
+                f"max_batch and max_in_flight must be >= 1, got {max_batch}, {max_in_flight}"
+            )
+        self.max_batch, self.max_in_flight = int(max_batch), int(max_in_flight)
+        self._waiting: deque[_Waiting] = deque()
+        self._in_flight = 0
+        self._senders: set[asyncio.Task] = set()
+        self._batch_rpc = True  # False once the channel answered UNIMPLEMENTED
+        self.on_call = on_call  # on_call(n): a call for n coalesced transmissions starts
         self.target = target
         self.deadline_s = float(deadline_s)
         self.credentials = credentials
@@ -121,22 +178,7 @@ class ChannelClient:
             details = exc.details() if hasattr(exc, "details") else str(exc)
             if code in _UNAVAILABLE_CODES:
                 self._drop(stub)
-                what = (
-                    f"no answer within the {timeout:g} s deadline"
-                    if code == grpc.StatusCode.DEADLINE_EXCEEDED
-                    else f"unavailable ({details})"
-                )
-                raise ChannelUnavailable(
-                    f"channel {self.target} / edge: {method} failed: {what}", code
-                ) from exc
-            if code == grpc.StatusCode.UNAUTHENTICATED:
-                raise ChannelUnauthenticated(f"channel {details}", code) from exc
-            if code in _CALLER_CODES:
-                raise ChannelRejected(f"{method} rejected: {details}", code) from exc
-            if code == grpc.StatusCode.FAILED_PRECONDITION:  # e.g. the edge's model id differs
-                raise ChannelError(f"{method} refused by the edge: {details}", code) from exc
-            name = code.name if code is not None else "UNKNOWN"
-            raise ChannelError(f"{method} failed: {name}: {details}", code) from exc
+            raise channel_error(method, code, details, self.target, timeout) from exc
 
     async def transmit(
         self, transmission: pb.Transmission, timeout_s: float | None = None
@@ -144,8 +186,86 @@ class ChannelClient:
         """Send one transmission through the channel to the edge; returns the edge's reply.
 
         The deadline (``timeout_s``, at most ``deadline_s``) travels with the call: the
-        channel gives the edge no more than what is left of it."""
-        return await self._call("Transmit", transmission, timeout_s)
+        channel gives the edge no more than what is left of it. Coalesced with concurrent
+        transmissions under load (module docstring)."""
+        if self.max_batch == 1 or transmission.group_id:
+            if self.on_call is not None:
+                self.on_call(1)
+            return await self._call("Transmit", transmission, timeout_s)
+        timeout = self.deadline_s if timeout_s is None else min(timeout_s, self.deadline_s)
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(transmission, loop.time() + timeout, loop.create_future())
+        self._waiting.append(waiting)
+        self._send_waiting()
+        try:  # on timeout or cancellation the future is cancelled: a sender skips it
+            return await asyncio.wait_for(waiting.future, timeout)
+        except TimeoutError:
+            raise channel_error("Transmit", grpc.StatusCode.DEADLINE_EXCEEDED, "",
+                                self.target, timeout) from None  # fmt: skip
+
+    def _send_waiting(self) -> None:
+        """Start a call for what is waiting while fewer than ``max_in_flight`` are out."""
+        while self._waiting and self._in_flight < self.max_in_flight:
+            batch: list[_Waiting] = []
+            while self._waiting and len(batch) < self.max_batch:
+                waiting = self._waiting.popleft()
+                if not waiting.future.done():  # its caller may have given up already
+                    batch.append(waiting)
+            if not batch:
+                return
+            self._in_flight += 1
+            task = asyncio.get_running_loop().create_task(self._send(batch))
+            self._senders.add(task)
+            task.add_done_callback(self._senders.discard)
+
+    async def _send(self, batch: list[_Waiting]) -> None:
+        """One call for ``batch``: Transmit for one item, TransmitBatch for several."""
+        try:
+            if self.on_call is not None:
+                self.on_call(len(batch) if self._batch_rpc else 1)
+            if len(batch) > 1 and self._batch_rpc:
+                await self._send_batch(batch)
+            else:
+                await asyncio.gather(*(self._send_one(waiting) for waiting in batch))
+        finally:
+            self._in_flight -= 1
+            self._send_waiting()
+
+    async def _send_one(self, waiting: _Waiting) -> None:
+        timeout = waiting.deadline - asyncio.get_running_loop().time()
+        try:
+            reply = await self._call("Transmit", waiting.transmission, max(timeout, 1e-3))
+        except ChannelError as exc:
+            _settle(waiting, error=exc)
+        else:
+            _settle(waiting, reply=reply)
+
+    async def _send_batch(self, batch: list[_Waiting]) -> None:
+        timeout = max(w.deadline for w in batch) - asyncio.get_running_loop().time()
+        request = pb.TransmissionBatch(items=[w.transmission for w in batch])
+        try:
+            reply = await self._call("TransmitBatch", request, max(timeout, 1e-3))
+        except ChannelError as exc:
+            if exc.code == grpc.StatusCode.UNIMPLEMENTED:  # a channel without batches
+                self._batch_rpc = False
+                await asyncio.gather(*(self._send_one(waiting) for waiting in batch))
+                return
+            for waiting in batch:
+                _settle(waiting, error=exc)
+            return
+        if len(reply.items) != len(batch):
+            error = ChannelError(f"TransmitBatch answered {len(reply.items)} items for "
+                                 f"{len(batch)}")  # fmt: skip
+            for waiting in batch:
+                _settle(waiting, error=error)
+            return
+        for waiting, item in zip(batch, reply.items, strict=True):
+            if item.code:
+                code = _STATUS_BY_VALUE.get(item.code, grpc.StatusCode.UNKNOWN)
+                _settle(waiting, error=channel_error("Transmit", code, item.message,
+                                                     self.target, timeout))  # fmt: skip
+            else:
+                _settle(waiting, reply=item.reply)
 
     async def get_state(self, timeout_s: float | None = None) -> pb.ChannelState:
         """The channel's current state (PSNR in dB, noise variance, pilots, baud)."""
@@ -166,8 +286,23 @@ class ChannelClient:
         return await self._call("SetPsnr", request, token=token)
 
     async def close(self) -> None:
+        for task in list(self._senders):
+            task.cancel()
+        await asyncio.gather(*self._senders, return_exceptions=True)
+        while self._waiting:
+            _settle(self._waiting.popleft(), error=ChannelUnavailable("device shutting down"))
         if self._channel is not None:
             await self._channel.close()
         self._channel, self._stub = None, None
         for task in list(self._closing):
             await asyncio.gather(task, return_exceptions=True)
+
+
+def _settle(waiting: _Waiting, reply=None, error: BaseException | None = None) -> None:
+    """Hand a waiting caller its reply or error (unless it gave up already)."""
+    if waiting.future.done():
+        return
+    if error is not None:
+        waiting.future.set_exception(error)
+    else:
+        waiting.future.set_result(reply)

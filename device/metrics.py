@@ -40,6 +40,11 @@ class DeviceMetrics(ServiceMetrics):
         )
         self.symbols_sent = self.counter("symbols_sent", "Channel symbols transmitted")
         self.bits_sent = self.counter("bits_sent", "Bits transmitted (n_symbols x bits/symbol)")
+        self.transmit_batch_size = self.histogram(
+            "transmit_batch_size",
+            "Transmissions per call to the channel (1 = sent alone; more: coalesced under load)",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+        )
 
     def observe_latency(self, latency_s: dict[str, float]) -> None:
         for stage in STAGES:

@@ -43,6 +43,15 @@ class DeviceSettings(AdminTokenSettings):
     deadline_s: float = Field(
         2.0, gt=0, description="deadline of a request's gRPC calls, s (flows to channel and edge)"
     )
+    transmit_batch: int = Field(
+        32,
+        ge=1,
+        description="most transmissions per call to the channel: requests that arrive while "
+        "--transmit-in-flight calls are out go together (1 = one call per request)",
+    )
+    transmit_in_flight: int = Field(
+        2, ge=1, description="calls to the channel out at once before requests wait to batch"
+    )
     max_upload_bytes: int = Field(
         DEFAULT_MAX_UPLOAD_BYTES, gt=0, description="request bodies above this get HTTP 413"
     )

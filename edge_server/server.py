@@ -34,6 +34,9 @@ class EdgeServicer(pb_grpc.EdgeServicer):
     async def Decode(self, request, context):
         return await self.edge.decode(request, context.time_remaining())
 
+    async def DecodeBatch(self, request, context):
+        return await self.edge.decode_batch(request, context.time_remaining())
+
     async def GetInfo(self, request, context):
         return self.edge.info()
 

@@ -327,6 +327,31 @@ class EdgeDecoder:
         """Validate, queue, decode; return the reply with edge timings and pilot CSI."""
         return await self._decode(transmission, timeout_s, time.perf_counter())
 
+    async def decode_batch(
+        self, batch: pb.TransmissionBatch, timeout_s: float | None = None
+    ) -> pb.BatchReply:
+        """:meth:`decode` for every item at once (each joins the batcher as it would alone);
+        an item's failure is its own status in the reply, never the other items'."""
+        start = time.perf_counter()
+        outcomes = await asyncio.gather(
+            *(self._decode_item(item, timeout_s, start) for item in batch.items)
+        )
+        return pb.BatchReply(items=outcomes)
+
+    async def _decode_item(self, transmission, timeout_s, start) -> pb.BatchItemReply:
+        try:
+            if transmission.group_id:
+                raise ServiceError(
+                    grpc.StatusCode.INVALID_ARGUMENT,
+                    "grouped transmissions (group_id set) go through Decode, not DecodeBatch",
+                )
+            reply = await self._decode(transmission, timeout_s, start)
+        except ServiceError as exc:
+            self.metrics.count_request("DecodeBatch.item", exc.code.name)
+            return pb.BatchItemReply(code=exc.code.value[0], message=exc.message)
+        self.metrics.count_request("DecodeBatch.item", "OK")
+        return pb.BatchItemReply(reply=reply)
+
     async def _decode(self, transmission, timeout_s, start) -> pb.InferenceReply:
         job = self.validate(transmission)
         decision, wait_s = None, 0.0

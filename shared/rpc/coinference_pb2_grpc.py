@@ -65,6 +65,11 @@ class ChannelStub:
                 request_serializer=coinference__pb2.LinkModeRequest.SerializeToString,
                 response_deserializer=coinference__pb2.ChannelState.FromString,
                 _registered_method=True)
+        self.TransmitBatch = channel.unary_unary(
+                '/coinference.v1.Channel/TransmitBatch',
+                request_serializer=coinference__pb2.TransmissionBatch.SerializeToString,
+                response_deserializer=coinference__pb2.BatchReply.FromString,
+                _registered_method=True)
 
 
 class ChannelServicer:
@@ -109,6 +114,13 @@ class ChannelServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TransmitBatch(self, request, context):
+        """Transmit for several transmissions at once; one DecodeBatch to the edge (issue 9).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChannelServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -141,6 +153,11 @@ def add_ChannelServicer_to_server(servicer, server):
                     servicer.SetLinkMode,
                     request_deserializer=coinference__pb2.LinkModeRequest.FromString,
                     response_serializer=coinference__pb2.ChannelState.SerializeToString,
+            ),
+            'TransmitBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.TransmitBatch,
+                    request_deserializer=coinference__pb2.TransmissionBatch.FromString,
+                    response_serializer=coinference__pb2.BatchReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -316,6 +333,33 @@ class Channel:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def TransmitBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coinference.v1.Channel/TransmitBatch',
+            coinference__pb2.TransmissionBatch.SerializeToString,
+            coinference__pb2.BatchReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class EdgeStub:
     """The edge server: decodes received symbols with the model's decoder.
@@ -337,6 +381,11 @@ class EdgeStub:
                 request_serializer=coinference__pb2.GetInfoRequest.SerializeToString,
                 response_deserializer=coinference__pb2.EdgeInfo.FromString,
                 _registered_method=True)
+        self.DecodeBatch = channel.unary_unary(
+                '/coinference.v1.Edge/DecodeBatch',
+                request_serializer=coinference__pb2.TransmissionBatch.SerializeToString,
+                response_deserializer=coinference__pb2.BatchReply.FromString,
+                _registered_method=True)
 
 
 class EdgeServicer:
@@ -355,6 +404,14 @@ class EdgeServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def DecodeBatch(self, request, context):
+        """Decode for several transmissions at once (each joins the adaptive batcher as it would
+        alone); the call's deadline applies to every item.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EdgeServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -367,6 +424,11 @@ def add_EdgeServicer_to_server(servicer, server):
                     servicer.GetInfo,
                     request_deserializer=coinference__pb2.GetInfoRequest.FromString,
                     response_serializer=coinference__pb2.EdgeInfo.SerializeToString,
+            ),
+            'DecodeBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.DecodeBatch,
+                    request_deserializer=coinference__pb2.TransmissionBatch.FromString,
+                    response_serializer=coinference__pb2.BatchReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -424,6 +486,33 @@ class Edge:
             '/coinference.v1.Edge/GetInfo',
             coinference__pb2.GetInfoRequest.SerializeToString,
             coinference__pb2.EdgeInfo.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def DecodeBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coinference.v1.Edge/DecodeBatch',
+            coinference__pb2.TransmissionBatch.SerializeToString,
+            coinference__pb2.BatchReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -59,12 +59,16 @@ class ServiceMetrics:
         self._stages: dict[str, Any] = {}
 
     # -- recording -----------------------------------------------------------------------
-    def observe_request(self, method: str, code: str, seconds: float) -> None:
+    def count_request(self, method: str, code: str) -> None:
+        """One more ``method`` answered with ``code`` (e.g. an item of a batch call)."""
         count = self._request_counts.get((method, code))
         if count is None:
             count = self.requests.labels(service=self.service, method=method, code=code)
             self._request_counts[method, code] = count
         count.inc()
+
+    def observe_request(self, method: str, code: str, seconds: float) -> None:
+        self.count_request(method, code)
         timing = self._request_times.get(method)
         if timing is None:
             timing = self.request_seconds.labels(service=self.service, method=method)

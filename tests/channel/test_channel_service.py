@@ -276,3 +276,71 @@ def test_replies_are_counted_by_edge_replica() -> None:
     asyncio.run(service.transmit(transmission([0.1])))
     replies = service.metrics.edge_replies.labels(replica="unnamed")._value.get()
     assert replies == 1
+
+
+class BatchEdge(EchoEdge):
+    """EchoEdge with DecodeBatch: ``fail`` = (code, details) for the whole call, request ids
+    starting with "bad" refused per item."""
+
+    def __init__(self, fail=None) -> None:
+        super().__init__()
+        self.fail = fail
+        self.batches: list[int] = []
+
+    async def decode_batch(self, batch: pb.TransmissionBatch, timeout_s: float) -> pb.BatchReply:
+        self.batches.append(len(batch.items))
+        if self.fail:
+            raise EdgeRpcError(*self.fail)
+        items = []
+        for t in batch.items:
+            if t.request_id.startswith("bad"):
+                code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+                items.append(pb.BatchItemReply(code=code, message="beta=5 outside the range"))
+            else:
+                items.append(pb.BatchItemReply(reply=await self(t, timeout_s)))
+        return pb.BatchReply(items=items)
+
+
+def batch_of(*request_ids: str, group: str = "") -> pb.TransmissionBatch:
+    items = []
+    for request_id in request_ids:
+        t = transmission([0.5, -0.5, 1.0])
+        t.request_id = request_id
+        t.group_id = group if request_id.startswith("g") else ""
+        items.append(t)
+    return pb.TransmissionBatch(items=items)
+
+
+def test_a_batch_is_one_edge_call_and_each_item_keeps_its_outcome() -> None:
+    edge = BatchEdge()
+    service = ChannelService(edge, seed=0, pilots=4, edge_batch_call=edge.decode_batch)
+    reply = asyncio.run(service.transmit_batch(batch_of("a", "bad-b", "g-c", "d", group="o")))
+    assert edge.batches == [3]  # the grouped item never reaches the edge in a batch
+    codes = [item.code for item in reply.items]
+    assert codes == [0, grpc.StatusCode.INVALID_ARGUMENT.value[0],
+                     grpc.StatusCode.INVALID_ARGUMENT.value[0], 0]  # fmt: skip
+    assert "Transmit, not TransmitBatch" in reply.items[2].message
+    for item, request_id in ((reply.items[0], "a"), (reply.items[3], "d")):
+        assert item.reply.request_id == request_id
+        assert item.reply.csi.n_pilots == 4 and item.reply.timings.preprocess_s == 0.01
+        assert item.reply.n_symbols == 3 and item.reply.timings.channel_total_s > 0
+    noisy = [t.symbols for t in edge.received]
+    assert noisy[0] != noisy[1]  # each item got its own noise draw
+
+
+def test_a_failed_edge_batch_call_is_every_forwarded_items_status() -> None:
+    edge = BatchEdge(fail=(grpc.StatusCode.UNAVAILABLE, "connection refused"))
+    service = ChannelService(edge, seed=0, edge_batch_call=edge.decode_batch)
+    reply = asyncio.run(service.transmit_batch(batch_of("a", "b")))
+    assert {item.code for item in reply.items} == {grpc.StatusCode.UNAVAILABLE.value[0]}
+    assert all("unavailable" in item.message for item in reply.items)
+
+
+def test_an_edge_without_decode_batch_gets_one_decode_per_item() -> None:
+    edge = BatchEdge(fail=(grpc.StatusCode.UNIMPLEMENTED, "Method not found!"))
+    service = ChannelService(edge, seed=0, edge_batch_call=edge.decode_batch)
+    for _ in range(2):
+        reply = asyncio.run(service.transmit_batch(batch_of("a", "b", "c")))
+        assert [item.reply.request_id for item in reply.items] == ["a", "b", "c"]
+    assert edge.batches == [3] and service.edge_batch_call is None  # tried once, then unary
+    assert len(edge.received) == 6

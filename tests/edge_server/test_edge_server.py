@@ -102,3 +102,34 @@ async def test_errors_keep_their_status_over_grpc(flaky) -> None:
     finally:
         await server.server.stop(0)
         await edge.close()
+
+
+async def test_decode_batch_answers_each_item_with_its_own_status(flaky) -> None:
+    """DecodeBatch: good items decode (in the batcher with each other), a bad item gets the
+    status Decode would give it, a grouped item is sent to Decode; order is kept."""
+    server, edge, target = await serve(flaky)
+    items = [
+        transmission(request_id="a"),
+        transmission(request_id="b", beta=7.0),  # outside the trained range
+        transmission(request_id="c", model_id="other"),
+        transmission(request_id="d", group_id="obs-1", link_index=0, n_links=1),
+        transmission(request_id="e", symbols=[0.1, 0.2]),
+    ]
+    try:
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = pb_grpc.EdgeStub(channel)
+            reply = await stub.DecodeBatch(pb.TransmissionBatch(items=items), timeout=2)
+            empty = await stub.DecodeBatch(pb.TransmissionBatch(), timeout=2)
+    finally:
+        await server.server.stop(0)
+        await edge.close()
+    codes = [grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT,
+             grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT,
+             grpc.StatusCode.OK]  # fmt: skip
+    assert [item.code for item in reply.items] == [code.value[0] for code in codes]
+    assert [item.reply.request_id for item in reply.items] == ["a", "", "", "", "e"]
+    assert "Decode, not DecodeBatch" in reply.items[3].message
+    assert reply.items[1].message and len(reply.items[0].reply.probabilities) == 3
+    assert list(empty.items) == []
+    assert edge.metrics.requests_with("DecodeBatch.item", "OK") == 2
+    assert edge.metrics.requests_with("DecodeBatch.item", "INVALID_ARGUMENT") == 2

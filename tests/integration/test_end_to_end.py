@@ -275,3 +275,43 @@ def test_stopped_edge_gives_503_within_the_deadline_then_recovers(stack, http, t
         time.sleep(0.2)
     assert response.status_code == 200, response.text
     assert all(http.post("/v1/infer", files=png(image)).status_code == 200 for _ in range(3))
+
+
+def test_concurrent_requests_are_coalesced_and_each_gets_its_own_answer(
+    stack, http, test_set, default_beta
+):
+    """32 clients at once: the device sends what arrives while calls are out in one
+    TransmitBatch (its transmit_batch_size histogram shows batches above 1), every reply
+    carries the caller's own X-Request-Id, and accuracy stays at the offline figure."""
+    images, labels = test_set
+    images, labels = images[:500], labels[:500]
+
+    def one(index: int) -> dict:
+        response = http.post("/v1/infer", content=png_bytes(images[index]),
+                             headers={"Content-Type": "image/png",
+                                      "X-Request-Id": f"coalesce-{index}"})  # fmt: skip
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    before = batch_size_buckets(http)
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        replies = list(pool.map(one, range(len(images))))
+    after = batch_size_buckets(http)
+    assert [r["request_id"] for r in replies] == [f"coalesce-{i}" for i in range(len(images))]
+    online = float(np.mean([r["label"] for r in replies] == labels))
+    offline = offline_accuracy(stack.model_dir, images, labels, default_beta, PSNR_DB)
+    assert abs(online - offline) <= 0.02, (online, offline)
+    counts = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
+    calls = counts["+Inf"]
+    assert 0 < calls < len(images), counts  # fewer calls than requests: some were batched
+    assert counts["1.0"] < calls, counts  # at least one call carried several transmissions
+
+
+def batch_size_buckets(http) -> dict[str, float]:
+    """The device's cumulative transmit_batch_size histogram buckets, by upper bound."""
+    counts = {}
+    for line in http.get("/metrics").text.splitlines():
+        if line.startswith("coinference_device_transmit_batch_size_bucket"):
+            bound = line.split('le="')[1].split('"')[0]
+            counts[bound] = float(line.rsplit(" ", 1)[1])
+    return counts

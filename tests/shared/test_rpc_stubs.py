@@ -83,8 +83,9 @@ def test_services_and_profiles_exist() -> None:
         "GetState",
         "GetEdgeInfo",
         "SetLinkMode",  # digital link (issue 13)
+        "TransmitBatch",  # coalesced transmissions (issue 9)
     }
-    assert {m.name for m in edge.methods} == {"Decode", "GetInfo"}
+    assert {m.name for m in edge.methods} == {"Decode", "GetInfo", "DecodeBatch"}
     assert hasattr(pb_grpc, "ChannelStub") and hasattr(pb_grpc, "EdgeStub")
     request = pb.SetProfileRequest(random_walk=pb.RandomWalkProfile(low_db=5, high_db=15))
     assert request.WhichOneof("profile") == "random_walk"

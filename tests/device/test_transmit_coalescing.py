@@ -1,0 +1,140 @@
+"""The device's coalescing of transmissions (issue 9), against stand-in channels on loopback.
+
+Requests that arrive while ``max_in_flight`` calls are out go together in one TransmitBatch;
+each keeps its own reply, error and deadline; a channel without TransmitBatch gets one
+Transmit per request; grouped (QML-IB) transmissions always go alone."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+
+from device.channel_client import ChannelClient, ChannelRejected, ChannelUnavailable
+from shared.rpc import coinference_pb2 as pb
+from shared.rpc import coinference_pb2_grpc as pb_grpc
+
+
+class StandIn(pb_grpc.ChannelServicer):
+    """Answers after ``delay_s``; request ids starting with "bad" are refused (per item);
+    ``batches=False`` leaves TransmitBatch unimplemented (as a channel that predates it)."""
+
+    def __init__(self, delay_s: float = 0.02, batches: bool = True) -> None:
+        self.delay_s, self.batches = delay_s, batches
+        self.unary: list[str] = []
+        self.batch_sizes: list[int] = []
+
+    def _reply(self, t: pb.Transmission) -> pb.InferenceReply:
+        return pb.InferenceReply(request_id=t.request_id, label=len(t.symbols))
+
+    async def Transmit(self, request, context):
+        self.unary.append(request.request_id)
+        await asyncio.sleep(self.delay_s)
+        if request.request_id.startswith("bad"):
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "beta outside the range")
+        return self._reply(request)
+
+    async def TransmitBatch(self, request, context):
+        if not self.batches:
+            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
+        self.batch_sizes.append(len(request.items))
+        await asyncio.sleep(self.delay_s)
+        items = []
+        for t in request.items:
+            if t.request_id.startswith("bad"):
+                code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
+                items.append(pb.BatchItemReply(code=code, message="beta outside the range"))
+            else:
+                items.append(pb.BatchItemReply(reply=self._reply(t)))
+        return pb.BatchReply(items=items)
+
+
+async def run_against(stand_in: StandIn, requests, **client_args):
+    server = grpc.aio.server()
+    pb_grpc.add_ChannelServicer_to_server(stand_in, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    client = ChannelClient(f"127.0.0.1:{port}", deadline_s=5.0, **client_args)
+    try:
+        return await asyncio.gather(
+            *(client.transmit(t, timeout) for t, timeout in requests), return_exceptions=True
+        )
+    finally:
+        await client.close()
+        await server.stop(None)
+
+
+def request(request_id: str, n: int = 3, group: str = "") -> pb.Transmission:
+    return pb.Transmission(request_id=request_id, symbols=[0.5] * n, group_id=group)
+
+
+def test_concurrent_requests_batch_and_each_gets_its_own_outcome() -> None:
+    stand_in = StandIn()
+    requests = [(request(f"bad-{i}" if i % 7 == 3 else f"ok-{i}", n=i + 1), None)
+                for i in range(40)]  # fmt: skip
+    results = asyncio.run(run_against(stand_in, requests, max_batch=8, max_in_flight=2))
+    for i, result in enumerate(results):
+        if i % 7 == 3:
+            assert isinstance(result, ChannelRejected) and "beta outside" in str(result)
+            assert result.status == 422
+        else:
+            assert result.request_id == f"ok-{i}" and result.label == i + 1
+    # the first two went alone (nothing in flight); the rest waited and went in batches of 8
+    assert len(stand_in.unary) == 2 and max(stand_in.batch_sizes) == 8
+    assert 2 + sum(stand_in.batch_sizes) == 40
+
+
+def test_an_idle_client_sends_at_once_and_max_batch_1_never_batches() -> None:
+    stand_in = StandIn(delay_s=0.0)
+    asyncio.run(run_against(stand_in, [(request("only"), None)]))
+    assert stand_in.unary == ["only"] and stand_in.batch_sizes == []
+    stand_in = StandIn()
+    requests = [(request(f"r{i}"), None) for i in range(10)]
+    results = asyncio.run(run_against(stand_in, requests, max_batch=1))
+    assert [r.request_id for r in results] == [f"r{i}" for i in range(10)]
+    assert len(stand_in.unary) == 10 and stand_in.batch_sizes == []
+
+
+def test_a_channel_without_transmit_batch_gets_one_call_per_request() -> None:
+    stand_in = StandIn(batches=False)
+    requests = [(request(f"r{i}"), None) for i in range(12)]
+    results = asyncio.run(run_against(stand_in, requests, max_batch=8, max_in_flight=1))
+    assert [r.request_id for r in results] == [f"r{i}" for i in range(12)]
+    assert sorted(stand_in.unary) == sorted(f"r{i}" for i in range(12))
+
+
+def test_grouped_transmissions_always_go_alone() -> None:
+    stand_in = StandIn()
+    requests = [(request(f"g{i}", group=f"obs-{i}"), None) for i in range(6)]
+    results = asyncio.run(run_against(stand_in, requests, max_batch=8, max_in_flight=1))
+    assert [r.request_id for r in results] == [f"g{i}" for i in range(6)]
+    assert len(stand_in.unary) == 6 and stand_in.batch_sizes == []
+
+
+def test_each_request_keeps_its_own_deadline() -> None:
+    stand_in = StandIn(delay_s=0.3)
+    requests = [(request("patient"), 2.0), (request("hasty"), 0.05), (request("calm"), 2.0)]
+    results = asyncio.run(run_against(stand_in, requests, max_batch=8, max_in_flight=1))
+    assert results[0].request_id == "patient" and results[2].request_id == "calm"
+    assert isinstance(results[1], ChannelUnavailable) and "0.05 s deadline" in str(results[1])
+
+
+def test_a_failed_batch_call_fails_its_items_with_the_calls_status() -> None:
+    async def scenario():
+        client = ChannelClient("127.0.0.1:9", deadline_s=0.5, max_in_flight=1)  # nothing there
+        try:
+            return await asyncio.gather(
+                *(client.transmit(request(f"r{i}")) for i in range(5)), return_exceptions=True
+            )
+        finally:
+            await client.close()
+
+    results = asyncio.run(scenario())
+    assert all(isinstance(r, ChannelUnavailable) and r.status == 503 for r in results)
+
+
+@pytest.mark.parametrize("bad", [{"max_batch": 0}, {"max_in_flight": 0}])
+def test_bad_coalescing_settings_are_refused(bad) -> None:
+    with pytest.raises(ValueError, match="must be >= 1"):
+        ChannelClient("127.0.0.1:9", **bad)
