@@ -192,6 +192,16 @@ class ChannelClient:
             if self.on_call is not None:
                 self.on_call(1)
             return await self._call("Transmit", transmission, timeout_s)
+        if not self._waiting and self._in_flight < self.max_in_flight:
+            # nothing waits and a call slot is free: send from this coroutine (no hand-off)
+            self._in_flight += 1
+            if self.on_call is not None:
+                self.on_call(1)
+            try:
+                return await self._call("Transmit", transmission, timeout_s)
+            finally:
+                self._in_flight -= 1
+                self._send_waiting()
         timeout = self.deadline_s if timeout_s is None else min(timeout_s, self.deadline_s)
         loop = asyncio.get_running_loop()
         waiting = _Waiting(transmission, loop.time() + timeout, loop.create_future())
@@ -225,6 +235,8 @@ class ChannelClient:
                 self.on_call(len(batch) if self._batch_rpc else 1)
             if len(batch) > 1 and self._batch_rpc:
                 await self._send_batch(batch)
+            elif len(batch) == 1:
+                await self._send_one(batch[0])
             else:
                 await asyncio.gather(*(self._send_one(waiting) for waiting in batch))
         finally:
