@@ -150,3 +150,20 @@ def test_bench_with_hey(quick_model_dir, tmp_path):
         )
         assert row["stages_s"]["decode"]["p50"] > 0
         assert 0.3 < row["accuracy"] <= 1.0
+
+
+@pytest.mark.skipif(shutil.which("hey") is None, reason="hey not installed (apt-get install hey)")
+def test_cpu_per_request_of_each_service(quick_model_dir, tmp_path):
+    from tools.bench.cpu import main
+
+    out = tmp_path / "cpu.json"
+    assert main(["--model", str(quick_model_dir), "--requests", "300", "--concurrency", "8",
+                 "--out", str(out)]) == 0  # fmt: skip
+    (row,) = json.loads(out.read_text())
+    assert row["requests"] == 296 and row["ok"] == 296  # 37 from each of hey's 8 workers
+    assert row["throughput_per_s"] > 0
+    for service in ("edge", "channel", "device"):
+        assert row[service]["total_ms"] > 0 and row[service]["threads_ms"]
+    assert row["sum_ms"] == pytest.approx(
+        sum(row[s]["total_ms"] for s in ("edge", "channel", "device"))
+    )
