@@ -28,7 +28,7 @@ from shared.channel import (
 )
 from shared.rpc import coinference_pb2 as pb
 from shared.service.deadlines import forward_timeout
-from shared.service.errors import ServiceError
+from shared.service.errors import ServiceError, check_batch_size
 
 # Edge status codes the caller can act on: passed through with the edge's message.
 PASS_THROUGH = {
@@ -265,6 +265,7 @@ class ChannelService:
         """:meth:`transmit` for every item, forwarded to the edge in one DecodeBatch call
         (per-call gRPC work paid once). An item's failure is its own status in the reply;
         a failed edge call is every forwarded item's failure."""
+        check_batch_size(len(batch.items), "TransmitBatch")
         items = list(batch.items)
         outcomes: list[pb.BatchItemReply | None] = [None] * len(items)
         sends = await asyncio.gather(*(self._send_item(t) for t in items), return_exceptions=True)

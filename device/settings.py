@@ -15,6 +15,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared.service.errors import MAX_BATCH_ITEMS
 from shared.service.security import channel_credentials, check_tls_files
 from shared.service.settings import (
     AdminTokenSettings,
@@ -46,6 +47,7 @@ class DeviceSettings(AdminTokenSettings):
     transmit_batch: int = Field(
         32,
         ge=1,
+        le=MAX_BATCH_ITEMS,
         description="most transmissions per call to the channel: requests that arrive while "
         "--transmit-in-flight calls are out go together (1 = one call per request)",
     )

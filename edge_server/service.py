@@ -23,7 +23,7 @@ from edge_server.metrics import EdgeMetrics
 from shared.channel import estimate_noise_var, pilot_symbols
 from shared.manifest import Manifest
 from shared.rpc import coinference_pb2 as pb
-from shared.service.errors import ServiceError, failed_precondition
+from shared.service.errors import ServiceError, check_batch_size, failed_precondition
 from shared.service.errors import invalid_argument as invalid
 
 log = logging.getLogger(__name__)
@@ -332,6 +332,7 @@ class EdgeDecoder:
     ) -> pb.BatchReply:
         """:meth:`decode` for every item at once (each joins the batcher as it would alone);
         an item's failure is its own status in the reply, never the other items'."""
+        check_batch_size(len(batch.items), "DecodeBatch")
         start = time.perf_counter()
         outcomes = await asyncio.gather(
             *(self._decode_item(item, timeout_s, start) for item in batch.items)

@@ -22,6 +22,20 @@ class ServiceError(Exception):
         return f"ServiceError({self.code.name}, {self.message!r})"
 
 
+# TransmitBatch / DecodeBatch: the most items one call may carry (the device sends at most
+# --transmit-batch, 32 by default); a bigger batch is refused whole.
+MAX_BATCH_ITEMS = 256
+
+
+def check_batch_size(n_items: int, method: str) -> None:
+    """ServiceError(INVALID_ARGUMENT) when a batch call carries more than MAX_BATCH_ITEMS."""
+    if n_items > MAX_BATCH_ITEMS:
+        raise ServiceError(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"{method} carries {n_items} items; at most {MAX_BATCH_ITEMS}: split the batch",
+        )
+
+
 def invalid_argument(message: str) -> ServiceError:
     """A value the caller can fix (INVALID_ARGUMENT)."""
     return ServiceError(grpc.StatusCode.INVALID_ARGUMENT, message)

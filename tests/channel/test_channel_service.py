@@ -344,3 +344,15 @@ def test_an_edge_without_decode_batch_gets_one_decode_per_item() -> None:
         assert [item.reply.request_id for item in reply.items] == ["a", "b", "c"]
     assert edge.batches == [3] and service.edge_batch_call is None  # tried once, then unary
     assert len(edge.received) == 6
+
+
+def test_an_oversized_batch_is_refused_whole() -> None:
+    from shared.service.errors import MAX_BATCH_ITEMS
+
+    edge = BatchEdge()
+    service = ChannelService(edge, seed=0, edge_batch_call=edge.decode_batch)
+    with pytest.raises(ServiceError) as failed:
+        asyncio.run(
+            service.transmit_batch(batch_of(*[f"r{i}" for i in range(MAX_BATCH_ITEMS + 1)]))
+        )
+    assert failed.value.code == grpc.StatusCode.INVALID_ARGUMENT and edge.batches == []

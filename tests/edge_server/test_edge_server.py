@@ -133,3 +133,22 @@ async def test_decode_batch_answers_each_item_with_its_own_status(flaky) -> None
     assert list(empty.items) == []
     assert edge.metrics.requests_with("DecodeBatch.item", "OK") == 2
     assert edge.metrics.requests_with("DecodeBatch.item", "INVALID_ARGUMENT") == 2
+
+
+async def test_an_oversized_batch_is_refused_whole(flaky) -> None:
+    from shared.service.errors import MAX_BATCH_ITEMS
+
+    server, edge, target = await serve(flaky)
+    items = [transmission(request_id=f"r{i}") for i in range(MAX_BATCH_ITEMS + 1)]
+    try:
+        async with grpc.aio.insecure_channel(target) as channel:
+            stub = pb_grpc.EdgeStub(channel)
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await stub.DecodeBatch(pb.TransmissionBatch(items=items), timeout=2)
+            reply = await stub.DecodeBatch(pb.TransmissionBatch(items=items[:-1]), timeout=5)
+    finally:
+        await server.server.stop(0)
+        await edge.close()
+    assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert f"at most {MAX_BATCH_ITEMS}" in failed.value.details()
+    assert [item.code for item in reply.items] == [0] * MAX_BATCH_ITEMS
