@@ -57,9 +57,10 @@ def measure(
     levels: Sequence[int],
     edge_flags: Sequence[str] = (),
     device_flags: Sequence[str] = (),
+    data_dir: str | None = None,
 ) -> list[dict]:
     """One row per concurrency level: throughput and CPU ms per request of each service."""
-    image, _ = load_test_set(None, 1)
+    image, _ = load_test_set(data_dir, 1)
     with tempfile.NamedTemporaryFile(suffix=".png", delete=False) as body:
         body.write(png_bytes(image[0]))
     rows = []
@@ -111,6 +112,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=[],
         help="extra device flag (repeat), e.g. --device-flag=--transmit-batch=1",
     )
+    p.add_argument("--data-dir", default=None, help="Fashion-MNIST IDX folder (default: Debian's)")
     p.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
     args = p.parse_args(argv)
     if shutil.which("hey") is None or not Path("/proc/self/task").is_dir():
@@ -120,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"no model in {args.model}: pass --model DIR", file=sys.stderr)
         return 2
     levels = [int(c) for c in args.concurrency.split(",")]
-    rows = measure(args.model, args.requests, levels, args.edge_flag, args.device_flag)
+    rows = measure(
+        args.model, args.requests, levels, args.edge_flag, args.device_flag, args.data_dir
+    )
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(rows, indent=1) + "\n")
