@@ -136,6 +136,7 @@ class ChannelClient:
         self._in_flight = 0
         self._senders: set[asyncio.Task] = set()
         self._batch_rpc = True  # False once the channel answered UNIMPLEMENTED
+        self._closed = False
         self.on_call = on_call  # on_call(n): a call for n coalesced transmissions starts
         self.target = target
         self.deadline_s = float(deadline_s)
@@ -215,7 +216,7 @@ class ChannelClient:
 
     def _send_waiting(self) -> None:
         """Start a call for what is waiting while fewer than ``max_in_flight`` are out."""
-        while self._waiting and self._in_flight < self.max_in_flight:
+        while self._waiting and self._in_flight < self.max_in_flight and not self._closed:
             batch: list[_Waiting] = []
             while self._waiting and len(batch) < self.max_batch:
                 waiting = self._waiting.popleft()
@@ -239,6 +240,10 @@ class ChannelClient:
                 await self._send_one(batch[0])
             else:
                 await asyncio.gather(*(self._send_one(waiting) for waiting in batch))
+        except asyncio.CancelledError:  # close(): the callers learn at once, not at timeout
+            for waiting in batch:
+                _settle(waiting, error=ChannelUnavailable("device shutting down"))
+            raise
         finally:
             self._in_flight -= 1
             self._send_waiting()
@@ -298,6 +303,7 @@ class ChannelClient:
         return await self._call("SetPsnr", request, token=token)
 
     async def close(self) -> None:
+        self._closed = True  # no new sender starts; what still waits fails below
         for task in list(self._senders):
             task.cancel()
         await asyncio.gather(*self._senders, return_exceptions=True)

@@ -30,7 +30,7 @@ class StandIn(pb_grpc.ChannelServicer):
 
     async def Transmit(self, request, context):
         self.unary.append(request.request_id)
-        await asyncio.sleep(self.delay_s)
+        await asyncio.sleep(0.05 if request.request_id.startswith("quick") else self.delay_s)
         if request.request_id.startswith("bad"):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "beta outside the range")
         return self._reply(request)
@@ -138,3 +138,31 @@ def test_a_failed_batch_call_fails_its_items_with_the_calls_status() -> None:
 def test_bad_coalescing_settings_are_refused(bad) -> None:
     with pytest.raises(ValueError, match="must be >= 1"):
         ChannelClient("127.0.0.1:9", **bad)
+
+
+def test_close_fails_waiting_and_in_flight_requests_at_once() -> None:
+    async def scenario():
+        stand_in = StandIn(delay_s=5.0)
+        server = grpc.aio.server()
+        pb_grpc.add_ChannelServicer_to_server(stand_in, server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        client = ChannelClient(f"127.0.0.1:{port}", deadline_s=10.0, max_batch=4,
+                               max_in_flight=1)  # fmt: skip
+        ids = ["quick"] + [f"r{i}" for i in range(1, 9)]
+        calls = [asyncio.ensure_future(client.transmit(request(i))) for i in ids]
+        # "quick" goes alone and returns after 50 ms; then r1..r4 leave as one batch (in
+        # flight for 5 s) while r5..r8 wait
+        await asyncio.sleep(0.3)
+        batches = list(stand_in.batch_sizes)
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await client.close()
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        await server.stop(None)
+        return results, batches, loop.time() - start
+
+    results, batches, took = asyncio.run(scenario())
+    assert results[0].request_id == "quick" and batches == [4]
+    assert took < 2.0  # nobody waits out the 10 s deadline
+    assert all(isinstance(r, ChannelUnavailable) for r in results[1:]), results
