@@ -186,7 +186,8 @@ class DeviceService:
         return await self._infer(x, start, preprocess_s, request_id)
 
     async def infer_json(self, body: bytes, request_id: str | None = None) -> dict[str, Any]:
-        """Classify a JSON body ``{"pixels": ..., "pixel_range": ...}`` (parsed off the loop)."""
+        """Classify a JSON body ``{"pixels": ..., "pixel_range": ...}`` (a big one is parsed in
+        the compute pool, off the event loop)."""
         start = time.perf_counter()
         request_id = request_id_for(request_id)
         small = len(body) <= INLINE_MAX_BYTES
