@@ -28,7 +28,7 @@ from shared.channel import (
 )
 from shared.rpc import coinference_pb2 as pb
 from shared.service.deadlines import forward_timeout
-from shared.service.errors import ServiceError, check_batch_size
+from shared.service.errors import ServiceError, check_batch_size, item_error, status_of
 
 # Edge status codes the caller can act on: passed through with the edge's message.
 PASS_THROUGH = {
@@ -58,17 +58,6 @@ class _Sent:
     n_symbols: int
     start: float  # time.perf_counter() when the channel took it
     own_s: float  # the channel's own work so far, s
-
-
-_STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
-
-
-def _status(value: int) -> grpc.StatusCode:
-    return _STATUS_BY_VALUE.get(value, grpc.StatusCode.UNKNOWN)
-
-
-def _item_error(error: ServiceError) -> pb.BatchItemReply:
-    return pb.BatchItemReply(code=error.code.value[0], message=error.message)
 
 
 class ChannelService:
@@ -272,7 +261,7 @@ class ChannelService:
         forwarded = []
         for index, sent in enumerate(sends):
             if isinstance(sent, ServiceError):
-                outcomes[index] = _item_error(sent)
+                outcomes[index] = item_error(sent)
             elif isinstance(sent, BaseException):
                 raise sent
             else:
@@ -287,20 +276,20 @@ class ChannelService:
             try:
                 replies = list((await self._decode_batch(received, timeout_s)).items)
             except grpc.RpcError as exc:
-                replies = [_item_error(self._map_edge_error(exc, timeout_s))] * len(forwarded)
+                replies = [item_error(self._map_edge_error(exc, timeout_s))] * len(forwarded)
             rpc_s = time.perf_counter() - rpc_start
             if len(replies) != len(forwarded):
                 raise ServiceError(grpc.StatusCode.INTERNAL, f"edge answered {len(replies)} "
                                    f"items for {len(forwarded)}")  # fmt: skip
             for index, item in zip(forwarded, replies, strict=True):
                 if item.code:
-                    error = self._map_edge_status(_status(item.code), item.message, timeout_s)
-                    outcomes[index] = _item_error(error)
+                    error = self._map_edge_status(status_of(item.code), item.message, timeout_s)
+                    outcomes[index] = item_error(error)
                 else:
                     reply = self._finish(items[index], sends[index], item.reply, rpc_s)
                     outcomes[index] = pb.BatchItemReply(reply=reply)
         for outcome in outcomes:
-            self.metrics.count_request("TransmitBatch.item", _status(outcome.code).name)
+            self.metrics.count_request("TransmitBatch.item", status_of(outcome.code).name)
         return pb.BatchReply(items=outcomes)
 
     async def _send_item(self, transmission: pb.Transmission) -> _Sent:
@@ -326,7 +315,7 @@ class ChannelService:
             try:
                 return pb.BatchItemReply(reply=await self.edge_call(transmission, timeout_s))
             except grpc.RpcError as exc:
-                return _item_error(self._map_edge_error(exc, timeout_s))
+                return item_error(self._map_edge_error(exc, timeout_s))
 
         return pb.BatchReply(items=await asyncio.gather(*(one(t) for t in batch.items)))
 

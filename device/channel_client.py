@@ -29,6 +29,7 @@ import grpc
 
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
+from shared.service.errors import status_of
 from shared.service.grpc_server import grpc_options
 from shared.service.security import aio_channel, auth_metadata
 
@@ -45,6 +46,7 @@ _UNAVAILABLE_CODES = (
     grpc.StatusCode.RESOURCE_EXHAUSTED,
     grpc.StatusCode.CANCELLED,
 )
+_TRANSMIT_METHODS = frozenset({"Transmit", "TransmitBatch"})  # counted by ``on_call``
 _CALLER_CODES = (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.OUT_OF_RANGE)
 
 
@@ -96,9 +98,6 @@ def channel_error(method: str, code: grpc.StatusCode | None, details: str, targe
     return ChannelError(f"{method} failed: {name}: {details}", code)
 
 
-_STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
-
-
 @dataclass
 class _Waiting:
     """A transmission waiting to be sent (alone or in a batch)."""
@@ -137,7 +136,7 @@ class ChannelClient:
         self._senders: set[asyncio.Task] = set()
         self._batch_rpc = True  # False once the channel answered UNIMPLEMENTED
         self._closed = False
-        self.on_call = on_call  # on_call(n): a call for n coalesced transmissions starts
+        self.on_call = on_call  # on_call(n): a Transmit(Batch) call for n transmissions starts
         self.target = target
         self.deadline_s = float(deadline_s)
         self.credentials = credentials
@@ -170,6 +169,8 @@ class ChannelClient:
         as the admin bearer token."""
         stub = self._get_stub()
         timeout = self.deadline_s if timeout_s is None else min(timeout_s, self.deadline_s)
+        if self.on_call is not None and method in _TRANSMIT_METHODS:
+            self.on_call(len(request.items) if method == "TransmitBatch" else 1)
         try:
             return await getattr(stub, method)(
                 request, timeout=timeout, metadata=auth_metadata(token)
@@ -190,14 +191,10 @@ class ChannelClient:
         channel gives the edge no more than what is left of it. Coalesced with concurrent
         transmissions under load (module docstring)."""
         if self.max_batch == 1 or transmission.group_id:
-            if self.on_call is not None:
-                self.on_call(1)
             return await self._call("Transmit", transmission, timeout_s)
         if not self._waiting and self._in_flight < self.max_in_flight:
             # nothing waits and a call slot is free: send from this coroutine (no hand-off)
             self._in_flight += 1
-            if self.on_call is not None:
-                self.on_call(1)
             try:
                 return await self._call("Transmit", transmission, timeout_s)
             finally:
@@ -232,8 +229,6 @@ class ChannelClient:
     async def _send(self, batch: list[_Waiting]) -> None:
         """One call for ``batch``: Transmit for one item, TransmitBatch for several."""
         try:
-            if self.on_call is not None:
-                self.on_call(len(batch) if self._batch_rpc else 1)
             if len(batch) > 1 and self._batch_rpc:
                 await self._send_batch(batch)
             elif len(batch) == 1:
@@ -278,7 +273,7 @@ class ChannelClient:
             return
         for waiting, item in zip(batch, reply.items, strict=True):
             if item.code:
-                code = _STATUS_BY_VALUE.get(item.code, grpc.StatusCode.UNKNOWN)
+                code = status_of(item.code)
                 _settle(waiting, error=channel_error("Transmit", code, item.message,
                                                      self.target, timeout))  # fmt: skip
             else:

@@ -23,7 +23,12 @@ from edge_server.metrics import EdgeMetrics
 from shared.channel import estimate_noise_var, pilot_symbols
 from shared.manifest import Manifest
 from shared.rpc import coinference_pb2 as pb
-from shared.service.errors import ServiceError, check_batch_size, failed_precondition
+from shared.service.errors import (
+    ServiceError,
+    check_batch_size,
+    failed_precondition,
+    item_error,
+)
 from shared.service.errors import invalid_argument as invalid
 
 log = logging.getLogger(__name__)
@@ -349,7 +354,7 @@ class EdgeDecoder:
             reply = await self._decode(transmission, timeout_s, start)
         except ServiceError as exc:
             self.metrics.count_request("DecodeBatch.item", exc.code.name)
-            return pb.BatchItemReply(code=exc.code.value[0], message=exc.message)
+            return item_error(exc)
         self.metrics.count_request("DecodeBatch.item", "OK")
         return pb.BatchItemReply(reply=reply)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import grpc
 
+from shared.rpc import coinference_pb2 as pb
+
 
 class ServiceError(Exception):
     """A failure with the gRPC status code the caller should see."""
@@ -34,6 +36,19 @@ def check_batch_size(n_items: int, method: str) -> None:
             grpc.StatusCode.INVALID_ARGUMENT,
             f"{method} carries {n_items} items; at most {MAX_BATCH_ITEMS}: split the batch",
         )
+
+
+_STATUS_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def status_of(value: int) -> grpc.StatusCode:
+    """The status whose number is ``value`` (a batch item's ``code``); UNKNOWN if none is."""
+    return _STATUS_BY_VALUE.get(value, grpc.StatusCode.UNKNOWN)
+
+
+def item_error(error: ServiceError) -> pb.BatchItemReply:
+    """A batch item that failed with ``error``: its status code and message."""
+    return pb.BatchItemReply(code=error.code.value[0], message=error.message)
 
 
 def invalid_argument(message: str) -> ServiceError:

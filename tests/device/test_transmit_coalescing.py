@@ -73,7 +73,11 @@ def test_concurrent_requests_batch_and_each_gets_its_own_outcome() -> None:
     stand_in = StandIn()
     requests = [(request(f"bad-{i}" if i % 7 == 3 else f"ok-{i}", n=i + 1), None)
                 for i in range(40)]  # fmt: skip
-    results = asyncio.run(run_against(stand_in, requests, max_batch=8, max_in_flight=2))
+    calls: list[int] = []
+    results = asyncio.run(
+        run_against(stand_in, requests, max_batch=8, max_in_flight=2, on_call=calls.append)
+    )
+    assert sorted(calls) == sorted([1, 1, *stand_in.batch_sizes])  # what the channel saw
     for i, result in enumerate(results):
         if i % 7 == 3:
             assert isinstance(result, ChannelRejected) and "beta outside" in str(result)
@@ -99,9 +103,14 @@ def test_an_idle_client_sends_at_once_and_max_batch_1_never_batches() -> None:
 def test_a_channel_without_transmit_batch_gets_one_call_per_request() -> None:
     stand_in = StandIn(batches=False)
     requests = [(request(f"r{i}"), None) for i in range(12)]
-    results = asyncio.run(run_against(stand_in, requests, max_batch=8, max_in_flight=1))
+    calls: list[int] = []  # on_call: the size of every Transmit(Batch) call started
+    results = asyncio.run(
+        run_against(stand_in, requests, max_batch=8, max_in_flight=1, on_call=calls.append)
+    )
     assert [r.request_id for r in results] == [f"r{i}" for i in range(12)]
     assert sorted(stand_in.unary) == sorted(f"r{i}" for i in range(12))
+    # one refused TransmitBatch of 8, then one Transmit per request
+    assert sorted(calls) == [1] * 12 + [8]
 
 
 def test_grouped_transmissions_always_go_alone() -> None:

@@ -225,7 +225,7 @@ class HttpLoad:
                 self.timeout_s,
                 max_requests=PROBE_ALONE_N,
             )
-            return hey, probe  # fmt: skip
+            return hey, probe
 
         (records, elapsed), probe = asyncio.run(alone() if c == 1 else both())
         row = summarise_level(kind, c, elapsed, records, self.name)
