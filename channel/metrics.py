@@ -1,8 +1,9 @@
 """Prometheus metrics of the channel proxy (own registry, so tests can build many).
 
 The common ``coinference_requests_total`` / ``coinference_request_seconds`` come from the
-gRPC interceptor; stages ``channel`` (own work), ``airtime`` (modelled), ``channel_to_edge``
-and ``total`` go to ``coinference_stage_seconds{service="channel"}``;
+method wrapper (shared/service/grpc_server.py); stages ``channel`` (own work), ``airtime``
+(modelled), ``channel_to_edge`` and ``total`` go to
+``coinference_stage_seconds{service="channel"}``;
 ``coinference_channel_edge_replies_total{replica}`` counts replies by edge replica.
 """
 
@@ -22,3 +23,12 @@ class ChannelMetrics(ServiceMetrics):
         self.edge_replies = self.counter(
             "edge_replies", "Edge replies by the replica that decoded", ("replica",)
         )
+        self._edge_replies: dict[str, object] = {}  # labelled children, looked up once
+
+    def count_edge_reply(self, replica_id: str) -> None:
+        """One more reply from edge replica ``replica_id`` ("unnamed" when it gave none)."""
+        replica = replica_id or "unnamed"
+        child = self._edge_replies.get(replica)
+        if child is None:
+            child = self._edge_replies[replica] = self.edge_replies.labels(replica=replica)
+        child.inc()

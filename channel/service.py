@@ -210,7 +210,7 @@ class ChannelService:
         if pilots is not None:
             out.pilots_received.extend(pilots.tolist())
         out.psnr_db = psnr_db
-        out.noise_var = float(noise_var_from_psnr(psnr_db))
+        out.noise_var = noise_var_from_psnr(float(psnr_db))
         out.link_mode = "analog"
         out.coded_indices = b""  # the analog link carries the symbols only
         return out
@@ -322,10 +322,11 @@ class ChannelService:
     async def _send(self, transmission: pb.Transmission) -> _Sent:
         """The transmission through the link: what reaches the edge, with air-time."""
         start = time.perf_counter()
-        try:
-            check_group_id(transmission.group_id)
-        except ValueError as exc:
-            raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
+        if transmission.group_id:
+            try:
+                check_group_id(transmission.group_id)
+            except ValueError as exc:
+                raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         mode = self.links.mode  # one snapshot: SetLinkMode may switch it meanwhile
         if mode == "analog":
             received = self.corrupt(transmission)
@@ -346,18 +347,20 @@ class ChannelService:
     def _finish(
         self, transmission: pb.Transmission, sent: _Sent, reply: pb.InferenceReply, rpc_s: float
     ) -> pb.InferenceReply:
-        """The edge's reply with the channel's timings, air-time and CSI added."""
+        """The edge's reply (completed in place: it is this call's own message) with the
+        channel's timings, air-time and CSI added."""
         after = time.perf_counter()
         received, airtime_s, n_symbols = sent.received, sent.airtime_s, sent.n_symbols
-        out = pb.InferenceReply()
-        out.CopyFrom(reply)
+        out = reply
         timings = out.timings
-        merged = pb.Timings()
-        merged.CopyFrom(transmission.timings)
-        merged.MergeFrom(reply.timings)
-        timings.CopyFrom(merged)
+        edge_total_s = timings.edge_total_s
+        if transmission.HasField("timings"):  # the device's stages, unless the edge set them
+            merged = pb.Timings()
+            merged.CopyFrom(transmission.timings)
+            merged.MergeFrom(timings)
+            timings.CopyFrom(merged)
         timings.airtime_s = airtime_s
-        timings.channel_to_edge_s = max(rpc_s - reply.timings.edge_total_s, 0.0)
+        timings.channel_to_edge_s = max(rpc_s - edge_total_s, 0.0)
         out.n_symbols = n_symbols
         out.airtime_s = airtime_s
         out.link_mode = received.link_mode
@@ -371,19 +374,18 @@ class ChannelService:
         csi.n_pilots = self.pilots
         csi.baud = self.baud
         self.links.fill_state(csi, received.psnr_db)
-        self.metrics.symbols.inc(n_symbols)
-        self.metrics.edge_replies.labels(replica=reply.replica_id or "unnamed").inc()
-        self.metrics.pilot_symbols.inc(self.pilots if received.link_mode == "analog" else 0)
+        metrics = self.metrics
+        metrics.symbols.inc(n_symbols)
+        metrics.count_edge_reply(out.replica_id)
+        if self.pilots and received.link_mode == "analog":
+            metrics.pilot_symbols.inc(self.pilots)
         end = time.perf_counter()
         timings.channel_s = sent.own_s + (end - after)
         timings.channel_total_s = end - sent.start
-        for stage, value in (
-            ("channel", timings.channel_s),
-            ("airtime", airtime_s),
-            ("channel_to_edge", timings.channel_to_edge_s),
-            ("total", timings.channel_total_s),
-        ):
-            self.metrics.observe_stage(stage, value)
+        metrics.observe_stage("channel", timings.channel_s)
+        metrics.observe_stage("airtime", airtime_s)
+        metrics.observe_stage("channel_to_edge", timings.channel_to_edge_s)
+        metrics.observe_stage("total", timings.channel_total_s)
         return out
 
     def _map_edge_error(self, exc: grpc.RpcError, timeout_s: float) -> ServiceError:

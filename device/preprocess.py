@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import io
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -57,18 +58,27 @@ def image_shape(manifest: Manifest) -> tuple[int, int, int]:
 
 def normalise(pixels01: np.ndarray, manifest: Manifest) -> np.ndarray:
     """(x - mean) / std per channel; ``pixels01`` is float [C, ...] in [0, 1]. Returns float32."""
-    channels = pixels01.shape[0]
-    mean = np.asarray(manifest.input_mean, dtype=np.float32)
-    std = np.asarray(manifest.input_std, dtype=np.float32)
+    mean, std = _mean_std(manifest.input_mean, manifest.input_std, pixels01.shape[0])
+    extra = (1,) * (pixels01.ndim - 1)
+    out = (pixels01.astype(np.float32) - mean.reshape(-1, *extra)) / std.reshape(-1, *extra)
+    return out.astype(np.float32)
+
+
+@lru_cache(maxsize=64)
+def _mean_std(
+    input_mean: tuple[float, ...], input_std: tuple[float, ...], channels: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A manifest's mean/std as float32 [channels] arrays (one entry broadcasts)."""
+    mean = np.asarray(input_mean, dtype=np.float32)
+    std = np.asarray(input_std, dtype=np.float32)
     if mean.size == 1:
         mean, std = np.repeat(mean, channels), np.repeat(std, channels)
     if mean.size != channels or std.size != channels:
         raise PreprocessError(
             f"manifest mean/std have {mean.size} entries for {channels} channels", status=500
         )
-    extra = (1,) * (pixels01.ndim - 1)
-    out = (pixels01.astype(np.float32) - mean.reshape(-1, *extra)) / std.reshape(-1, *extra)
-    return out.astype(np.float32)
+    mean.flags.writeable = std.flags.writeable = False  # shared between calls
+    return mean, std
 
 
 def _to_model_mode(image: Image.Image, channels: int) -> Image.Image:
@@ -136,12 +146,21 @@ def image_to_input(image: Image.Image, manifest: Manifest) -> np.ndarray:
     channels, height, width = image_shape(manifest)
     with _image_errors(), image:
         image.load()
-        image = ImageOps.exif_transpose(image) or image
-        image = _to_model_mode(image, channels)
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
-    pixels = np.asarray(image, dtype=np.float32) / 255.0
+        if _has_orientation(image):
+            image = ImageOps.exif_transpose(image) or image
+        if image.mode != ("L" if channels == 1 else "RGB"):
+            image = _to_model_mode(image, channels)
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
+        pixels = np.asarray(image, dtype=np.float32)
     pixels = pixels[None] if channels == 1 else pixels.transpose(2, 0, 1)
-    return normalise(pixels, manifest)
+    return normalise(pixels / 255.0, manifest)
+
+
+def _has_orientation(image: Image.Image) -> bool:
+    """Whether the image may carry an EXIF orientation (the common PNG without EXIF skips
+    :func:`ImageOps.exif_transpose`, which parses EXIF for every image)."""
+    return image.format != "PNG" or "exif" in image.info or "Raw profile type exif" in image.info
 
 
 def decode_image(data: bytes, manifest: Manifest) -> np.ndarray:

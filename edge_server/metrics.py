@@ -1,8 +1,8 @@
 """Prometheus metrics of the edge server (own registry, so tests can build many).
 
 The common ``coinference_requests_total`` / ``coinference_request_seconds`` come from the
-gRPC interceptor; stages ``queue``, ``decode`` (the batched call) and ``total`` go to
-``coinference_stage_seconds{service="edge"}``.
+method wrapper (shared/service/grpc_server.py); stages ``queue``, ``decode`` (the batched
+call) and ``total`` go to ``coinference_stage_seconds{service="edge"}``.
 """
 
 from __future__ import annotations

@@ -7,6 +7,8 @@ always the variance per real dimension, linear scale; ``psnr_db`` / ``snr_db`` a
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 PEAK_POWER = 1.0
@@ -14,7 +16,13 @@ DEFAULT_BAUD = 9600.0  # VL-VFE §V
 
 
 def noise_var_from_psnr(psnr_db: float | np.ndarray) -> float | np.ndarray:
-    """sigma^2 = P · 10^(-PSNR/10) with P = 1 (VL-VFE PSNR definition)."""
+    """sigma^2 = P · 10^(-PSNR/10) with P = 1 (VL-VFE PSNR definition); a float for a
+    Python number (the per-request path), an array otherwise."""
+    if isinstance(psnr_db, (int, float)):
+        try:
+            return PEAK_POWER * 10.0 ** (-psnr_db / 10.0)
+        except OverflowError:  # below about -3,080 dB; NumPy would say inf too
+            return math.inf
     return PEAK_POWER * np.power(10.0, -np.asarray(psnr_db, dtype=np.float64) / 10.0)
 
 
@@ -25,7 +33,7 @@ def psnr_from_noise_var(noise_var: float | np.ndarray) -> float | np.ndarray:
 
 def awgn(symbols: np.ndarray, psnr_db: float, rng: np.random.Generator) -> np.ndarray:
     """y = s + n, n ~ N(0, sigma^2) per real dimension, sigma^2 from the PSNR. Returns float32."""
-    sigma = float(np.sqrt(noise_var_from_psnr(psnr_db)))
+    sigma = math.sqrt(noise_var_from_psnr(float(psnr_db)))
     symbols = np.asarray(symbols, dtype=np.float32)
     return symbols + rng.normal(0.0, sigma, size=symbols.shape).astype(np.float32)
 

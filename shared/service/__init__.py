@@ -5,7 +5,7 @@
 - :mod:`shared.service.errors`: :class:`ServiceError`, a failure carrying its gRPC status;
 - :mod:`shared.service.metrics`: one Prometheus prefix (``coinference_``) and latency buckets;
 - :mod:`shared.service.grpc_server`: the ``grpc.aio`` server helper (options, health,
-  reflection, metrics/error interceptor, graceful shutdown on SIGTERM/SIGINT);
+  reflection, metrics/error wrapper of each method, graceful shutdown on SIGTERM/SIGINT);
 - :mod:`shared.service.security`: TLS credentials for servers and clients, the admin token
   (bearer parsing, constant-time comparison);
 - :mod:`shared.service.logs`: logging set-up.

@@ -1,7 +1,7 @@
 """One error type for the services: a failure with the gRPC status the caller should see.
 
 Plain service classes (``ChannelService``, ``EdgeDecoder``) raise :class:`ServiceError`;
-the transport layer maps it once (:class:`shared.service.grpc_server.ServiceInterceptor`
+the transport layer maps it once (:class:`shared.service.grpc_server.ServiceMethods`
 aborts the RPC with ``code`` and ``message``; no stack trace reaches the caller).
 """
 

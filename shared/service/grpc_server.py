@@ -2,11 +2,12 @@
 
 :class:`GrpcServer` holds what they share: message size options, the standard health
 service (per service name and overall ""), server reflection, and
-:class:`ServiceInterceptor`, which times each call of the service's own methods into
+:class:`ServiceMethods`, which wraps each of the service's own methods once, when it is
+registered: it times each call into
 ``coinference_requests_total`` / ``coinference_request_seconds`` and maps a
 :class:`~shared.service.errors.ServiceError` raised by the plain service class to its gRPC
 status (an unexpected exception becomes INTERNAL with a one-line message, logged here).
-With an admin token, the interceptor refuses the service's admin methods (the calls that
+With an admin token, the wrapper refuses the service's admin methods (the calls that
 change state, e.g. the channel's ``SetPsnr``) without ``authorization: Bearer <token>``
 metadata: UNAUTHENTICATED, counted like any other status. TLS: ``credentials`` from
 :func:`shared.service.security.server_credentials` (None = plaintext).
@@ -62,9 +63,11 @@ class _Oversized:
         self.size = size
 
 
-class ServiceInterceptor(grpc.aio.ServerInterceptor):
-    """Metrics, error mapping and the admin-token check for the unary methods of
-    ``service_names``; ``admin_methods`` (short names) need ``admin_token`` when it is set."""
+class ServiceMethods:
+    """Metrics, error mapping and the admin-token check around the unary methods of
+    ``service_names``, applied once when the servicers are registered (a per-call server
+    interceptor cost about 25 us per call, docs/SERVING.md); ``admin_methods`` (short names)
+    need ``admin_token`` when it is set."""
 
     def __init__(
         self,
@@ -76,20 +79,20 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
     ) -> None:
         self.metrics = metrics
         self.max_message_bytes = max_message_bytes
-        self.prefixes = tuple(f"/{name}/" for name in service_names)
+        self.service_names = frozenset(service_names)
         self.admin_methods = frozenset(admin_methods)
         self.admin_token = admin_token
 
-    async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        full_method = handler_call_details.method
-        if (
-            handler is None
-            or handler.unary_unary is None
-            or not full_method.startswith(self.prefixes)
-        ):
+    def registrar(self, server: grpc.aio.Server) -> _Registrar:
+        """What a generated ``add_<Service>Servicer_to_server`` registers with."""
+        return _Registrar(server, self)
+
+    def wrap(self, service_name: str, method: str, handler: grpc.RpcMethodHandler):
+        """``handler`` of ``/service_name/method`` with the service's behaviour around it
+        (other services' and non-unary handlers are returned as they are)."""
+        if service_name not in self.service_names or handler.unary_unary is None:
             return handler
-        method = full_method.rsplit("/", 1)[-1]
+        full_method = f"/{service_name}/{method}"
         behaviour = handler.unary_unary
         metrics = self.metrics
         admin_token = self.admin_token if method in self.admin_methods else None
@@ -137,6 +140,46 @@ class ServiceInterceptor(grpc.aio.ServerInterceptor):
         )
 
 
+class _Registrar:
+    """Stands in for the server while generated code registers a servicer: its method
+    handlers are wrapped (:meth:`ServiceMethods.wrap`) and registered on the real server,
+    both as registered methods and as the generic handler of their service."""
+
+    def __init__(self, server: grpc.aio.Server, methods: ServiceMethods) -> None:
+        self.server = server
+        self.methods = methods
+        self._generic: list[grpc.GenericRpcHandler] = []
+        self._registered: set[str] = set()
+
+    def add_registered_method_handlers(self, service_name: str, method_handlers) -> None:
+        wrapped = {
+            name: self.methods.wrap(service_name, name, handler)
+            for name, handler in method_handlers.items()
+        }
+        self._registered.add(service_name)
+        self.server.add_generic_rpc_handlers(
+            (grpc.method_handlers_generic_handler(service_name, wrapped),)
+        )
+        self.server.add_registered_method_handlers(service_name, wrapped)
+
+    def add_generic_rpc_handlers(self, handlers) -> None:
+        self._generic.extend(handlers)  # generated code adds the same methods registered
+
+    def finish(self) -> None:
+        """Pass on the generic handlers whose service registered no methods of its own;
+        ValueError for one of the service's names (it would run unwrapped)."""
+        for handler in self._generic:
+            name = handler.service_name() if hasattr(handler, "service_name") else None
+            if name in self._registered:
+                continue
+            if name in self.methods.service_names or name is None:
+                raise ValueError(
+                    f"service {name!r} registered a generic handler only; register its "
+                    "methods (add_registered_method_handlers) so that they are wrapped"
+                )
+            self.server.add_generic_rpc_handlers((handler,))
+
+
 def _check_admin(method: str, context, admin_token: str) -> None:
     """ServiceError(UNAUTHENTICATED) unless the call carries the admin token."""
     given = None
@@ -165,9 +208,11 @@ def _code_of(context) -> grpc.StatusCode | None:
 
 
 class GrpcServer:
-    """A ``grpc.aio`` server with health, reflection and :class:`ServiceInterceptor`.
+    """A ``grpc.aio`` server with health, reflection and :class:`ServiceMethods`.
 
-    ``add_servicers(server)`` registers the service's own servicers. Health starts
+    ``add_servicers(server)`` registers the service's own servicers with a generated
+    ``add_<Service>Servicer_to_server``; ``server`` is a stand-in that wraps each method
+    (:class:`_Registrar`). Health starts
     NOT_SERVING; :meth:`set_serving` changes it for "" and every name in ``service_names``.
     ``credentials`` turn TLS on; ``admin_methods`` need ``admin_token`` when it is set;
     ``options`` are further gRPC server options (e.g. a maximum connection age).
@@ -176,7 +221,7 @@ class GrpcServer:
     def __init__(
         self,
         service_names: Iterable[str],
-        add_servicers: Callable[[grpc.aio.Server], None],
+        add_servicers: Callable[[_Registrar], None],
         metrics: ServiceMetrics,
         host: str,
         port: int,
@@ -188,13 +233,13 @@ class GrpcServer:
     ) -> None:
         self.service_names = tuple(service_names)
         self.metrics = metrics
-        interceptor = ServiceInterceptor(
+        methods = ServiceMethods(
             metrics, self.service_names, admin_methods, admin_token, max_message_bytes
         )
-        self.server = grpc.aio.server(
-            options=[*server_options(max_message_bytes), *options], interceptors=[interceptor]
-        )
-        add_servicers(self.server)
+        self.server = grpc.aio.server(options=[*server_options(max_message_bytes), *options])
+        registrar = methods.registrar(self.server)
+        add_servicers(registrar)
+        registrar.finish()
         self.health = health.aio.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(

@@ -165,3 +165,24 @@ def test_all_black_or_white_0_255_arrays_are_not_ambiguous():
     np.testing.assert_allclose(black, expected(np.zeros((28, 28))), atol=1e-6)
     ones = pixels_to_input({"pixels": np.ones((28, 28)).tolist()}, MANIFEST)  # integers: 1/255
     np.testing.assert_allclose(ones, expected(np.ones((28, 28))), atol=1e-6)
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "WEBP"])
+def test_exif_orientation_is_applied(fmt):
+    """Orientation 6 (rotate 90 degrees clockwise to display) turns a 28x14 image into the
+    14x28 one a viewer shows, before the resize; in PNG too (an eXIf chunk)."""
+    import io
+
+    pixels = np.zeros((14, 28), dtype=np.uint8)
+    pixels[:, :7] = 255  # a white band on the left of the stored image
+    image = Image.fromarray(pixels, mode="L")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, exif=exif.tobytes(), **({"quality": 100} if fmt != "PNG" else {}))
+    x = decode_image(buffer.getvalue(), MANIFEST)[0]
+    shown = np.asarray(Image.fromarray(pixels).transpose(Image.Transpose.ROTATE_270)
+                       .resize((28, 28), Image.Resampling.BILINEAR), dtype=np.float32)  # fmt: skip
+    top_white = x[:7].mean() > x[-7:].mean()  # rotated clockwise: the band is now on top
+    assert top_white
+    np.testing.assert_allclose(x, expected(shown)[0], atol=0.25 if fmt != "PNG" else 1e-5)

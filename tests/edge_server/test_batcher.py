@@ -166,3 +166,25 @@ def test_bad_settings_are_refused() -> None:
         AdaptiveBatcher(Recorder(), max_batch_size=0)
     with pytest.raises(ValueError, match="max_queue_delay_s"):
         AdaptiveBatcher(Recorder(), max_queue_delay_s=-1)
+
+
+async def test_decoder_thread_runs_calls_in_order_and_hands_back_errors() -> None:
+    from edge_server.batcher import DecoderThread
+
+    thread = DecoderThread("test-decoder")
+    seen: list[int] = []
+    try:
+        results = await asyncio.gather(*(thread.run(seen.append, i) for i in range(5)))
+        assert seen == [0, 1, 2, 3, 4] and results == [None] * 5
+        with pytest.raises(ZeroDivisionError):
+            await thread.run(lambda: 1 / 0)
+        # a caller that gave up: the call still runs, its result is dropped quietly
+        gate = threading.Event()
+        abandoned = thread.run(gate.wait, 5)
+        abandoned.cancel()
+        gate.set()
+        assert await thread.run(lambda: "after") == "after"
+    finally:
+        thread.shutdown(wait=True)
+    with pytest.raises(WorkerStopped):
+        thread.run(lambda: None)

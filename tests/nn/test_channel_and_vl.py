@@ -25,6 +25,10 @@ def test_numpy_and_torch_psnr_conventions_agree():
         channel.noise_var_from_psnr(snr), noise_var_from_snr(torch.tensor(snr)).numpy()
     )
     np.testing.assert_allclose(channel.psnr_from_noise_var(channel.noise_var_from_psnr(snr)), snr)
+    # the per-request scalar path gives the same numbers as the array path
+    scalars = [channel.noise_var_from_psnr(float(v)) for v in snr]
+    assert all(isinstance(v, float) for v in scalars)
+    np.testing.assert_allclose(scalars, channel.noise_var_from_psnr(snr), rtol=1e-15)
 
 
 def test_pilot_estimate_is_unbiased():

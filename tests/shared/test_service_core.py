@@ -105,3 +105,55 @@ def test_flag_alone_is_true_and_flag_beats_environment() -> None:
     assert parse_settings(Toy, ["--flag-on"], env={}).flag_on is True
     settings = parse_settings(Toy, ["--port", "7"], env={"PORT": "9", "FLAG_ON": "off"})
     assert settings.port == 7 and settings.flag_on is False
+
+
+def test_methods_are_wrapped_once_at_registration_and_reflection_still_lists_them() -> None:
+    """The wrapper is applied when the servicer registers (no per-call interceptor): the
+    handlers gRPC holds are the wrapped ones, and reflection still names the service."""
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    async def run() -> tuple[list[str], float]:
+        metrics = ServiceMetrics("edge")
+        port = free_port()
+        server = GrpcServer((EDGE,), lambda s: pb_grpc.add_EdgeServicer_to_server(Edge(), s),
+                            metrics, "127.0.0.1", port)  # fmt: skip
+        await server.start(serving=True)
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                await pb_grpc.EdgeStub(channel).GetInfo(pb.GetInfoRequest(), timeout=2)
+                stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+                request = reflection_pb2.ServerReflectionRequest(list_services="")
+                names = []
+                async for reply in stub.ServerReflectionInfo(iter([request]), timeout=2):
+                    names = [s.name for s in reply.list_services_response.service]
+        finally:
+            await server.stop(0)
+        return names, metrics.requests_with("GetInfo", "OK")
+
+    names, counted = asyncio.run(run())
+    assert EDGE in names and counted == 1
+
+
+def test_a_service_registering_only_a_generic_handler_is_refused() -> None:
+    """Its methods would run without metrics and error mapping: refused at start-up. Another
+    service's generic handler passes through unwrapped."""
+
+    def generic_only(server) -> None:
+        handler = grpc.method_handlers_generic_handler(
+            EDGE, {"GetInfo": grpc.unary_unary_rpc_method_handler(lambda r, c: pb.EdgeInfo())}
+        )
+        server.add_generic_rpc_handlers((handler,))
+
+    async def build(add) -> None:
+        GrpcServer((EDGE,), add, ServiceMetrics("edge"), "127.0.0.1", free_port())
+
+    with pytest.raises(ValueError, match="generic handler only"):
+        asyncio.run(build(generic_only))
+
+    def other_service(server) -> None:
+        handler = grpc.method_handlers_generic_handler(
+            "other.Service", {"Ping": grpc.unary_unary_rpc_method_handler(lambda r, c: r)}
+        )
+        server.add_generic_rpc_handlers((handler,))
+
+    asyncio.run(build(other_service))

@@ -76,7 +76,8 @@ def _run_bench(out, model_dir, *extra) -> dict:
     command = [
         sys.executable, "-m", "tools.bench", "--model", str(model_dir),
         "--concurrency", "1,2", "--duration", "1", "--samples", "100",
-        "--encoder-calls", "100", "--no-batching-compare", "--out", str(out), *extra,
+        "--encoder-calls", "100", "--no-batching-compare", "--span-rounds", "2",
+        "--out", str(out), *extra,
     ]  # fmt: skip
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -114,8 +115,16 @@ def test_bench_tiny_sweep(quick_model_dir, tmp_path):
     assert wire["ours_airtime_s"] == pytest.approx(wire["ours_symbols"] / 9600)
     enc = results["encoder"]
     assert enc["ort_p50_s"] > 0 and enc["torch_p50_s"] > 0
+    span = results["span_c1"]  # C=1 paired with the echo chain: 2 rounds of 100 + 100
+    assert span["requests"] == span["echo_calls"] == 2 * (100 - 10) and span["errors"] == 0
+    assert 0 < span["echo_s"]["p50"] <= span["echo_s"]["p99"]
+    assert 0 < span["stages_s"]["total"]["p50"] <= span["http_s"]["p50"]
     targets = [t["target"] for t in results["targets"]]
     assert len(targets) == 8, targets  # issue 5's four and issue 9's four
+    span_target = next(
+        t for t in results["targets"] if t["target"].startswith("device-span p50 at C=1 <= 1.5")
+    )
+    assert "paired blocks" in span_target["value"] and "sweep levels" in span_target["value"]
     assert all(isinstance(t["met"], bool) for t in results["targets"])
 
     with open(out / "sweep.csv") as fh:
@@ -124,7 +133,14 @@ def test_bench_tiny_sweep(quick_model_dir, tmp_path):
     assert float(csv_rows[0]["latency_p50_s"]) > 0
     assert {r["generator"] for r in csv_rows} == {"python-httpx", "python-grpc.aio"}
     tables = (out / "tables.md").read_text()
-    for heading in ("Sweep", "Per-stage", "Bytes and air-time", "Targets", "Load generators"):
+    for heading in (
+        "Sweep",
+        "Per-stage",
+        "Bytes and air-time",
+        "Targets",
+        "Load generators",
+        "Device span at C=1, paired",
+    ):
         assert heading in tables
 
 

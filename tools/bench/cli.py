@@ -23,11 +23,13 @@ from device.idx import load_test_set
 from tools.bench import echo
 from tools.bench.hey import hey_level, hey_path, hey_version
 from tools.bench.load import (
+    LIGHT_HTTP,
     PYTHON_GRPC,
     PYTHON_HTTP,
     device_level,
     grpc_level,
     paced_device_probe,
+    paired_span,
 )
 from tools.bench.report import (
     _ms,
@@ -44,6 +46,9 @@ DEFAULT_BAUD = 9600.0
 # at C=1 the stages come from the probe run alone after hey's level (a probe beside hey
 # would make it two requests in flight): this many sequential requests, at most this long
 PROBE_ALONE_N, PROBE_ALONE_S = 300, 3.0
+# the C=1 device span against the echo chain: alternating blocks of this many calls, the
+# first SPAN_WARMUP of each dropped (see tools.bench.load.paired_span)
+SPAN_BLOCK, SPAN_WARMUP = 100, 10
 MANIFEST = "manifest.json"
 # looked for in this order when --model is not given; the first is trained when none exists
 DEFAULT_MODELS = (REPO / "artifacts" / "quick", REPO / "artifacts" / "test-quick")
@@ -160,6 +165,42 @@ def start_grpc_proc(stack: ExitStack, args: list, port: int) -> None:
     """A reference-chain process (no health service): wait until it accepts connections."""
     proc = stack.enter_context(ServiceProcess(args))
     wait_for_grpc_ready(f"127.0.0.1:{port}", proc)
+
+
+def start_echo_chain(stack: ExitStack, reply_bytes: int) -> str:
+    """The two echo hops (tools.bench.echo); returns the first hop's HOST:PORT."""
+    p1, p2 = free_port(), free_port()
+    start_grpc_proc(stack, [PYTHON, "-m", "tools.bench.echo", "--port", p2,
+                            "--reply-bytes", reply_bytes], p2)  # fmt: skip
+    start_grpc_proc(stack, [PYTHON, "-m", "tools.bench.echo", "--port", p1,
+                            "--next", f"127.0.0.1:{p2}"], p1)  # fmt: skip
+    return f"127.0.0.1:{p1}"
+
+
+def measure_span(stack: ExitStack, url: str, pngs, sizes: dict, args) -> dict:
+    """The C=1 device span and the echo chain in alternating blocks (paired_span): the
+    figures of the C=1 span target, free of the machine's drift between sweep levels."""
+    target = start_echo_chain(stack, sizes["reply_bytes"])
+    records, echo_s = asyncio.run(
+        paired_span(url, target, echo.ECHO_METHOD, pngs, bytes(sizes["request_bytes"]),
+                    args.span_rounds, SPAN_BLOCK, SPAN_WARMUP, args.timeout_s)
+    )  # fmt: skip
+    ok = [r for r in records if r["ok"]]
+    span = {
+        "method": f"alternating blocks of {SPAN_BLOCK} device requests ({LIGHT_HTTP}) and "
+        f"{SPAN_BLOCK} echo calls ({PYTHON_GRPC}), C=1, first {SPAN_WARMUP} of each block "
+        "dropped",
+        "rounds": args.span_rounds,
+        "requests": len(records),
+        "errors": len(records) - len(ok),
+        "echo_calls": len(echo_s),
+        "echo_s": percentiles(echo_s),
+        "http_s": percentiles([r["latency_s"] for r in ok]),
+        **stage_summary(ok),
+    }
+    print(f"  span C=1 (paired): device span p50 {_ms(span['stages_s']['total']['p50'])} ms, "
+          f"echo p50 {_ms(span['echo_s']['p50'])} ms", flush=True)  # fmt: skip
+    return span
 
 
 def start_stack(stack: ExitStack, model_dir: Path, psnr_db: float, edge_flags=()) -> str:
@@ -285,6 +326,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baud", type=float, default=DEFAULT_BAUD, help="for modelled air-time")
     p.add_argument("--encoder-calls", type=int, default=2000)
     p.add_argument("--timeout-s", type=float, default=10.0)
+    p.add_argument(
+        "--span-rounds",
+        type=int,
+        default=10,
+        help="rounds of the paired C=1 span measurement (blocks of "
+        f"{SPAN_BLOCK} device requests and {SPAN_BLOCK} echo calls); 0 = off",
+    )
     p.add_argument("--no-echo", action="store_true")
     p.add_argument("--no-edge-only", action="store_true")
     p.add_argument("--no-encoder", action="store_true")
@@ -343,20 +391,18 @@ def run_bench(args: argparse.Namespace) -> dict:
                   f"{http_load.name}", flush=True)  # fmt: skip
             for c in args.concurrency:
                 record(http_load.level("ours", url, c, args.duration))
-            stack.close()  # stop our stack before the references so they do not share CPU
-
             sizes = message_sizes(model_dir, int(probe["symbols_sent"]), args.psnr)
             results["message_sizes"] = sizes
+            if 1 in args.concurrency and not args.no_echo and args.span_rounds > 0:
+                results["span_c1"] = measure_span(stack, url, pngs, sizes, args)
+            stack.close()  # stop our stack before the references so they do not share CPU
+
             if not args.no_echo:
-                p1, p2 = free_port(), free_port()
-                start_grpc_proc(stack, [PYTHON, "-m", "tools.bench.echo", "--port", p2,
-                                        "--reply-bytes", sizes["reply_bytes"]], p2)  # fmt: skip
-                start_grpc_proc(stack, [PYTHON, "-m", "tools.bench.echo", "--port", p1,
-                                        "--next", f"127.0.0.1:{p2}"], p1)  # fmt: skip
+                target = start_echo_chain(stack, sizes["reply_bytes"])
                 payload = [(bytes(sizes["request_bytes"]), None)]
                 for c in args.concurrency:
-                    grpc_row("echo", c, grpc_level(f"127.0.0.1:{p1}", echo.ECHO_METHOD, payload,
-                                                   c, args.duration, args.timeout_s))  # fmt: skip
+                    grpc_row("echo", c, grpc_level(target, echo.ECHO_METHOD, payload, c,
+                                                   args.duration, args.timeout_s))  # fmt: skip
                 stack.close()
             if not args.no_edge_only:
                 port = free_port()
