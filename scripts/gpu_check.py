@@ -184,7 +184,8 @@ class Runner:
     def call(self, name: str, cmd: list[str], box_s: float, env: dict | None = None) -> dict:
         """Run ``cmd`` in a time box (cut to the overall deadline), logged to <name>.log."""
         box = min(box_s, self.left())
-        record = {"cmd": " ".join(cmd), "box_s": round(box, 1)}
+        shown = " ".join(cmd).replace(f"{REPO}/", "").replace(sys.executable, "python")
+        record = {"cmd": shown, "box_s": round(box, 1)}
         if box < 5:
             record.update(rc=None, status="skipped: no time left")
             print(f"[{name}] skipped (no time left)", flush=True)

@@ -46,7 +46,7 @@ import numpy as np
 from device.client import png_bytes
 from device.idx import load_test_set
 from tools.bench.cli import UsageError, resolve_model
-from tools.stack import REPO, SERVICES, Stack
+from tools.stack import REPO, SERVICES, Stack, repo_relative
 
 PROCESSES = ("device", "channel", "edge")
 
@@ -332,9 +332,9 @@ def run_soak(args: argparse.Namespace) -> dict[str, Any]:
     if not all(alive.values()):
         failures.append(f"a process exited during the soak: {alive}")
     ok = np.array([o == "200" for o in soak.outcome])
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    settings = {k: (repo_relative(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     return {
-        "settings": {**settings, "model": str(model_dir)},
+        "settings": {**settings, "model": repo_relative(model_dir)},
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),

@@ -46,6 +46,15 @@ HOST = "127.0.0.1"
 SERVICES = ("edge", "channel", "device")  # start order; stopped in reverse
 
 
+def repo_relative(path: str | Path) -> str:
+    """``path`` as a report shows it: relative to the repository when inside it (a report
+    names no path of the machine that wrote it)."""
+    try:
+        return str(Path(path).resolve().relative_to(REPO))
+    except ValueError:
+        return str(path)
+
+
 def replica_name(index: int) -> str:
     """The process name of edge replica ``index``: ``edge``, ``edge-1``, ``edge-2``, ..."""
     return "edge" if index == 0 else f"edge-{index}"
@@ -216,6 +225,7 @@ class Stack:
     ``psnr_db`` is the channel's ``--psnr`` (dB; None leaves the channel's default).
     ``grpc_tls`` = ``(ca, client cert, client key)``: how the readiness checks reach edge and
     channel when they serve TLS (their TLS flags go in ``edge_flags`` / ``channel_flags``).
+    ``checkout`` runs the services from another checkout of the project (default: this one).
     """
 
     def __init__(
@@ -233,6 +243,7 @@ class Stack:
         grpc_tls: Sequence[Path | str | None] | None = None,
         edge_replicas: int = 1,
         n_devices: int = 1,
+        checkout: str | Path = REPO,
     ) -> None:
         if edge_replicas < 1:
             raise ValueError(f"edge_replicas must be >= 1, got {edge_replicas}")
@@ -257,6 +268,7 @@ class Stack:
         for name in self.device_names[1:]:
             self.start_timeout_s.setdefault(name, self.start_timeout_s["device"])
         self.procs: dict[str, ServiceProcess] = {}
+        self.checkout = Path(checkout)
 
     # --- addresses ---
     @property
@@ -318,7 +330,7 @@ class Stack:
 
     def _launch(self, name: str) -> ServiceProcess:
         self.stop(name)
-        proc = self.procs[name] = ServiceProcess(self.command(name))
+        proc = self.procs[name] = ServiceProcess(self.command(name), cwd=self.checkout)
         return proc
 
     def _wait_ready(self, name: str) -> None:

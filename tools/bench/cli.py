@@ -39,7 +39,15 @@ from tools.bench.report import (
     write_outputs,
 )
 from tools.bench.stats import percentiles, stage_summary, summarise_level
-from tools.stack import PYTHON, REPO, ServiceProcess, Stack, free_port, wait_for_grpc_ready
+from tools.stack import (
+    PYTHON,
+    REPO,
+    ServiceProcess,
+    Stack,
+    free_port,
+    repo_relative,
+    wait_for_grpc_ready,
+)
 
 EDGE_ONLY_METHOD = "/bench.EdgeOnly/Classify"
 DEFAULT_BAUD = 9600.0
@@ -351,9 +359,9 @@ def run_bench(args: argparse.Namespace) -> dict:
     pngs = [(png_bytes(img), int(lab)) for img, lab in zip(images, labels, strict=True)]
     raws = [(img.tobytes(), int(lab)) for img, lab in zip(images, labels, strict=True)]
     http_load = HttpLoad(args.generator, pngs, args.timeout_s, args.probe_rate)
-    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    settings = {k: (repo_relative(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     results: dict[str, Any] = {
-        "settings": {**settings, "model": str(model_dir)},
+        "settings": {**settings, "model": repo_relative(model_dir)},
         "machine": {
             "python": platform.python_version(),
             "cpus": _cpus(),
