@@ -183,3 +183,29 @@ def test_cpu_per_request_of_each_service(quick_model_dir, tmp_path):
     assert row["sum_ms"] == pytest.approx(
         sum(row[s]["total_ms"] for s in ("edge", "channel", "device"))
     )
+
+
+def test_ab_runs_a_stack_beside_bare_stand_ins(quick_model_dir, tmp_path):
+    """tools.bench.ab: our stack and one with bare channel and edge, alternating blocks."""
+    out = tmp_path / "ab.json"
+    command = [sys.executable, "-m", "tools.bench.ab", "--model", str(quick_model_dir),
+               "--variant", "ours=.", "--variant", "bare=.:edge,channel", "--rounds", "1",
+               "--block", "20", "--out", str(out)]  # fmt: skip
+    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = json.loads(out.read_text())["results"]
+    for row in rows.values():
+        assert row["requests"] == 18 and row["errors"] == 0  # 20 per block, 2 dropped
+        assert row["p50_s"]["total"] <= row["p50_s"]["http"]
+    assert rows["ours"]["p50_s"]["decode"] > 0 and rows["ours"]["p50_s"]["channel"] > 0
+    assert rows["bare"]["p50_s"]["decode"] == 0 and rows["bare"]["p50_s"]["channel"] == 0
+
+
+@pytest.mark.parametrize("text", ["ours", "=.", "x=.:gpu", "x=/nonexistent"])
+def test_ab_variant_errors_name_the_form(text):
+    import argparse
+
+    from tools.bench.ab import parse_variant
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_variant(text)

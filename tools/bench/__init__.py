@@ -29,6 +29,10 @@ What one run measures (all latencies in seconds in the JSON, milliseconds in the
 4. **encoder**: the device's ONNX Runtime encoder vs PyTorch eager ``model.encode`` at
    batch 1, 1 thread each (``scripts/edge_only.py time-encoder`` for the torch side).
 5. **batching**: the top concurrency level again with the edge's ``--max-batch-size 1``.
+6. **span_c1**: the C=1 device span paired with the echo chain (when C=1 is in the sweep):
+   after the sweep, with our stack still up, ``--span-rounds`` rounds of 100 device
+   requests (a light HTTP/1.1 client) and 100 echo calls in turn, the first 10 of each
+   block dropped, so both see the same machine. The C=1 span targets use it.
 
 The gRPC chains (echo, edge-only) are always driven by the Python grpc.aio generator. Every
 sweep row names its ``generator``; ``results.json`` has ``generator: {http, grpc}``.
