@@ -39,10 +39,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from shared.manifest import Manifest
+from shared.manifest import Manifest, start_beta
 
 SNR_MODES = ("feedback", "manual")
-DEFAULT_BETA = 1e-3  # used when it lies in the trained range and the manifest names none
 
 
 class KnobError(ValueError):
@@ -118,9 +117,8 @@ def default_knobs(
     """Start-up knobs: given values, else the manifest's defaults, validated."""
     if beta is None:
         beta = manifest.default_beta
-    if beta is None:
-        lo, hi = manifest.beta_range
-        beta = DEFAULT_BETA if lo <= DEFAULT_BETA <= hi else math.sqrt(lo * hi)
+    if beta is None:  # an older manifest without one
+        beta = start_beta(manifest.beta_range)
     if snr_db is None and snr_mode == "manual":
         snr_db = sum(manifest.snr_db_range) / 2
     if variable_length is None:

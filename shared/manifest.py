@@ -3,14 +3,16 @@
 Every service reads ``artifacts/<model>/manifest.json`` through :func:`load_manifest` and
 nothing else of the trainer's. Device and edge refuse to pair with a different model id.
 A manifest names its ``schema_version``; one this code does not read is refused.
-``default_beta`` is optional: without it the device starts at 1e-3 when that is in the
-trained range, else at the range's geometric middle.
+``default_beta`` is the device's start-up beta; the exporter writes it (``trainer train
+--default-beta``, else :func:`start_beta` of the trained range). It is optional on read (older
+manifests lack it): without it the device uses :func:`start_beta` itself.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +23,14 @@ MANIFEST_NAME = "manifest.json"
 ENCODER_NAME = "encoder.onnx"
 DECODER_NAME = "decoder.pt"
 SCHEMA_VERSION = 1
+FALLBACK_BETA = 1e-3  # the start-up beta when it lies in the trained range
+
+
+def start_beta(beta_range: tuple[float, float] | list[float]) -> float:
+    """The start-up beta a model without a chosen one gets: 1e-3 when it lies in
+    ``beta_range``, else the range's geometric middle (linear beta)."""
+    lo, hi = float(beta_range[0]), float(beta_range[1])
+    return FALLBACK_BETA if lo <= FALLBACK_BETA <= hi else math.sqrt(lo * hi)
 
 
 class ManifestError(ValueError):

@@ -153,8 +153,9 @@ def train_and_export(args, cfg, ranks) -> int:
     metrics = headline_metrics(model, data, cfg)
     metrics["train_wall_s"] = log["train_wall_s"]
     manifest = write_artifacts(
-        model, data, cfg.trained_beta_range, cfg.trained_snr_range, args.out, metrics
-    )
+        model, data, cfg.trained_beta_range, cfg.trained_snr_range, args.out, metrics,
+        default_beta=args.default_beta,
+    )  # fmt: skip
     print(f"trained in {log['train_wall_s']:.1f} s; model {manifest['model_id']} -> {args.out}")
     for key, point in metrics.items():
         if isinstance(point, dict):
@@ -183,9 +184,11 @@ def cmd_export(args) -> int:
         if (Path(args.model) / "manifest.json").is_file()
         else {}
     )
+    default_beta = args.default_beta if args.default_beta is not None else old.get("default_beta")
     manifest = write_artifacts(
-        model, data, cfg.trained_beta_range, cfg.trained_snr_range, args.model, old.get("metrics")
-    )
+        model, data, cfg.trained_beta_range, cfg.trained_snr_range, args.model, old.get("metrics"),
+        default_beta=default_beta,
+    )  # fmt: skip
     print(f"exported model {manifest['model_id']} -> {args.model}")
     return 0
 
@@ -237,6 +240,11 @@ def main(argv=None) -> int:
     p_train.add_argument("--out", required=True, help="output folder artifacts/<name>")
     p_export = sub.add_parser("export", help="re-export encoder.onnx/decoder.pt/manifest")
     p_export.add_argument("--model", required=True)
+    for p in (p_train, p_export):
+        p.add_argument("--default-beta", type=float, default=None,
+                       help="the device's start-up beta written to the manifest (linear, in "
+                            "the trained range); default 1e-3 when in range, else the "
+                            "range's geometric middle (export: the manifest's own)")  # fmt: skip
     p_eval = sub.add_parser("eval", help="β × PSNR grid -> report.json + plots")
     p_eval.add_argument("--model", required=True)
     p_eval.add_argument("--draws", type=int, default=5)

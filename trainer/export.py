@@ -17,6 +17,7 @@ from shared.manifest import (
     MANIFEST_NAME,
     SCHEMA_VERSION,
     content_hash,
+    start_beta,
 )
 from shared.nn.model import CoInferenceModel
 from shared.nn.multi_link import MultiLinkModel
@@ -133,8 +134,17 @@ def write_artifacts(
     out_dir: str | Path,
     metrics: dict | None = None,
     extra: dict | None = None,
+    default_beta: float | None = None,
 ) -> dict:
-    """Write encoder.onnx, decoder.pt and manifest.json into out_dir; return the manifest."""
+    """Write encoder.onnx, decoder.pt and manifest.json into out_dir; return the manifest.
+
+    ``default_beta`` (linear, inside ``beta_range``) is the device's start-up beta; None
+    writes :func:`shared.manifest.start_beta` of the range."""
+    if default_beta is None:
+        default_beta = start_beta(beta_range)
+    elif not beta_range[0] <= default_beta <= beta_range[1]:
+        raise ValueError(f"default_beta {default_beta:g} is outside the trained beta range "
+                         f"[{beta_range[0]:g}, {beta_range[1]:g}]")  # fmt: skip
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     encoder_paths = export_encoders(model, out_dir)
@@ -163,6 +173,7 @@ def write_artifacts(
         "quantizer": quantizer,
         "variable_length": model.config.variable_length,
         "beta_range": list(beta_range),
+        "default_beta": float(default_beta),
         "snr_db_range": list(snr_range),
         "encoder": {
             "arch": model.config.arch,

@@ -47,3 +47,10 @@ def test_default_beta_is_read_and_checked(tmp_path) -> None:
     write_manifest(tmp_path, default_beta=5.0)
     with pytest.raises(ManifestError, match="default_beta"):
         load_manifest(tmp_path)
+
+
+def test_start_beta_is_1e3_in_range_else_the_geometric_middle() -> None:
+    from shared.manifest import start_beta
+
+    assert start_beta((1e-5, 1.0)) == 1e-3
+    assert start_beta([1e-2, 1.0]) == pytest.approx(0.1)

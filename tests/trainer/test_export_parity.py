@@ -47,3 +47,26 @@ def test_onnx_export_matches_pytorch(family, fashion_small, tmp_path):
         else:
             assert result["symbol_agreement"] >= 0.999, result
         assert abs(result["metric_gap"]) <= 0.005, result
+
+
+def test_manifest_names_the_start_up_beta(fashion_small, tmp_path):
+    """The exporter writes default_beta (the device reads it): the chosen one, else the
+    shared rule's; one outside the trained range is refused before anything is written."""
+    from device.knobs import default_knobs
+    from shared.manifest import load_manifest, start_beta
+
+    cfg = TrainConfig.from_options(epochs=1, train_subset=256, batch_size=128, hidden=32,
+                                   progress=False)  # fmt: skip
+    model, _ = train(cfg, fashion_small)
+    lo, hi = cfg.trained_beta_range
+    write_artifacts(model, fashion_small, (lo, hi), cfg.trained_snr_range, tmp_path / "a")
+    manifest = load_manifest(tmp_path / "a")
+    assert manifest.default_beta == start_beta((lo, hi))
+    chosen = (lo * hi) ** 0.5
+    write_artifacts(model, fashion_small, (lo, hi), cfg.trained_snr_range, tmp_path / "b",
+                    default_beta=chosen)  # fmt: skip
+    assert default_knobs(load_manifest(tmp_path / "b")).beta == pytest.approx(chosen)
+    with pytest.raises(ValueError, match="outside the trained beta range"):
+        write_artifacts(model, fashion_small, (lo, hi), cfg.trained_snr_range, tmp_path / "c",
+                        default_beta=hi * 10)  # fmt: skip
+    assert not (tmp_path / "c").exists()

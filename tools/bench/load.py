@@ -51,17 +51,22 @@ def device_caller(client: httpx.AsyncClient, samples: Sequence[tuple[bytes, int]
         latency = time.perf_counter() - t0
         if response.status_code != 200:
             return {"ok": False, "error": response.text[:200], "latency_s": latency}
-        reply = response.json()
-        return {
-            "ok": True,
-            "latency_s": latency,
-            "stages": reply["latency_s"],
-            "correct": reply.get("label") == label,
-            "symbols": reply["symbols_sent"],
-            "bits": reply["bits_sent"],
-        }
+        return reply_record(response.json(), latency, label)
 
     return one
+
+
+def reply_record(reply: dict, latency_s: float, label: int) -> dict:
+    """The record of one answered ``/v1/infer``: its stages, symbols, bits, and whether it
+    named the sample's label."""
+    return {
+        "ok": True,
+        "latency_s": latency_s,
+        "stages": reply["latency_s"],
+        "correct": reply.get("label") == label,
+        "symbols": reply["symbols_sent"],
+        "bits": reply["bits_sent"],
+    }
 
 
 async def device_level(
@@ -175,15 +180,7 @@ def light_device_caller(client: LightHttpClient, samples: Sequence[tuple[bytes, 
         if status != 200:
             return {"ok": False, "error": body[:200].decode(errors="replace"),
                     "latency_s": latency}  # fmt: skip
-        reply = json.loads(body)
-        return {
-            "ok": True,
-            "latency_s": latency,
-            "stages": reply["latency_s"],
-            "correct": reply.get("label") == label,
-            "symbols": reply["symbols_sent"],
-            "bits": reply["bits_sent"],
-        }
+        return reply_record(json.loads(body), latency, label)
 
     return one
 
