@@ -157,10 +157,15 @@ def image_to_input(image: Image.Image, manifest: Manifest) -> np.ndarray:
     return normalise(pixels / 255.0, manifest)
 
 
+# where Pillow's getexif() finds an orientation in a PNG: an eXIf chunk, a text chunk of
+# raw EXIF, or XMP (tiff:Orientation)
+_PNG_ORIENTATION_KEYS = ("exif", "Raw profile type exif", "XML:com.adobe.xmp", "xmp")
+
+
 def _has_orientation(image: Image.Image) -> bool:
-    """Whether the image may carry an EXIF orientation (the common PNG without EXIF skips
+    """Whether the image may carry an orientation (the common PNG without EXIF or XMP skips
     :func:`ImageOps.exif_transpose`, which parses EXIF for every image)."""
-    return image.format != "PNG" or "exif" in image.info or "Raw profile type exif" in image.info
+    return image.format != "PNG" or any(key in image.info for key in _PNG_ORIENTATION_KEYS)
 
 
 def decode_image(data: bytes, manifest: Manifest) -> np.ndarray:
