@@ -61,12 +61,13 @@ class DecoderThread:
 
     def __init__(self, name: str = "decoder") -> None:
         self._calls: queue.SimpleQueue = queue.SimpleQueue()
+        self._closed = False
         self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
         self._thread.start()
 
     def run(self, function: Callable[..., Any], *args: Any) -> asyncio.Future:
         """``function(*args)`` in the thread; its result (or exception) in the future."""
-        if not self._thread.is_alive():
+        if self._closed or not self._thread.is_alive():
             raise WorkerStopped("decoder thread stopped")
         loop = asyncio.get_running_loop()
         future = loop.create_future()
@@ -75,6 +76,7 @@ class DecoderThread:
 
     def shutdown(self, wait: bool = True) -> None:
         """Stop after the calls already submitted; ``wait`` joins the thread."""
+        self._closed = True
         self._calls.put(None)
         if wait:
             self._thread.join()

@@ -185,6 +185,6 @@ async def test_decoder_thread_runs_calls_in_order_and_hands_back_errors() -> Non
         gate.set()
         assert await thread.run(lambda: "after") == "after"
     finally:
-        thread.shutdown(wait=True)
-    with pytest.raises(WorkerStopped):
+        thread.shutdown(wait=False)
+    with pytest.raises(WorkerStopped):  # at once, even before the thread has ended
         thread.run(lambda: None)
