@@ -38,7 +38,7 @@ from tools.bench.report import (
     wire_comparison,
     write_outputs,
 )
-from tools.bench.stats import cpu_probe_s, percentiles, stage_summary, summarise_level
+from tools.bench.stats import percentiles, stage_summary, summarise_level
 from tools.stack import (
     PYTHON,
     REPO,
@@ -185,20 +185,15 @@ def start_echo_chain(stack: ExitStack, reply_bytes: int) -> str:
     return f"127.0.0.1:{p1}"
 
 
-def measure_span(
-    stack: ExitStack, url: str, pngs, sizes: dict, args, start_probe_s: float | None
-) -> dict:
+def measure_span(stack: ExitStack, url: str, pngs, sizes: dict, args) -> dict:
     """The C=1 device span and the echo chain in alternating blocks (paired_span): the
-    figures of the C=1 span target, free of the machine's drift between sweep levels; with
-    the machine's speed for CPU-bound work against ``start_probe_s`` (the run's start)."""
+    figures of the C=1 span target, free of the machine's drift between sweep levels."""
     target = start_echo_chain(stack, sizes["reply_bytes"])
-    records, echo_s, probes = asyncio.run(
+    records, echo_s = asyncio.run(
         paired_span(url, target, echo.ECHO_METHOD, pngs, bytes(sizes["request_bytes"]),
-                    args.span_rounds, SPAN_BLOCK, SPAN_WARMUP, args.timeout_s,
-                    lambda: cpu_probe_s(5))
+                    args.span_rounds, SPAN_BLOCK, SPAN_WARMUP, args.timeout_s)
     )  # fmt: skip
     ok = [r for r in records if r["ok"]]
-    probe_s = float(np.median(probes))
     span = {
         "method": f"alternating blocks of {SPAN_BLOCK} device requests ({LIGHT_HTTP}) and "
         f"{SPAN_BLOCK} echo calls ({PYTHON_GRPC}), C=1, first {SPAN_WARMUP} of each block "
@@ -209,9 +204,6 @@ def measure_span(
         "echo_calls": len(echo_s),
         "echo_s": percentiles(echo_s),
         "http_s": percentiles([r["latency_s"] for r in ok]),
-        "cpu_probe_s": probe_s,
-        # the machine's speed for CPU-bound work against the start of the run (1 = same)
-        "machine_speed": start_probe_s / probe_s if start_probe_s else None,
         **stage_summary(ok),
     }
     print(f"  span C=1 (paired): device span p50 {_ms(span['stages_s']['total']['p50'])} ms, "
@@ -374,7 +366,6 @@ def run_bench(args: argparse.Namespace) -> dict:
             "python": platform.python_version(),
             "cpus": _cpus(),
             "platform": platform.platform(),
-            "cpu_probe_s": cpu_probe_s(),  # see tools.bench.stats.cpu_probe_s
         },
         "generator": {"http": http_load.name, "grpc": PYTHON_GRPC},
         "sweep": [],
@@ -411,9 +402,7 @@ def run_bench(args: argparse.Namespace) -> dict:
             sizes = message_sizes(model_dir, int(probe["symbols_sent"]), args.psnr)
             results["message_sizes"] = sizes
             if 1 in args.concurrency and not args.no_echo and args.span_rounds > 0:
-                results["span_c1"] = measure_span(
-                    stack, url, pngs, sizes, args, results["machine"]["cpu_probe_s"]
-                )
+                results["span_c1"] = measure_span(stack, url, pngs, sizes, args)
             stack.close()  # stop our stack before the references so they do not share CPU
 
             if not args.no_echo:

@@ -195,25 +195,20 @@ async def paired_span(
     block: int,
     warmup: int,
     timeout_s: float,
-    cpu_probe: Callable[[], float] | None = None,
-) -> tuple[list[dict], list[float], list[float]]:
+) -> tuple[list[dict], list[float]]:
     """C=1 against the device and the echo chain in alternating blocks: ``rounds`` times
     ``block`` device requests (each a different sample, sent by a :class:`LightHttpClient`),
     then ``block`` echo calls (grpc.aio), the first ``warmup`` of every block dropped. Both
     chains see the same machine, so a ratio of their latencies does not drift with it.
-    ``cpu_probe()`` (seconds of a fixed workload) runs once a round. Returns (device
-    records, echo latencies s, probe times s)."""
+    Returns (device records, echo latencies s)."""
     device_records: list[dict] = []
     echo_latencies: list[float] = []
-    probes: list[float] = []
     client = LightHttpClient(url, timeout_s)
     try:
         async with grpc.aio.insecure_channel(echo_target) as channel:
             one = light_device_caller(client, samples)
             call = channel.unary_unary(echo_method)
             for r in range(rounds):
-                if cpu_probe is not None:
-                    probes.append(cpu_probe())
                 for i in range(block):
                     record = await one(r * block + i)
                     if i >= warmup:
@@ -225,7 +220,7 @@ async def paired_span(
                         echo_latencies.append(time.perf_counter() - t0)
     finally:
         await client.close()
-    return device_records, echo_latencies, probes
+    return device_records, echo_latencies
 
 
 async def grpc_level(

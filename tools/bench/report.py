@@ -10,10 +10,6 @@ import numpy as np
 
 from tools.bench.stats import PERCENTILES, STAGE_KEYS
 
-# a paired C=1 measurement is flagged when the machine's speed for CPU-bound work during it
-# (tools.bench.stats.cpu_probe_s) left this band around the run's start
-SPEED_NORMAL = (0.8, 1.25)
-
 
 def _ms(v: float | None) -> str:
     return "-" if v is None else f"{v * 1e3:.2f}"
@@ -25,10 +21,6 @@ def _acc(v):
 
 def _x(v):
     return "-" if v is None else f"{v:.1f}x"
-
-
-def _speed(v):
-    return "-" if v is None else f"{v:.2f}x"
 
 
 def _us(v):
@@ -162,16 +154,11 @@ def span_figures(results: dict) -> tuple[tuple[float, float, float] | None, str,
     measurement when the run made one (drift-free), else the sweep's C=1 levels."""
     sweep = results["sweep"]
     levels = _device_span_ratio(_by_concurrency(sweep, "ours"), _by_concurrency(sweep, "echo"))
-    span = results.get("span_c1")
-    paired = _paired_span_ratio(span)
+    paired = _paired_span_ratio(results.get("span_c1"))
     if paired is not None:
         other = (
             f"; sweep levels one after the other: {levels[0] / levels[1]:.2f}x" if levels else ""
         )
-        speed = span.get("machine_speed")
-        if speed is not None and not SPEED_NORMAL[0] <= speed <= SPEED_NORMAL[1]:
-            other += (f"; the machine ran CPU-bound work at {speed:.2f}x its speed at the start "
-                      "of the run, which moves this ratio: compare with care")  # fmt: skip
         return paired, "paired blocks", other
     return levels, "sweep levels", ""
 
@@ -297,9 +284,7 @@ def render_tables(results: dict) -> str:
         parts += [
             "### Device span at C=1, paired with the echo chain\n",
             f"Method: {span['method']}; {span['requests']} device requests "
-            f"({span['errors']} errors), {span['echo_calls']} echo calls; the machine ran "
-            f"CPU-bound work at {_speed(span.get('machine_speed'))} its speed at the run's "
-            "start (tools.bench.stats.cpu_probe_s).\n",
+            f"({span['errors']} errors), {span['echo_calls']} echo calls.\n",
             "| figure | p50 ms | p99 ms |", "|---|---|---|",
             f"| echo chain (2 hops) | {_ms(echo_s['p50'])} | {_ms(echo_s['p99'])} |",
         ] + [

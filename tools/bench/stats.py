@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -14,21 +13,6 @@ STAGE_KEYS = (
     "preprocess", "encode", "device_to_channel", "channel", "channel_to_edge", "edge_queue",
     "decode", "edge_total", "channel_total", "rpc", "total",
 )  # fmt: skip
-
-
-def cpu_probe_s(repeats: int = 21) -> float:
-    """Median seconds of a fixed pure-Python workload (about 1 ms): how fast this machine
-    runs CPU-bound work right now. A VM can slow such work by 2x for minutes while mostly
-    waiting code (an echo chain) barely changes; the bench times it at the start and during
-    the paired C=1 measurement, and says when they differ."""
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        total = 0
-        for i in range(20_000):
-            total += i * i
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def percentiles(values: Sequence[float | None]) -> dict[str, float | None]:
