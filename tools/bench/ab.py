@@ -25,19 +25,17 @@ import argparse
 import asyncio
 import json
 import sys
-import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
-import grpc
 import numpy as np
 
 from device.client import png_bytes
 from device.idx import load_test_set
 from tools.bench import echo
 from tools.bench.cli import resolve_model, start_echo_chain
-from tools.bench.load import LightHttpClient, light_device_caller
+from tools.bench.load import paired_blocks
 from tools.stack import PYTHON, REPO, Stack, repo_relative
 
 STAGES = ("total", "preprocess", "encode", "device_to_channel", "channel", "channel_to_edge",
@@ -79,33 +77,6 @@ def parse_variant(text: str) -> tuple[str, Path, frozenset[str]]:
     return name, path, services
 
 
-async def run_blocks(urls: dict[str, str], target: str, samples, rounds: int, block: int):
-    """(device records per variant, echo latencies s), in alternating blocks."""
-    warmup = max(1, block // 10)
-    clients = {name: LightHttpClient(url, 10.0) for name, url in urls.items()}
-    records: dict[str, list[dict]] = {name: [] for name in urls}
-    echo_s: list[float] = []
-    try:
-        async with grpc.aio.insecure_channel(target) as channel:
-            call = channel.unary_unary(echo.ECHO_METHOD)
-            callers = {name: light_device_caller(c, samples) for name, c in clients.items()}
-            for r in range(rounds):
-                for name, one in callers.items():
-                    for i in range(block):
-                        record = await one(r * block + i)
-                        if i >= warmup:
-                            records[name].append(record)
-                for i in range(block):
-                    t0 = time.perf_counter()
-                    await call(bytes(353), timeout=10.0)
-                    if i >= warmup:
-                        echo_s.append(time.perf_counter() - t0)
-    finally:
-        for client in clients.values():
-            await client.close()
-    return records, echo_s
-
-
 def summarise(records: list[dict], echo_p50: float) -> dict:
     ok = [r for r in records if r["ok"]]
     p50 = {k: float(np.median([r["stages"].get(k) or 0.0 for r in ok])) for k in STAGES}
@@ -142,7 +113,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             urls[name] = live.url
             print(f"{name}: {repo_relative(checkout)}, bare: {sorted(bare) or '-'}", flush=True)
         target = start_echo_chain(stack, 228)
-        records, echo_s = asyncio.run(run_blocks(urls, target, samples, args.rounds, args.block))
+        records, echo_s = asyncio.run(
+            paired_blocks(urls, target, echo.ECHO_METHOD, samples, bytes(353), args.rounds,
+                          args.block, max(1, args.block // 10), 10.0)
+        )  # fmt: skip
     echo_p50 = float(np.median(echo_s))
     rows = {name: summarise(recs, echo_p50) for name, recs in records.items()}
     print(f"echo chain p50 {echo_p50 * 1e3:.3f} ms ({len(echo_s)} calls)")

@@ -29,7 +29,7 @@ from tools.bench.load import (
     device_level,
     grpc_level,
     paced_device_probe,
-    paired_span,
+    paired_blocks,
 )
 from tools.bench.report import (
     _ms,
@@ -55,7 +55,7 @@ DEFAULT_BAUD = 9600.0
 # would make it two requests in flight): this many sequential requests, at most this long
 PROBE_ALONE_N, PROBE_ALONE_S = 300, 3.0
 # the C=1 device span against the echo chain: alternating blocks of this many calls, the
-# first SPAN_WARMUP of each dropped (see tools.bench.load.paired_span)
+# first SPAN_WARMUP of each dropped (see tools.bench.load.paired_blocks)
 SPAN_BLOCK, SPAN_WARMUP = 100, 10
 MANIFEST = "manifest.json"
 # looked for in this order when --model is not given; the first is trained when none exists
@@ -186,13 +186,15 @@ def start_echo_chain(stack: ExitStack, reply_bytes: int) -> str:
 
 
 def measure_span(stack: ExitStack, url: str, pngs, sizes: dict, args) -> dict:
-    """The C=1 device span and the echo chain in alternating blocks (paired_span): the
+    """The C=1 device span and the echo chain in alternating blocks (paired_blocks): the
     figures of the C=1 span target, free of the machine's drift between sweep levels."""
     target = start_echo_chain(stack, sizes["reply_bytes"])
-    records, echo_s = asyncio.run(
-        paired_span(url, target, echo.ECHO_METHOD, pngs, bytes(sizes["request_bytes"]),
-                    args.span_rounds, SPAN_BLOCK, SPAN_WARMUP, args.timeout_s)
+    by_name, echo_s = asyncio.run(
+        paired_blocks({"ours": url}, target, echo.ECHO_METHOD, pngs,
+                      bytes(sizes["request_bytes"]), args.span_rounds, SPAN_BLOCK, SPAN_WARMUP,
+                      args.timeout_s)
     )  # fmt: skip
+    records = by_name["ours"]
     ok = [r for r in records if r["ok"]]
     span = {
         "method": f"alternating blocks of {SPAN_BLOCK} device requests ({LIGHT_HTTP}) and "

@@ -185,8 +185,8 @@ def light_device_caller(client: LightHttpClient, samples: Sequence[tuple[bytes, 
     return one
 
 
-async def paired_span(
-    url: str,
+async def paired_blocks(
+    urls: dict[str, str],
     echo_target: str,
     echo_method: str,
     samples,
@@ -195,32 +195,35 @@ async def paired_span(
     block: int,
     warmup: int,
     timeout_s: float,
-) -> tuple[list[dict], list[float]]:
-    """C=1 against the device and the echo chain in alternating blocks: ``rounds`` times
-    ``block`` device requests (each a different sample, sent by a :class:`LightHttpClient`),
-    then ``block`` echo calls (grpc.aio), the first ``warmup`` of every block dropped. Both
-    chains see the same machine, so a ratio of their latencies does not drift with it.
-    Returns (device records, echo latencies s)."""
-    device_records: list[dict] = []
+) -> tuple[dict[str, list[dict]], list[float]]:
+    """C=1 against each device of ``urls`` (name -> base URL) and the echo chain in
+    alternating blocks: ``rounds`` times, ``block`` requests to every device in turn (each
+    a different sample, sent by a :class:`LightHttpClient`), then ``block`` echo calls
+    (grpc.aio), the first ``warmup`` of every block dropped. All chains see the same
+    machine, so ratios of their latencies do not drift with it. Returns (device records
+    by name, echo latencies s)."""
+    clients = {name: LightHttpClient(url, timeout_s) for name, url in urls.items()}
+    records: dict[str, list[dict]] = {name: [] for name in urls}
     echo_latencies: list[float] = []
-    client = LightHttpClient(url, timeout_s)
     try:
         async with grpc.aio.insecure_channel(echo_target) as channel:
-            one = light_device_caller(client, samples)
+            callers = {name: light_device_caller(c, samples) for name, c in clients.items()}
             call = channel.unary_unary(echo_method)
             for r in range(rounds):
-                for i in range(block):
-                    record = await one(r * block + i)
-                    if i >= warmup:
-                        device_records.append(record)
+                for name, one in callers.items():
+                    for i in range(block):
+                        record = await one(r * block + i)
+                        if i >= warmup:
+                            records[name].append(record)
                 for i in range(block):
                     t0 = time.perf_counter()
                     await call(echo_payload, timeout=timeout_s)
                     if i >= warmup:
                         echo_latencies.append(time.perf_counter() - t0)
     finally:
-        await client.close()
-    return device_records, echo_latencies
+        for client in clients.values():
+            await client.close()
+    return records, echo_latencies
 
 
 async def grpc_level(
