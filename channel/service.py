@@ -193,7 +193,8 @@ class ChannelService:
 
     def corrupt(self, transmission: pb.Transmission) -> pb.Transmission:
         """The transmission as the edge receives it: noisy symbols, pilots, applied PSNR
-        (analog), or the coded bytes through a digital link (see :meth:`carry_digital`)."""
+        (analog; ``transmission`` itself, changed in place), or the coded bytes through a
+        digital link (a copy, see :meth:`carry_digital`)."""
         psnr_db = self.link_psnr_db(transmission)
         mode = self.links.mode
         if mode != "analog":
@@ -202,10 +203,8 @@ class ChannelService:
         with self._lock:
             received = awgn(symbols, psnr_db, self._rng)
             pilots = awgn(pilot_symbols(self.pilots), psnr_db, self._rng) if self.pilots else None
-        out = pb.Transmission()
-        out.CopyFrom(transmission)
-        del out.symbols[:]
-        out.symbols.extend(received.tolist())
+        out = transmission  # completed in place: the request is this call's own message
+        out.symbols[:] = received.tolist()
         del out.pilots_received[:]
         if pilots is not None:
             out.pilots_received.extend(pilots.tolist())
@@ -354,11 +353,11 @@ class ChannelService:
         out = reply
         timings = out.timings
         edge_total_s = timings.edge_total_s
-        if transmission.HasField("timings"):  # the device's stages, unless the edge set them
-            merged = pb.Timings()
-            merged.CopyFrom(transmission.timings)
-            merged.MergeFrom(timings)
-            timings.CopyFrom(merged)
+        device = transmission.timings  # the device's two stages, unless the edge set them
+        if not timings.preprocess_s:
+            timings.preprocess_s = device.preprocess_s
+        if not timings.encode_s:
+            timings.encode_s = device.encode_s
         timings.airtime_s = airtime_s
         timings.channel_to_edge_s = max(rpc_s - edge_total_s, 0.0)
         out.n_symbols = n_symbols
@@ -374,19 +373,24 @@ class ChannelService:
         csi.n_pilots = self.pilots
         csi.baud = self.baud
         self.links.fill_state(csi, received.psnr_db)
-        metrics = self.metrics
-        metrics.symbols.inc(n_symbols)
-        metrics.count_edge_reply(out.replica_id)
-        if self.pilots and received.link_mode == "analog":
-            metrics.pilot_symbols.inc(self.pilots)
         end = time.perf_counter()
         timings.channel_s = sent.own_s + (end - after)
         timings.channel_total_s = end - sent.start
+        self.metrics.later(self._record_reply, out.replica_id, n_symbols,
+                           received.link_mode == "analog", timings)  # fmt: skip
+        return out
+
+    def _record_reply(self, replica_id: str, n_symbols: int, analog: bool, timings) -> None:
+        """A reply's metrics (after it is sent: :meth:`ServiceMetrics.later`)."""
+        metrics = self.metrics
+        metrics.symbols.inc(n_symbols)
+        metrics.count_edge_reply(replica_id)
+        if self.pilots and analog:
+            metrics.pilot_symbols.inc(self.pilots)
         metrics.observe_stage("channel", timings.channel_s)
-        metrics.observe_stage("airtime", airtime_s)
+        metrics.observe_stage("airtime", timings.airtime_s)
         metrics.observe_stage("channel_to_edge", timings.channel_to_edge_s)
         metrics.observe_stage("total", timings.channel_total_s)
-        return out
 
     def _map_edge_error(self, exc: grpc.RpcError, timeout_s: float) -> ServiceError:
         code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN

@@ -267,7 +267,7 @@ class DeviceService:
             "rpc": rpc_s,
             "total": total_s,
         }
-        self._observe(result)
+        self.metrics.later(self._observe, result)  # after the reply is on its way
         return result
 
     def _reply_to_dict(self, reply, knobs, decision: SnrDecision, sent, request_id) -> dict:

@@ -419,10 +419,13 @@ class EdgeDecoder:
         timings.edge_queue_s = result.queue_s
         timings.decode_s = result.run_s
         timings.edge_total_s = time.perf_counter() - start
+        self.metrics.later(self._record_stages, timings)  # after the reply is sent
+        return reply
+
+    def _record_stages(self, timings: pb.Timings) -> None:
         for stage, value in (
             ("queue", timings.edge_queue_s),
             ("decode", timings.decode_s),
             ("total", timings.edge_total_s),
         ):
             self.metrics.observe_stage(stage, value)
-        return reply

@@ -131,7 +131,8 @@ class ServiceMethods:
                     await context.abort(code, f"internal error: {type(exc).__name__}")
                 raise
             finally:
-                metrics.observe_request(method, code.name, time.perf_counter() - start)
+                elapsed = time.perf_counter() - start
+                metrics.later(metrics.observe_request, method, code.name, elapsed)
 
         return grpc.unary_unary_rpc_method_handler(
             call,

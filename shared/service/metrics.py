@@ -14,6 +14,8 @@ registry, so tests can build many.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -59,6 +61,18 @@ class ServiceMetrics:
         self._stages: dict[str, Any] = {}
 
     # -- recording -----------------------------------------------------------------------
+    @staticmethod
+    def later(record: Callable[..., None], *args: Any) -> None:
+        """``record(*args)`` on the event loop's next turn, after the reply being built is on
+        its way, so bookkeeping stays off the request's critical path (docs/SERVING.md); at
+        once when no event loop runs in this thread."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            record(*args)
+            return
+        loop.call_soon(record, *args)
+
     def count_request(self, method: str, code: str) -> None:
         """One more ``method`` answered with ``code`` (e.g. an item of a batch call)."""
         count = self._request_counts.get((method, code))

@@ -356,3 +356,16 @@ def test_an_oversized_batch_is_refused_whole() -> None:
             service.transmit_batch(batch_of(*[f"r{i}" for i in range(MAX_BATCH_ITEMS + 1)]))
         )
     assert failed.value.code == grpc.StatusCode.INVALID_ARGUMENT and edge.batches == []
+
+
+def test_reply_metrics_are_recorded_after_the_reply_is_returned() -> None:
+    service = ChannelService(EchoEdge(), seed=0)
+    symbols = service.metrics.symbols
+
+    async def transmit_and_count() -> tuple[float, float]:
+        await service.transmit(transmission([0.5, -0.5, 0.25]))
+        right_after = symbols._value.get()
+        await asyncio.sleep(0)  # the loop's next turn
+        return right_after, symbols._value.get()
+
+    assert asyncio.run(transmit_and_count()) == (0.0, 3.0)

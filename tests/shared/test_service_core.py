@@ -157,3 +157,18 @@ def test_a_service_registering_only_a_generic_handler_is_refused() -> None:
         server.add_generic_rpc_handlers((handler,))
 
     asyncio.run(build(other_service))
+
+
+def test_later_records_at_once_outside_a_loop_and_after_the_current_step_inside_one() -> None:
+    seen: list[int] = []
+    ServiceMetrics.later(seen.append, 1)
+    assert seen == [1]
+
+    async def reply_then_record() -> list[int]:
+        ServiceMetrics.later(seen.append, 2)
+        before = list(seen)  # the reply is built and returned before the bookkeeping runs
+        await asyncio.sleep(0)
+        return before
+
+    assert asyncio.run(reply_then_record()) == [1]
+    assert seen == [1, 2]
