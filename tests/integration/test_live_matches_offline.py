@@ -97,7 +97,8 @@ def test_live_answers_equal_the_offline_path_image_by_image(model, request):
     gap = float(np.max(np.abs(live - offline)))
     disagree = int(np.sum(live_labels != offline_labels))
     print(f"{model}: accuracy live {live_accuracy:.4f}, offline {offline_accuracy:.4f} "
-          f"(n={N_IMAGES}); labels differ on {disagree}; max |p_live - p_offline| {gap:.2e}")  # fmt: skip
+          f"(n={N_IMAGES}); labels differ on {disagree}; max |p_live - p_offline| "
+          f"{gap:.2e}")  # fmt: skip
     assert abs(live_accuracy - offline_accuracy) <= 0.005  # issue 9: within 0.5 points
     assert disagree <= 1  # a near-tie may flip with float order in a batch of 1 vs 1,000
     assert gap <= 1e-3

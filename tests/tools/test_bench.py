@@ -119,12 +119,21 @@ def test_bench_tiny_sweep(quick_model_dir, tmp_path):
     assert span["requests"] == span["echo_calls"] == 2 * (100 - 10) and span["errors"] == 0
     assert 0 < span["echo_s"]["p50"] <= span["echo_s"]["p99"]
     assert 0 < span["stages_s"]["total"]["p50"] <= span["http_s"]["p50"]
+    probe = span["cache_probe"]  # one cache probe after each round
+    assert len(probe["per_round"]) == 2 and all(v > 0 for v in probe["per_round"])
+    quiet_rounds = sum(v <= probe["quiet_max"] for v in probe["per_round"])
+    if quiet_rounds:  # the quiet rounds' figures: their share of the records
+        assert span["quiet"]["rounds"] == quiet_rounds
+        assert span["quiet"]["requests"] == quiet_rounds * (100 - 10)
+    else:
+        assert "quiet" not in span
     targets = [t["target"] for t in results["targets"]]
     assert len(targets) == 8, targets  # issue 5's four and issue 9's four
     span_target = next(
         t for t in results["targets"] if t["target"].startswith("device-span p50 at C=1 <= 1.5")
     )
     assert "paired blocks" in span_target["value"] and "sweep levels" in span_target["value"]
+    assert "cache probe p50" in span_target["value"]
     assert all(isinstance(t["met"], bool) for t in results["targets"])
 
     with open(out / "sweep.csv") as fh:

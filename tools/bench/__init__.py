@@ -32,7 +32,10 @@ What one run measures (all latencies in seconds in the JSON, milliseconds in the
 6. **span_c1**: the C=1 device span paired with the echo chain (when C=1 is in the sweep):
    after the sweep, with our stack still up, ``--span-rounds`` rounds of 100 device
    requests (a light HTTP/1.1 client) and 100 echo calls in turn, the first 10 of each
-   block dropped, so both see the same machine. The C=1 span targets use it.
+   block dropped, so both see the same machine. The C=1 span targets use it. A cache probe
+   after every round (:mod:`tools.bench.contention`) tells quiet rounds from rounds when
+   something outside the stack evicted the shared cache; ``span_c1["quiet"]`` has the
+   quiet rounds' figures, reported beside those of all rounds.
 
 The gRPC chains (echo, edge-only) are always driven by the Python grpc.aio generator. Every
 sweep row names its ``generator``; ``results.json`` has ``generator: {http, grpc}``.

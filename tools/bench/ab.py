@@ -16,7 +16,9 @@ stacks still differ by up to 0.05 ms p50 (where their processes land), so compar
 differences larger than that, or give each variant two stacks.
 
 Prints, per variant, the device span p50 and its ratio to (echo + encode + decode) p50, with
-every stage p50 (ms); ``--out FILE`` writes them as JSON.
+every stage p50 (ms), and the median of the cache probe run after every round
+(:mod:`tools.bench.contention`: near 1.0 when nothing outside evicts the cache; compare
+runs only when it is); ``--out FILE`` writes them as JSON.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from device.client import png_bytes
 from device.idx import load_test_set
 from tools.bench import echo
 from tools.bench.cli import resolve_model, start_echo_chain
+from tools.bench.contention import cache_probe
 from tools.bench.load import paired_blocks
 from tools.stack import PYTHON, REPO, Stack, repo_relative
 
@@ -113,13 +116,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             urls[name] = live.url
             print(f"{name}: {repo_relative(checkout)}, bare: {sorted(bare) or '-'}", flush=True)
         target = start_echo_chain(stack, 228)
-        records, echo_s = asyncio.run(
+        run = asyncio.run(
             paired_blocks(urls, target, echo.ECHO_METHOD, samples, bytes(353), args.rounds,
-                          args.block, max(1, args.block // 10), 10.0)
+                          args.block, max(1, args.block // 10), 10.0,
+                          probe=lambda: cache_probe().ratio)
         )  # fmt: skip
-    echo_p50 = float(np.median(echo_s))
-    rows = {name: summarise(recs, echo_p50) for name, recs in records.items()}
-    print(f"echo chain p50 {echo_p50 * 1e3:.3f} ms ({len(echo_s)} calls)")
+    echo_p50 = float(np.median(run.echo_s))
+    rows = {name: summarise(recs, echo_p50) for name, recs in run.records.items()}
+    probe_p50 = float(np.median(run.probes))
+    print(
+        f"echo chain p50 {echo_p50 * 1e3:.3f} ms ({len(run.echo_s)} calls); cache probe p50 "
+        f"{probe_p50:.2f} (tools.bench.contention: 1.0-1.1 quiet, 2+ contended)"
+    )
     for name, row in rows.items():
         stages = " ".join(f"{k} {v * 1e3:.3f}" for k, v in row["p50_s"].items())
         print(f"{name:>14}: ratio {row['ratio']:.3f} | {stages} (ms p50, {row['errors']} errors)")
@@ -129,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "variants": {name: {"checkout": repo_relative(c), "bare": sorted(b)}
                          for name, c, b in args.variant},
             "rounds": args.rounds, "block": args.block, "echo_p50_s": echo_p50,
+            "cache_probe": {"p50": probe_p50, "per_round": run.probes},
             "results": rows,
         }, indent=2))  # fmt: skip
     return 0

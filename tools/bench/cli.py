@@ -21,6 +21,7 @@ import numpy as np
 from device.client import png_bytes
 from device.idx import load_test_set
 from tools.bench import echo
+from tools.bench.contention import PROBE_MIB, PROBE_SLEEP_S, QUIET_MAX, cache_probe
 from tools.bench.hey import hey_level, hey_path, hey_version
 from tools.bench.load import (
     LIGHT_HTTP,
@@ -187,30 +188,56 @@ def start_echo_chain(stack: ExitStack, reply_bytes: int) -> str:
 
 def measure_span(stack: ExitStack, url: str, pngs, sizes: dict, args) -> dict:
     """The C=1 device span and the echo chain in alternating blocks (paired_blocks): the
-    figures of the C=1 span target, free of the machine's drift between sweep levels."""
+    figures of the C=1 span target, free of the machine's drift between sweep levels. A
+    cache probe after every round (tools.bench.contention) says which rounds were quiet;
+    their figures are reported beside those of all rounds."""
     target = start_echo_chain(stack, sizes["reply_bytes"])
-    by_name, echo_s = asyncio.run(
+    run = asyncio.run(
         paired_blocks({"ours": url}, target, echo.ECHO_METHOD, pngs,
                       bytes(sizes["request_bytes"]), args.span_rounds, SPAN_BLOCK, SPAN_WARMUP,
-                      args.timeout_s)
+                      args.timeout_s, probe=lambda: cache_probe().ratio)
     )  # fmt: skip
-    records = by_name["ours"]
-    ok = [r for r in records if r["ok"]]
+    records = run.records["ours"]
     span = {
         "method": f"alternating blocks of {SPAN_BLOCK} device requests ({LIGHT_HTTP}) and "
         f"{SPAN_BLOCK} echo calls ({PYTHON_GRPC}), C=1, first {SPAN_WARMUP} of each block "
         "dropped",
         "rounds": args.span_rounds,
+        **_span_block(records, run.echo_s),
+        "cache_probe": {
+            "what": f"a {PROBE_MIB} MiB array re-read after {PROBE_SLEEP_S * 1e3:g} ms asleep "
+            "over its immediate re-read, after every round (tools.bench.contention); about "
+            "1.0-1.1 when nothing outside the stack evicts the cache",
+            "quiet_max": QUIET_MAX,
+            "per_round": run.probes,
+            "p50": float(np.median(run.probes)) if run.probes else None,
+        },
+    }
+    quiet = {r for r, ratio in enumerate(run.probes) if ratio <= QUIET_MAX}
+    if quiet:
+        echo_quiet = [s for s, r in zip(run.echo_s, run.echo_rounds, strict=True) if r in quiet]
+        span["quiet"] = {
+            "rounds": len(quiet),
+            **_span_block([r for r in records if r["round"] in quiet], echo_quiet),
+        }
+    print(f"  span C=1 (paired): device span p50 {_ms(span['stages_s']['total']['p50'])} ms, "
+          f"echo p50 {_ms(span['echo_s']['p50'])} ms; cache probe p50 "
+          f"{span['cache_probe']['p50']:.2f}, quiet rounds {len(quiet)}/{args.span_rounds}",
+          flush=True)  # fmt: skip
+    return span
+
+
+def _span_block(records: list[dict], echo_s: list[float]) -> dict:
+    """Counts and percentiles of paired device records and echo latencies."""
+    ok = [r for r in records if r["ok"]]
+    return {
         "requests": len(records),
         "errors": len(records) - len(ok),
         "echo_calls": len(echo_s),
         "echo_s": percentiles(echo_s),
         "http_s": percentiles([r["latency_s"] for r in ok]),
-        **stage_summary(ok),
+        **(stage_summary(ok) if ok else {}),
     }
-    print(f"  span C=1 (paired): device span p50 {_ms(span['stages_s']['total']['p50'])} ms, "
-          f"echo p50 {_ms(span['echo_s']['p50'])} ms", flush=True)  # fmt: skip
-    return span
 
 
 def start_stack(stack: ExitStack, model_dir: Path, psnr_db: float, edge_flags=()) -> str:
@@ -339,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--span-rounds",
         type=int,
-        default=10,
+        default=20,
         help="rounds of the paired C=1 span measurement (blocks of "
         f"{SPAN_BLOCK} device requests and {SPAN_BLOCK} echo calls); 0 = off",
     )

@@ -8,6 +8,7 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import grpc
@@ -185,6 +186,17 @@ def light_device_caller(client: LightHttpClient, samples: Sequence[tuple[bytes, 
     return one
 
 
+@dataclass
+class PairedRun:
+    """What :func:`paired_blocks` measured: device records by name (each with its
+    ``round``), echo latencies (s) with the round of each, and one probe value per round."""
+
+    records: dict[str, list[dict]]
+    echo_s: list[float]
+    echo_rounds: list[int]
+    probes: list[float] = field(default_factory=list)
+
+
 async def paired_blocks(
     urls: dict[str, str],
     echo_target: str,
@@ -195,16 +207,17 @@ async def paired_blocks(
     block: int,
     warmup: int,
     timeout_s: float,
-) -> tuple[dict[str, list[dict]], list[float]]:
+    probe: Callable[[], float] | None = None,
+) -> PairedRun:
     """C=1 against each device of ``urls`` (name -> base URL) and the echo chain in
     alternating blocks: ``rounds`` times, ``block`` requests to every device in turn (each
     a different sample, sent by a :class:`LightHttpClient`), then ``block`` echo calls
     (grpc.aio), the first ``warmup`` of every block dropped. All chains see the same
-    machine, so ratios of their latencies do not drift with it. Returns (device records
-    by name, echo latencies s)."""
+    machine, so ratios of their latencies do not drift with it. ``probe()``, when given, runs
+    after every round with every chain idle (e.g. :func:`tools.bench.contention.cache_probe`)
+    and its value is kept per round."""
     clients = {name: LightHttpClient(url, timeout_s) for name, url in urls.items()}
-    records: dict[str, list[dict]] = {name: [] for name in urls}
-    echo_latencies: list[float] = []
+    run = PairedRun({name: [] for name in urls}, [], [])
     try:
         async with grpc.aio.insecure_channel(echo_target) as channel:
             callers = {name: light_device_caller(c, samples) for name, c in clients.items()}
@@ -214,16 +227,20 @@ async def paired_blocks(
                     for i in range(block):
                         record = await one(r * block + i)
                         if i >= warmup:
-                            records[name].append(record)
+                            record["round"] = r
+                            run.records[name].append(record)
                 for i in range(block):
                     t0 = time.perf_counter()
                     await call(echo_payload, timeout=timeout_s)
                     if i >= warmup:
-                        echo_latencies.append(time.perf_counter() - t0)
+                        run.echo_s.append(time.perf_counter() - t0)
+                        run.echo_rounds.append(r)
+                if probe is not None:
+                    run.probes.append(probe())
     finally:
         for client in clients.values():
             await client.close()
-    return records, echo_latencies
+    return run
 
 
 async def grpc_level(

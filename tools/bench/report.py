@@ -154,13 +154,29 @@ def span_figures(results: dict) -> tuple[tuple[float, float, float] | None, str,
     measurement when the run made one (drift-free), else the sweep's C=1 levels."""
     sweep = results["sweep"]
     levels = _device_span_ratio(_by_concurrency(sweep, "ours"), _by_concurrency(sweep, "echo"))
-    paired = _paired_span_ratio(results.get("span_c1"))
+    span = results.get("span_c1")
+    paired = _paired_span_ratio(span)
     if paired is not None:
         other = (
             f"; sweep levels one after the other: {levels[0] / levels[1]:.2f}x" if levels else ""
         )
+        other += _quiet_text(span)
         return paired, "paired blocks", other
     return levels, "sweep levels", ""
+
+
+def _quiet_text(span: dict) -> str:
+    """The cache probe's median and the ratio over the quiet rounds, as text (or "")."""
+    probe = span.get("cache_probe")
+    if not probe or probe.get("p50") is None:
+        return ""
+    text = f"; cache probe p50 {probe['p50']:.2f}"
+    quiet = _paired_span_ratio(span.get("quiet"))
+    n = len(probe["per_round"])
+    if quiet is None:
+        return text + f", no quiet round of {n} (probe <= {probe['quiet_max']:g})"
+    return (text + f", quiet rounds {span['quiet']['rounds']}/{n} (probe <= "
+            f"{probe['quiet_max']:g}): {quiet[0] / quiet[1]:.2f}x")  # fmt: skip
 
 
 def issue9_targets(
@@ -202,6 +218,36 @@ def issue9_targets(
                                  f"({total / bound:.2f}x, {how}{other})",
                         "met": total <= 1.5 * bound})  # fmt: skip
     return targets
+
+
+def _paired_span_lines(span: dict) -> list[str]:
+    """The paired C=1 section of tables.md: all rounds, and the quiet rounds when any."""
+    quiet = span.get("quiet") if span.get("quiet", {}).get("stages_s") else None
+    probe = span.get("cache_probe")
+    lines = [
+        "### Device span at C=1, paired with the echo chain\n",
+        f"Method: {span['method']}; {span['requests']} device requests "
+        f"({span['errors']} errors), {span['echo_calls']} echo calls.\n",
+    ]
+    if probe and probe.get("p50") is not None:
+        rounds = ", ".join(f"{v:.2f}" for v in probe["per_round"])
+        lines.append(f"Cache probe after each round ({probe['what']}): {rounds}; quiet rounds "
+                     f"(<= {probe['quiet_max']:g}): {quiet['rounds'] if quiet else 0} of "
+                     f"{len(probe['per_round'])}.\n")  # fmt: skip
+
+    def cells(block: dict, key: str | None) -> str:
+        got = block["echo_s"] if key is None else (
+            block["http_s"] if key == "http" else block["stages_s"][key])  # fmt: skip
+        return f"{_ms(got['p50'])} | {_ms(got['p99'])}"
+
+    head = "| figure | p50 ms | p99 ms |" + (" quiet p50 ms | quiet p99 ms |" if quiet else "")
+    lines += [head, "|---|---|---|" + ("---|---|" if quiet else "")]
+    rows = [("echo chain (2 hops)", None), *((k, k) for k in STAGE_KEYS),
+            ("HTTP round trip", "http")]  # fmt: skip
+    for label, key in rows:
+        lines.append(f"| {label} | {cells(span, key)} |"
+                     + (f" {cells(quiet, key)} |" if quiet else ""))  # fmt: skip
+    return lines + [""]
 
 
 def wire_comparison(results: dict, model: dict, baud: float) -> dict:
@@ -280,19 +326,7 @@ def render_tables(results: dict) -> str:
     parts += ratio_lines + [""]
     span = results.get("span_c1")
     if span and "stages_s" in span:
-        st, echo_s = span["stages_s"], span["echo_s"]
-        parts += [
-            "### Device span at C=1, paired with the echo chain\n",
-            f"Method: {span['method']}; {span['requests']} device requests "
-            f"({span['errors']} errors), {span['echo_calls']} echo calls.\n",
-            "| figure | p50 ms | p99 ms |", "|---|---|---|",
-            f"| echo chain (2 hops) | {_ms(echo_s['p50'])} | {_ms(echo_s['p99'])} |",
-        ] + [
-            f"| {key} | {_ms(st[key]['p50'])} | {_ms(st[key]['p99'])} |" for key in STAGE_KEYS
-        ] + [
-            f"| HTTP round trip | {_ms(span['http_s']['p50'])} | {_ms(span['http_s']['p99'])} |",
-            "",
-        ]  # fmt: skip
+        parts += _paired_span_lines(span)
     w = results.get("wire")
     if w:
         parts += [
