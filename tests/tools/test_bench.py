@@ -121,6 +121,8 @@ def test_bench_tiny_sweep(quick_model_dir, tmp_path):
     assert 0 < span["stages_s"]["total"]["p50"] <= span["http_s"]["p50"]
     probe = span["cache_probe"]  # one cache probe after each round
     assert len(probe["per_round"]) == 2 and all(v > 0 for v in probe["per_round"])
+    assert [r["probe"] for r in span["per_round"]] == probe["per_round"]
+    assert all(0 < r["echo_p50_s"] < r["device_span_p50_s"] for r in span["per_round"])
     quiet_rounds = sum(v <= probe["quiet_max"] for v in probe["per_round"])
     if quiet_rounds:  # the quiet rounds' figures: their share of the records
         assert span["quiet"]["rounds"] == quiet_rounds

@@ -32,7 +32,7 @@ def _block(total_ms: float, echo_ms: float) -> dict:
 def test_target_text_and_tables_show_the_quiet_rounds_beside_all_rounds() -> None:
     span = {"method": "m", "rounds": 3, **_block(2.4, 0.9),
             "cache_probe": {"what": "w", "quiet_max": QUIET_MAX, "per_round": [1.05, 2.3, 1.1],
-                            "p50": 1.1},
+                            "p50": 1.1, "span_correlation": 0.93},
             "quiet": {"rounds": 2, **_block(1.6, 0.85)}}  # fmt: skip
     figures, how, other = span_figures({"sweep": [], "span_c1": span})
     assert how == "paired blocks"
@@ -40,6 +40,7 @@ def test_target_text_and_tables_show_the_quiet_rounds_beside_all_rounds() -> Non
     assert "quiet rounds 2/3" in other and f"{1.6 / 1.25:.2f}x" in other
     lines = _paired_span_lines(span)
     assert any("quiet p50 ms" in line for line in lines)
+    assert any("device span p50: 0.93" in line for line in lines)
     assert any(line.startswith("| total | 2.40 |") and "1.60" in line for line in lines)
 
     del span["quiet"]

@@ -213,6 +213,10 @@ def measure_span(stack: ExitStack, url: str, pngs, sizes: dict, args) -> dict:
             "p50": float(np.median(run.probes)) if run.probes else None,
         },
     }
+    span["per_round"] = _per_round(records, run)
+    if len(span["per_round"]) >= 5:
+        spans = [r["device_span_p50_s"] for r in span["per_round"]]
+        span["cache_probe"]["span_correlation"] = float(np.corrcoef(run.probes, spans)[0, 1])
     quiet = {r for r, ratio in enumerate(run.probes) if ratio <= QUIET_MAX}
     if quiet:
         echo_quiet = [s for s, r in zip(run.echo_s, run.echo_rounds, strict=True) if r in quiet]
@@ -225,6 +229,18 @@ def measure_span(stack: ExitStack, url: str, pngs, sizes: dict, args) -> dict:
           f"{span['cache_probe']['p50']:.2f}, quiet rounds {len(quiet)}/{args.span_rounds}",
           flush=True)  # fmt: skip
     return span
+
+
+def _per_round(records: list[dict], run) -> list[dict]:
+    """Each round's cache probe, device span p50 and echo p50 (s)."""
+    rows = []
+    for r, probe in enumerate(run.probes):
+        spans = [x["stages"]["total"] for x in records if x["round"] == r and x["ok"]]
+        echo_s = [s for s, er in zip(run.echo_s, run.echo_rounds, strict=True) if er == r]
+        if spans and echo_s:
+            rows.append({"probe": probe, "device_span_p50_s": float(np.median(spans)),
+                         "echo_p50_s": float(np.median(echo_s))})  # fmt: skip
+    return rows
 
 
 def _span_block(records: list[dict], echo_s: list[float]) -> dict:

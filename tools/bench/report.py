@@ -231,9 +231,12 @@ def _paired_span_lines(span: dict) -> list[str]:
     ]
     if probe and probe.get("p50") is not None:
         rounds = ", ".join(f"{v:.2f}" for v in probe["per_round"])
+        corr = probe.get("span_correlation")
+        corr = "" if corr is None else (
+            f"; correlation of the probe with the round's device span p50: {corr:.2f}")  # fmt: skip
         lines.append(f"Cache probe after each round ({probe['what']}): {rounds}; quiet rounds "
                      f"(<= {probe['quiet_max']:g}): {quiet['rounds'] if quiet else 0} of "
-                     f"{len(probe['per_round'])}.\n")  # fmt: skip
+                     f"{len(probe['per_round'])}{corr}.\n")  # fmt: skip
 
     def cells(block: dict, key: str | None) -> str:
         got = block["echo_s"] if key is None else (
