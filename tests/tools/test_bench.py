@@ -89,6 +89,9 @@ def test_bench_tiny_sweep(quick_model_dir, tmp_path):
     results = _run_bench(out, quick_model_dir, "--generator", "python")
 
     assert results["generator"] == {"http": "python-httpx", "grpc": "python-grpc.aio"}
+    code = results["code"]  # which code ran: a commit, or None outside a git checkout
+    assert code["commit"] is None or len(code["commit"]) == 40
+    assert results["started_utc"].endswith("Z")
     rows = {(r["kind"], r["concurrency"]): r for r in results["sweep"]}
     assert set(rows) == {(k, c) for k in ("ours", "echo", "edge-only") for c in (1, 2)}
     for (kind, _), row in rows.items():

@@ -398,6 +398,22 @@ def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
+def code_version() -> dict:
+    """The checkout's commit and whether it has uncommitted changes (None outside git)."""
+
+    def git(*argv: str) -> str | None:
+        try:
+            done = subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True,
+                                  timeout=10)  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return done.stdout.strip() if done.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
 def run_bench(args: argparse.Namespace) -> dict:
     model_dir = resolve_model(args.model, not args.no_train, args.data_dir)
     images, labels = load_test_set(args.data_dir, args.samples)
@@ -412,6 +428,8 @@ def run_bench(args: argparse.Namespace) -> dict:
             "cpus": _cpus(),
             "platform": platform.platform(),
         },
+        "code": code_version(),
+        "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "generator": {"http": http_load.name, "grpc": PYTHON_GRPC},
         "sweep": [],
     }
