@@ -116,6 +116,11 @@ def test_bench_tiny_sweep(quick_model_dir, tmp_path):
     assert wire["bits_ratio"] == pytest.approx(784 * 8 / (wire["ours_symbols"] * bits))
     assert wire["airtime_ratio"] == pytest.approx((784 * 8 / bits) / wire["ours_symbols"])
     assert wire["ours_airtime_s"] == pytest.approx(wire["ours_symbols"] / 9600)
+    # our accuracy from the paired span's 180 replies (different images), not the sweep's
+    assert wire["ours_accuracy_from"] == "paired C=1 span"
+    assert wire["ours_accuracy_replies"] == 2 * (100 - 10)
+    assert wire["ours_accuracy"] == results["span_c1"]["accuracy"]
+    assert wire["edge_only_replies"] > 0
     enc = results["encoder"]
     assert enc["ort_p50_s"] > 0 and enc["torch_p50_s"] > 0
     span = results["span_c1"]  # C=1 paired with the echo chain: 2 rounds of 100 + 100

@@ -74,3 +74,21 @@ def test_a_file_that_is_not_a_bench_result_is_a_usage_error(tmp_path) -> None:
     with pytest.raises(SystemExit) as exc:
         main([str(bad)])
     assert exc.value.code == 2
+
+
+def test_wire_accuracy_comes_from_the_paired_span_when_the_run_has_one() -> None:
+    from tools.bench.report import wire_comparison
+
+    model = {"bits": 4, "input_shape": [1, 28, 28]}
+    sweep = [
+        {"kind": "ours", "requests": 5000, "errors": 0, "accuracy": 0.80,
+         "mean_bits": 256, "mean_symbols": 64},
+        {"kind": "edge-only", "requests": 3000, "errors": 0, "accuracy": 0.88},
+    ]  # fmt: skip
+    span = {"accuracy": 0.885, "accuracy_n": 1800}
+    wire = wire_comparison({"sweep": sweep, "span_c1": span}, model, 9600.0)
+    assert (wire["ours_accuracy"], wire["ours_accuracy_replies"]) == (0.885, 1800)
+    assert wire["ours_accuracy_from"] == "paired C=1 span"
+    assert wire["edge_only_replies"] == 3000
+    wire = wire_comparison({"sweep": sweep}, model, 9600.0)  # no paired span: the sweep's
+    assert (wire["ours_accuracy"], wire["ours_accuracy_from"]) == (0.80, "sweep levels")

@@ -249,6 +249,8 @@ def _span_block(records: list[dict], echo_s: list[float]) -> dict:
     return {
         "requests": len(records),
         "errors": len(records) - len(ok),
+        "accuracy": float(np.mean([r["correct"] for r in ok])) if ok else None,
+        "accuracy_n": len(ok),
         "echo_calls": len(echo_s),
         "echo_s": percentiles(echo_s),
         "http_s": percentiles([r["latency_s"] for r in ok]),
