@@ -47,12 +47,12 @@ SERVICES = ("edge", "channel", "device")  # start order; stopped in reverse
 
 
 def repo_relative(path: str | Path) -> str:
-    """``path`` as a report shows it: relative to the repository when inside it (a report
-    names no path of the machine that wrote it)."""
+    """``path`` as a report shows it: relative to the repository when inside it, else only
+    its last part (a report names no path of the machine that wrote it)."""
     try:
         return str(Path(path).resolve().relative_to(REPO))
     except ValueError:
-        return str(path)
+        return f"(outside the repository)/{Path(path).name}"
 
 
 def replica_name(index: int) -> str:

@@ -61,8 +61,8 @@ def test_table_from_files_old_versions_give_dashes(tmp_path, capsys) -> None:
     old.write_text(json.dumps(legacy))
     out = tmp_path / "summary.md"
     assert main([str(new), str(old), "--out", str(out)]) == 0
-    table = out.read_text()
-    assert table == capsys.readouterr().out
+    table = capsys.readouterr().out
+    assert out.read_text().endswith(table) and "new.json" in out.read_text()
     rows = table.splitlines()[2:]
     assert rows[0].startswith("| new | 2026-11-26T06:00:00Z | aaaaaaaa | 1.42x | 18/20 | 1.33x |")
     assert rows[1].startswith("| old | - | - | - | - | - | - | 1.38x | 1.20x | 0.83x |")
@@ -92,3 +92,10 @@ def test_wire_accuracy_comes_from_the_paired_span_when_the_run_has_one() -> None
     assert wire["edge_only_replies"] == 3000
     wire = wire_comparison({"sweep": sweep}, model, 9600.0)  # no paired span: the sweep's
     assert (wire["ours_accuracy"], wire["ours_accuracy_from"]) == (0.80, "sweep levels")
+
+
+def test_reports_name_no_path_of_the_machine(tmp_path) -> None:
+    from tools.stack import REPO, repo_relative
+
+    assert repo_relative(REPO / "artifacts" / "quick") == "artifacts/quick"
+    assert repo_relative(tmp_path / "bench") == "(outside the repository)/bench"

@@ -126,7 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     probe_p50 = float(np.median(run.probes))
     print(
         f"echo chain p50 {echo_p50 * 1e3:.3f} ms ({len(run.echo_s)} calls); cache probe p50 "
-        f"{probe_p50:.2f} (tools.bench.contention: 1.0-1.1 quiet, 2+ contended)"
+        f"{probe_p50:.2f} (tools.bench.contention: 1.0-1.1 quiet, 1.5+ contended)"
     )
     for name, row in rows.items():
         stages = " ".join(f"{k} {v * 1e3:.3f}" for k, v in row["p50_s"].items())

@@ -3,15 +3,16 @@
 :func:`cache_probe` re-reads a 4 MiB array (more than one core's 2 MiB L2 here, well within
 the 32 MiB L3) right after sleeping 2 ms, and divides that time by the time of an
 immediate re-read: about 1.0-1.1 when the array stayed in the cache while the probe slept,
-2 or more when other work evicted it. The bench runs it between the paired C=1 rounds, when
+1.5-1.8 here when other work evicted it. The bench runs it between the paired C=1 rounds, when
 our stack is idle, so what it sees comes from outside (on a shared host: other VMs).
 
 Why it matters: our C=1 span is a chain of three large processes (Pillow, ONNX Runtime,
 PyTorch, gRPC) that each run cold after the others, and it slows far more than the small
-echo chain when the cache is contended. Over ten minutes on this 2-core VM (a 1,000-request
-block per point, docs/SERVING.md "Latency at C=1"), the device span p50 was 1.67 ms when the
-probe's 4 MiB re-read after sleep took under 80 us and 2.40 ms when it took over 130 us
-(correlation 0.79), while the echo chain moved 5 %.
+echo chain when the cache is contended. In 2,000 paired rounds over 11 minutes on this 2-core
+VM (``reports/bench/runs/2026-11-26/watch-c1.json``, a mostly quiet window), the device span
+p50 was 1.70 ms in the rounds with the probe under 1.1 and 1.85 ms in those at 1.2-1.5
+(correlation 0.39), while the echo chain moved from 0.82 to 0.83 ms; in a contended phase
+earlier that morning a throw-away version of this loop saw 1.67 against 2.40 ms (docs/SERVING.md).
 
 Units: the ratio is dimensionless; ``hot_s`` and ``after_sleep_s`` are seconds (medians).
 """

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tools.bench.report import _by_concurrency, _device_span_ratio, _paired_span_ratio
+from tools.stack import repo_relative
 
 
 def _x(value: float | None) -> str:
@@ -98,7 +99,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table, end="")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(table)
+        files = ", ".join(f"`{repo_relative(path)}`" for path in args.results)
+        args.out.write_text(f"# Bench runs\n\nOne row per run, written by `python -m "
+                            f"tools.bench.runs` from {files}.\n\n{table}")  # fmt: skip
     return 0
 
 
