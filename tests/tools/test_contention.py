@@ -48,3 +48,20 @@ def test_target_text_and_tables_show_the_quiet_rounds_beside_all_rounds() -> Non
     _, _, other = span_figures({"sweep": [], "span_c1": span})
     assert "no quiet round of 3" in other
     assert not any("quiet p50" in line for line in _paired_span_lines(span))
+
+
+def test_per_round_figures_skip_rounds_without_answers_and_correlate_only_real_series() -> None:
+    from tools.bench.cli import _correlation, _per_round
+    from tools.bench.load import PairedRun
+
+    ok = lambda r, total: {"ok": True, "round": r, "stages": {"total": total}}  # noqa: E731
+    records = [ok(0, 2e-3), ok(0, 4e-3), {"ok": False, "round": 1}, ok(2, 1e-3)]
+    run = PairedRun({"ours": records}, [8e-4, 9e-4, 7e-4], [0, 1, 2], probes=[1.5, 1.0, 1.05])
+    rows = _per_round(records, run)
+    assert rows == [
+        {"probe": 1.5, "device_span_p50_s": 3e-3, "echo_p50_s": 8e-4},
+        {"probe": 1.05, "device_span_p50_s": 1e-3, "echo_p50_s": 7e-4},
+    ]
+    assert _correlation([1.0, 1.1, 1.2, 1.5, 2.0], [1.6, 1.7, 1.8, 2.0, 2.4]) > 0.95
+    assert _correlation([1.0] * 5, [1.6, 1.7, 1.8, 2.0, 2.4]) is None  # constant: no r
+    assert _correlation([1.0, 1.1], [1.6, 1.7]) is None  # too few points

@@ -214,9 +214,9 @@ def measure_span(stack: ExitStack, url: str, pngs, sizes: dict, args) -> dict:
         },
     }
     span["per_round"] = _per_round(records, run)
-    if len(span["per_round"]) >= 5:
-        spans = [r["device_span_p50_s"] for r in span["per_round"]]
-        span["cache_probe"]["span_correlation"] = float(np.corrcoef(run.probes, spans)[0, 1])
+    span["cache_probe"]["span_correlation"] = _correlation(
+        [r["probe"] for r in span["per_round"]], [r["device_span_p50_s"] for r in span["per_round"]]
+    )
     quiet = {r for r, ratio in enumerate(run.probes) if ratio <= QUIET_MAX}
     if quiet:
         echo_quiet = [s for s, r in zip(run.echo_s, run.echo_rounds, strict=True) if r in quiet]
@@ -224,19 +224,34 @@ def measure_span(stack: ExitStack, url: str, pngs, sizes: dict, args) -> dict:
             "rounds": len(quiet),
             **_span_block([r for r in records if r["round"] in quiet], echo_quiet),
         }
-    print(f"  span C=1 (paired): device span p50 {_ms(span['stages_s']['total']['p50'])} ms, "
+    total_p50 = span.get("stages_s", {}).get("total", {}).get("p50")  # none if all failed
+    print(f"  span C=1 (paired): device span p50 {_ms(total_p50)} ms, "
           f"echo p50 {_ms(span['echo_s']['p50'])} ms; cache probe p50 "
           f"{span['cache_probe']['p50']:.2f}, quiet rounds {len(quiet)}/{args.span_rounds}",
           flush=True)  # fmt: skip
     return span
 
 
+def _correlation(x: list[float], y: list[float]) -> float | None:
+    """Pearson's r of x and y; None for fewer than 5 points or a constant series."""
+    if len(x) < 5 or np.std(x) == 0 or np.std(y) == 0:
+        return None
+    return float(np.corrcoef(x, y)[0, 1])
+
+
 def _per_round(records: list[dict], run) -> list[dict]:
-    """Each round's cache probe, device span p50 and echo p50 (s)."""
+    """Each round's cache probe, device span p50 and echo p50 (s); rounds without an
+    answered request are left out."""
+    spans_by_round: dict[int, list[float]] = {}
+    for x in records:
+        if x["ok"]:
+            spans_by_round.setdefault(x["round"], []).append(x["stages"]["total"])
+    echo_by_round: dict[int, list[float]] = {}
+    for s, r in zip(run.echo_s, run.echo_rounds, strict=True):
+        echo_by_round.setdefault(r, []).append(s)
     rows = []
     for r, probe in enumerate(run.probes):
-        spans = [x["stages"]["total"] for x in records if x["round"] == r and x["ok"]]
-        echo_s = [s for s, er in zip(run.echo_s, run.echo_rounds, strict=True) if er == r]
+        spans, echo_s = spans_by_round.get(r), echo_by_round.get(r)
         if spans and echo_s:
             rows.append({"probe": probe, "device_span_p50_s": float(np.median(spans)),
                          "echo_p50_s": float(np.median(echo_s))})  # fmt: skip
