@@ -269,10 +269,8 @@ class AdaptiveBatcher:
 
 
 def _expire(future: asyncio.Future, timeout_s: float) -> None:
-    if not future.done():
-        future.set_exception(DeadlineExpired(f"decode did not finish in {timeout_s:.3g} s"))
+    _reject(future, DeadlineExpired(f"decode did not finish in {timeout_s:.3g} s"))
 
 
 def _fail(pending: _Pending, error: BaseException) -> None:
-    if not pending.future.done():
-        pending.future.set_exception(error)
+    _reject(pending.future, error)
