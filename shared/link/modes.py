@@ -46,7 +46,7 @@ class Mcs:
 
 
 # min_psnr_db: the lowest PSNR (1 dB steps) at which 300 blocks of a 192-bit payload had a
-# block error rate below 1% (python -m tools.link_calibration). Below its threshold an MCS
+# block error rate below 1% (python -m trainer.link_calibration). Below its threshold an MCS
 # falls off a cliff: about 1 dB lower its block error rate is 3-50%.
 MCS_TABLE = (
     Mcs("QPSK 1/3", 2, 1 / 3, 0.0),

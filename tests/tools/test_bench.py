@@ -189,7 +189,7 @@ def test_bench_with_hey(quick_model_dir, tmp_path):
 
 @pytest.mark.skipif(shutil.which("hey") is None, reason="hey not installed (apt-get install hey)")
 def test_cpu_per_request_of_each_service(quick_model_dir, tmp_path):
-    from tools.bench.cpu import main
+    from tools.investigations.cpu import main
 
     out = tmp_path / "cpu.json"
     assert main(["--model", str(quick_model_dir), "--requests", "300", "--concurrency", "8",
@@ -205,9 +205,9 @@ def test_cpu_per_request_of_each_service(quick_model_dir, tmp_path):
 
 
 def test_ab_runs_a_stack_beside_bare_stand_ins(quick_model_dir, tmp_path):
-    """tools.bench.ab: our stack and one with bare channel and edge, alternating blocks."""
+    """tools.investigations.ab: our stack and one with bare channel and edge, alternating blocks."""
     out = tmp_path / "ab.json"
-    command = [sys.executable, "-m", "tools.bench.ab", "--model", str(quick_model_dir),
+    command = [sys.executable, "-m", "tools.investigations.ab", "--model", str(quick_model_dir),
                "--variant", "ours=.", "--variant", "bare=.:edge,channel", "--rounds", "1",
                "--block", "20", "--out", str(out)]  # fmt: skip
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
@@ -224,7 +224,7 @@ def test_ab_runs_a_stack_beside_bare_stand_ins(quick_model_dir, tmp_path):
 def test_ab_variant_errors_name_the_form(text):
     import argparse
 
-    from tools.bench.ab import parse_variant
+    from tools.investigations.ab import parse_variant
 
     with pytest.raises(argparse.ArgumentTypeError):
         parse_variant(text)

@@ -1,4 +1,4 @@
-"""tools.bench.runs: several results.json files summarised, old bench versions included."""
+"""tools.investigations.runs: several results.json files summarised, old bench versions included."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tools.bench.runs import main, run_row
+from tools.investigations.runs import main, run_row
 
 
 def _level(kind: str, c: int, per_s: float, p50_ms: float, p99_ms: float, total_ms=None):

@@ -1,6 +1,6 @@
 """Where the CPU goes under load: py-spy on device, channel and edge while hey drives C=64.
 
-    .venv/bin/pip install py-spy && .venv/bin/python -m tools.bench.profile [--model DIR]
+    .venv/bin/pip install py-spy && .venv/bin/python -m tools.investigations.profile [--model DIR]
 
 Starts the stack (tools.stack), runs hey for ``--seconds`` at ``--concurrency``, records each
 process with ``py-spy record --format raw`` for 8 s in the middle, and prints the frames with
@@ -35,7 +35,7 @@ def top_frames(raw: Path, n: int = 8) -> tuple[int, list[tuple[float, str]]]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.bench.profile", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m tools.investigations.profile", description=__doc__)
     p.add_argument("--model", default=None)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--seconds", type=int, default=14)

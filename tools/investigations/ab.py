@@ -1,12 +1,12 @@
 """A/B of the C=1 device span: stacks side by side, the echo chain, alternating blocks.
 
-    python -m tools.bench.ab --variant before=../old-checkout --variant after=.
-    python -m tools.bench.ab --variant ours=. --variant bare-edge=.:edge \\
+    python -m tools.investigations.ab --variant before=../old-checkout --variant after=.
+    python -m tools.investigations.ab --variant ours=. --variant bare-edge=.:edge \\
         --variant bare-channel=.:channel --variant bare-both=.:edge,channel
 
 Each ``--variant NAME=CHECKOUT[:BARE]`` is one stack (edge, channel, device) run from
 CHECKOUT, with the services named in BARE replaced by the stand-ins of
-:mod:`tools.bench.bare` (the channel as a raw-bytes forwarder, the edge as a canned reply).
+:mod:`tools.investigations.bare` (the channel as a raw-bytes forwarder, the edge as a canned reply).
 All stacks and the bare echo chain stay up together; ``--rounds`` times, every stack gets a
 block of ``--block`` sequential requests (a :class:`~tools.bench.load.LightHttpClient`,
 each a different test image) and the echo chain a block of calls, the first tenth of each
@@ -43,11 +43,13 @@ from tools.stack import PYTHON, REPO, Stack, repo_relative
 
 STAGES = ("total", "preprocess", "encode", "device_to_channel", "channel", "channel_to_edge",
           "edge_queue", "decode", "edge_total", "rpc")  # fmt: skip
-BARE_SCRIPT = REPO / "tools" / "bench" / "bare.py"  # this checkout's, whatever the variant's
+BARE_SCRIPT = (
+    REPO / "tools" / "investigations" / "bare.py"
+)  # this checkout's, whatever the variant's
 
 
 class VariantStack(Stack):
-    """A :class:`Stack` whose ``bare`` services are the stand-ins of tools.bench.bare."""
+    """A :class:`Stack` whose ``bare`` services are the stand-ins of tools.investigations.bare."""
 
     def __init__(self, model_dir: Path, checkout: Path, bare: frozenset[str]) -> None:
         super().__init__(
@@ -91,7 +93,7 @@ def summarise(records: list[dict], echo_p50: float) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.bench.ab",
+        prog="python -m tools.investigations.ab",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

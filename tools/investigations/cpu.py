@@ -1,7 +1,7 @@
 """CPU per request of each service under a fixed load: a figure that, unlike throughput,
 hardly moves when other jobs share the cores.
 
-    python -m tools.bench.cpu [--model DIR] [--requests 4000] [--concurrency 1,16,64]
+    python -m tools.investigations.cpu [--model DIR] [--requests 4000] [--concurrency 1,16,64]
 
 Starts the stack (tools.stack), sends ``--requests`` PNG requests with ``hey`` at each
 concurrency, and reads every process's CPU time (user + system, from /proc, per thread)
@@ -100,7 +100,7 @@ def measure(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.bench.cpu", description=__doc__,
+    p = argparse.ArgumentParser(prog="python -m tools.investigations.cpu", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     p.add_argument("--model", type=Path, default=REPO / "artifacts" / "test-quick")
     p.add_argument("--requests", type=int, default=4000)

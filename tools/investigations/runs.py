@@ -1,6 +1,8 @@
-"""Several bench runs side by side: the issue-9 figures of each ``results.json``.
+"""Several bench runs side by side: the serving figures (ratios to the echo chain) of each
+``results.json``.
 
-    python -m tools.bench.runs reports/bench/runs/*.json --out reports/bench/runs/summary.md
+    python -m tools.investigations.runs reports/bench/runs/*.json \\
+        --out reports/bench/runs/summary.md
 
 One row per run: when it started, the commit it ran, the paired C=1 span ratio over all
 rounds and over the quiet ones (with the cache probe's median, :mod:`tools.bench.contention`),
@@ -27,7 +29,7 @@ def _x(value: float | None) -> str:
 
 
 def run_row(results: dict) -> dict:
-    """The issue-9 figures of one bench run (None where the run has no such figure)."""
+    """The serving figures of one bench run (None where the run has no such figure)."""
     sweep = results["sweep"]
     ours, echo = _by_concurrency(sweep, "ours"), _by_concurrency(sweep, "echo")
     span = results.get("span_c1") or {}
@@ -78,7 +80,7 @@ def render(rows: list[tuple[str, dict]]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m tools.bench.runs",
+        prog="python -m tools.investigations.runs",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -101,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         files = ", ".join(f"`{repo_relative(path)}`" for path in args.results)
         args.out.write_text(f"# Bench runs\n\nOne row per run, written by `python -m "
-                            f"tools.bench.runs` from {files}.\n\n{table}")  # fmt: skip
+                            f"tools.investigations.runs` from {files}.\n\n{table}")  # fmt: skip
     return 0
 
 

@@ -1,7 +1,7 @@
 """Calibrate the MCS table of shared/link/modes.py: per MCS, the lowest PSNR (1 dB steps)
 where the simulated block error rate of ``--blocks`` random ``--k``-bit payloads is < 1%.
 
-    python -m tools.link_calibration --blocks 300 --k 192
+    python -m trainer.link_calibration --blocks 300 --k 192
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from shared.link.modes import MCS_TABLE
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m tools.link_calibration")
+    p = argparse.ArgumentParser(prog="python -m trainer.link_calibration")
     p.add_argument("--blocks", type=int, default=300)
     p.add_argument("--k", type=int, default=192, help="payload bits per block")
     p.add_argument("--target", type=float, default=0.01, help="block error rate")

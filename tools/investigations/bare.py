@@ -1,12 +1,12 @@
 """Bare stand-ins for the channel or the edge (torch-free), to see what each service adds:
 
-    python -m tools.bench.bare edge --port P --model DIR          # a canned reply, no decoder
-    python -m tools.bench.bare channel --port P --edge HOST:PORT  # raw bytes through, no noise
+    python -m tools.investigations.bare edge --port P --model DIR   # a canned reply, no decoder
+    python -m tools.investigations.bare channel --port P --edge HOST:PORT   # raw bytes, no noise
 
 Plain ``grpc.aio`` servers with the standard health service and nothing else: the edge
 answers ``Decode`` with a fixed ten-class reply and ``GetInfo`` from the manifest; the
 channel forwards ``Transmit`` and ``GetEdgeInfo`` as raw bytes, unparsed, and answers
-``GetState`` with 20 dB. Used by :mod:`tools.bench.ab`.
+``GetState`` with 20 dB. Used by :mod:`tools.investigations.ab`.
 """
 
 from __future__ import annotations
@@ -86,7 +86,9 @@ async def serve(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench.bare", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.investigations.bare", description=__doc__
+    )
     parser.add_argument("kind", choices=("edge", "channel"))
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--model", help="model folder (edge)")
