@@ -66,8 +66,7 @@ clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
 
 # --- demos (device engineer) ---------------------------------------------------------------
-# `make demo`: train artifacts/quick if missing, run edge + channel + device locally, sweep PSNR.
-# `make compose-demo`: the same stack in containers; the one-shot `client` service sends test
+# `make compose-demo`: edge, channel and device in containers; the one-shot `client` service sends test
 # images and its exit code is the target's. COMPOSE defaults to `docker compose`, or to the
 # podman wrapper ../shared/tools/compose-podman/compose.sh when there is no docker.
 COMPOSE ?= $(shell if docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; \
@@ -78,8 +77,10 @@ MODEL ?= quick
 
 .PHONY: demo compose-demo
 
+# `make demo`: trains the demo models into artifacts/demo/ once, then shows what β and the
+# PSNR buy through the live stack; `make demo SERVE=1` keeps a stack up for the web page.
 demo: setup
-	$(BIN)/python scripts/demo.py --model artifacts/$(MODEL)
+	$(BIN)/python scripts/demo.py $(if $(SERVE),--serve)
 
 compose-demo:
 	test -f artifacts/$(MODEL)/manifest.json || $(BIN)/python -m trainer train --quick --out artifacts/$(MODEL)
