@@ -22,8 +22,8 @@ def check_link_mode(mode: str) -> str:
 
 
 def ideal_airtime_s(bits: int, psnr_db: float, baud: float = DEFAULT_BAUD) -> float:
-    """Air-time of ``bits`` at the Shannon capacity, VL-VFE eq. (13):
-    bits / (0.5·log2(1 + 1/σ²) bits per real symbol × baud)."""
+    """Air-time of ``bits`` at the capacity bound of VL-VFE eq. (13):
+    bits / (capacity_bits_per_symbol(PSNR) bits per real symbol × baud)."""
     if baud <= 0:
         raise ValueError(f"baud must be > 0, got {baud}")
     return bits / (capacity_bits_per_symbol(psnr_db) * baud)

@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from shared.channel import capacity_bits_per_symbol
 from shared.link.modes import (
     MCS_TABLE,
     channel_uses,
@@ -16,10 +17,29 @@ from shared.link.modes import (
     mcs_for_psnr,
 )
 
+# VL-VFE eq. (13) with P = 1, σ² = 10^(-PSNR/10), worked by hand (40-digit decimals):
+#   0 dB:  log2(1 + sqrt(2/(πe)))   = 0.569434169554, ½·log2(2)   = 0.5            -> 0.5
+#  10 dB:  log2(1 + sqrt(20/(πe)))  = 1.339341077439, ½·log2(11)  = 1.729715809319 -> 1.3393
+#  20 dB:  log2(1 + sqrt(200/(πe))) = 2.545823719419, ½·log2(101) = 3.329105741376 -> 2.5458
+HAND_CAPACITY = {0.0: 0.5, 10.0: 1.339341077438719, 20.0: 2.545823719418883}
+
+
+@pytest.mark.parametrize(("psnr_db", "bits"), sorted(HAND_CAPACITY.items()))
+def test_capacity_is_the_minimum_of_the_two_terms_of_eq_13(psnr_db, bits):
+    assert capacity_bits_per_symbol(psnr_db) == pytest.approx(bits, abs=1e-9)
+
+
+def test_capacity_rises_with_psnr_and_never_exceeds_shannon():
+    psnrs = np.arange(-20.0, 40.0, 0.25)
+    caps = [capacity_bits_per_symbol(float(p)) for p in psnrs]
+    assert caps == sorted(caps) and caps[0] > 0
+    for p, cap in zip(psnrs, caps, strict=True):
+        assert cap <= 0.5 * math.log2(1 + 10 ** (p / 10)) + 1e-12
+
 
 def test_ideal_airtime_is_bits_over_capacity_times_baud():
-    # 20 dB: C = 0.5·log2(1 + 100) = 3.3291 bits per real symbol (VL-VFE eq. 13)
-    assert ideal_airtime_s(256, 20.0, 9600.0) == pytest.approx(256 / (3.32911 * 9600), 1e-4)
+    # 20 dB: C = 2.5458 bits per real symbol (the amplitude-limit term of eq. 13)
+    assert ideal_airtime_s(256, 20.0, 9600.0) == pytest.approx(256 / (2.545824 * 9600), 1e-6)
     assert ideal_airtime_s(128, 0.0, 1.0) == pytest.approx(256.0)  # C = 0.5 at 0 dB
 
 
@@ -28,9 +48,8 @@ def test_mcs_rate_rises_with_psnr_and_the_lowest_is_the_fallback():
     assert rates == sorted(rates)
     assert mcs_for_psnr(-20.0) == MCS_TABLE[0]
     assert mcs_for_psnr(20.0).name == "64-QAM 2/3"
-    for mcs in MCS_TABLE:  # below the Shannon bound at its threshold
-        capacity = 0.5 * math.log2(1 + 10 ** (mcs.min_psnr_db / 10))
-        assert mcs.bits_per_channel_use < capacity
+    for mcs in MCS_TABLE:  # below the eq. (13) bound at its threshold
+        assert mcs.bits_per_channel_use < capacity_bits_per_symbol(mcs.min_psnr_db)
 
 
 def test_codeword_fills_whole_qam_symbols():

@@ -1,189 +1,172 @@
-"""Hyper-VIB Theorem 1: one β gate (u = -1, v = ln 2 + 2 ln‖B‖) reproduces A*(β)."""
+"""Hyper-VIB Theorem 1 (eq. 18-29): W⁽²⁾ = 2U, W⁽¹⁾ = ‖B‖⁻²Σ·yXᵀ(XXᵀ)⁻¹, u⁽¹⁾ = -1,
+v⁽¹⁾ = ln 2 + 2 ln‖B‖, u⁽²⁾ = v⁽²⁾ = 0 reproduce A*(β) of eq. (24) for every β.
+
+The reference A*(β) is checked against the objective itself: autograd's gradient of eq. (22)
+vanishes there and plain gradient descent on eq. (22) arrives at it, so neither the closed
+form nor the construction is trusted on its own word.
+"""
 
 import math
 
-import numpy as np
 import pytest
 import torch
 
 from shared.nn.linear_ib import (
-    LinearHyperEncoder,
-    conditional_covariance,
-    generalized_eig,
-    gib_lagrangian,
-    optimal_projection,
+    build_theorem1_device,
+    decoder_svd,
+    linear_vib_loss,
+    optimal_device_map,
     theorem1_gate_v,
 )
 
-
-def random_gaussian_model(seed, n_x=5, n_y=3, noise=0.3):
-    """Σ_x, Σ_xy, Σ_y of X ~ N(0, Σ_x), Y = C X + N(0, noise·I)."""
-    rng = np.random.default_rng(seed)
-    m = rng.normal(size=(n_x, n_x))
-    sigma_x = m @ m.T + 0.5 * np.eye(n_x)
-    c = rng.normal(size=(n_y, n_x))
-    sigma_xy = sigma_x @ c.T
-    sigma_y = c @ sigma_x @ c.T + noise * np.eye(n_y)
-    return sigma_x, sigma_xy, sigma_y
+BETAS = [1e-6, 1e-3, 0.1, 0.5, 1.0, 2.0, 10.0, 1e3, 1e6]
 
 
-def random_gaussian_pair(seed, n_x=5, n_y=3, noise=0.3):
-    sigma_x, sigma_xy, sigma_y = random_gaussian_model(seed, n_x, n_y, noise)
-    return sigma_x, conditional_covariance(sigma_x, sigma_xy, sigma_y)
+def linear_problem(seed: int, n: int = 5, d: int = 3, n_examples: int = 400):
+    """B [d, 1], X [n, N], y [1, N] with y a noisy linear function of x."""
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, n_examples, generator=gen, dtype=torch.float64)
+    w = torch.randn(1, n, generator=gen, dtype=torch.float64)
+    y = w @ x + 0.3 * torch.randn(1, n_examples, generator=gen, dtype=torch.float64)
+    b = torch.randn(d, 1, generator=gen, dtype=torch.float64) * (0.5 + seed)
+    return b, x, y
 
 
-def chechik_projection(beta, sigma_x, sigma_x_given_y):
-    """Chechik et al. (2005) Theorem 3.1, written independently of the module.
-
-    Left eigenvectors v_i^T of Σ_{x|y} Σ_x^{-1} (non-symmetric eig), eigenvalues λ_i;
-    α_i = sqrt((β_c(1 - λ_i) - 1)/(λ_i r_i)) with Chechik's β_c = 1/β (Hyper-VIB's β
-    multiplies the rate). Rows ordered by λ ascending; [k, n].
-    """
-    lam, left = np.linalg.eig((sigma_x_given_y @ np.linalg.inv(sigma_x)).T)
-    lam, left = lam.real, left.real
-    order = np.argsort(lam)
-    lam, left = lam[order], left[:, order]
-    rows = []
-    for i in range(len(lam)):
-        v = left[:, i]
-        r = v @ sigma_x @ v
-        alpha_sq = (1.0 / beta * (1.0 - lam[i]) - 1.0) / (lam[i] * r)
-        rows.append(math.sqrt(alpha_sq) * v if alpha_sq > 0 else np.zeros_like(v))
-    return np.array(rows)
+def relative_error(got: torch.Tensor, ref: torch.Tensor) -> float:
+    return float(torch.linalg.norm(got - ref) / torch.linalg.norm(ref))
 
 
-def relative_error(got, ref):
-    """‖got - ref‖/‖ref‖ with each row's sign free (eigenvectors have no sign); ‖got‖ if ref = 0."""
-    diff = np.minimum(
-        np.linalg.norm(got - ref, axis=1) ** 2, np.linalg.norm(got + ref, axis=1) ** 2
-    )
-    ref_norm = np.linalg.norm(ref)
-    return math.sqrt(diff.sum()) / ref_norm if ref_norm > 0 else np.linalg.norm(got)
+@pytest.mark.parametrize(("seed", "d"), [(0, 1), (1, 3), (2, 6)])
+def test_construction_reproduces_the_optimal_response_for_every_beta(seed, d):
+    """eq. (29): W⁽²⁾(β)W⁽¹⁾(β) = A*(β) over β from 1e-6 to 1e6 (d = 1 too), to 1e-10 or the
+    reference's own accuracy: solving (BBᵀ + ½βI)⁻¹ loses cond(BBᵀ + ½βI)·1e-16, which is
+    ‖B‖²/β ≈ 1e8 at β = 1e-6."""
+    b, x, y = linear_problem(seed, d=d)
+    device = build_theorem1_device(b, x, y)
+    eye = torch.eye(d, dtype=b.dtype)
+    for beta in BETAS:
+        got = device.projection(beta).detach()
+        cond = float(torch.linalg.cond(b @ b.T + 0.5 * beta * eye))
+        tolerance = max(1e-10, 1e-14 * cond)
+        assert relative_error(got, optimal_device_map(b, x, y, beta)) < tolerance, beta
 
 
-def critical_betas(sigma_x, sigma_xgy):
-    lam, _ = generalized_eig(sigma_xgy, sigma_x)
-    return 1.0 - lam[lam < 1.0 - 1e-9]
+def test_the_network_is_the_paper_parameters():
+    """The built device holds eq. (25)-(28) as written: no other operation between layers."""
+    b, x, y = linear_problem(3, d=4)
+    device = build_theorem1_device(b, x, y)
+    u, sigma = decoder_svd(b)
+    norm = float(torch.linalg.vector_norm(b))
+    # B = UΣ (V = 1), U orthogonal, Σ = (‖B‖, 0, ...)
+    torch.testing.assert_close(u @ sigma, b)
+    torch.testing.assert_close(u.T @ u, torch.eye(4, dtype=b.dtype))
+    assert sigma[0, 0].item() == pytest.approx(norm) and torch.all(sigma[1:] == 0)
+    torch.testing.assert_close(device.layer2.linear.weight, 2 * u)
+    assert torch.all(device.layer1.beta_gate.u == -1.0)
+    assert torch.all(device.layer2.beta_gate.u == 0) and torch.all(device.layer2.beta_gate.v == 0)
+    assert theorem1_gate_v(b) == pytest.approx(math.log(2) + 2 * math.log(norm), abs=1e-12)
+    assert torch.all(device.layer1.linear.weight[1:] == 0)  # only Σ's first row is non-zero
+    for layer in (device.layer1, device.layer2):
+        assert torch.all(layer.linear.bias == 0)
 
 
-def beta_grid(sigma_x, sigma_xgy):
-    """[1e-5, 30] log-spaced plus both sides of every critical β (a row turns on there)."""
-    crit = critical_betas(sigma_x, sigma_xgy)
-    near = np.concatenate([crit * (1 - 1e-3), crit * (1 + 1e-3), crit * (1 - 0.05)])
-    return np.sort(np.concatenate([np.logspace(-5, math.log10(30), 61), near]))
+@pytest.mark.parametrize("beta", [0.01, 1.0, 50.0])
+def test_gated_weights_are_eq_27_and_28(beta):
+    """W⁽¹⁾(β) = (ΣΣᵀ + ½β)⁻¹Σ·yXᵀ(XXᵀ)⁻¹ (its first row), W⁽²⁾(β) = U (sigmoid(0) = ½)."""
+    b, x, y = linear_problem(4, d=3)
+    device = build_theorem1_device(b, x, y)
+    w1, w2 = device.gated_weights(beta)
+    u, _ = decoder_svd(b)
+    torch.testing.assert_close(w2, u)
+    norm_sq = float(b.square().sum())
+    ls = torch.linalg.lstsq(x.T, y.T).solution.T  # y Xᵀ(XXᵀ)⁻¹ by another route
+    torch.testing.assert_close(w1[0], (math.sqrt(norm_sq) / (norm_sq + 0.5 * beta)) * ls[0])
 
 
-def hypernetwork(sigma_x, sigma_xgy):
-    lam, vecs = generalized_eig(sigma_xgy, sigma_x)
-    return LinearHyperEncoder(lam, vecs, sigma_x)
+@pytest.mark.parametrize("seed", [0, 2])
+@pytest.mark.parametrize("beta", [0.05, 1.0, 20.0])
+def test_closed_form_is_where_the_gradient_of_eq_22_vanishes(seed, beta):
+    """∂C/∂A by autograd is ~0 at A*(β) and not at A*(β') for β' = 3β or β/3 (eq. 23-24)."""
+    b, x, y = linear_problem(seed)
+
+    def grad_at(a):
+        a = a.clone().requires_grad_(True)
+        linear_vib_loss(a, b, x, y, beta).backward()
+        return a.grad
+
+    a_star = optimal_device_map(b, x, y, beta)
+    assert float(torch.linalg.norm(grad_at(a_star))) < 1e-10
+    for other in (3 * beta, beta / 3):
+        assert float(torch.linalg.norm(grad_at(optimal_device_map(b, x, y, other)))) > 1e-4
 
 
-def worst_error(hyper, sigma_x, sigma_xgy):
-    worst = 0.0
-    for beta in beta_grid(sigma_x, sigma_xgy):
-        got = hyper.projection(beta).detach().numpy()
-        worst = max(worst, relative_error(got, chechik_projection(beta, sigma_x, sigma_xgy)))
-    return worst
+def test_gradient_descent_on_eq_22_arrives_at_the_closed_form():
+    """A from zero, L-BFGS on C_VIB(A, B) with B fixed: converges to A*(β) (eq. 22 is convex)."""
+    b, x, y = linear_problem(1)
+    for beta in (0.1, 2.0):
+        a = torch.zeros(b.shape[0], x.shape[0], dtype=x.dtype, requires_grad=True)
+        opt = torch.optim.LBFGS(
+            [a], lr=1.0, max_iter=2000, tolerance_grad=1e-15, tolerance_change=0.0
+        )
 
+        def closure(beta=beta, a=a, opt=opt):
+            opt.zero_grad()
+            loss = linear_vib_loss(a, b, x, y, beta)
+            loss.backward()
+            return loss
 
-@pytest.mark.parametrize(("seed", "noise"), [(0, 0.3), (1, 0.3), (2, 10.0), (5, 100.0)])
-def test_hypernetwork_reproduces_closed_form(seed, noise):
-    """A(β) of the u = -1, v = ln 2 + 2 ln‖B‖ gate equals Chechik's A*(β) to 1e-10.
-
-    A noisier Y spreads the critical β over (0, 1) (seed 2: 0.13-0.76, seed 5: 0.05-0.28)."""
-    sigma_x, sigma_xgy = random_gaussian_pair(seed, noise=noise)
-    hyper = hypernetwork(sigma_x, sigma_xgy)
-    assert hyper.u.item() == -1.0
-    assert worst_error(hyper, sigma_x, sigma_xgy) < 1e-10
-
-
-@pytest.mark.parametrize("seed", [0, 3])
-def test_hypernetwork_matches_closed_form_gram_matrix(seed):
-    """A^T A (all the IB Lagrangian depends on; no sign freedom) agrees to 1e-10 too."""
-    sigma_x, sigma_xgy = random_gaussian_pair(seed, n_x=6, n_y=4)
-    hyper = hypernetwork(sigma_x, sigma_xgy)
-    for beta in beta_grid(sigma_x, sigma_xgy):
-        got = hyper.projection(beta).detach().numpy()
-        ref = chechik_projection(beta, sigma_x, sigma_xgy)
-        scale = max(np.linalg.norm(ref.T @ ref), 1e-300)
-        assert np.linalg.norm(got.T @ got - ref.T @ ref) <= 1e-10 * scale
+        opt.step(closure)
+        assert relative_error(a.detach(), optimal_device_map(b, x, y, beta)) < 1e-6
 
 
 @pytest.mark.parametrize(
-    ("u", "v_shift"), [(-1.0, None), (-0.9, 0.0), (-1.0, 0.05), (-1.1, 0.0)], ids=str
+    "break_it",
+    ["v_without_ln2", "u_minus_0.9", "w2_is_u", "layer2_gate_on"],
 )
-def test_wrong_gate_parameters_break_the_construction(u, v_shift):
-    """v = 0, u = -0.9, u = -1.1 or a 5% change of e^v give large errors (the test can fail)."""
-    sigma_x, sigma_xgy = random_gaussian_pair(0)
-    hyper = hypernetwork(sigma_x, sigma_xgy)
+def test_other_parameters_do_not_reproduce_a_star(break_it):
+    """Each deviation from eq. (25)-(28) misses A*(β) by more than 1% somewhere (can fail)."""
+    b, x, y = linear_problem(0, d=3)
+    device = build_theorem1_device(b, x, y)
     with torch.no_grad():
-        hyper.u.fill_(u)
-        if v_shift is None:
-            hyper.v.fill_(0.0)
+        if break_it == "v_without_ln2":
+            device.layer1.beta_gate.v.sub_(math.log(2))
+        elif break_it == "u_minus_0.9":
+            device.layer1.beta_gate.u.fill_(-0.9)
+        elif break_it == "w2_is_u":
+            device.layer2.linear.weight.mul_(0.5)
         else:
-            hyper.v.add_(v_shift)
-    assert worst_error(hyper, sigma_x, sigma_xgy) > 1e-2
+            device.layer2.beta_gate.u.fill_(-1.0)
+    worst = max(
+        relative_error(device.projection(beta).detach(), optimal_device_map(b, x, y, beta))
+        for beta in BETAS
+    )
+    assert worst > 1e-2
 
 
-def test_gate_v_is_ln2_plus_2_ln_norm_b():
-    """‖B‖₂² = 1 - λ_1 for B = Σ_x^{-1/2} Σ_xy Σ_y^{-1/2}: v = ln 2 + 2 ln‖B‖₂."""
-    sigma_x, sigma_xy, sigma_y = random_gaussian_model(4)
-
-    def inv_sqrt(s):
-        w, q = np.linalg.eigh(s)
-        return q @ np.diag(w**-0.5) @ q.T
-
-    b = inv_sqrt(sigma_x) @ sigma_xy @ inv_sqrt(sigma_y)
-    lam, _ = generalized_eig(conditional_covariance(sigma_x, sigma_xy, sigma_y), sigma_x)
-    norm_b = np.linalg.norm(b, 2)
-    assert theorem1_gate_v(lam) == pytest.approx(math.log(2) + 2 * math.log(norm_b), abs=1e-12)
-    # squared singular values of B are the critical β: 1 - λ_i
-    sv = np.sort(np.linalg.svd(b, compute_uv=False) ** 2)
-    np.testing.assert_allclose(sv, np.sort(1.0 - lam)[-len(sv) :], atol=1e-12)
+def test_a_beta_free_network_cannot_follow_a_star():
+    """Without β modules one A serves every β: it misses A*(β) at β = 0.01 or β = 100."""
+    b, x, y = linear_problem(0)
+    a_small, a_large = (optimal_device_map(b, x, y, beta) for beta in (0.01, 100.0))
+    assert relative_error(a_small, a_large) > 0.5
 
 
-def test_forward_is_projection_times_x():
-    sigma_x, sigma_xgy = random_gaussian_pair(1)
-    hyper = hypernetwork(sigma_x, sigma_xgy)
-    x = torch.randn(3, 5, dtype=torch.float64)
-    beta = torch.tensor([[1e-4], [0.05], [0.5]], dtype=torch.float64)
-    out = hyper(x, beta)
-    for n in range(3):
-        expected = hyper.projection(beta[n, 0].item()) @ x[n]
-        torch.testing.assert_close(out[n], expected, rtol=1e-12, atol=1e-12)
+def test_forward_is_projection_times_x_per_example():
+    b, x, y = linear_problem(2, d=3)
+    device = build_theorem1_device(b, x, y)
+    inputs = torch.randn(3, 5, dtype=torch.float64)
+    beta = torch.tensor([[1e-4], [0.5], [30.0]], dtype=torch.float64)
+    out = device(inputs, beta)
+    stacked = device.projection(beta.view(-1))
+    assert stacked.shape == (3, 3, 5)
+    for k in range(3):
+        torch.testing.assert_close(out[k], stacked[k] @ inputs[k], rtol=1e-12, atol=1e-12)
 
 
-@pytest.mark.parametrize("seed", [0, 3])
-@pytest.mark.parametrize("beta", [1e-3, 0.05, 0.3])
-def test_closed_form_minimises_gib_lagrangian(seed, beta):
-    """A*(β) beats random perturbations and the optimum of other β (catches a wrong constant)."""
-    sigma_x, sigma_xgy = random_gaussian_pair(seed)
-    lam, vecs = generalized_eig(sigma_xgy, sigma_x)
-    a_star = optimal_projection(beta, lam, vecs, sigma_x)
-    best = gib_lagrangian(a_star, beta, sigma_x, sigma_xgy)
-    rng = np.random.default_rng(seed)
-    for _ in range(200):
-        delta = rng.normal(size=a_star.shape) * 0.05 * (1 + np.abs(a_star).max())
-        assert gib_lagrangian(a_star + delta, beta, sigma_x, sigma_xgy) >= best - 1e-9
-    for other in (beta * 3, beta / 3):
-        a_other = optimal_projection(other, lam, vecs, sigma_x)
-        assert gib_lagrangian(a_other, beta, sigma_x, sigma_xgy) > best
-
-
-def test_module_closed_form_matches_chechik():
-    sigma_x, sigma_xgy = random_gaussian_pair(2)
-    lam, vecs = generalized_eig(sigma_xgy, sigma_x)
-    for beta in beta_grid(sigma_x, sigma_xgy):
-        got = optimal_projection(beta, lam, vecs, sigma_x)
-        assert relative_error(got, chechik_projection(beta, sigma_x, sigma_xgy)) < 1e-10
-
-
-def test_eigenvalues_in_unit_interval_and_critical_beta():
-    sigma_x, sigma_xgy = random_gaussian_pair(4)
-    lam, vecs = generalized_eig(sigma_xgy, sigma_x)
-    # λ = 1 for the directions that carry nothing about Y (n_x > n_y)
-    assert np.all(lam > 0) and np.all(lam <= 1 + 1e-9)
-    assert np.sum(lam > 1 - 1e-9) == 2
-    # above the critical β_i = 1 - λ_i the i-th row switches off
-    beta = 1.0 - lam[0] + 1e-3
-    assert np.allclose(optimal_projection(beta, lam, vecs, sigma_x), 0.0)
+def test_loss_of_stacked_maps_matches_one_by_one():
+    """linear_vib_loss over [K, d, n] equals K separate calls (used to score many β at once)."""
+    b, x, y = linear_problem(3)
+    betas = torch.tensor([0.1, 1.0, 10.0], dtype=torch.float64)
+    maps = torch.stack([optimal_device_map(b, x, y, float(beta)) for beta in betas])
+    together = linear_vib_loss(maps, b, x, y, betas)
+    apart = torch.stack([linear_vib_loss(maps[k], b, x, y, float(betas[k])) for k in range(3)])
+    torch.testing.assert_close(together, apart)

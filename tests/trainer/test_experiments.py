@@ -1,11 +1,13 @@
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 import torch
 
 from trainer.experiments import quantizer_bits
 from trainer.experiments.common import Check, RunSettings, run_experiment
-from trainer.experiments.report import build_report, write_report
+from trainer.experiments.report import build_report, stale_results, write_report
 
 
 @pytest.fixture
@@ -35,7 +37,12 @@ def test_quantizer_bits_runs_end_to_end(tmp_path, one_thread):
         per_symbol = 32 if name == "none" else int(name.split()[0])
         assert row["bits_per_sample"] == pytest.approx(row["n_active"] * per_symbol)
     assert stored["machine"]["cpu_cores"] >= 1 and stored["total_wall_s"] > 0
-    assert [c["figure"] for c in stored["checks"]] == [c["figure"] for c in results["checks"]]
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True)
+    assert stored["code"]["commit"] == head.stdout.strip()  # the commit it ran from
+    assert isinstance(stored["code"]["dirty"], bool)
+    assert results["checks"] and all(
+        c["status"] == "met" or c["status"].startswith("missed by") for c in stored["checks"]
+    )
     assert (tmp_path / "error_vs_bits.png").stat().st_size > 1000
 
 
@@ -96,3 +103,45 @@ def test_report_labels_a_quick_only_run(tmp_path):
     text = build_report(tmp_path)
     assert "| quantizer-bits | quick | 0/1 |" in text
     assert "QUICK run, not comparable to the targets" in text
+
+
+def _git(repo: Path, *argv: str) -> str:
+    done = subprocess.run(["git", "-C", str(repo), *argv], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    """A small git checkout with one model file, one experiment module and one service file."""
+    repo = tmp_path / "repo"
+    for path in ("shared/nn/model.py", "trainer/experiments/quantizer_bits.py", "device/app.py"):
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text("x = 1\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "first")
+    return repo
+
+
+def test_report_check_names_runs_whose_model_code_changed(checkout, tmp_path):
+    reports = tmp_path / "reports"
+    commit = _git(checkout, "rev-parse", "HEAD")
+    _write(reports, "quantizer-bits", _synthetic(0.8, 0.81) | {"code": {"commit": commit}})
+    _write(reports, "quantizer-bits-quick", _synthetic(0.8, 0.81, mode="quick"))
+    # the quick run has no provenance; the full one is up to date
+    assert stale_results(reports, repo=checkout) == [
+        ("quantizer-bits-quick", "no commit recorded (ran before provenance was kept)")
+    ]
+    (checkout / "device/app.py").write_text("x = 2\n")  # not model code
+    assert [w for w, _ in stale_results(reports, repo=checkout)] == ["quantizer-bits-quick"]
+    (checkout / "trainer/experiments/quantizer_bits.py").write_text("x = 2\n")
+    stale = dict(stale_results(reports, repo=checkout))
+    assert "trainer/experiments/quantizer_bits.py" in stale["quantizer-bits"]
+
+
+def test_report_check_names_a_commit_it_cannot_find(checkout, tmp_path):
+    reports = tmp_path / "reports"
+    _write(reports, "quantizer-bits", _synthetic(0.8, 0.81) | {"code": {"commit": "f" * 40}})
+    ((where, why),) = stale_results(reports, repo=checkout)
+    assert where == "quantizer-bits" and "not in this checkout" in why

@@ -20,6 +20,7 @@ import numpy as np
 
 from device.client import png_bytes
 from device.idx import load_test_set
+from shared.provenance import code_version
 from tools.bench import echo
 from tools.bench.contention import PROBE_MIB, PROBE_SLEEP_S, QUIET_MAX, cache_probe
 from tools.bench.hey import hey_level, hey_path, hey_version
@@ -413,22 +414,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cpus() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-
-
-def code_version() -> dict:
-    """The checkout's commit and whether it has uncommitted changes (None outside git)."""
-
-    def git(*argv: str) -> str | None:
-        try:
-            done = subprocess.run(["git", *argv], cwd=REPO, capture_output=True, text=True,
-                                  timeout=10)  # fmt: skip
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return done.stdout.strip() if done.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no")
-    return {"commit": commit, "dirty": None if status is None else bool(status)}
 
 
 def run_bench(args: argparse.Namespace) -> dict:

@@ -31,8 +31,14 @@ def cmd_experiment(args) -> int:
 
 
 def cmd_report(args) -> int:
-    from trainer.experiments.report import write_report
+    from trainer.experiments.report import stale_results, write_report
 
+    if args.check:
+        stale = stale_results(args.reports)
+        for where, why in stale:
+            print(f"stale: {args.reports}/{where}: {why}")
+        print(f"{len(stale)} result folder(s) out of date with the model or experiment code")
+        return 1 if stale else 0
     path = write_report(args.reports)
     print(f"wrote {path}")
     return 0
@@ -68,4 +74,9 @@ def add_parsers(sub) -> None:
     p.set_defaults(handler=cmd_experiment)
     r = sub.add_parser("report", help="collect reports/*/results.json into reports/README.md")
     r.add_argument("--reports", default="reports")
+    r.add_argument(
+        "--check", action="store_true",
+        help="list every shown run whose model or experiment code changed since it ran "
+        "(exit 1 if any); writes nothing",
+    )  # fmt: skip
     r.set_defaults(handler=cmd_report)

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from shared.provenance import code_version
+
 QUICK_SETTINGS = {"epochs": 2, "train_subset": 10000, "n_eval": 2000, "draws": 1}
 # The one hyper model gets this many times a grid model's epochs: it learns every β (or SNR)
 # at once. Hyper-VIB's Table I implies 1.5-3x one grid model's time; the report gives the
@@ -197,6 +199,9 @@ def run_experiment(module, settings: RunSettings, out_dir: str | Path, command: 
     mode = "quick" if settings.quick else "full"
     print(f"experiment {module.NAME} ({mode}; {module.PAPER}) -> {out_dir}", flush=True)
     print("settings:", json.dumps(asdict(settings)), flush=True)
+    code = code_version()  # before the run: the code it starts from
+    if code["dirty"]:
+        print(f"note: uncommitted changes in {len(code['dirty_paths'])} file(s)", flush=True)
     start = time.perf_counter()
     body = module.run(settings, out_dir)
     results = {
@@ -206,6 +211,7 @@ def run_experiment(module, settings: RunSettings, out_dir: str | Path, command: 
         "command": command,
         "settings": asdict(settings),
         "machine": machine() | {"torch_threads": torch_threads()},
+        "code": code,
         **body,
         "total_wall_s": time.perf_counter() - start,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),

@@ -7,11 +7,24 @@ run is shown when there is one; otherwise the quick run, marked as such in its h
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
+from shared.provenance import REPO, changed_since
 from trainer.experiments.common import Check
 from trainer.experiments.registry import EXPERIMENTS
+
+# The model and experiment code every experiment depends on; each also depends on its own
+# module in trainer/experiments/. The services, tools and tests are not in it.
+MODEL_CODE = [
+    "shared/nn", "shared/channel.py", "shared/entropy.py", "shared/quantizer.py",
+    "shared/link", "shared/idx.py", "shared/views.py", "shared/manifest.py",
+    "trainer/__main__.py", "trainer/data.py", "trainer/dataset.py", "trainer/digital.py",
+    "trainer/evaluate.py", "trainer/export.py", "trainer/multi_link_eval.py",
+    "trainer/ranging.py", "trainer/train.py", "trainer/experiments/common.py",
+    "trainer/experiments/grid.py",
+]  # fmt: skip
 
 
 def find_results(reports_dir: str | Path) -> dict[str, dict[str, dict]]:
@@ -29,6 +42,53 @@ def find_results(reports_dir: str | Path) -> dict[str, dict[str, dict]]:
         if mode not in slot or results.get("finished_at", "") > slot[mode].get("finished_at", ""):
             slot[mode] = results
     return found
+
+
+def experiment_code(name: str) -> list[str]:
+    """The paths whose change makes experiment ``name``'s figures stale."""
+    own = Path(inspect.getfile(EXPERIMENTS[name])).resolve().relative_to(REPO)
+    return [*MODEL_CODE, str(own)]
+
+
+def stale_results(reports_dir: str | Path, repo: Path = REPO) -> list[tuple[str, str]]:
+    """[(results folder, why)] for each shown run whose model or experiment code changed since
+    it ran (committed or not), or that cannot say which code it ran from; ``repo`` is the git
+    checkout to compare with."""
+    stale = []
+    for name, slots in find_results(reports_dir).items():
+        if name not in EXPERIMENTS:
+            continue
+        for results in slots.values():
+            where = results["_dir"]
+            code = results.get("code") or {}
+            if not code.get("commit"):
+                stale.append((where, "no commit recorded (ran before provenance was kept)"))
+                continue
+            if code.get("dirty"):
+                dirty = [p for p in code.get("dirty_paths", []) if _under(p, experiment_code(name))]
+                if dirty:
+                    stale.append((where, f"ran with uncommitted changes to {', '.join(dirty)}"))
+                    continue
+            changed = changed_since(code["commit"], experiment_code(name), cwd=repo)
+            if changed is None:
+                stale.append((where, f"commit {code['commit'][:12]} is not in this checkout"))
+            elif changed:
+                more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+                stale.append((where, f"changed since {code['commit'][:12]}: "
+                                     f"{', '.join(changed[:5])}{more}"))  # fmt: skip
+    return sorted(stale)
+
+
+def _code_line(results: dict) -> str:
+    code = results.get("code") or {}
+    if not code.get("commit"):
+        return "Code: not recorded (run before provenance was kept)."
+    state = "with uncommitted changes" if code.get("dirty") else "clean"
+    return f"Code: commit `{code['commit'][:12]}` ({state})."
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
 
 def check_rows(name: str, results: dict) -> list[Check]:
@@ -53,7 +113,8 @@ def experiment_section(name: str, results: dict) -> str:
         f"min): epochs {settings.get('epochs')}, "
         f"train subset {settings.get('train_subset') or 'all'}, "
         f"test examples {settings.get('n_eval') or 'all'}, {settings.get('draws')} noise draws. "
-        f"Command: `{results.get('command') or '?'}`. Design: {results.get('design', '')}."
+        f"Command: `{results.get('command') or '?'}`. {_code_line(results)} "
+        f"Design: {results.get('design', '')}."
     )
     lines += ["", "| figure | ours | target | paper | status |", "| --- | --- | --- | --- | --- |"]
     checks = check_rows(name, results)
