@@ -87,12 +87,12 @@ compose-demo:
 	MODEL=$(MODEL) $(COMPOSE) up --build --exit-code-from client; rc=$$?; \
 	MODEL=$(MODEL) $(COMPOSE) down -v; exit $$rc
 
-# --- experiments (issue 4): paper figures -> reports/<name>/results.json + PNG, reports/README.md
+# --- experiments: paper figures -> reports/<name>/results.json + PNG, reports/README.md
 # `make experiments-quick`: every experiment's 1-3 minute smoke version (reports/<name>-quick/).
 # `make experiments`: the full runs (about two hours on 2 CPU cores), logs in logs/experiments/.
 EXPERIMENTS := quantizer-bits variable-length snr-adaptivity train-once-vs-grid ranging-regression cnn multi-device digital
 
-.PHONY: experiments experiments-quick report
+.PHONY: experiments experiments-quick report report-check
 
 experiments-quick:
 	for e in $(EXPERIMENTS); do $(BIN)/python -m trainer experiment $$e --quick || exit 1; done
@@ -107,3 +107,7 @@ experiments:
 
 report:
 	$(BIN)/python -m trainer report
+
+# every shown run whose model or experiment code changed since it ran (exit 1 if any)
+report-check:
+	$(BIN)/python -m trainer report --check

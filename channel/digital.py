@@ -1,4 +1,4 @@
-"""The channel's digital links (issue 13): carry the coded bytes instead of the symbols.
+"""The channel's digital links: carry the coded bytes instead of the symbols.
 
 - ``ideal``: the bytes arrive without error; air-time = bits / (0.5·log2(1 + 1/σ²) × baud),
   VL-VFE eq. (13) (``shared.link.modes.ideal_airtime_s``).

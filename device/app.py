@@ -68,9 +68,13 @@ METRIC_PATHS = frozenset(
 
 
 class KnobsUpdate(BaseModel):
-    """Partial update of the knobs; omitted fields keep their value."""
+    """Partial update of the knobs; omitted fields keep their value.
 
-    model_config = ConfigDict(extra="forbid")
+    Strict types: a number is a JSON number (an integer is taken as a float), a flag is
+    true/false; ``{"beta": true}``, ``{"beta": "0.1"}`` or ``{"variable_length": 1}`` is a 422,
+    not a silent conversion."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
     beta: float | None = Field(None, description="linear, > 0, inside the trained beta range")
     snr_mode: str | None = Field(None, description=f"one of {SNR_MODES}")
     snr_db: float | None = Field(None, description="manual SNR in dB, inside the trained range")
@@ -78,7 +82,7 @@ class KnobsUpdate(BaseModel):
 
 
 class PsnrUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
     psnr_db: float = Field(..., description="channel PSNR in dB (10·log10(1/sigma^2))")
 
 

@@ -7,7 +7,7 @@ are back instead of waiting out gRPC's reconnect back-off; the old channel is cl
 grace period, so calls still in flight on it finish (one caller's failure never cancels
 another's request).
 
-Coalescing (issue 9): ``transmit`` sends a request at once while fewer than
+Coalescing: ``transmit`` sends a request at once while fewer than
 ``max_in_flight`` calls are out; requests that arrive meanwhile wait and go together in one
 ``TransmitBatch`` call (up to ``max_batch`` items) as soon as a call returns. An idle device
 therefore adds no wait, and under load the per-call gRPC work of the device, the channel and

@@ -84,7 +84,7 @@ class DeviceService:
         self._feedback_lock = threading.Lock()
         self._feedback_psnr_db: float | None = None  # last CSI PSNR from the channel, dB
         self.metrics.beta.set(knobs.get().beta)
-        self.entropy = DeviceEntropyCoder(self.manifest)  # digital links (issue 13)
+        self.entropy = DeviceEntropyCoder(self.manifest)  # digital links
 
     # --- channel state -------------------------------------------------------------------
     @property

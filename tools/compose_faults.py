@@ -1,4 +1,4 @@
-"""Compose under faults (issue 10): kill the edge container while a client streams, and
+"""Compose under faults: kill the edge container while a client streams, and
 measure how the stack recovers with no manual step (restart policy + health checks).
 
     python -m tools.compose_faults                 # docker compose, or the podman wrapper

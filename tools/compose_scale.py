@@ -1,4 +1,4 @@
-"""Edge replicas under compose (issue 12): ``up --scale edge_server=N``, stream requests through
+"""Edge replicas under compose: ``up --scale edge_server=N``, stream requests through
 the published device port, read per-replica request counts from /metrics, stop one replica
 under load and show that traffic continues on the others.
 

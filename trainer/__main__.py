@@ -51,7 +51,15 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument("--beta-min", type=float, default=1e-5)
     p.add_argument("--beta-max", type=float, default=1.0)
-    p.add_argument("--beta-dist", default="log-uniform", choices=("log-uniform", "uniform"))
+    p.add_argument(
+        "--beta-dist", default=None, choices=("log-uniform", "uniform"),
+        help="default log-uniform (uniform with --objective paper)",
+    )  # fmt: skip
+    p.add_argument(
+        "--objective", default="weighted", choices=("weighted", "paper"),
+        help="weighted: β per example and the weight w(β) (default); paper: Hyper-VIB "
+        "eq. (15)-(17), one β ~ U[a, b] per minibatch, no weight",
+    )  # fmt: skip
     p.add_argument("--fixed-beta", type=float, default=None, help="plain VIB baseline at one β")
     p.add_argument("--snr-min", type=float, default=0.0)
     p.add_argument("--snr-max", type=float, default=25.0)
@@ -61,8 +69,9 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         help="dB: training draws SNR from [snr-min - margin, snr-max + margin]",
     )  # fmt: skip
     p.add_argument(
-        "--loss-weight", default="inverse-d-beta", choices=LOSS_WEIGHTS,
-        help="per-example weight w(β) of the loss: 1, 1/(1+d·β) or 1/β",
+        "--loss-weight", default=None, choices=LOSS_WEIGHTS,
+        help="per-example weight w(β) of the loss: 1, 1/(1+d·β) or 1/β "
+        "(default inverse-d-beta; none with --objective paper)",
     )  # fmt: skip
     p.add_argument("--kl-warmup-epochs", type=float, default=0.0, help="β·KL ramps up over these")
     p.add_argument("--epochs", type=int, default=None, help="default 30 (4 with --quick)")
@@ -90,9 +99,11 @@ def train_config_from(args):
             args.link_dropout if args.link_dropout is not None
             else (DEFAULT_LINK_DROPOUT if args.n_links > 1 else 0.0)
         ),
-        beta_range=(args.beta_min, args.beta_max), beta_dist=args.beta_dist,
+        beta_range=(args.beta_min, args.beta_max), objective=args.objective,
+        beta_dist=args.beta_dist or ("uniform" if args.objective == "paper" else "log-uniform"),
         fixed_beta=args.fixed_beta, snr_range=(args.snr_min, args.snr_max),
-        fixed_snr=args.fixed_snr, snr_margin_db=args.snr_margin, loss_weight=args.loss_weight,
+        fixed_snr=args.fixed_snr, snr_margin_db=args.snr_margin,
+        loss_weight=args.loss_weight or ("none" if args.objective == "paper" else "inverse-d-beta"),
         kl_warmup_epochs=args.kl_warmup_epochs, seed=args.seed, device=args.device,
         train_subset=args.train_subset,
         progress=not args.no_progress,

@@ -1,4 +1,4 @@
-"""Data-parallel training over ranks with torch.distributed (issue 12).
+"""Data-parallel training over ranks with torch.distributed.
 
 ``torchrun --nproc-per-node N -m trainer train ...`` starts N processes with RANK,
 WORLD_SIZE and LOCAL_RANK set; :func:`init_from_env` joins them into one process group (gloo

@@ -73,7 +73,7 @@ def rate_point(model, x: np.ndarray, y: np.ndarray, data: Dataset, beta, snr_db,
     VL-VFE eq. 6 or QML-IB eq. 14) and the score when the encoder samples z = μ + θ·ε.
 
     The device sends μ, so its accuracy can stay flat in β where the model barely
-    compresses; the KL shows what β actually buys (issue 8, item 9).
+    compresses; the KL shows what β actually buys.
     """
     torch.manual_seed(seed)
     kls, outputs = [], []

@@ -4,8 +4,11 @@ Each example draws its own β (log-uniform on [β_lo, β_hi] by default, uniform
 Hyper-VIB eq. (15), or one fixed value for the plain-VIB baseline) and its own SNR
 (uniform in dB, or fixed for the single-SNR baseline). The channel is a non-trainable
 AWGN layer inside the model. Loss: w(β)·[distortion + β·KL], Hyper-VIB eq. (16) with a
-per-example weight w(β) > 0 (``loss_weight``, shared.nn.losses.beta_weight) that leaves each
-β's optimum unchanged but keeps the large-β draws from dominating the shared weights.
+per-example weight w(β) > 0 (``loss_weight``, shared.nn.losses.beta_weight) that keeps the
+large-β draws from dominating the shared weights (it also moves the shared solution: the
+optimum of each β is kept only by a model with separate parameters per β).
+``objective="paper"`` trains with eq. (15)-(17) as written instead: one β ~ U[a, b] per
+minibatch and no weight.
 The SNR is drawn from the range widened by ``snr_margin_db`` on both sides, so the ends of the
 served range are interior points of the training distribution (Hyper-AJSCC's models are
 weakest at the edges of their training range).
@@ -32,6 +35,10 @@ from trainer import distributed
 from trainer.dataset import Dataset
 
 BETA_DISTS = ("log-uniform", "uniform")
+# "weighted": β per example (log-uniform by default) and the loss weight w(β), the project's
+# default; "paper": Hyper-VIB eq. (15)-(17) and Alg. 1 as written, one β ~ U[a, b] per
+# minibatch (the paper samples β^(t), then a minibatch of M examples for it), no weight.
+OBJECTIVES = ("weighted", "paper")
 
 
 # ModelConfig fields a user chooses; the data set fills task/input_shape/n_outputs and the
@@ -58,6 +65,7 @@ class TrainConfig:
     snr_margin_db: float = 3.0  # training draws SNR from [lo - margin, hi + margin]
     fixed_snr: float | None = None
     loss_weight: str = "inverse-d-beta"  # w(β): "none" | "inverse-d-beta" | "inverse-beta"
+    objective: str = "weighted"  # one of OBJECTIVES
     kl_warmup_epochs: float = 0.0  # β·KL ramps linearly from 0 over this many epochs
     epochs: int = 30
     batch_size: int = 128
@@ -80,6 +88,13 @@ class TrainConfig:
             raise ValueError(f"--fixed-beta must be > 0, got {self.fixed_beta}")
         if self.loss_weight not in LOSS_WEIGHTS:
             raise ValueError(f"loss_weight must be one of {LOSS_WEIGHTS}, got {self.loss_weight!r}")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
+        if self.objective == "paper" and (self.beta_dist, self.loss_weight) != ("uniform", "none"):
+            raise ValueError(
+                "objective 'paper' is Hyper-VIB eq. (15)-(17): β uniform on [a, b], no loss "
+                f"weight; got beta_dist={self.beta_dist!r}, loss_weight={self.loss_weight!r}"
+            )
         if self.snr_margin_db < 0 or self.kl_warmup_epochs < 0:
             raise ValueError("snr_margin_db and kl_warmup_epochs must be >= 0")
 
@@ -88,6 +103,9 @@ class TrainConfig:
         """Flat keyword options, as the CLI and the experiments give them: the architecture
         options (MODEL_OPTIONS) go to ``model``, the rest to the run."""
         model = {k: options.pop(k) for k in MODEL_OPTIONS if k in options}
+        if options.get("objective") == "paper":
+            options.setdefault("beta_dist", "uniform")
+            options.setdefault("loss_weight", "none")
         return cls(model=ModelConfig(**model), **options)
 
     @classmethod
@@ -115,11 +133,15 @@ class TrainConfig:
 
 
 def sample_beta(n: int, cfg: TrainConfig, gen: torch.Generator, links: int = 1) -> torch.Tensor:
-    """β per example and link [n, links]: log-uniform, uniform (Hyper-VIB eq. 15) or fixed."""
+    """β per example and link [n, links]: log-uniform, uniform (Hyper-VIB eq. 15) or fixed;
+    with ``objective="paper"`` one draw for the whole minibatch (Hyper-VIB Alg. 1)."""
     if cfg.fixed_beta is not None:
         return torch.full((n, links), float(cfg.fixed_beta))
     lo, hi = cfg.beta_range
-    u = torch.rand(n, links, generator=gen)
+    if cfg.objective == "paper":
+        u = torch.rand(1, links, generator=gen).expand(n, links)
+    else:
+        u = torch.rand(n, links, generator=gen)
     if cfg.beta_dist == "uniform":
         return lo + (hi - lo) * u
     return torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)

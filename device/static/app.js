@@ -114,7 +114,7 @@ function linksText(group) {
     ` · waited ${(group.group_wait_s * 1e3).toFixed(1)} ms for the group`;
 }
 
-// digital link (issue 13): coded bits on the air, air-time, MCS and block losses
+// digital link: coded bits on the air, air-time, MCS and block losses
 function linkText(reply) {
   const air = ` · air-time ${(1e3 * reply.airtime_s).toFixed(2)} ms`;
   if (!reply.link_mode || reply.link_mode === "analog") return ` · analog link${air}`;

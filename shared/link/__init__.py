@@ -1,2 +1,2 @@
-"""Digital links of the channel (issue 13): ``ideal`` (capacity air-time, no errors) and
+"""Digital links of the channel: ``ideal`` (capacity air-time, no errors) and
 ``ldpc-qam`` (5G LDPC + QAM over AWGN, simulated with Sionna). ``analog`` is the default."""

@@ -20,7 +20,7 @@ DEFAULT_SNR_NORM = 25.0
 
 
 # sigmoid(4) = 0.98: a new gate passes its layer almost unchanged. At v = 0 every gated layer
-# would halve its output at the start, which starves deep hyper models (issue 8, cause 2).
+# would halve its output at the start, which starves deep hyper models.
 BETA_GATE_V_INIT = 4.0
 
 

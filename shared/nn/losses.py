@@ -96,8 +96,10 @@ def beta_weight(beta: torch.Tensor, d: int, mode: str) -> torch.Tensor:
     - "none": w = 1 (Hyper-VIB eq. 16 as written);
     - "inverse-d-beta": w = 1/(1 + d·β), so a draw's loss stays O(1) whatever its β;
     - "inverse-beta": w = 1/β, i.e. the loss distortion/β + KL (the IB Lagrangian scaled).
-    A positive w(β) leaves each β's optimum unchanged; it stops the large-β draws (whose β·KL
-    is ~d·β times larger) from dominating the shared weights when β is sampled per example.
+    It stops the large-β draws (whose β·KL is ~d·β times larger) from dominating the shared
+    weights when β is sampled per example. A positive w(β) keeps each β's optimum only for a
+    model with separate parameters per β; with shared weights it moves the solution
+    (tests/nn/test_loss_weight.py works an example), so "none" is the paper's reference.
     """
     beta = beta.sum(dim=1) if beta.dim() == 2 else beta.view(-1)  # K links: Σ_k β_k
     if mode == "none":

@@ -108,14 +108,14 @@ class ChannelServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SetLinkMode(self, request, context):
-        """Digital link (issue 13): switch between analog, ideal and ldpc-qam; resets the counts.
+        """Digital link: switch between analog, ideal and ldpc-qam; resets the counts.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def TransmitBatch(self, request, context):
-        """Transmit for several transmissions at once; one DecodeBatch to the edge (issue 9).
+        """Transmit for several transmissions at once; one DecodeBatch to the edge.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -1,4 +1,4 @@
-"""Property-based fuzzing (Hypothesis) of the device's input parsers (issue 10).
+"""Property-based fuzzing (Hypothesis) of the device's input parsers.
 
 Thousands of generated inputs: the image decoder and the JSON pixel parser either return the
 model input (float32 [C, H, W], finite) or raise PreprocessError with a 4xx status and a

@@ -1,4 +1,4 @@
-"""The device's coalescing of transmissions (issue 9), against stand-in channels on loopback.
+"""The device's coalescing of transmissions, against stand-in channels on loopback.
 
 Requests that arrive while ``max_in_flight`` calls are out go together in one TransmitBatch;
 each keeps its own reply, error and deadline; a channel without TransmitBatch gets one

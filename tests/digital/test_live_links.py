@@ -1,4 +1,4 @@
-"""The digital links through the live system (issue 13): real edge, channel and device
+"""The digital links through the live system: real edge, channel and device
 processes on loopback serving the entropy-coded quick model (artifacts/test-quick-digital)."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The live path changes nothing: image by image, the stack's answers equal the offline path's.
 
-Issue 9's target "accuracy through the live path unchanged (within 0.5 points of offline on
+The target "accuracy through the live path unchanged (within 0.5 points of offline on
 1,000 images)" is checked here exactly rather than statistically. The channel runs with a
 seed and the images go one at a time, so its noise generator draws, in order, one normal
 per transmitted symbol of each request (``channel.service.ChannelService.corrupt``; no
@@ -99,6 +99,6 @@ def test_live_answers_equal_the_offline_path_image_by_image(model, request):
     print(f"{model}: accuracy live {live_accuracy:.4f}, offline {offline_accuracy:.4f} "
           f"(n={N_IMAGES}); labels differ on {disagree}; max |p_live - p_offline| "
           f"{gap:.2e}")  # fmt: skip
-    assert abs(live_accuracy - offline_accuracy) <= 0.005  # issue 9: within 0.5 points
+    assert abs(live_accuracy - offline_accuracy) <= 0.005  # within 0.5 points
     assert disagree <= 1  # a near-tie may flip with float order in a batch of 1 vs 1,000
     assert gap <= 1e-3

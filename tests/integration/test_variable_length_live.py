@@ -1,5 +1,5 @@
 """VL-VFE through the live system: the device's variable-length knob sends fewer symbols on a
-good channel (issue 8). Real edge, channel and device processes on loopback, serving a quick
+good channel. Real edge, channel and device processes on loopback, serving a quick
 variable-length model (artifacts/test-quick-vl)."""
 
 from __future__ import annotations

@@ -28,19 +28,22 @@ def test_gates_off_equals_conv2d():
 
 
 def test_gate_values_follow_the_equations():
+    """Hyper-VIB eq. (13) and Hyper-AJSCC eq. (12) on numbers worked out by hand.
+
+    β = 1e-3: gate 0 = sigmoid(0.5·ln 1e-3 + 1) = 0.0791554469, gate 1 = sigmoid(-ln 1e-3)
+    = 1/1.001 = 0.9990009990; SNR 12.5 dB -> ν = 0.5: scale 0 = 0.5·2 + 0.5 = 1.5, scale 1 = 3.
+    Linear part for x = (1, 2, 3): (1 + 0.5, 2 + 3 - 1) = (1.5, 4)."""
     layer = HyperLinear(3, 2)
     with torch.no_grad():
+        layer.linear.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]]))
+        layer.linear.bias.copy_(torch.tensor([0.5, -1.0]))
         layer.beta_gate.u.copy_(torch.tensor([0.5, -1.0]))
         layer.beta_gate.v.copy_(torch.tensor([1.0, 0.0]))
         layer.snr_scale.omega.copy_(torch.tensor([2.0, 0.0]))
         layer.snr_scale.c.copy_(torch.tensor([0.5, 3.0]))
-    beta = torch.tensor([[1e-3]])
-    snr = torch.tensor([[12.5]])
-    x = torch.randn(1, 3)
-    gate = torch.sigmoid(torch.log(beta) * layer.beta_gate.u + layer.beta_gate.v)
-    scale = (12.5 / 25.0) * layer.snr_scale.omega + layer.snr_scale.c
-    expected = layer.linear(x) * gate * scale
-    torch.testing.assert_close(layer(x, beta, snr), expected)
+    out = layer(torch.tensor([[1.0, 2.0, 3.0]]), torch.tensor([[1e-3]]), torch.tensor([[12.5]]))
+    expected = torch.tensor([[1.5 * 0.0791554469 * 1.5, 4.0 * 0.9990009990 * 3.0]])
+    torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-7)
 
 
 def test_per_example_conditions_shapes():

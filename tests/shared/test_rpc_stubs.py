@@ -82,8 +82,8 @@ def test_services_and_profiles_exist() -> None:
         "SetProfile",
         "GetState",
         "GetEdgeInfo",
-        "SetLinkMode",  # digital link (issue 13)
-        "TransmitBatch",  # coalesced transmissions (issue 9)
+        "SetLinkMode",  # digital link
+        "TransmitBatch",  # coalesced transmissions
     }
     assert {m.name for m in edge.methods} == {"Decode", "GetInfo", "DecodeBatch"}
     assert hasattr(pb_grpc, "ChannelStub") and hasattr(pb_grpc, "EdgeStub")

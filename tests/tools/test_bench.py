@@ -138,7 +138,7 @@ def test_bench_tiny_sweep(quick_model_dir, tmp_path):
     else:
         assert "quiet" not in span
     targets = [t["target"] for t in results["targets"]]
-    assert len(targets) == 8, targets  # issue 5's four and issue 9's four
+    assert len(targets) == 8, targets  # four absolute targets and four ratios
     span_target = next(
         t for t in results["targets"] if t["target"].startswith("device-span p50 at C=1 <= 1.5")
     )

@@ -1,4 +1,4 @@
-"""Distributed training (issue 12): shards, per-rank seeds, DDP replicas, torchrun end to end."""
+"""Distributed training: shards, per-rank seeds, DDP replicas, torchrun end to end."""
 
 import json
 import os

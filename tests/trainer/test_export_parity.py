@@ -1,4 +1,4 @@
-"""Every model family exports to one ONNX file that ONNX Runtime runs like PyTorch (issue 8):
+"""Every model family exports to one ONNX file that ONNX Runtime runs like PyTorch:
 Gaussian head, quantized, variable length (VL-VFE), CNN with per-channel and eq. (14)
 kernel-block gates. Small models trained for a few steps on real Fashion-MNIST."""
 

@@ -32,6 +32,33 @@ def test_beta_and_snr_sampling_ranges():
         TrainConfig(beta_dist="normal")
 
 
+def test_paper_objective_draws_one_uniform_beta_per_minibatch():
+    """Hyper-VIB eq. (15)-(17), Alg. 1: β^(t) ~ U[a, b], then a minibatch for it, no weight."""
+    import argparse
+
+    from trainer.__main__ import add_train_flags, train_config_from
+
+    cfg = TrainConfig.from_options(objective="paper", beta_range=(0.2, 0.6))
+    assert (cfg.beta_dist, cfg.loss_weight) == ("uniform", "none")
+    gen = torch.Generator().manual_seed(0)
+    batches = torch.stack([sample_beta(128, cfg, gen)[:, 0] for _ in range(4000)])
+    assert torch.all(batches == batches[:, :1])  # one β for every example of a minibatch
+    draws = batches[:, 0]
+    assert draws.min() >= 0.2 and draws.max() <= 0.6
+    assert draws.mean().item() == pytest.approx(0.4, abs=0.005)  # uniform, not log-uniform
+    assert draws.std().item() == pytest.approx(0.4 / 12**0.5, abs=0.005)
+    with pytest.raises(ValueError, match="eq. \\(15\\)"):
+        TrainConfig.from_options(objective="paper", loss_weight="inverse-d-beta")
+    parser = argparse.ArgumentParser()
+    add_train_flags(parser)
+    from_cli = train_config_from(parser.parse_args(["--objective", "paper"]))
+    assert (from_cli.objective, from_cli.beta_dist, from_cli.loss_weight) == (
+        "paper", "uniform", "none",
+    )  # fmt: skip
+    default = train_config_from(parser.parse_args([]))
+    assert (default.beta_dist, default.loss_weight) == ("log-uniform", "inverse-d-beta")
+
+
 def test_snr_margin_widens_the_training_draws_only():
     gen = torch.Generator().manual_seed(0)
     cfg = TrainConfig(snr_range=(0, 25), snr_margin_db=3.0)
@@ -80,7 +107,7 @@ def test_quick_model_beats_80_percent(quick_model_dir, fashion):
 
 
 def test_evaluation_reports_the_rate_beside_accuracy(quick_model_dir, fashion):
-    """Issue 8 item 9: the KL (nats) falls as β rises, and the sampled-z score is reported."""
+    """The KL (nats) falls as β rises, and the sampled-z score is reported."""
     model = load_trained(quick_model_dir)
     low = evaluate_point(model, fashion, beta=1e-5, snr_db=20.0, draws=1, n=2000)
     high = evaluate_point(model, fashion, beta=1.0, snr_db=20.0, draws=1, n=2000)

@@ -78,7 +78,7 @@ def _by_concurrency(sweep: list[dict], kind: str) -> dict[int, dict]:
 def evaluate_targets(results: dict) -> list[dict]:
     """The issues' targets, reported (not asserted): met / missed with the numbers.
 
-    Issue 5's four absolute targets, then issue 9's four ratios to the echo chain measured
+    The four absolute serving targets, then the four ratios to the echo chain measured
     in the same run (at the top concurrency both chains ran, and at C=1).
     """
     targets = []
@@ -122,7 +122,7 @@ def evaluate_targets(results: dict) -> list[dict]:
                      f"{_replies(wire.get('edge_only_replies'))} (ours {-acc_gap:+.2f} points)",
             "met": ok,
         })  # fmt: skip
-    targets += issue9_targets(ours, echo, span_figures(results))
+    targets += ratio_targets(ours, echo, span_figures(results))
     return targets
 
 
@@ -185,10 +185,10 @@ def _quiet_text(span: dict) -> str:
             f"{probe['quiet_max']:g}): {quiet[0] / quiet[1]:.2f}x")  # fmt: skip
 
 
-def issue9_targets(
+def ratio_targets(
     ours: dict[int, dict], echo: dict[int, dict], span_c1: tuple | None = None
 ) -> list[dict]:
-    """Issue 9: throughput and p99 at the top concurrency against the echo chain, no
+    """Throughput and p99 at the top concurrency against the echo chain, no
     collapse, and the device span at C=1 (``span_c1``: :func:`span_figures`; without it,
     the sweep's C=1 levels)."""
     targets = []

@@ -1,4 +1,4 @@
-"""`python -m trainer experiment <name>` and `python -m trainer report` (issue 4).
+"""`python -m trainer experiment <name>` and `python -m trainer report`.
 
 Each experiment reproduces one paper figure/table on Fashion-MNIST (or simulated ranging)
 and writes reports/<name>/results.json and PNG plots; ``--quick`` writes to

@@ -1,5 +1,5 @@
 """Train a grid of independent baseline models (one per β, one per SNR), in this process or
-spread over ``settings.workers`` processes (issue 12, ``--workers N``).
+spread over ``settings.workers`` processes (``--workers N``).
 
 Each model is seeded by its own config (trainer.train reseeds at the start of every run), so a
 model comes out the same whichever process trains it, as long as the torch thread count is

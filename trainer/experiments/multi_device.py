@@ -183,11 +183,11 @@ def checks(results: dict) -> list[Check]:
     cost, chance_gap = _drop(results)
     return [
         Check("joint K=2 − averaging accuracy, worst PSNR tested", min(_margins(results)), ">=",
-              0.0, "points", "issue 11: joint beats averaging at every PSNR"),
+              0.0, "points", "joint beats averaging at every PSNR"),
         Check("K=2 − K=1 error at 10 dB, 4 bits (each link half the air-time)", gap_k1, "<=",
-              1.0, "points", "issue 11 / QML-IB Fig. 2(b)"),
+              1.0, "points", "QML-IB Fig. 2(b)"),
         Check("cost of losing one of two links / gap to chance", cost / chance_gap, "<=", 1.0,
-              "", "issue 11: a lost link costs less than the gap to chance"),
+              "", "a lost link costs less than the gap to chance"),
     ]  # fmt: skip
 
 
