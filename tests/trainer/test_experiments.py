@@ -145,3 +145,12 @@ def test_report_check_names_a_commit_it_cannot_find(checkout, tmp_path):
     _write(reports, "quantizer-bits", _synthetic(0.8, 0.81) | {"code": {"commit": "f" * 40}})
     ((where, why),) = stale_results(reports, repo=checkout)
     assert where == "quantizer-bits" and "not in this checkout" in why
+
+
+def test_parameter_overhead_is_the_hyper_models_extra_share():
+    """802,954 against 799,114 parameters (the MLP of train-once-vs-grid): +0.4805%."""
+    from trainer.experiments.train_once_vs_grid import parameter_overhead_percent
+
+    sweep = {"hyper": {"params": {"total": 802_954}},
+             "grid": {"params_per_model": {"total": 799_114}}}  # fmt: skip
+    assert parameter_overhead_percent(sweep) == pytest.approx(0.48053, abs=1e-5)
