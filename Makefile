@@ -83,6 +83,12 @@ demo: setup
 	$(BIN)/python scripts/demo.py $(if $(SERVE),--serve)
 
 compose-demo:
+	@command -v $(firstword $(COMPOSE)) >/dev/null 2>&1 || { \
+	  echo "make compose-demo needs a compose runner, and '$(firstword $(COMPOSE))' was not found." >&2; \
+	  echo "Install Docker with its Compose plugin ('docker compose'), or name another runner:" >&2; \
+	  echo "  make compose-demo COMPOSE=../shared/tools/compose-podman/compose.sh   (podman)" >&2; \
+	  echo "Without containers, 'make demo' runs the same services as local processes." >&2; \
+	  exit 2; }
 	test -f artifacts/$(MODEL)/manifest.json || $(BIN)/python -m trainer train --quick --out artifacts/$(MODEL)
 	MODEL=$(MODEL) $(COMPOSE) up --build --exit-code-from client; rc=$$?; \
 	MODEL=$(MODEL) $(COMPOSE) down -v; exit $$rc
