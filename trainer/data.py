@@ -81,8 +81,9 @@ def load_fashion_mnist(data_dir=None, name: str = "fashion-mnist") -> Dataset:
     )
 
 
-def load_cifar10(data_dir: str | Path | None) -> Dataset:
-    """CIFAR-10 python pickle batches (data_batch_1..5, test_batch) in data_dir."""
+def read_cifar10(data_dir: str | Path | None):
+    """CIFAR-10 python pickle batches (data_batch_1..5, test_batch) in data_dir ->
+    uint8 (x_train [N, 3, 32, 32], y_train, x_test, y_test)."""
     if not data_dir:
         raise DatasetMissing("CIFAR-10 needs --data-dir pointing at its python pickle batches")
     data_dir = Path(data_dir)
@@ -96,16 +97,23 @@ def load_cifar10(data_dir: str | Path | None) -> Dataset:
             )
         with open(path, "rb") as fh:
             raw = pickle.load(fh, encoding="bytes")
-        return raw[b"data"].reshape(-1, 3, 32, 32), np.asarray(raw[b"labels"], np.int64)
+        data = np.asarray(raw[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
+        return data, np.asarray(raw[b"labels"], np.int64)
 
     train = [batch(f"data_batch_{i}") for i in range(1, 6)]
     x_test, y_test = batch("test_batch")
+    x_train = np.concatenate([t[0] for t in train])
+    return x_train, np.concatenate([t[1] for t in train]), x_test, y_test
+
+
+def load_cifar10(data_dir: str | Path | None) -> Dataset:
+    x_train, y_train, x_test, y_test = read_cifar10(data_dir)
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
     return Dataset(
         name="cifar10",
         task="classification",
-        x_train=_normalise(np.concatenate([t[0] for t in train]), mean, std),
-        y_train=np.concatenate([t[1] for t in train]),
+        x_train=_normalise(x_train, mean, std),
+        y_train=y_train,
         x_test=_normalise(x_test, mean, std),
         y_test=y_test,
         input_shape=(3, 32, 32),
@@ -123,3 +131,19 @@ def load_dataset(task: str, data_dir=None, seed: int = 0) -> Dataset:
     if task in ("ranging-bluetooth", "ranging-wifi"):
         return make_ranging_dataset(task.removeprefix("ranging-"), seed=seed)
     raise ValueError(f"task must be one of {TASKS}, got {task!r}")
+
+
+IMAGE_TASKS = ("fashion-mnist", "mnist", "cifar10")
+
+
+def load_images(task: str, data_dir=None) -> tuple[np.ndarray, np.ndarray]:
+    """Images for reconstruction: float32 (x_train, x_test) [N, C, H, W] in [0, 1], no
+    normalisation (PSNR of Hyper-AJSCC eq. (18) takes MAX = 1 on these)."""
+    if task not in IMAGE_TASKS:
+        raise ValueError(f"image task must be one of {IMAGE_TASKS}, got {task!r}")
+    if task == "cifar10":
+        x_train, _, x_test, _ = read_cifar10(data_dir)
+    else:
+        x_train, _, x_test, _ = load_idx_images(data_dir)
+        x_train, x_test = x_train[:, None], x_test[:, None]
+    return x_train.astype(np.float32) / 255.0, x_test.astype(np.float32) / 255.0

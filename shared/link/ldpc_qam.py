@@ -18,7 +18,7 @@ import threading
 import numpy as np
 
 from shared.channel import noise_var_from_psnr
-from shared.link.modes import Mcs, codeword_length
+from shared.link.modes import POWER_CONVENTIONS, Mcs, codeword_length
 
 BP_ITERATIONS = 20
 _LOCK = threading.Lock()  # Sionna blocks keep state; one simulation at a time
@@ -45,10 +45,20 @@ def _blocks(k: int, n: int, bits_per_qam: int):
 
 
 def simulate_blocks(
-    payload_bits: np.ndarray, mcs: Mcs, psnr_db: float, rng: np.random.Generator
+    payload_bits: np.ndarray,
+    mcs: Mcs,
+    psnr_db: float,
+    rng: np.random.Generator,
+    power: str = "peak",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Send B codewords [B, k] of 0/1 payload bits; returns (decoded bits [B, k] uint8,
-    block ok [B] bool)."""
+    block ok [B] bool).
+
+    ``power``: "peak" (I/Q peak amplitude 1, the analog task models' convention; ``psnr_db``
+    is a PSNR) or "average" (mean power 1 per real dimension, the image model's; ``psnr_db``
+    is then an SNR). σ² = 10^(-dB/10) per real dimension either way."""
+    if power not in POWER_CONVENTIONS:
+        raise ValueError(f"power must be one of {POWER_CONVENTIONS}, got {power!r}")
     import torch
 
     payload_bits = np.asarray(payload_bits, dtype=np.uint8)
@@ -61,9 +71,11 @@ def simulate_blocks(
         bits = torch.from_numpy(payload_bits.astype(np.float32))
         with torch.no_grad():
             x = mapper(encoder(bits))  # unit average energy, I/Q peak = ``peak``
-            # scaled by 1/peak the I/Q peak is 1; equivalently the noise grows by peak^2.
-            # complex noise variance N0 = 2 σ² (σ² per real dimension)
-            no = 2.0 * float(noise_var_from_psnr(psnr_db)) * peak**2
+            # peak: scaled by 1/peak the I/Q peak is 1; equivalently the noise grows by
+            # peak^2. average: scaled by √2 each real dimension has mean power 1; the noise
+            # shrinks by 1/2. Complex noise variance N0 = 2 σ² (σ² per real dimension).
+            amplitude2 = peak**2 if power == "peak" else 0.5
+            no = 2.0 * float(noise_var_from_psnr(psnr_db)) * amplitude2
             noise = rng.normal(0.0, np.sqrt(no / 2), size=(2, *x.shape))
             y = x + torch.complex(
                 torch.from_numpy(noise[0].astype(np.float32)),

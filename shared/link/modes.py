@@ -70,6 +70,42 @@ def mcs_for_psnr(psnr_db: float, table: tuple[Mcs, ...] = MCS_TABLE) -> Mcs:
     return chosen
 
 
+POWER_CONVENTIONS = ("peak", "average")
+
+
+def pam_peak_to_average(bits_per_qam: int) -> float:
+    """Peak over average power of one real dimension of square 2^m-QAM: a √M-level PAM
+    (levels ±1, ±3, … ±(L-1)): (L-1)² / ((L²-1)/3) = 3(L-1)/(L+1); QPSK 1, 16-QAM 9/5."""
+    levels = 2 ** (bits_per_qam // 2)
+    return 3 * (levels - 1) / (levels + 1)
+
+
+def mcs_for_snr(snr_db: float, power: str = "peak", table: tuple[Mcs, ...] = MCS_TABLE) -> Mcs:
+    """``mcs_for_psnr`` for either power convention. The table's thresholds are for peak
+    amplitude 1 per real dimension (PSNR); with mean power 1 per real dimension (the image
+    model's convention) the constellation's points are larger by its peak-to-average ratio,
+    so each threshold is that many dB lower."""
+    if power not in POWER_CONVENTIONS:
+        raise ValueError(f"power must be one of {POWER_CONVENTIONS}, got {power!r}")
+    if power == "peak":
+        return mcs_for_psnr(snr_db, table)
+    shifted = tuple(
+        Mcs(m.name, m.bits_per_qam, m.code_rate,
+            m.min_psnr_db - 10 * math.log10(pam_peak_to_average(m.bits_per_qam)))
+        for m in table
+    )  # fmt: skip
+    chosen = mcs_for_psnr(snr_db, shifted)
+    return next(m for m in table if m.name == chosen.name)
+
+
+def max_payload_bits(real_channel_uses: int, mcs: Mcs) -> int:
+    """The most payload bits k with ``channel_uses(k, mcs) <= real_channel_uses``."""
+    k = int(real_channel_uses // 2 * mcs.bits_per_qam * mcs.code_rate) + 1
+    while k > 0 and channel_uses(k, mcs) > real_channel_uses:
+        k -= 1
+    return k
+
+
 def codeword_length(payload_bits: int, mcs: Mcs) -> int:
     """n coded bits for k payload bits: ceil(k / R) rounded up to whole QAM symbols."""
     n = math.ceil(payload_bits / mcs.code_rate)

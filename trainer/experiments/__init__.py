@@ -23,7 +23,7 @@ def cmd_experiment(args) -> int:
     settings = settings_for(
         args.quick, module.FULL_EPOCHS, args.epochs, seed=args.seed, data_dir=args.data_dir,
         train_subset=args.train_subset, n_eval=args.n_eval, draws=args.draws,
-        workers=args.workers,
+        workers=args.workers, extra={"task": args.task} if args.task else {},
     )  # fmt: skip
     out = args.out or default_out(args.name, args.quick)
     run_experiment(module, settings, out, command="python -m trainer " + " ".join(sys.argv[1:]))
@@ -60,6 +60,11 @@ def add_parsers(sub) -> None:
     p.add_argument("--out", default=None, help="default reports/<name> (reports/<name>-quick)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data-dir", default=None)
+    p.add_argument(
+        "--task", default=None,
+        help="dataset for the experiments that take one (image-jscc: fashion-mnist, mnist, "
+        "cifar10 with --data-dir)",
+    )  # fmt: skip
     p.add_argument("--train-subset", type=int, default=None, help="first N training examples")
     p.add_argument("--n-eval", type=int, default=None, help="first N test examples")
     p.add_argument(

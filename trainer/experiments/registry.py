@@ -8,6 +8,7 @@ from types import ModuleType
 from trainer.experiments import (
     cnn,
     digital,
+    image_jscc,
     multi_device,
     quantizer_bits,
     ranging_regression,
@@ -38,5 +39,6 @@ EXPERIMENTS: dict[str, ModuleType] = {
         cnn,
         digital,
         multi_device,
+        image_jscc,
     )
 }
