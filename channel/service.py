@@ -1,7 +1,9 @@
 """The channel proxy's work, transport-free: AWGN, pilots, air-time, CSI, edge forwarding.
 
-y = s + n, n ~ N(0, sigma^2) per real dimension, sigma^2 = 10^(-PSNR/10) (VL-VFE, peak
-power 1), via :func:`shared.channel.awgn`. Pilots follow VL-VFE Appendix C.
+y = s + n, n ~ N(0, sigma^2) per real dimension, sigma^2 = 10^(-PSNR/10), via
+:func:`shared.channel.awgn`, under either power convention of the transmission (VL-VFE's
+peak power 1 for the task models, mean power 1 for the image model: :func:`check_power`).
+Pilots follow VL-VFE Appendix C.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from shared.channel import (
     noise_var_from_psnr,
     pilot_symbols,
 )
+from shared.manifest import POWER_CONVENTIONS
 from shared.rpc import coinference_pb2 as pb
 from shared.service.deadlines import forward_timeout
 from shared.service.errors import ServiceError, check_batch_size, item_error, status_of
@@ -47,6 +50,37 @@ EdgeCall = Callable[[pb.Transmission, float], Awaitable[pb.InferenceReply]]
 EdgeBatchCall = Callable[[pb.TransmissionBatch, float], Awaitable[pb.BatchReply]]
 # await get_info(timeout_s) -> the edge's EdgeInfo; raises grpc.RpcError like a stub call.
 EdgeInfoCall = Callable[[float], Awaitable[pb.EdgeInfo]]
+
+
+# an "average"-power transmission may exceed mean power 1 by float rounding only
+AVERAGE_POWER_TOLERANCE = 1e-3
+
+
+def check_power(transmission: pb.Transmission, mode: str) -> None:
+    """The transmission's power convention ("" = "peak"): known, and for "average" (the
+    image model's) a mean power of at most 1 per real symbol over the analog link; the noise
+    is N(0, 10^(-dB/10)) per real dimension under either convention."""
+    power = transmission.power or "peak"
+    if power not in POWER_CONVENTIONS:
+        problem = f"power={transmission.power!r}: use one of {POWER_CONVENTIONS}"
+        raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, problem)
+    if power != "average":
+        return
+    if mode != "analog":
+        raise ServiceError(
+            grpc.StatusCode.FAILED_PRECONDITION,
+            f"the {mode} link carries entropy-coded task features; an average-power (image) "
+            "transmission goes over the analog link (SetLinkMode analog)",
+        )
+    symbols = np.asarray(transmission.symbols, dtype=np.float64)
+    if symbols.size:
+        mean_power = float(np.mean(symbols**2))
+        if not mean_power <= 1.0 + AVERAGE_POWER_TOLERANCE:  # NaN fails too
+            raise ServiceError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"average-power transmission has mean power {mean_power:.4g} per real symbol, "
+                "over its budget of 1",
+            )
 
 
 @dataclass(frozen=True)
@@ -197,6 +231,7 @@ class ChannelService:
         digital link (a copy, see :meth:`carry_digital`)."""
         psnr_db = self.link_psnr_db(transmission)
         mode = self.links.mode
+        check_power(transmission, mode)
         if mode != "analog":
             return self.carry_digital(transmission, psnr_db, mode)[0]
         symbols = np.asarray(transmission.symbols, dtype=np.float32)

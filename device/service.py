@@ -35,6 +35,7 @@ from device.entropy import DeviceEntropyCoder
 from device.knobs import KnobStore, SnrDecision, decide_snr
 from device.metrics import DeviceMetrics
 from device.preprocess import PreprocessError, image_to_input, open_image, pixels_to_input
+from device.reconstruction import ReconstructionError, reconstruction_fields
 from shared.channel import psnr_from_noise_var
 from shared.manifest import Manifest
 from shared.rpc import coinference_pb2 as pb
@@ -44,6 +45,8 @@ T = TypeVar("T")
 # image is at most INLINE_MAX_PIXELS (decoding them takes well under a millisecond).
 INLINE_MAX_BYTES = 16 * 1024
 INLINE_MAX_PIXELS = 256 * 256
+# reconstructions of images up to this many values get their PSNR/SSIM/PNGs on the loop
+INLINE_MAX_RECONSTRUCTION = 32 * 32 * 3
 REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 
 
@@ -227,6 +230,8 @@ class DeviceService:
             symbols=sent.symbols.tolist(),
             timings=pb.Timings(preprocess_s=preprocess_s, encode_s=encode_s),
         )
+        if self.manifest.power != "peak":  # the image model: mean power 1 per real symbol
+            transmission.power = self.manifest.power
         if self.encoder.link_index is not None:
             # multi-device: the request id names the observation, shared by its K devices
             transmission.group_id = request_id
@@ -251,6 +256,15 @@ class DeviceService:
         total_s = time.perf_counter() - start
 
         result = self._reply_to_dict(reply, knobs, decision, sent, request_id)
+        if self.manifest.task == "reconstruction":
+            try:
+                fields, _ = await self._run(
+                    x.size <= INLINE_MAX_RECONSTRUCTION, reconstruction_fields,
+                    reply.reconstruction, reply.reconstruction_shape, x, self.manifest,
+                )  # fmt: skip
+            except ReconstructionError as exc:
+                raise ChannelError(f"edge reply refused: {exc}") from None
+            result["reconstruction"] = fields
         t = reply.timings
         channel_total_s = t.channel_total_s
         result["latency_s"] = {
@@ -281,7 +295,7 @@ class DeviceService:
             names = manifest.class_names
             result["class_name"] = names[label] if label < len(names) else str(label)
             result["probabilities"] = probabilities
-        else:
+        elif manifest.task == "regression":
             result["regression_value"] = float(reply.regression_value)
         pilot_var = csi.noise_var_estimate if csi is not None and csi.has_pilot_estimate else None
         result.update(

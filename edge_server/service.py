@@ -21,7 +21,7 @@ from edge_server.digital import DIGITAL_MODES, ChecksumError, DigitalReceiver, f
 from edge_server.groups import GroupAssembler, GroupJob, LinkJob
 from edge_server.metrics import EdgeMetrics
 from shared.channel import estimate_noise_var, pilot_symbols
-from shared.manifest import Manifest
+from shared.manifest import POWER_CONVENTIONS, Manifest
 from shared.rpc import coinference_pb2 as pb
 from shared.service.errors import (
     ServiceError,
@@ -208,6 +208,7 @@ class EdgeDecoder:
             group_timeout_s=self.group_timeout_s if self.groups is not None else 0.0,
             replica_id=self.replica_id,
             entropy_coded=self.digital.available,
+            power=m.power,
         )
 
     # -- validation ----------------------------------------------------------------------
@@ -227,6 +228,7 @@ class EdgeDecoder:
                 f"model id mismatch: transmission is for {transmission.model_id!r}, "
                 f"this edge serves {m.model_id!r}",
             )
+        self._validate_power(transmission)
         self._validate_group(transmission)
         if transmission.d and transmission.d != m.d:
             raise invalid(f"d={transmission.d} does not match the model's d={m.d}")
@@ -237,6 +239,8 @@ class EdgeDecoder:
             raise invalid("no symbols: a transmission carries at least one symbol")
         if n > m.d:
             raise invalid(f"{n} symbols sent, more than the model's d={m.d}")
+        if m.task == "reconstruction" and n != m.d:
+            raise invalid(f"{n} symbols sent: an image transmission carries all d={m.d} symbols")
         received = np.asarray(transmission.symbols, dtype=np.float32)
         if not np.all(np.isfinite(received)):
             raise invalid("symbols contain NaN or infinity")
@@ -270,6 +274,17 @@ class EdgeDecoder:
             except ValueError as exc:
                 raise invalid(f"channel PSNR (CSI) unusable by the decoder: {exc}") from None
         return DecodeJob(received, float(transmission.beta), float(snr_db))
+
+    def _validate_power(self, transmission: pb.Transmission) -> None:
+        """The symbols' power convention must be the model's ("" reads as "peak")."""
+        m, power = self.manifest, transmission.power or "peak"
+        if power not in POWER_CONVENTIONS:
+            raise invalid(f"power={transmission.power!r}: use one of {POWER_CONVENTIONS}")
+        if power != m.power:
+            raise invalid(
+                f"power convention {power!r} does not fit this edge's {m.task} model, whose "
+                f"symbols use {m.power!r} power: a {m.task} transmission sets power={m.power!r}"
+            )
 
     def _validate_group(self, transmission: pb.Transmission) -> None:
         """The multi-device fields against the model's K (DESIGN §7)."""
@@ -401,6 +416,9 @@ class EdgeDecoder:
         if self.manifest.task == "classification":
             reply.probabilities.extend(output.tolist())
             reply.label = int(np.argmax(output))
+        elif self.manifest.task == "reconstruction":
+            reply.reconstruction.extend(output.tolist())
+            reply.reconstruction_shape.extend(self.manifest.input_shape)
         else:
             reply.regression_value = float(output[0])
         if transmission.link_mode in DIGITAL_MODES:

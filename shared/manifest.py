@@ -24,6 +24,12 @@ ENCODER_NAME = "encoder.onnx"
 DECODER_NAME = "decoder.pt"
 SCHEMA_VERSION = 1
 FALLBACK_BETA = 1e-3  # the start-up beta when it lies in the trained range
+TASKS = ("classification", "regression", "reconstruction")
+# How the encoder's symbols use the channel's power (the manifest's "power"; absent = peak):
+# "peak": amplitude <= 1 per real symbol (the task models; PSNR = 10·log10(1/σ²));
+# "average": mean power 1 per real symbol over one transmission (the image model; SNR =
+# 10·log10(1/σ²)). σ² is the noise variance per real dimension in both.
+POWER_CONVENTIONS = ("peak", "average")
 
 
 def start_beta(beta_range: tuple[float, float] | list[float]) -> float:
@@ -40,7 +46,7 @@ class ManifestError(ValueError):
 @dataclass(frozen=True)
 class Manifest:
     model_id: str
-    task: str  # "classification" | "regression"
+    task: str  # "classification" | "regression" | "reconstruction"
     dataset: str
     input_shape: tuple[int, ...]  # (C, H, W) or (L,) for 1-D inputs
     input_mean: tuple[float, ...]  # per channel, applied to pixels scaled to [0, 1]
@@ -62,6 +68,11 @@ class Manifest:
     @property
     def n_classes(self) -> int:
         return len(self.class_names)
+
+    @property
+    def power(self) -> str:
+        """The symbols' power convention (:data:`POWER_CONVENTIONS`); "peak" when absent."""
+        return str(self.raw.get("power") or "peak")
 
     @property
     def n_links(self) -> int:
@@ -163,8 +174,10 @@ def load_manifest(model_dir: str | Path) -> Manifest:
         )
     except (KeyError, TypeError, ValueError, json.JSONDecodeError) as exc:
         raise ManifestError(f"{path} is malformed: {exc!r}") from exc
-    if manifest.task not in ("classification", "regression"):
-        raise ManifestError(f"{path}: task must be classification or regression")
+    if manifest.task not in TASKS:
+        raise ManifestError(f"{path}: task must be one of {TASKS}, got {manifest.task!r}")
+    if manifest.power not in POWER_CONVENTIONS:
+        raise ManifestError(f"{path}: power must be one of {POWER_CONVENTIONS}")
     if manifest.n_links > 1:
         _check_links(manifest, path)
     if manifest.default_beta is not None:

@@ -31,6 +31,11 @@ QUICK_MULTI_ARGS = [
 ]  # fmt: skip
 
 
+# Image JSCC quick model (Hyper-AJSCC, R = 1/12, 0-20 dB): task "reconstruction"
+QUICK_IMAGE_DIR = ROOT / "artifacts" / "test-quick-image"
+QUICK_IMAGE_ARGS = ["--quick", "--seed", "0", "--no-progress", "--n-eval", "200"]
+
+
 def _source_stamp(args: list[str]) -> str:
     digest = hashlib.sha256(" ".join(args).encode())
     for folder in ("shared/nn", "trainer"):
@@ -39,15 +44,15 @@ def _source_stamp(args: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def trained_model(out_dir: Path, args: list[str]) -> Path:
-    """Train ``python -m trainer train <args>`` into out_dir unless the same source and args
-    already did (a stamp of both is kept beside the artifacts)."""
-    stamp = _source_stamp(args)
+def trained_model(out_dir: Path, args: list[str], command: str = "train") -> Path:
+    """Train ``python -m trainer <command> <args>`` into out_dir unless the same source and
+    args already did (a stamp of both is kept beside the artifacts)."""
+    stamp = _source_stamp(args if command == "train" else [command, *args])
     stamp_file = out_dir / ".source-stamp"
     if not (out_dir / "manifest.json").is_file() or (
         not stamp_file.is_file() or stamp_file.read_text() != stamp
     ):
-        cmd = [sys.executable, "-m", "trainer", "train", *args, "--out", str(out_dir)]
+        cmd = [sys.executable, "-m", "trainer", command, *args, "--out", str(out_dir)]
         result = subprocess.run(
             cmd,
             cwd=ROOT,
@@ -77,3 +82,9 @@ def quick_vl_model_dir() -> Path:
 def quick_multi_model_dir() -> Path:
     """artifacts/test-quick-multi: a real K = 2 multi-link quick model (encoder-link<k>.onnx)."""
     return trained_model(QUICK_MULTI_DIR, QUICK_MULTI_ARGS)
+
+
+@pytest.fixture(scope="session")
+def quick_image_model_dir() -> Path:
+    """artifacts/test-quick-image: a real image JSCC quick model (task reconstruction)."""
+    return trained_model(QUICK_IMAGE_DIR, QUICK_IMAGE_ARGS, command="train-image")

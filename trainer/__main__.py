@@ -264,6 +264,9 @@ def main(argv=None) -> int:
     p_par.add_argument("--model", required=True)
     p_par.add_argument("--beta", type=float, default=1e-4)
     p_par.add_argument("--snr-db", type=float, default=20.0)
+    from trainer import image_cli
+
+    image_cli.add_parsers(sub)
     try:
         from trainer import experiments
 

@@ -237,3 +237,24 @@ def adaptation_parameters(model: ImageJSCC) -> int:
     return sum(
         p.numel() for name, p in model.named_parameters() if ".snr_scale." in name or ".af." in name
     )
+
+
+CHECKPOINT_KIND = "image_jscc"
+
+
+def save_image_decoder(model: ImageJSCC, path) -> None:
+    """decoder.pt: the model's config and the decoder's weights only (what the edge needs)."""
+    state = {k: v for k, v in model.state_dict().items() if k.startswith("decoder.")}
+    torch.save({"kind": CHECKPOINT_KIND, "config": model.config, "state_dict": state}, path)
+
+
+def load_image_decoder(path, map_location="cpu") -> ImageJSCC:
+    """The model with the decoder weights of ``decoder.pt`` (its encoder stays untrained)."""
+    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(checkpoint, dict) or checkpoint.get("kind") != CHECKPOINT_KIND:
+        raise ValueError(f"{path} is not an image JSCC decoder checkpoint")
+    model = ImageJSCC(**checkpoint["config"])
+    missing = model.load_state_dict(checkpoint["state_dict"], strict=False).missing_keys
+    if any(k.startswith("decoder.") for k in missing):
+        raise ValueError(f"{path}: decoder weights missing: {missing[:3]}")
+    return model.eval()

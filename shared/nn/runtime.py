@@ -87,10 +87,39 @@ class MultiLinkDecoderRuntime:
         return torch.softmax(out, dim=1).float().cpu().numpy()
 
 
+class ImageDecoderRuntime:
+    """The image JSCC decoder: (received [N, d], beta [N] (unused), snr_db [N]) ->
+    reconstructions [N, C·H·W] in [0, 1], flattened C-major (shape in the manifest)."""
+
+    def __init__(self, model_dir: str | Path, device: str = "auto"):
+        from shared.nn.image_jscc import load_image_decoder
+
+        self.manifest = load_manifest(model_dir)
+        self.device = pick_device(device)
+        try:
+            self.model = load_image_decoder(Path(model_dir) / DECODER_NAME).to(self.device)
+        except (FileNotFoundError, ValueError) as exc:
+            raise ManifestError(str(exc)) from exc
+        self.d = self.model.symbols
+
+    @torch.inference_mode()
+    def __call__(self, received: np.ndarray, beta: np.ndarray, snr_db: np.ndarray) -> np.ndarray:
+        received = np.asarray(received, dtype=np.float32)
+        if received.ndim != 2 or received.shape[1] != self.d:
+            raise ValueError(f"received must be [N, {self.d}], got {received.shape}")
+        y = torch.from_numpy(received).to(self.device)
+        s = torch.as_tensor(np.asarray(snr_db, np.float32).reshape(-1, 1), device=self.device)
+        return self.model.decoder(y, s).flatten(1).float().cpu().numpy()
+
+
 def load_decoder(
     model_dir: str | Path, device: str = "auto"
-) -> DecoderRuntime | MultiLinkDecoderRuntime:
-    """The edge's decoder for the model folder: single-device or multi-link fusion."""
-    if load_manifest(model_dir).n_links > 1:
+) -> DecoderRuntime | MultiLinkDecoderRuntime | ImageDecoderRuntime:
+    """The edge's decoder for the model folder: single-device, multi-link fusion, or image
+    reconstruction."""
+    manifest = load_manifest(model_dir)
+    if manifest.task == "reconstruction":
+        return ImageDecoderRuntime(model_dir, device)
+    if manifest.n_links > 1:
         return MultiLinkDecoderRuntime(model_dir, device)
     return DecoderRuntime(model_dir, device)

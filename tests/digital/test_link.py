@@ -69,3 +69,48 @@ def test_ldpc_qam_cliff_around_the_mcs_threshold():
     assert ok.all() and np.array_equal(decoded, bits)
     _, ok = simulate_blocks(bits, mcs, mcs.min_psnr_db - 4.0, rng)
     assert ok.mean() < 0.1  # 4 dB below: nearly every block lost
+
+
+def test_pam_peak_to_average_by_hand():
+    from shared.link.modes import pam_peak_to_average
+
+    # levels ±1, ±3, …: QPSK 1/1, 16-QAM 9/5, 64-QAM 49/21, 256-QAM 225/85
+    assert pam_peak_to_average(2) == pytest.approx(1.0)
+    assert pam_peak_to_average(4) == pytest.approx(9 / 5)
+    assert pam_peak_to_average(6) == pytest.approx(49 / 21)
+    assert pam_peak_to_average(8) == pytest.approx(225 / 85)
+
+
+def test_average_power_thresholds_are_lower_by_the_peak_to_average_ratio():
+    from shared.link.modes import mcs_for_snr
+
+    # 16-QAM 1/2 needs 11 dB PSNR (peak 1): with mean power 1 it needs 11 - 2.55 = 8.45 dB
+    assert mcs_for_snr(9.0, "peak").name == "QPSK 2/3"
+    assert mcs_for_snr(9.0, "average").name == "16-QAM 1/2"
+    assert mcs_for_snr(8.0, "average").name == "QPSK 2/3"
+    assert mcs_for_snr(0.0, "average").name == "QPSK 1/3"  # QPSK: peak = average
+    with pytest.raises(ValueError, match="power"):
+        mcs_for_snr(9.0, "rms")
+
+
+@pytest.mark.parametrize("name", ["QPSK 1/2", "16-QAM 3/4", "256-QAM 3/4"])
+def test_max_payload_bits_is_the_largest_that_fits(name):
+    from shared.link.modes import max_payload_bits
+
+    mcs = next(m for m in MCS_TABLE if m.name == name)
+    k = max_payload_bits(256, mcs)
+    assert channel_uses(k, mcs) <= 256 < channel_uses(k + 1, mcs)
+
+
+def test_average_power_link_survives_where_the_peak_link_fails():
+    from shared.link.ldpc_qam import simulate_blocks
+
+    mcs = next(m for m in MCS_TABLE if m.name == "16-QAM 1/2")
+    rng = np.random.default_rng(1)
+    bits = rng.integers(0, 2, (60, 192))
+    # 10 dB: 1.45 dB above the average-power threshold, 1 dB below the peak one
+    _, ok_average = simulate_blocks(bits, mcs, 10.0, rng, power="average")
+    _, ok_peak = simulate_blocks(bits, mcs, 9.0, rng, power="peak")
+    assert ok_average.mean() > 0.95 and ok_peak.mean() < 0.8
+    with pytest.raises(ValueError, match="power"):
+        simulate_blocks(bits, mcs, 10.0, rng, power="rms")

@@ -1,0 +1,124 @@
+"""The image model through the real stack: device (ONNX Runtime) -> channel -> edge.
+
+Image by image, the live reconstructions equal the offline path's (the device's ONNX
+encoder, the channel's seeded noise replayed in order, the edge's decoder runtime), so the
+PSNR the device reports is the offline PSNR to 0.01 dB. Then the contract's edges: images of
+any size and mode, a transmission with the wrong power convention, one over its power budget.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+from PIL import Image
+
+from device.client import png_bytes
+from device.encoder import OnnxEncoder
+from device.idx import DEFAULT_DATA_DIR, load_test_set
+from device.reconstruction import png_base64
+from shared.channel import awgn
+from shared.image_metrics import psnr_db
+from shared.rpc import coinference_pb2 as pb
+from shared.rpc import coinference_pb2_grpc as pb_grpc
+from tests.procs import running_stack
+
+pytestmark = pytest.mark.skipif(
+    not any(DEFAULT_DATA_DIR.glob("t10k-images-idx3-ubyte*")),
+    reason=f"Fashion-MNIST IDX files not in {DEFAULT_DATA_DIR} (make data)",
+)
+
+SNR_DB = 10.0
+SEED = 11
+N_IMAGES = 40
+
+
+@pytest.fixture(scope="module")
+def image_stack(quick_image_model_dir):
+    with running_stack(
+        quick_image_model_dir, SNR_DB, edge_flags=["--device", "cpu"],
+        channel_flags=["--seed", SEED], start_timeout_s={"edge": 90},
+    ) as stack, httpx.Client(base_url=stack.url, timeout=10.0) as http:  # fmt: skip
+        yield stack, http
+
+
+def test_live_reconstructions_equal_the_offline_path(image_stack, quick_image_model_dir):
+    from shared.nn.runtime import load_decoder  # torch: test process only
+
+    stack, http = image_stack
+    images, _ = load_test_set(DEFAULT_DATA_DIR, N_IMAGES)
+    replies = []
+    for image in images:
+        r = http.post("/v1/infer", files={"file": ("x.png", png_bytes(image), "image/png")})
+        assert r.status_code == 200, r.text
+        replies.append(r.json())
+    encoder = OnnxEncoder(quick_image_model_dir)
+    x = images[:, None].astype(np.float32) / 255.0
+    snr = replies[0]["snr_db"]
+    encoded = encoder.encode(x, 1.0, snr)
+    rng = np.random.default_rng(SEED)
+    received = np.stack([awgn(encoded.symbols[i], SNR_DB, rng) for i in range(N_IMAGES)])
+    decoder = load_decoder(quick_image_model_dir, device="cpu")
+    offline = decoder(received, np.ones(N_IMAGES), np.full(N_IMAGES, snr)).reshape(x.shape)
+    offline_psnr = psnr_db(x, offline)
+    for i, reply in enumerate(replies):
+        rec = reply["reconstruction"]
+        assert rec["shape"] == [1, 28, 28] and rec["format"] == "png"
+        assert reply["symbols_sent"] == 128 and reply["channel_psnr_db"] == SNR_DB
+        assert rec["psnr_db"] == pytest.approx(offline_psnr[i], abs=0.01)
+        assert rec["received_png_base64"] == png_base64(offline[i])
+        sent = Image.open(io.BytesIO(base64.b64decode(rec["sent_png_base64"])))
+        assert np.array_equal(np.asarray(sent), images[i])
+    mean_psnr = float(np.mean([r["reconstruction"]["psnr_db"] for r in replies]))
+    assert mean_psnr > 11.0  # above the mean image's ~10.7 dB on Fashion-MNIST
+
+
+def test_images_of_any_size_and_mode_are_converted(image_stack):
+    _, http = image_stack
+    rng = np.random.default_rng(0)
+    for mode, size in (("RGB", (90, 40)), ("RGBA", (28, 28)), ("L", (300, 200))):
+        pixels = rng.integers(0, 255, (size[1], size[0], len(mode)), dtype=np.uint8)
+        img = Image.fromarray(pixels.squeeze(), mode=mode if mode != "L" else None)
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        r = http.post("/v1/infer", content=buf.getvalue(), headers={"content-type": "image/png"})
+        assert r.status_code == 200, r.text
+        rec = r.json()["reconstruction"]
+        assert rec["shape"] == [1, 28, 28] and 0.0 <= rec["ssim"] <= 1.0
+
+
+def _transmission(model_id: str, symbols, power: str) -> pb.Transmission:
+    return pb.Transmission(request_id="t", model_id=model_id, beta=1.0, snr_db=SNR_DB,
+                           d=128, symbols=symbols, power=power)  # fmt: skip
+
+
+def test_wrong_power_convention_and_power_budget_are_refused(image_stack):
+    stack, http = image_stack
+    model_id = http.get("/v1/model").json()["model_id"]
+    with (
+        grpc.insecure_channel(stack.edge_target) as edge_ch,
+        grpc.insecure_channel(stack.channel_target) as channel_ch,
+    ):
+        edge, channel = pb_grpc.EdgeStub(edge_ch), pb_grpc.ChannelStub(channel_ch)
+        info = edge.GetInfo(pb.GetInfoRequest())
+        assert info.task == "reconstruction" and info.power == "average"
+        unit = [1.0, -1.0] * 64
+        # a classification-style transmission (no power field = peak) to the image edge
+        with pytest.raises(grpc.RpcError) as err:
+            edge.Decode(_transmission(model_id, unit, ""))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "reconstruction" in err.value.details() and "average" in err.value.details()
+        with pytest.raises(grpc.RpcError) as err:
+            channel.Transmit(_transmission(model_id, [2.0] * 128, "average"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert "mean power 4" in err.value.details()
+        with pytest.raises(grpc.RpcError) as err:
+            channel.Transmit(_transmission(model_id, unit, "watts"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        reply = channel.Transmit(_transmission(model_id, unit, "average"))
+        assert list(reply.reconstruction_shape) == [1, 28, 28]
+        assert len(reply.reconstruction) == 784
