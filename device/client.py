@@ -213,6 +213,7 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
     ok = [o for o in outcomes if o.ok]
     judged = [o.correct for o in ok if o.correct is not None]
     http = np.array([o.http_s for o in ok]) * 1e3
+    images = [o.reply["reconstruction"] for o in ok if "reconstruction" in o.reply]
     return {
         "n": len(outcomes),
         "ok": len(ok),
@@ -223,6 +224,9 @@ def summarise(outcomes: Sequence[Outcome]) -> dict[str, Any]:
         "snr_db": sorted({round(o.reply["snr_db"], 3) for o in ok}),
         "p50_ms": float(np.percentile(http, 50)) if ok else None,
         "p95_ms": float(np.percentile(http, 95)) if ok else None,
+        # reconstruction models: mean PSNR (dB) / SSIM of the received images
+        "mean_psnr_db": float(np.mean([r["psnr_db"] for r in images])) if images else None,
+        "mean_ssim": float(np.mean([r["ssim"] for r in images])) if images else None,
     }
 
 
@@ -248,15 +252,22 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 def sweep_table(rows) -> str:
-    """One line per PSNR: accuracy, mean symbols, mean bits, SNR used, latency p50/p95 (ms)."""
+    """One line per PSNR: accuracy (or, for a reconstruction model, the received images'
+    mean PSNR in dB and SSIM), mean symbols, mean bits, SNR used, latency p50/p95 (ms)."""
+    images = any(s.get("mean_psnr_db") is not None for _, s, _ in rows)
+    quality = f"{'img PSNR':>8} {'SSIM':>6}" if images else f"{'accuracy':>8}"
     lines = [
-        f"{'PSNR dB':>8} {'n':>5} {'fail':>4} {'accuracy':>8} {'symbols':>8} {'bits':>8} "
+        f"{'PSNR dB':>8} {'n':>5} {'fail':>4} {quality} {'symbols':>8} {'bits':>8} "
         f"{'enc SNR dB':>10} {'p50 ms':>8} {'p95 ms':>8}"
     ]
     for psnr_db, s, _ in rows:
         snr = ",".join(f"{v:g}" for v in s["snr_db"]) or "-"
+        if images:
+            quality = f"{_fmt(s['mean_psnr_db'], '8.2f')} {_fmt(s['mean_ssim'], '6.3f')}"
+        else:
+            quality = _fmt(s["accuracy"], "8.3f")
         lines.append(
-            f"{psnr_db:8g} {s['n']:5d} {s['failed']:4d} {_fmt(s['accuracy'], '8.3f')} "
+            f"{psnr_db:8g} {s['n']:5d} {s['failed']:4d} {quality} "
             f"{_fmt(s['mean_symbols'], '8.2f')} {_fmt(s['mean_bits'], '8.1f')} {snr:>10} "
             f"{_fmt(s['p50_ms'], '8.2f')} {_fmt(s['p95_ms'], '8.2f')}"
         )
@@ -269,6 +280,13 @@ def print_predictions(outcomes: Sequence[Outcome], class_names: Sequence[str]) -
             print(f"{o.sample.name}: HTTP {o.status}: {o.reply.get('detail')}")
             continue
         r = o.reply
+        if "reconstruction" in r:
+            rec = r["reconstruction"]
+            print(
+                f"{o.sample.name}: received {rec['shape']} PSNR {rec['psnr_db']:.2f} dB "
+                f"SSIM {rec['ssim']:.3f}  symbols={r['symbols_sent']} snr={r['snr_db']:g} dB"
+            )
+            continue
         truth = "" if o.sample.label is None else f" (true: {class_names[o.sample.label]})"
         p = max(r.get("probabilities") or [float("nan")])
         total_ms = r["latency_s"]["total"] * 1e3
@@ -342,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
                 print_predictions(outcomes, names)
             s = summarise(outcomes)
             accuracy = "" if s["accuracy"] is None else f", accuracy {s['accuracy']:.4f}"
+            if s["mean_psnr_db"] is not None:
+                accuracy += f", PSNR {s['mean_psnr_db']:.2f} dB, SSIM {s['mean_ssim']:.3f}"
             symbols, bits = _fmt(s["mean_symbols"], ".2f"), _fmt(s["mean_bits"], ".1f")
             print(
                 f"{s['ok']}/{s['n']} answered{accuracy}, mean symbols {symbols}, mean bits {bits}"

@@ -11,9 +11,11 @@ const STAGES = [
 const CHART_STAGES = ["encode", "channel", "edge_queue", "decode", "total", "http"];
 const state = {
   model: null, knobs: null, streaming: false,
-  history: [],  // {correct, symbols, latency:{stage: s}}
+  history: [],  // {correct, psnr, symbols, latency:{stage: s}}
   count: 0,
+  last: null,  // the last image sent {blob, label}: sent again when the channel PSNR moves
 };
+const isReconstruction = () => state.model?.task === "reconstruction";
 
 // Admin token: when the device has one, knob changes answer 401. The page then asks for
 // the token once, keeps it in sessionStorage (this tab only) and sends it as a bearer token.
@@ -60,8 +62,14 @@ function sliderFromBeta(beta) {
 }
 function showKnobs(k) {
   state.knobs = k;
-  $("beta").value = sliderFromBeta(k.beta);
-  $("beta-out").textContent = k.beta.toExponential(2);
+  // a model trained at one β (an image model, or a fixed-β model) has no β to choose
+  const fixedBeta = k.beta_range[0] === k.beta_range[1];
+  $("beta-knob").hidden = fixedBeta;
+  $("beta-fixed").hidden = !fixedBeta;
+  $("beta-fixed").textContent = fixedBeta ? `β fixed at ${k.beta_range[0]} by this model` : "";
+  if (fixedBeta) $("beta-out").textContent = String(k.beta);
+  else $("beta").value = sliderFromBeta(k.beta);
+  if (!fixedBeta) $("beta-out").textContent = k.beta.toExponential(2);
   const manual = k.snr_mode === "manual";
   $("snr-mode").checked = manual;
   $("snr-mode-label").textContent = manual
@@ -128,9 +136,24 @@ function linkText(reply) {
   return text;
 }
 
+function showReconstruction(rec) {
+  const box = $("reconstruction");
+  box.hidden = !rec;
+  if (!rec) return;
+  $("rec-sent").src = `data:image/png;base64,${rec.sent_png_base64}`;
+  $("rec-received").src = `data:image/png;base64,${rec.received_png_base64}`;
+  box.dataset.psnr = String(rec.psnr_db);
+}
+
 function showReply(reply, trueLabel) {
   const p = $("prediction");
-  p.textContent = reply.class_name ?? Number(reply.regression_value).toFixed(3);
+  const rec = reply.reconstruction;
+  showReconstruction(rec);
+  p.classList.toggle("metrics", Boolean(rec));
+  p.textContent = rec
+    ? `PSNR ${rec.psnr_db.toFixed(2)} dB · SSIM ${rec.ssim.toFixed(3)} ` +
+      `(${rec.shape[1]}×${rec.shape[2]} as the model sees it)`
+    : reply.class_name ?? Number(reply.regression_value).toFixed(3);
   p.dataset.label = reply.label ?? "";
   p.classList.remove("correct", "wrong");
   if (trueLabel !== null && trueLabel !== undefined && reply.label !== undefined) {
@@ -173,6 +196,7 @@ function showReply(reply, trueLabel) {
 }
 
 async function runImage(blob, trueLabel) {
+  state.last = { blob, label: trueLabel };
   const reply = await infer(blob, trueLabel);
   showReply(reply, trueLabel);
   if (reply.channel_psnr_db !== null && reply.channel_psnr_db !== undefined
@@ -289,8 +313,15 @@ function drawCharts() {
     acc.push(window.length ? window.filter((x) => x.correct).length / window.length : 0);
     syms.push(r.symbols);
   });
-  lineChart($("chart-accuracy"), [{ values: acc.slice(-200), color: "#16a34a" }], 0, 1,
-    (v) => `${Math.round(v * 100)}%`);
+  if (isReconstruction()) {  // PSNR of each received image, dB
+    const psnrs = h.map((r) => r.psnr).slice(-200);
+    const top = Math.max(30, ...psnrs.map((v) => Math.ceil(v / 5) * 5));
+    lineChart($("chart-accuracy"), [{ values: psnrs, color: "#16a34a" }], 0, top,
+      (v) => `${v.toFixed(0)} dB`);
+  } else {
+    lineChart($("chart-accuracy"), [{ values: acc.slice(-200), color: "#16a34a" }], 0, 1,
+      (v) => `${Math.round(v * 100)}%`);
+  }
   const maxSym = Math.max(1, state.model?.d || 1, ...syms);
   lineChart($("chart-symbols"), [{ values: syms.slice(-200), color: "#2563eb" }], 0, maxSym,
     (v) => v.toFixed(0));
@@ -311,16 +342,26 @@ async function streamLoop() {
       const reply = await runImage(blob, label);
       showPreview(blob);
       $("truth").textContent = `test image #${s.index}, true class: ${s.class_name}`;
-      state.history.push({ correct: reply.label === undefined ? null : reply.label === label,
-                           symbols: reply.symbols_sent, latency: reply.latency_s });
+      const rec = reply.reconstruction;
+      state.history.push({
+        correct: rec || reply.label === undefined ? null : reply.label === label,
+        psnr: rec ? rec.psnr_db : null, symbols: reply.symbols_sent, latency: reply.latency_s,
+      });
       if (state.history.length > 1000) state.history.shift();
       state.count += 1;
       const stats = $("stream-stats");
       stats.dataset.count = String(state.count);
       const judged = state.history.filter((x) => x.correct !== null);
       const acc = judged.length ? judged.filter((x) => x.correct).length / judged.length : 0;
-      stats.textContent = `${state.count} requests · accuracy ${(100 * acc).toFixed(1)}% ` +
-        `over the last ${judged.length}`;
+      if (rec) {
+        const recent = state.history.slice(-50).map((x) => x.psnr);
+        const mean = recent.reduce((a, b) => a + b, 0) / recent.length;
+        stats.textContent = `${state.count} requests · mean PSNR ${mean.toFixed(2)} dB ` +
+          `over the last ${recent.length}`;
+      } else {
+        stats.textContent = `${state.count} requests · accuracy ${(100 * acc).toFixed(1)}% ` +
+          `over the last ${judged.length}`;
+      }
       drawCharts();
     } catch (e) {
       showError(e.message);
@@ -363,6 +404,8 @@ async function init() {
     try {
       showChannel(await api("PUT", "/v1/channel/psnr", { psnr_db: Number($("psnr").value) }));
       showError("");
+      // the same image again at the new PSNR (not while streaming: the stream sends anyway)
+      if (state.last && !state.streaming) await runImage(state.last.blob, state.last.label);
     } catch (e) { showError(e.message); }
   });
   // checked = "manual SNR": the encoder uses the slider's SNR (sent along, since the knobs
@@ -379,8 +422,12 @@ async function init() {
   try {
     state.model = await api("GET", "/v1/model");
     const m = state.model;
-    $("model-info").textContent = `${m.model_id} · ${m.dataset} · d=${m.d} · ` +
+    $("model-info").textContent = `${m.model_id} · ${m.task} · ${m.dataset} · d=${m.d} · ` +
       `${m.bits ? m.bits + "-bit" : "float"} symbols · variable length ${m.variable_length}`;
+    if (isReconstruction()) {
+      $("result-title").textContent = "Received image";
+      $("chart-quality-caption").textContent = "PSNR of each received image (dB)";
+    }
     const k = await api("GET", "/v1/knobs");
     $("psnr").min = Math.floor(k.snr_db_range[0] - 5);
     $("psnr").max = Math.ceil(k.snr_db_range[1] + 5);

@@ -113,7 +113,11 @@ def test_web_page(stack, tmp_path):
                 f"Number(document.querySelector('#transmission').dataset.channelPsnr) === {target}",
                 timeout=15_000,
             )
-            assert page.locator("#truth").inner_text().startswith("test image #")
+            # (the page also re-sent the uploaded image at the new PSNR; the random one follows)
+            page.wait_for_function(
+                "document.querySelector('#truth').textContent.startsWith('test image #')",
+                timeout=15_000,
+            )
 
             # 3. the SNR-mode switch says what it does: checked = the encoder's SNR set by
             #    hand (slider enabled), unchecked = from the channel's feedback (CSI)

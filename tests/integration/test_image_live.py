@@ -122,3 +122,20 @@ def test_wrong_power_convention_and_power_budget_are_refused(image_stack):
         reply = channel.Transmit(_transmission(model_id, unit, "average"))
         assert list(reply.reconstruction_shape) == [1, 28, 28]
         assert len(reply.reconstruction) == 784
+
+
+def test_client_snr_sweep_reports_psnr_and_ssim(image_stack):
+    import subprocess
+    import sys
+
+    stack, _ = image_stack
+    cmd = [sys.executable, "-m", "device.client", "--url", stack.url, "--test-samples", "20",
+           "--snr-sweep", "0,20"]  # fmt: skip
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
+    assert "img PSNR" in out and "SSIM" in out
+    rows = {
+        float(line.split()[0]): float(line.split()[3])
+        for line in out.splitlines()
+        if line.strip()[:1].isdigit() and len(line.split()) >= 9
+    }
+    assert set(rows) == {0.0, 20.0} and rows[20.0] > rows[0.0]
