@@ -67,13 +67,17 @@ clean:
 
 # --- demos (device engineer) ---------------------------------------------------------------
 # `make compose-demo`: edge, channel and device in containers; the one-shot `client` service sends test
-# images and its exit code is the target's. COMPOSE defaults to `docker compose`, or to the
+# images and its exit code is the target's. `make compose-demo TASK=reconstruction` serves the
+# image model (artifacts/image, trained by `python -m trainer train-image --quick` if missing). COMPOSE defaults to `docker compose`, or to the
 # podman wrapper ../shared/tools/compose-podman/compose.sh when there is no docker.
 COMPOSE ?= $(shell if docker info >/dev/null 2>&1 && docker compose version >/dev/null 2>&1; \
 	then echo "docker compose"; \
 	elif [ -x ../shared/tools/compose-podman/compose.sh ]; then echo ../shared/tools/compose-podman/compose.sh; \
 	else echo docker-compose; fi)
-MODEL ?= quick
+# TASK=reconstruction serves the image model (Hyper-AJSCC deep JSCC) instead of a classifier
+TASK ?= classification
+MODEL ?= $(if $(filter reconstruction,$(TASK)),image,quick)
+TRAIN_QUICK = $(if $(filter reconstruction,$(TASK)),train-image --quick,train --quick)
 
 .PHONY: demo compose-demo
 
@@ -89,7 +93,7 @@ compose-demo:
 	  echo "  make compose-demo COMPOSE=../shared/tools/compose-podman/compose.sh   (podman)" >&2; \
 	  echo "Without containers, 'make demo' runs the same services as local processes." >&2; \
 	  exit 2; }
-	test -f artifacts/$(MODEL)/manifest.json || $(BIN)/python -m trainer train --quick --out artifacts/$(MODEL)
+	test -f artifacts/$(MODEL)/manifest.json || $(BIN)/python -m trainer $(TRAIN_QUICK) --out artifacts/$(MODEL)
 	MODEL=$(MODEL) $(COMPOSE) up --build --exit-code-from client; rc=$$?; \
 	MODEL=$(MODEL) $(COMPOSE) down -v; exit $$rc
 

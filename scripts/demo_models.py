@@ -3,7 +3,7 @@
 Two chains run side by side, each on one torch thread (the 2-core budget of the demo):
 ``base`` (4-bit quick model) then ``digital`` (its entropy-coded fine-tune at lr 5e-4, the
 setting whose bits respond most to β within 2 epochs); ``vl`` (variable-length quick model)
-then ``image`` (the deep-JSCC image model, when the trainer has it). A model is retrained
+then ``image`` (the Hyper-AJSCC deep-JSCC image model). A model is retrained
 only when its folder has no manifest or was trained with other arguments (``.demo-args``).
 """
 
@@ -59,19 +59,25 @@ DEMO_MODELS: dict[str, tuple[list[str], str | None]] = {
         ],
         None,
     ),  # fmt: skip
+    # Hyper-AJSCC image model (8 filters, R = 1/12, 0-20 dB): python -m trainer train-image
     "image": (
-        [*TRAIN, "--task", "reconstruction", "--quick", "--seed", "0", "--no-progress"],
+        [
+            "-m",
+            "trainer",
+            "train-image",
+            "--quick",
+            "--threads",
+            "1",
+            "--seed",
+            "0",
+            "--no-progress",
+            "--n-eval",
+            "200",
+        ],
         None,
     ),  # fmt: skip
 }
 CHAINS = (("base", "digital"), ("vl", "image"))
-
-
-def image_model_available() -> bool:
-    """Whether this trainer can train the reconstruction (image) model."""
-    return (REPO / "trainer" / "train_image.py").is_file() and (
-        REPO / "scripts" / "demo_images.py"
-    ).is_file()
 
 
 def _command(name: str, models: Path, data_dir: str | None) -> list[str]:
@@ -111,7 +117,7 @@ def _train(name: str, models: Path, data_dir: str | None, errors: list[str]) -> 
 
 def ensure_models(models: Path, data_dir: str | None = None) -> dict[str, Path]:
     """Train the missing demo models (two chains in parallel); return name -> folder."""
-    names = [n for n in DEMO_MODELS if n != "image" or image_model_available()]
+    names = list(DEMO_MODELS)
     print(f"demo models in {models}:", flush=True)
     models.mkdir(parents=True, exist_ok=True)
     errors: list[str] = []

@@ -33,7 +33,8 @@ QUICK_MULTI_ARGS = [
 
 # Image JSCC quick model (Hyper-AJSCC, R = 1/12, 0-20 dB): task "reconstruction"
 QUICK_IMAGE_DIR = ROOT / "artifacts" / "test-quick-image"
-QUICK_IMAGE_ARGS = ["--quick", "--seed", "0", "--no-progress", "--n-eval", "200"]
+QUICK_IMAGE_ARGS = ["--quick", "--epochs", "1", "--train-subset", "6000", "--seed", "0",
+                    "--no-progress", "--n-eval", "200"]  # fmt: skip
 
 
 def _source_stamp(args: list[str]) -> str:

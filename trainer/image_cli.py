@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-QUICK = {"epochs": 1, "train_subset": 6000, "filters": 8}
+QUICK = {"epochs": 2, "train_subset": 20000, "filters": 8}
 EVAL_SNRS = (0.0, 5.0, 10.0, 20.0)
 
 
