@@ -6,7 +6,10 @@ Endpoints (OpenAPI docs at ``/docs``):
   and colour mode), as a raw body with ``Content-Type: image/*`` or
   ``application/octet-stream``, or as JSON ``{"pixels": [...], "pixel_range": "0-255"}``
   (see :mod:`device.preprocess`). Answers label, probabilities, symbols/bits sent, the knobs
-  and SNR used, the channel's CSI and the per-stage latency in seconds.
+  and SNR used, the channel's CSI and the per-stage latency in seconds; for an image
+  (reconstruction) model, ``reconstruction``: the sent and received images as base64 PNGs
+  with their PSNR and SSIM (:mod:`device.reconstruction`). ``?task=...`` names the reply
+  the caller expects: 422 naming the model's task when it differs.
   Optional header ``X-Request-Id`` (1-128 of ``A-Za-z0-9._:-``): the reply's
   ``request_id`` echoes it (else a random id); see :mod:`device.service`.
 - ``GET/PUT /v1/knobs``: beta, snr_mode, snr_db, variable_length (PUT is a partial update).
@@ -229,7 +232,49 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"detail": message}, status_code=status)
 
 
+RECONSTRUCTION_SCHEMA = {
+    "type": "object",
+    "description": "only for an image (reconstruction) model: the image the edge decoded "
+    "beside the one the device encoded (both at the model's size), with PSNR (dB, "
+    "Hyper-AJSCC eq. 18, MAX = 1) and SSIM (scikit-image) between them",
+    "properties": {
+        "shape": {"type": "array", "items": {"type": "integer"},
+                  "description": "[C, H, W] the model used (every input is converted to it)"},
+        "psnr_db": {"type": "number"},
+        "ssim": {"type": "number"},
+        "sent_png_base64": {"type": "string", "description": "8-bit PNG, base64"},
+        "received_png_base64": {"type": "string", "description": "8-bit PNG, base64"},
+        "format": {"type": "string", "enum": ["png"]},
+    },
+}  # fmt: skip
 INFER_OPENAPI = {
+    "parameters": [
+        {
+            "name": "task",
+            "in": "query",
+            "required": False,
+            "schema": {
+                "type": "string",
+                "enum": ["classification", "regression", "reconstruction"],
+            },
+            "description": "the reply the caller expects; 422 naming the model's task when "
+            "this device's model does another",
+        }
+    ],  # fmt: skip
+    "responses": {
+        "200": {
+            "description": "label and probabilities (classification), regression_value, or "
+            "reconstruction (image model), with symbols/bits sent, knobs, CSI, latency_s",
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "properties": {"reconstruction": RECONSTRUCTION_SCHEMA},
+                    }
+                }
+            },
+        }
+    },
     "requestBody": {
         "required": True,
         "content": {
@@ -257,7 +302,7 @@ INFER_OPENAPI = {
                 }
             },
         },
-    }
+    },
 }
 
 
@@ -344,13 +389,21 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
             "variable_length_supported": manifest.variable_length,
         }
 
-    @app.post(INFER_PATH, openapi_extra=INFER_OPENAPI, summary="Classify one image")
+    @app.post(INFER_PATH, openapi_extra=INFER_OPENAPI, summary="Classify or send one image")
     async def infer(request: Request):
         return await _infer(request)  # counted by RequestMetrics
 
     async def _infer(request: Request):
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         request_id = request.headers.get("x-request-id")  # optional, echoed as request_id
+        expected = request.query_params.get("task")
+        if expected is not None and expected != manifest.task:
+            metrics.failures.labels(reason="bad_input").inc()
+            return _error(
+                422,
+                f"task={expected[:40]!r} asked for, but this device's model does "
+                f"{manifest.task} (GET /v1/model says which)",
+            )
         try:
             if content_type == "multipart/form-data":
                 form = await request.form(max_files=1, max_fields=4)

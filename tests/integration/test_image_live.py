@@ -79,6 +79,13 @@ def test_live_reconstructions_equal_the_offline_path(image_stack, quick_image_mo
 
 def test_images_of_any_size_and_mode_are_converted(image_stack):
     _, http = image_stack
+    data = png_bytes(np.zeros((28, 28), np.uint8))
+    r = http.post("/v1/infer?task=classification", content=data,
+                  headers={"content-type": "image/png"})  # fmt: skip
+    assert r.status_code == 422 and "reconstruction" in r.json()["detail"]
+    r = http.post("/v1/infer?task=reconstruction", content=data,
+                  headers={"content-type": "image/png"})  # fmt: skip
+    assert r.status_code == 200 and "reconstruction" in r.json()
     rng = np.random.default_rng(0)
     for mode, size in (("RGB", (90, 40)), ("RGBA", (28, 28)), ("L", (300, 200))):
         pixels = rng.integers(0, 255, (size[1], size[0], len(mode)), dtype=np.uint8)
