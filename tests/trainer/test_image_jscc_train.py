@@ -73,3 +73,38 @@ def test_image_experiment_runs_on_a_cifar_format_folder(tmp_path):
     assert len(entry["hyper"]["psnr_db"]) == len(results["test_snr_db"])
     for plot in results["plots"]:
         assert (out / plot).stat().st_size > 1000
+
+
+def test_exported_image_model_matches_torch_on_the_device_and_the_edge(tmp_path):
+    import torch
+
+    from device.encoder import OnnxEncoder
+    from shared.manifest import load_manifest
+    from shared.nn.image_jscc import ImageJSCC
+    from shared.nn.runtime import ImageDecoderRuntime, load_decoder
+    from trainer.image_export import write_image_artifacts
+
+    torch.manual_seed(0)
+    model = ImageJSCC(filters=8, channels=2, adaptation="hyper").eval()
+    with torch.no_grad():  # SNR layers away from the identity, so the SNR input matters
+        for name, p in model.named_parameters():
+            if name.endswith("omega"):
+                p.normal_(0, 0.5)
+    write_image_artifacts(model, "fashion-mnist", (0.0, 20.0), tmp_path)
+    manifest = load_manifest(tmp_path)
+    assert manifest.task == "reconstruction" and manifest.power == "average"
+    assert manifest.d == 128 and manifest.beta_range == (1.0, 1.0)
+    x = np.random.default_rng(0).random((16, 1, 28, 28), dtype=np.float32)
+    encoder = OnnxEncoder(tmp_path)
+    for snr in (0.0, 17.0):
+        encoded = encoder.encode(x, 1.0, snr)
+        with torch.no_grad():
+            ref = model.encoder(torch.from_numpy(x), torch.full((16, 1), snr)).numpy()
+        assert np.max(np.abs(encoded.symbols - ref)) < 1e-4
+        assert (encoded.n_active == 128).all()
+    decoder = load_decoder(tmp_path, device="cpu")
+    assert isinstance(decoder, ImageDecoderRuntime)
+    y = encoded.symbols + 0.1
+    with torch.no_grad():
+        ref = model.decoder(torch.from_numpy(y), torch.full((16, 1), 17.0)).flatten(1).numpy()
+    assert np.array_equal(decoder(y, np.ones(16), np.full(16, 17.0)), ref)
