@@ -13,15 +13,18 @@ Endpoints (OpenAPI docs at ``/docs``):
   Optional header ``X-Request-Id`` (1-128 of ``A-Za-z0-9._:-``): the reply's
   ``request_id`` echoes it (else a random id); see :mod:`device.service`.
 - ``GET/PUT /v1/knobs``: beta, snr_mode, snr_db, variable_length (PUT is a partial update).
-- ``GET /v1/channel``, ``PUT /v1/channel/psnr`` ``{"psnr_db": 12.5}``: channel state/PSNR.
+- ``GET /v1/channel``, ``PUT /v1/channel/psnr`` ``{"psnr_db": 12.5}``: channel state/PSNR;
+  ``PUT /v1/channel/link-mode`` ``{"mode": "ideal"}``: the channel's link (analog, ideal,
+  ldpc-qam; the digital ones carry an entropy-coded model's indices).
 - ``GET /v1/model``: the model the device runs.
 - ``GET /healthz`` (process up), ``GET /readyz`` (model loaded, channel reachable, the edge
   behind it serving the device's model id: 503 otherwise, naming both ids on a mismatch),
   ``GET /metrics`` (Prometheus).
 
-Access: with an admin token (``--admin-token-file`` / ``--admin-token``), ``PUT /v1/knobs``
-and ``PUT /v1/channel/psnr`` need ``Authorization: Bearer <token>`` (401 otherwise); the
-device passes the caller's token on to the channel's ``SetPsnr``, which checks its own.
+Access: with an admin token (``--admin-token-file`` / ``--admin-token``), ``PUT /v1/knobs``,
+``PUT /v1/channel/psnr`` and ``PUT /v1/channel/link-mode`` need ``Authorization: Bearer
+<token>`` (401 otherwise); the device passes the caller's token on to the channel's
+``SetPsnr`` / ``SetLinkMode``, which check their own.
 Inference and every GET stay open.
 
 Status codes: 400 unreadable payload (empty body, not an image, invalid JSON), 413 body over
@@ -41,7 +44,7 @@ import logging
 import math
 import time
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import HTTPException, RequestValidationError
@@ -65,8 +68,8 @@ log = logging.getLogger("device")
 INFER_PATH = "/v1/infer"
 # request counter labels: these paths by name, everything else as "other"
 METRIC_PATHS = frozenset(
-    (INFER_PATH, "/v1/knobs", "/v1/channel", "/v1/channel/psnr", "/v1/model",
-     "/v1/samples/random", "/healthz", "/readyz", "/metrics", "/")
+    (INFER_PATH, "/v1/knobs", "/v1/channel", "/v1/channel/psnr", "/v1/channel/link-mode",
+     "/v1/model", "/v1/samples/random", "/healthz", "/readyz", "/metrics", "/")
 )  # fmt: skip
 
 
@@ -87,6 +90,13 @@ class KnobsUpdate(BaseModel):
 class PsnrUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
     psnr_db: float = Field(..., description="channel PSNR in dB (10·log10(1/sigma^2))")
+
+
+class LinkModeUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+    mode: Literal["analog", "ideal", "ldpc-qam"] = Field(
+        ..., description="analog symbols, or the entropy-coded digital link (ideal / LDPC + QAM)"
+    )
 
 
 class BodyRefused(Exception):
@@ -488,6 +498,16 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
         except ChannelError as exc:
             return _error(exc.status, str(exc))
 
+    @app.put("/v1/channel/link-mode", summary="Switch the channel's link (SetLinkMode)")
+    async def put_channel_link_mode(
+        update: LinkModeUpdate,
+        token: str | None = Depends(require_admin("PUT /v1/channel/link-mode")),
+    ):
+        try:
+            return await service.set_channel_link_mode(update.mode, token)
+        except ChannelError as exc:
+            return _error(exc.status, str(exc))
+
     @app.get("/v1/model", summary="The model this device runs")
     async def get_model():
         return {
@@ -502,6 +522,8 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
             "beta_range": list(manifest.beta_range),
             "snr_db_range": list(manifest.snr_db_range),
             "n_links": manifest.n_links,
+            "power": manifest.power,
+            "entropy_coded": service.entropy.available,  # the digital links can carry it
             "link_index": service.encoder.link_index,
             "view": None if service.encoder.view is None else service.encoder.view.to_dict(),
         }

@@ -297,6 +297,11 @@ class ChannelClient:
             request.link = link
         return await self._call("SetPsnr", request, token=token)
 
+    async def set_link_mode(self, mode: str, token: str | None = None) -> pb.ChannelState:
+        """Switch the channel's link (analog | ideal | ldpc-qam) with the admin ``token`` if
+        given; the new state."""
+        return await self._call("SetLinkMode", pb.LinkModeRequest(mode=mode), token=token)
+
     async def close(self) -> None:
         self._closed = True  # no new sender starts; what still waits fails below
         for task in list(self._senders):

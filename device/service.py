@@ -156,6 +156,10 @@ class DeviceService:
         self._remember_psnr(state.psnr_db)
         return state_to_dict(state)
 
+    async def set_channel_link_mode(self, mode: str, token: str | None = None) -> dict[str, Any]:
+        """Switch the channel's link via SetLinkMode, passing on the caller's admin ``token``."""
+        return state_to_dict(await self.channel.set_link_mode(mode, token))
+
     def _remaining_s(self, start: float) -> float:
         """What is left of this request's deadline budget, s."""
         return max(self.deadline_s - (time.perf_counter() - start), 0.001)

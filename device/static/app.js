@@ -84,6 +84,8 @@ function showKnobs(k) {
   $("snr-db-out").textContent = Number($("snr-db").value).toFixed(1);
 }
 function showChannel(c) {
+  $("link-mode").value = c.link_mode || "analog";
+  $("link-mode").dataset.applied = c.link_mode || "analog";
   $("psnr").value = c.psnr_db;
   $("psnr-out").textContent = Number(c.psnr_db).toFixed(1);
   $("psnr").dataset.applied = String(c.psnr_db);
@@ -408,6 +410,15 @@ async function init() {
       if (state.last && !state.streaming) await runImage(state.last.blob, state.last.label);
     } catch (e) { showError(e.message); }
   });
+  $("link-mode").addEventListener("change", async () => {
+    try {
+      showChannel(await api("PUT", "/v1/channel/link-mode", { mode: $("link-mode").value }));
+      showError("");
+    } catch (e) {
+      showError(e.message);
+      try { showChannel(await api("GET", "/v1/channel")); } catch (_) { /* keep the error */ }
+    }
+  });
   // checked = "manual SNR": the encoder uses the slider's SNR (sent along, since the knobs
   // may hold none in feedback mode); unchecked = the channel's CSI feedback
   $("snr-mode").addEventListener("change", () =>
@@ -424,6 +435,7 @@ async function init() {
     const m = state.model;
     $("model-info").textContent = `${m.model_id} · ${m.task} · ${m.dataset} · d=${m.d} · ` +
       `${m.bits ? m.bits + "-bit" : "float"} symbols · variable length ${m.variable_length}`;
+    $("link-mode-knob").hidden = !m.entropy_coded;  // only an entropy-coded model goes digital
     if (isReconstruction()) {
       $("result-title").textContent = "Received image";
       $("chart-quality-caption").textContent = "PSNR of each received image (dB)";

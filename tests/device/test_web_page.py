@@ -79,6 +79,7 @@ def test_web_page(stack, tmp_path):
             assert page.title() == "Hyper-VIB device"
             assert page.locator("#error").inner_text() == ""
             assert knobs["beta_range"][0] > 0
+            assert page.locator("#link-mode-knob").is_hidden()  # no entropy model: analog only
 
             # 1. upload an image: prediction, probabilities and latency table appear
             page.set_input_files("#file", str(_image_file(tmp_path)))

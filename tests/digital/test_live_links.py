@@ -136,3 +136,19 @@ def test_bad_link_mode_and_corrupt_bytes_are_rejected(stack, channel, images):
             edge.Decode(garbage, timeout=10)
         assert info.value.code() == grpc.StatusCode.DATA_LOSS
         assert "CRC-32" in info.value.details()
+
+
+def test_the_device_switches_the_channels_link(http, images):
+    model = http.get("/v1/model").json()
+    assert model["entropy_coded"] is True and model["power"] == "peak"
+    try:
+        state = http.put("/v1/channel/link-mode", json={"mode": "analog"})
+        assert state.status_code == 200 and state.json()["link_mode"] == "analog"
+        assert send(http, images[:2])[0]["link_mode"] == "analog"
+        state = http.put("/v1/channel/link-mode", json={"mode": "ideal"}).json()
+        assert state["link_mode"] == "ideal"
+        assert send(http, images[:2])[0]["link_mode"] == "ideal"
+        bad = http.put("/v1/channel/link-mode", json={"mode": "carrier-pigeon"})
+        assert bad.status_code == 422 and "mode" in bad.json()["detail"]
+    finally:
+        http.put("/v1/channel/link-mode", json={"mode": "ideal"})
