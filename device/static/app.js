@@ -166,6 +166,11 @@ function showReply(reply, trueLabel) {
     `${reply.beta.toExponential(2)} · encoder SNR ${reply.snr_db.toFixed(1)} dB (` +
     `${reply.snr_mode}) · channel PSNR ${reply.channel_psnr_db?.toFixed(1)} dB`;
   $("transmission").dataset.channelPsnr = reply.channel_psnr_db;
+  // the channel's PSNR outside the SNR range the encoder was trained for: say so
+  $("snr-warning").hidden = !reply.snr_out_of_range;
+  $("snr-warning").textContent = reply.snr_out_of_range
+    ? `outside the model's range: ${reply.snr_note || "the encoder uses the nearest trained SNR"}`
+    : "";
   $("links").textContent = linksText(reply.group);
   $("transmission").textContent += linkText(reply);
   const probs = $("probs");

@@ -55,6 +55,7 @@ def test_web_page_with_an_image_model(image_url, tmp_path):
             text = page.locator("#prediction").inner_text()
             assert text.startswith("PSNR ") and "SSIM" in text and "28×28" in text
             first = float(page.locator("#reconstruction").get_attribute("data-psnr"))
+            assert page.locator("#snr-warning").is_hidden()  # 2 dB: inside 0-20 dB
 
             # a new channel PSNR sends the same image again: the reply shows the new PSNR
             page.locator("#psnr").fill("20")
@@ -64,6 +65,15 @@ def test_web_page_with_an_image_model(image_url, tmp_path):
             )
             again = float(page.locator("#reconstruction").get_attribute("data-psnr"))
             assert again != first
+
+            # 25 dB is past the model's 0-20 dB: the page says the encoder is out of range
+            page.locator("#psnr").fill("25")
+            page.wait_for_function(
+                "Number(document.querySelector('#transmission').dataset.channelPsnr) === 25",
+                timeout=15_000,
+            )
+            assert page.locator("#snr-warning").is_visible()
+            assert "outside the model's range" in page.locator("#snr-warning").inner_text()
 
             page.click("#stream-btn")
             page.wait_for_function(
