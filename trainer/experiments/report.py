@@ -114,9 +114,10 @@ def experiment_section(name: str, results: dict) -> str:
         f"(finished {results.get('finished_at', '?')}, {results.get('total_wall_s', 0) / 60:.1f} "
         f"min): epochs {settings.get('epochs')}, "
         f"train subset {settings.get('train_subset') or 'all'}, "
-        f"test examples {settings.get('n_eval') or 'all'}, {settings.get('draws')} noise draws. "
+        f"test examples {results.get('n_eval') or settings.get('n_eval') or 'all'}, "
+        f"{results.get('draws') or settings.get('draws')} noise draws. "
         f"Command: `{results.get('command') or '?'}`. {_code_line(results)} "
-        f"Design: {results.get('design', '')}."
+        + (f"Design: {results['design']}." if results.get("design") else "")
     )
     lines += ["", "| figure | ours | target | paper | status |", "| --- | --- | --- | --- | --- |"]
     checks = check_rows(name, results)
