@@ -362,6 +362,7 @@ class ChannelService:
             except ValueError as exc:
                 raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         mode = self.links.mode  # one snapshot: SetLinkMode may switch it meanwhile
+        check_power(transmission, mode)  # before either link: an image never goes digital
         if mode == "analog":
             received = self.corrupt(transmission)
             n_symbols = len(transmission.symbols)

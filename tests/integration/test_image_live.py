@@ -146,3 +146,21 @@ def test_client_snr_sweep_reports_psnr_and_ssim(image_stack):
         if line.strip()[:1].isdigit() and len(line.split()) >= 9
     }
     assert set(rows) == {0.0, 20.0} and rows[20.0] > rows[0.0]
+
+
+def test_an_image_transmission_is_refused_on_a_digital_link(image_stack):
+    stack, http = image_stack
+    model_id = http.get("/v1/model").json()["model_id"]
+    with grpc.insecure_channel(stack.channel_target) as channel_ch:
+        channel = pb_grpc.ChannelStub(channel_ch)
+        assert channel.SetLinkMode(pb.LinkModeRequest(mode="ideal")).link_mode == "ideal"
+        try:
+            with pytest.raises(grpc.RpcError) as err:
+                channel.Transmit(_transmission(model_id, [1.0, -1.0] * 64, "average"))
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "analog" in err.value.details()
+            r = http.post("/v1/infer", content=png_bytes(np.zeros((28, 28), np.uint8)),
+                          headers={"content-type": "image/png"})  # fmt: skip
+            assert r.status_code == 502 and "analog" in r.json()["detail"]
+        finally:
+            channel.SetLinkMode(pb.LinkModeRequest(mode="analog"))
