@@ -13,7 +13,30 @@ QUICK = {"epochs": 4, "batch_size": 128, "lr": 2e-3}
 FULL = {"epochs": 30, "batch_size": 128, "lr": 1e-3}
 
 
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (argparse names the flag in the usage error)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def non_negative_float(text: str) -> float:
+    """argparse type: a finite number >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not (value >= 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a finite number >= 0, got {text}")
+    return value
+
+
 def add_train_flags(p: argparse.ArgumentParser) -> None:
+    from shared.fading import FADING_KINDS
     from shared.nn.losses import LOSS_WEIGHTS
     from trainer.data import TASKS
 
@@ -73,6 +96,19 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         help="per-example weight w(β) of the loss: 1, 1/(1+d·β) or 1/β "
         "(default inverse-d-beta; none with --objective paper)",
     )  # fmt: skip
+    p.add_argument(
+        "--fading", default="none", choices=FADING_KINDS,
+        help="block fading in place of AWGN (zero forcing with perfect CSI; shared/fading.py)",
+    )  # fmt: skip
+    p.add_argument("--k-factor", type=non_negative_float, default=0.0, help="Rician K (linear)")
+    p.add_argument(
+        "--coherence", type=positive_int, default=None,
+        help="complex symbols per fading block (default: one block per transmission)",
+    )  # fmt: skip
+    p.add_argument(
+        "--fading-feedback", default="average", choices=("average", "instantaneous"),
+        help="the SNR the encoder's gates get under fading",
+    )  # fmt: skip
     p.add_argument("--kl-warmup-epochs", type=float, default=0.0, help="β·KL ramps up over these")
     p.add_argument("--epochs", type=int, default=None, help="default 30 (4 with --quick)")
     p.add_argument("--batch-size", type=int, default=None, help="default 128")
@@ -104,6 +140,8 @@ def train_config_from(args):
         fixed_beta=args.fixed_beta, snr_range=(args.snr_min, args.snr_max),
         fixed_snr=args.fixed_snr, snr_margin_db=args.snr_margin,
         loss_weight=args.loss_weight or ("none" if args.objective == "paper" else "inverse-d-beta"),
+        fading=args.fading, k_factor=args.k_factor, coherence=args.coherence,
+        fading_feedback=args.fading_feedback,
         kl_warmup_epochs=args.kl_warmup_epochs, seed=args.seed, device=args.device,
         train_subset=args.train_subset,
         progress=not args.no_progress,

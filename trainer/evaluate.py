@@ -36,10 +36,11 @@ def encode_dataset(
     """Device path over a whole array: ``model.encode``'s ``key`` output (symbols [N, d], zero
     past the prefix; or "levels", the quantizer's level indices), and n_active [N]."""
     symbols, n_active = [], []
+    snr_all = torch.from_numpy(np.broadcast_to(np.float32(snr_db), (len(x),)).copy())[:, None]
     for start in range(0, len(x), batch):
         xb = torch.from_numpy(x[start : start + batch])
         n = len(xb)
-        out = model.encode(xb, torch.full((n, 1), beta), torch.full((n, 1), snr_db))
+        out = model.encode(xb, torch.full((n, 1), beta), snr_all[start : start + batch])
         symbols.append(out[key])
         n_active.append(out["n_active"])
     return torch.cat(symbols), torch.cat(n_active)
@@ -57,6 +58,52 @@ def decode_dataset(model, symbols, beta, snr_db, seed: int, batch: int = 2500):
         n = len(s)
         outputs.append(model.decode(y, torch.full((n, 1), beta), torch.full((n, 1), snr_db)))
     return torch.cat(outputs)
+
+
+@torch.no_grad()
+def decode_received(model, received: np.ndarray, beta, snr_db, batch: int = 2500):
+    """The decoder over received symbols [N, d] with a decoder SNR per example (or one), dB."""
+    snr_all = torch.from_numpy(np.broadcast_to(np.float32(snr_db), (len(received),)).copy())
+    outputs = []
+    for start in range(0, len(received), batch):
+        y = torch.from_numpy(np.ascontiguousarray(received[start : start + batch]))
+        n = len(y)
+        outputs.append(
+            model.decode(y, torch.full((n, 1), beta), snr_all[start : start + batch, None])
+        )
+    return torch.cat(outputs)
+
+
+def evaluate_fading_point(
+    model, data: Dataset, beta, snr_db, fading, feedback="average", snr_range=None, draws=3,
+    n=None, seed=1234,
+) -> dict:  # fmt: skip
+    """Score over block fading at average ``snr_db`` (mean of ``draws`` channel draws): each
+    draw fades every test example (shared.fading, the channel proxy's sampler), the encoder
+    is told the ``feedback`` SNR and the decoder the receiver's instantaneous SNR, both
+    clipped to ``snr_range`` (the model's trained range; none: unclipped)."""
+    from shared.fading import apply, draw, feedback_snr_db
+
+    x = data.x_test[:n] if n else data.x_test
+    y = data.y_test[:n] if n else data.y_test
+    lo, hi = snr_range if snr_range is not None else (-np.inf, np.inf)
+    values, told_mean, heard_mean = [], [], []
+    for k in range(draws):
+        rng = np.random.default_rng(seed + k)
+        fading_draw = draw(fading, len(x), model.config.d, snr_db, rng)
+        told = np.clip(feedback_snr_db(fading_draw, feedback), lo, hi)
+        heard = np.clip(fading_draw.instantaneous_snr_db(), lo, hi)
+        symbols, _ = encode_dataset(model, x, beta, told)
+        received = apply(symbols.numpy(), fading_draw)
+        values.append(score(decode_received(model, received, beta, heard), data, y))
+        told_mean.append(float(told.mean()))
+        heard_mean.append(float(heard.mean()))
+    return {
+        "value": float(np.mean(values)),
+        "std": float(np.std(values)),
+        "encoder_snr_db": float(np.mean(told_mean)),
+        "decoder_snr_db": float(np.mean(heard_mean)),
+    }
 
 
 def score(outputs: torch.Tensor, data: Dataset, targets: np.ndarray) -> float:

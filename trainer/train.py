@@ -3,10 +3,13 @@
 Each example draws its own β (log-uniform on [β_lo, β_hi] by default, uniform as in
 Hyper-VIB eq. (15), or one fixed value for the plain-VIB baseline) and its own SNR
 (uniform in dB, or fixed for the single-SNR baseline). The channel is a non-trainable
-AWGN layer inside the model. Loss: w(β)·[distortion + β·KL], Hyper-VIB eq. (16) with a
-per-example weight w(β) > 0 (``loss_weight``, shared.nn.losses.beta_weight) that keeps the
-large-β draws from dominating the shared weights (it also moves the shared solution: the
-optimum of each β is kept only by a model with separate parameters per β).
+AWGN layer inside the model, or Rayleigh/Rician block fading (``fading``, shared/fading.py)
+with zero forcing, the encoder told the average or the instantaneous SNR
+(``fading_feedback``) and the decoder the receiver's instantaneous SNR.
+Loss: w(β)·[distortion + β·KL], Hyper-VIB eq. (16) with a per-example weight w(β) > 0
+(``loss_weight``, shared.nn.losses.beta_weight) that keeps the large-β draws from dominating
+the shared weights (it also moves the shared solution: the optimum of
+each β is kept only by a model with separate parameters per β).
 ``objective="paper"`` trains with eq. (15)-(17) as written instead: one β ~ U[a, b] per
 minibatch and no weight.
 The SNR is drawn from the range widened by ``snr_margin_db`` on both sides, so the ends of the
@@ -28,6 +31,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from shared.fading import FEEDBACK_MODES, NO_FADING, Fading, check_feedback, feedback_snr_db
+from shared.fading import draw as draw_fading
+from shared.nn.fading import apply_fading
 from shared.nn.losses import LOSS_WEIGHTS, beta_weight, distortion, vib_loss
 from shared.nn.model import ModelConfig
 from shared.nn.multi_link import build_model
@@ -67,6 +73,11 @@ class TrainConfig:
     loss_weight: str = "inverse-d-beta"  # w(β): "none" | "inverse-d-beta" | "inverse-beta"
     objective: str = "weighted"  # one of OBJECTIVES
     kl_warmup_epochs: float = 0.0  # β·KL ramps linearly from 0 over this many epochs
+    # block fading in place of AWGN (shared/fading.py): "none" | "rayleigh" | "rician"
+    fading: str = "none"
+    k_factor: float = 0.0  # Rician K (linear)
+    coherence: int | None = None  # complex symbols per block; None = one per transmission
+    fading_feedback: str = "average"  # the SNR the encoder's gates get: FEEDBACK_MODES
     epochs: int = 30
     batch_size: int = 128
     lr: float = 1e-3
@@ -95,6 +106,12 @@ class TrainConfig:
                 "objective 'paper' is Hyper-VIB eq. (15)-(17): β uniform on [a, b], no loss "
                 f"weight; got beta_dist={self.beta_dist!r}, loss_weight={self.loss_weight!r}"
             )
+        self.fading_channel()  # raises ValueError naming the bad field
+        check_feedback(self.fading_feedback)
+        if self.fading_feedback == "stale":
+            raise ValueError(f"training feedback must be one of {FEEDBACK_MODES[:2]}")
+        if self.fading != "none" and self.model.n_links > 1:
+            raise ValueError("fading trains single-device models only (n_links 1)")
         if self.snr_margin_db < 0 or self.kl_warmup_epochs < 0:
             raise ValueError("snr_margin_db and kl_warmup_epochs must be >= 0")
 
@@ -125,6 +142,14 @@ class TrainConfig:
             return (self.fixed_beta, self.fixed_beta)
         return tuple(self.beta_range)
 
+    def fading_channel(self) -> Fading:
+        """The training channel's fading (NO_FADING for AWGN)."""
+        if self.fading == "none":
+            if self.k_factor or self.coherence is not None:
+                raise ValueError("k_factor and coherence need fading rayleigh or rician")
+            return NO_FADING
+        return Fading(self.fading, k_factor=self.k_factor, coherence=self.coherence)
+
     @property
     def trained_snr_range(self) -> tuple[float, float]:
         if self.fixed_snr is not None:
@@ -154,6 +179,25 @@ def sample_snr(n: int, cfg: TrainConfig, gen: torch.Generator, links: int = 1) -
         return torch.full((n, links), float(cfg.fixed_snr))
     lo, hi = cfg.snr_range[0] - cfg.snr_margin_db, cfg.snr_range[1] + cfg.snr_margin_db
     return lo + (hi - lo) * torch.rand(n, links, generator=gen)
+
+
+def fading_inputs(cfg: TrainConfig, fading: Fading, snr: torch.Tensor, d: int, rng) -> dict:
+    """The keyword arguments of the model's forward under block fading: the SNR the encoder is
+    told (``cfg.fading_feedback``) and the receiver's instantaneous SNR for the decoder, both
+    clipped to the SNR range training draws from, and the fading channel itself."""
+    fading_draw = draw_fading(fading, len(snr), d, snr[:, 0].cpu().numpy(), rng)
+    lo, hi = cfg.snr_range[0] - cfg.snr_margin_db, cfg.snr_range[1] + cfg.snr_margin_db
+    told = np.clip(feedback_snr_db(fading_draw, cfg.fading_feedback), lo, hi)
+    heard = np.clip(fading_draw.instantaneous_snr_db(), lo, hi)
+
+    def as_column(values):
+        return torch.from_numpy(values.astype(np.float32))[:, None].to(snr.device)
+
+    return {
+        "snr_db": as_column(told) if cfg.fixed_snr is None else snr,
+        "decoder_snr_db": as_column(heard) if cfg.fixed_snr is None else snr,
+        "channel": lambda symbols: apply_fading(symbols, fading_draw),
+    }
 
 
 def model_config_for(cfg: TrainConfig, data: Dataset) -> ModelConfig:
@@ -216,6 +260,8 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
     log["world_size"] = ranks.world_size
     log["distributed"] = {"backend": ranks.backend, "batch_size_per_rank": batch_size}
     progress_on = cfg.progress and ranks.is_main
+    fading = cfg.fading_channel()
+    fading_rng = np.random.default_rng(distributed.rank_seed(cfg.seed, ranks.rank) + 7)
     start, start_cpu = time.perf_counter(), time.process_time()
     for epoch in range(cfg.epochs):
         model.train()
@@ -233,7 +279,10 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
             x, y = x_all[idx].to(device), y_all[idx].to(device)
             beta = sample_beta(len(idx), cfg, gen, links).to(device)
             snr = sample_snr(len(idx), cfg, gen, links).to(device)
-            out = net(x, beta, snr)
+            if fading.active:
+                out = net(x, beta, **fading_inputs(cfg, fading, snr, model.config.d, fading_rng))
+            else:
+                out = net(x, beta, snr)
             dist = distortion(out["outputs"], y, data.task)
             progress = (epoch * steps_per_epoch + step + 1) / steps_per_epoch
             warmup = min(1.0, progress / cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs else 1.0

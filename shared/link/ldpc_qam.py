@@ -47,12 +47,14 @@ def _blocks(k: int, n: int, bits_per_qam: int):
 def simulate_blocks(
     payload_bits: np.ndarray,
     mcs: Mcs,
-    psnr_db: float,
+    psnr_db: float | np.ndarray,
     rng: np.random.Generator,
     power: str = "peak",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Send B codewords [B, k] of 0/1 payload bits; returns (decoded bits [B, k] uint8,
-    block ok [B] bool).
+    block ok [B] bool). ``psnr_db`` is one value or one per codeword [B] (block fading after
+    zero forcing with perfect CSI: y/h = x + n/h is AWGN at the block's instantaneous SNR,
+    and the demapper is given that noise level).
 
     ``power``: "peak" (I/Q peak amplitude 1, the analog task models' convention; ``psnr_db``
     is a PSNR) or "average" (mean power 1 per real dimension, the image model's; ``psnr_db``
@@ -75,13 +77,14 @@ def simulate_blocks(
             # peak^2. average: scaled by √2 each real dimension has mean power 1; the noise
             # shrinks by 1/2. Complex noise variance N0 = 2 σ² (σ² per real dimension).
             amplitude2 = peak**2 if power == "peak" else 0.5
-            no = 2.0 * float(noise_var_from_psnr(psnr_db)) * amplitude2
+            noise_var = np.broadcast_to(noise_var_from_psnr(np.asarray(psnr_db, float)), (len(x),))
+            no = (2.0 * amplitude2 * noise_var)[:, None]  # [B, 1]
             noise = rng.normal(0.0, np.sqrt(no / 2), size=(2, *x.shape))
             y = x + torch.complex(
                 torch.from_numpy(noise[0].astype(np.float32)),
                 torch.from_numpy(noise[1].astype(np.float32)),
             )
-            decoded = decoder(demapper(y, torch.tensor(no, dtype=torch.float32)))
+            decoded = decoder(demapper(y, torch.from_numpy(no.astype(np.float32))))
     decoded = decoded.numpy().round().astype(np.uint8)
     return decoded, np.all(decoded == payload_bits, axis=1)
 

@@ -226,10 +226,20 @@ class ImageJSCC(nn.Module):
     def ratio(self) -> float:
         return bandwidth_ratio(self.config["channels"], self.image_shape)
 
-    def forward(self, image, snr_db, generator=None) -> dict:
+    def forward(self, image, snr_db, generator=None, channel=None, decoder_snr_db=None) -> dict:
+        """``channel`` (symbols -> received, e.g. ``shared/nn/fading.py``) replaces the AWGN
+        at ``snr_db``; the decoder's SNR layers then take ``decoder_snr_db`` [N, 1]."""
         symbols = self.encoder(image, snr_db)
-        received = average_power_awgn(symbols, snr_db, generator)
-        return {"x_hat": self.decoder(received, snr_db), "symbols": symbols, "received": received}
+        if channel is None:
+            received = average_power_awgn(symbols, snr_db, generator)
+        else:
+            received = channel(symbols)
+        decoder_snr = snr_db if decoder_snr_db is None else decoder_snr_db
+        return {
+            "x_hat": self.decoder(received, decoder_snr),
+            "symbols": symbols,
+            "received": received,
+        }
 
 
 def adaptation_parameters(model: ImageJSCC) -> int:

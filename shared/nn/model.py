@@ -120,18 +120,26 @@ class CoInferenceModel(nn.Module):
             return active_mask(gamma, self.config.gamma0)
         return torch.ones_like(like)
 
-    def forward(self, x, beta, snr_db, sample: bool | None = None) -> dict:
+    def forward(
+        self, x, beta, snr_db, sample: bool | None = None, channel=None, decoder_snr_db=None
+    ) -> dict:
         """Training path. x [N, ...], beta and snr_db [N, 1]. Returns a dict of tensors.
 
         ``sample`` draws z = μ + θ·ε (default: in training only); in eval mode with
-        sample=True it gives the rate and the accuracy of the stochastic encoder."""
-        out = self.transmit(x, beta, snr_db, sample)
-        out["outputs"] = self.decoder(out.pop("received"), beta, snr_db)
+        sample=True it gives the rate and the accuracy of the stochastic encoder.
+        ``channel`` (symbols -> received) replaces the AWGN layer, e.g. the block-fading
+        channel of ``shared/nn/fading.py``; the decoder's SNR gates then take
+        ``decoder_snr_db`` [N, 1] (the receiver's instantaneous SNR), the encoder's ``snr_db``
+        (the SNR the device was told)."""
+        out = self.transmit(x, beta, snr_db, sample, channel)
+        decoder_snr = snr_db if decoder_snr_db is None else decoder_snr_db
+        out["outputs"] = self.decoder(out.pop("received"), beta, decoder_snr)
         return out
 
-    def transmit(self, x, beta, snr_db, sample: bool | None = None) -> dict:
-        """Encoder, quantizer, mask and AWGN: the dict of ``forward`` with the ``received``
-        symbols in place of the decoder's ``outputs`` (one link of a multi-device model)."""
+    def transmit(self, x, beta, snr_db, sample: bool | None = None, channel=None) -> dict:
+        """Encoder, quantizer, mask and the channel (AWGN at ``snr_db`` unless ``channel``):
+        the dict of ``forward`` with the ``received`` symbols in place of the decoder's
+        ``outputs`` (one link of a multi-device model)."""
         noise_var = noise_var_from_snr(snr_db)
         enc = self.encoder(x, beta, snr_db, noise_var)
         mu, theta, gamma = enc["mu"], enc["theta"], enc["gamma"]
@@ -141,7 +149,7 @@ class CoInferenceModel(nn.Module):
         mask = self._mask(gamma, mu)
         symbols = apply_mask(symbols, mask)  # straight-through: pruned dims still get gradient
         return {
-            "received": awgn(symbols, snr_db),
+            "received": awgn(symbols, snr_db) if channel is None else channel(symbols),
             "symbols": symbols,
             "n_active": mask.sum(dim=1),
             "kl": self.kl(mu * mask, theta * mask, gamma, symbols, noise_var),

@@ -8,6 +8,7 @@ from types import ModuleType
 from trainer.experiments import (
     cnn,
     digital,
+    fading,
     image_jscc,
     multi_device,
     quantizer_bits,
@@ -40,5 +41,6 @@ EXPERIMENTS: dict[str, ModuleType] = {
         digital,
         multi_device,
         image_jscc,
+        fading,
     )
 }
