@@ -19,6 +19,7 @@ from channel.profiles import (
     parse_trace_csv,
 )
 from shared.channel import DEFAULT_BAUD
+from shared.fading import NO_FADING, Fading
 from shared.service.security import channel_credentials, check_tls_files
 from shared.service.settings import (
     AdminTokenSettings,
@@ -73,6 +74,18 @@ class ChannelSettings(GrpcServiceSettings, AdminTokenSettings):
     deadline_s: float = Field(
         2.0, gt=0, description="deadline of the call to the edge (or less: the caller's), s"
     )
+    fading: Literal["none", "rayleigh", "rician"] = Field(
+        "none", description="block fading on every link (shared/fading.py); none = AWGN"
+    )
+    k_factor: float = Field(0.0, ge=0, le=1e6, description="Rician K-factor (linear)")
+    coherence: optional(int) = Field(
+        None, ge=1, description="complex symbols per fading block (none = one per transmission)"
+    )
+    fading_csi: Literal["perfect", "ls"] = Field(
+        "perfect", description="the receiver's CSI: perfect, or least squares from pilots"
+    )
+    fading_pilots: int = Field(1, ge=1, description="LS pilots per fading block")
+    equalizer: Literal["zf", "mmse"] = Field("zf", description="equaliser under fading")
     seed: optional(int) = Field(None, description="noise RNG seed (none = fresh entropy)")
     edge_tls_ca: optional(Path) = Field(
         None, description="CA that signed the edge's certificate, PEM (TLS to the edge)"
@@ -87,6 +100,7 @@ class ChannelSettings(GrpcServiceSettings, AdminTokenSettings):
         check_psnr_db(self.psnr_db, "--psnr")
         check_edge_target(self.edge)
         self.build_profile()  # validates walk bounds and the trace file
+        self.build_fading()
         check_tls_files(
             "TLS to the edge",
             self.edge_tls_cert,
@@ -101,6 +115,18 @@ class ChannelSettings(GrpcServiceSettings, AdminTokenSettings):
     def edge_credentials(self):
         """gRPC credentials of the call to the edge (None = plaintext)."""
         return channel_credentials(self.edge_tls_ca, self.edge_tls_cert, self.edge_tls_key)
+
+    def build_fading(self) -> Fading:
+        """The fading these settings describe (NO_FADING for none); ValueError naming the flag."""
+        if self.fading == "none":
+            if self.k_factor or self.coherence is not None:
+                raise ValueError("--k-factor and --coherence need --fading rayleigh or rician")
+            return NO_FADING
+        if self.fading != "rician" and self.k_factor:
+            raise ValueError("--k-factor applies to --fading rician only")
+        return Fading(self.fading, k_factor=self.k_factor, coherence=self.coherence,
+                      csi=self.fading_csi, pilots=self.fading_pilots,
+                      equalizer=self.equalizer)  # fmt: skip
 
     def build_profile(self):
         """The PSNR profile these settings describe; raises ValueError with a clear message."""

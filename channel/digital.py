@@ -70,10 +70,12 @@ class DigitalLinks:
 
     def carry(
         self, transmission: pb.Transmission, out: pb.Transmission, psnr_db: float,
-        rng: np.random.Generator, baud: float, mode: str,
+        rng: np.random.Generator, baud: float, mode: str, channel_psnr_db: float | None = None,
     ) -> LinkOutcome:  # fmt: skip
         """Fill ``out`` (a copy of ``transmission`` without symbols) as the edge receives it
-        over the digital link ``mode`` (the caller's snapshot of :attr:`mode`)."""
+        over the digital link ``mode`` (the caller's snapshot of :attr:`mode`). The MCS
+        follows ``psnr_db`` (the average the transmitter knows); the codeword meets
+        ``channel_psnr_db`` (a fading block's instantaneous SNR; default ``psnr_db``)."""
         if mode not in DIGITAL_MODES:
             raise ValueError(f"not a digital link mode: {mode!r}")
         out.link_mode = mode
@@ -95,7 +97,8 @@ class DigitalLinks:
         sent = bytes_to_bits(payload)
         padded = np.zeros(max(len(sent), MIN_LDPC_BITS), dtype=np.uint8)
         padded[: len(sent)] = sent
-        decoded, ok = simulate_blocks(padded[None], mcs, psnr_db, rng)
+        actual = psnr_db if channel_psnr_db is None else channel_psnr_db
+        decoded, ok = simulate_blocks(padded[None], mcs, actual, rng)
         with self._lock:
             self.blocks_sent += 1
             self.blocks_failed += int(not ok[0])

@@ -16,7 +16,7 @@ from channel.balancing import EdgeClient
 from channel.config import ChannelSettings, parse_settings
 from channel.metrics import ChannelMetrics
 from channel.profiles import FixedProfile, RandomWalkProfile, TracePoint, TraceProfile
-from channel.service import ChannelService
+from channel.service import ChannelService, fading_from_message
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
 from shared.service.errors import invalid_argument
@@ -29,7 +29,7 @@ log = logging.getLogger("channel")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Channel"].full_name
 # The calls that change the channel's state: they need the admin token when one is set.
-ADMIN_METHODS = ("SetPsnr", "SetProfile", "SetLinkMode")
+ADMIN_METHODS = ("SetPsnr", "SetProfile", "SetLinkMode", "SetFading")
 
 
 def profile_from_request(request: pb.SetProfileRequest):
@@ -82,6 +82,13 @@ class ChannelServicer(pb_grpc.ChannelServicer):
     async def SetLinkMode(self, request, context):
         return self.service.set_link_mode(request.mode)
 
+    async def SetFading(self, request, context):
+        try:
+            fading = fading_from_message(request.fading)
+        except ValueError as exc:
+            raise invalid_argument(f"SetFading: {exc}") from None
+        return self.service.set_fading(fading)
+
 
 def build_service(settings: ChannelSettings) -> tuple[ChannelService, EdgeClient]:
     """The channel's work over the edge replicas' client (inside the event loop)."""
@@ -104,6 +111,7 @@ def build_service(settings: ChannelSettings) -> tuple[ChannelService, EdgeClient
         edge_info_call=edge.info,
         link_mode=settings.link_mode,
         edge_batch_call=edge.decode_batch,
+        fading=settings.build_fading(),
     )
     return service, edge
 

@@ -1,9 +1,14 @@
-"""The channel proxy's work, transport-free: AWGN, pilots, air-time, CSI, edge forwarding.
+"""The channel proxy's work, transport-free: AWGN or block fading, pilots, air-time, CSI,
+edge forwarding.
 
 y = s + n, n ~ N(0, sigma^2) per real dimension, sigma^2 = 10^(-PSNR/10), via
 :func:`shared.channel.awgn`, under either power convention of the transmission (VL-VFE's
 peak power 1 for the task models, mean power 1 for the image model: :func:`check_power`).
-Pilots follow VL-VFE Appendix C.
+Pilots follow VL-VFE Appendix C. With fading on (:meth:`ChannelService.set_fading`,
+``shared/fading.py``) each transmission meets its own block gains: the analog symbols arrive
+equalised with ``receiver_snr_db`` and ``channel_gain`` set for the edge; an ldpc-qam codeword
+keeps the MCS of the average PSNR and is simulated at its block's instantaneous SNR (zero
+forcing with perfect CSI: y/h is AWGN at |h|²·SNR), so a deep fade is an outage.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from shared.channel import (
     noise_var_from_psnr,
     pilot_symbols,
 )
+from shared.fading import CSI_MODES, EQUALIZERS, NO_FADING, Fading, draw_gains, fade
 from shared.manifest import POWER_CONVENTIONS
 from shared.rpc import coinference_pb2 as pb
 from shared.service.deadlines import forward_timeout
@@ -83,6 +89,24 @@ def check_power(transmission: pb.Transmission, mode: str) -> None:
             )
 
 
+def fading_from_message(message: pb.FadingSettings) -> Fading:
+    """A :class:`Fading` from its proto ("" fields take the defaults); ValueError if bad."""
+    kind = message.kind or "none"
+    if kind == "none":
+        if message.k_factor or message.coherence:
+            raise ValueError("k_factor and coherence need kind rayleigh or rician")
+        return NO_FADING
+    return Fading(kind, k_factor=message.k_factor, coherence=message.coherence or None,
+                  csi=message.csi or CSI_MODES[0], pilots=message.pilots or 1,
+                  equalizer=message.equalizer or EQUALIZERS[0])  # fmt: skip
+
+
+def fading_to_message(fading: Fading) -> pb.FadingSettings:
+    return pb.FadingSettings(kind=fading.kind, k_factor=fading.k_factor,
+                             coherence=fading.coherence or 0, csi=fading.csi,
+                             pilots=fading.pilots, equalizer=fading.equalizer)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class _Sent:
     """A transmission after the link: what the edge receives, and the channel's clocks."""
@@ -111,6 +135,7 @@ class ChannelService:
         edge_info_call: EdgeInfoCall | None = None,
         link_mode: str = "analog",
         edge_batch_call: EdgeBatchCall | None = None,
+        fading: Fading = NO_FADING,
     ) -> None:
         if pilots < 0:
             raise ValueError(f"pilots must be >= 0, got {pilots}")
@@ -130,6 +155,8 @@ class ChannelService:
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()  # guards the RNG (not thread-safe) and the profile
         self.links = DigitalLinks(link_mode)  # analog, or a digital link (channel/digital.py)
+        self.fading = fading  # replaced whole by set_fading; read once per transmission
+        self.fading_outages = 0
         self.metrics.psnr_db.set_function(self.current_psnr_db)
 
     # -- admin ---------------------------------------------------------------------------
@@ -180,6 +207,13 @@ class ChannelService:
             raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, str(exc)) from None
         return self.state()
 
+    def set_fading(self, fading: Fading) -> pb.ChannelState:
+        """Switch every link's fading (NO_FADING: AWGN again); resets the outage count."""
+        with self._lock:
+            self.fading = fading
+            self.fading_outages = 0
+        return self.state()
+
     def state(self, link: int | None = None) -> pb.ChannelState:
         profile = self._profile_for(link)
         psnr_db = profile.current()
@@ -198,7 +232,14 @@ class ChannelService:
         for index, own in links.items():
             state.link_psnr_db[index] = own.current()
         self.links.fill_state(state, psnr_db)
+        self._fill_fading(state)
         return state
+
+    def _fill_fading(self, state: pb.ChannelState) -> None:
+        fading = self.fading
+        state.fading = fading.describe()
+        state.fading_settings.CopyFrom(fading_to_message(fading))
+        state.fading_outages = self.fading_outages
 
     async def edge_info(self, time_remaining_s: float | None = None) -> pb.EdgeInfo:
         """The edge's GetInfo (model id, whether its decoder is serving), with a deadline:
@@ -235,10 +276,21 @@ class ChannelService:
         if mode != "analog":
             return self.carry_digital(transmission, psnr_db, mode)[0]
         symbols = np.asarray(transmission.symbols, dtype=np.float32)
+        fading, fading_draw = self.fading, None
         with self._lock:
-            received = awgn(symbols, psnr_db, self._rng)
+            if fading.active and symbols.size:
+                faded, fading_draw = fade(symbols[None], psnr_db, fading, self._rng)
+                received = faded[0]
+            else:
+                received = awgn(symbols, psnr_db, self._rng)
             pilots = awgn(pilot_symbols(self.pilots), psnr_db, self._rng) if self.pilots else None
         out = transmission  # completed in place: the request is this call's own message
+        if fading_draw is not None:
+            out.receiver_snr_db = float(fading_draw.instantaneous_snr_db()[0])
+            out.channel_gain = float(fading_draw.gain.mean())
+        else:
+            out.ClearField("receiver_snr_db")
+            out.ClearField("channel_gain")
         out.symbols[:] = received.tolist()
         del out.pilots_received[:]
         if pilots is not None:
@@ -253,9 +305,20 @@ class ChannelService:
         """(received transmission, air-time s, real channel uses) over digital link ``mode``."""
         out = pb.Transmission()
         out.CopyFrom(transmission)
+        out.ClearField("receiver_snr_db")
+        out.ClearField("channel_gain")
+        fading = self.fading
         try:
             with self._lock:
-                outcome = self.links.carry(transmission, out, psnr_db, self._rng, self.baud, mode)
+                block_psnr_db = psnr_db
+                if fading.active:  # one block per codeword: the MCS knows the average only
+                    gain = float(np.abs(draw_gains(fading, (1,), self._rng))[0])
+                    block_psnr_db = psnr_db + 20.0 * np.log10(max(gain, 1e-15))
+                    out.channel_gain, out.receiver_snr_db = gain, block_psnr_db
+                outcome = self.links.carry(transmission, out, psnr_db, self._rng, self.baud,
+                                           mode, channel_psnr_db=block_psnr_db)  # fmt: skip
+                if fading.active and out.link_lost:
+                    self.fading_outages += 1
         except LinkModeError as exc:
             raise ServiceError(grpc.StatusCode.FAILED_PRECONDITION, str(exc)) from None
         out.psnr_db = psnr_db
@@ -366,7 +429,8 @@ class ChannelService:
         if mode == "analog":
             received = self.corrupt(transmission)
             n_symbols = len(transmission.symbols)
-            airtime_s = float(airtime_seconds(n_symbols + self.pilots, self.baud))
+            fading_pilots = 2 * self.fading.pilot_uses(n_symbols) if n_symbols else 0
+            airtime_s = float(airtime_seconds(n_symbols + self.pilots + fading_pilots, self.baud))
         else:
             # ldpc-qam simulates the codeword (ms of CPU): off the event loop
             received, airtime_s, n_symbols = await asyncio.to_thread(
@@ -409,6 +473,10 @@ class ChannelService:
         csi.n_pilots = self.pilots
         csi.baud = self.baud
         self.links.fill_state(csi, received.psnr_db)
+        if received.HasField("channel_gain"):
+            csi.channel_gain = received.channel_gain
+            csi.instantaneous_snr_db = received.receiver_snr_db
+            csi.fading = self.fading.describe()
         end = time.perf_counter()
         timings.channel_s = sent.own_s + (end - after)
         timings.channel_total_s = end - sent.start

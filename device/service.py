@@ -322,6 +322,16 @@ class DeviceService:
                     None if not pilot_var else float(psnr_from_noise_var(pilot_var))
                 ),
                 "decoder_snr_db": reply.decoder_snr_db,
+                # block fading (the channel's SetFading): this transmission's mean gain |h|
+                # and the receiver's instantaneous SNR (dB); None without fading
+                "channel_gain": (
+                    csi.channel_gain if csi is not None and csi.HasField("channel_gain") else None
+                ),
+                "instantaneous_snr_db": (
+                    csi.instantaneous_snr_db
+                    if csi is not None and csi.HasField("instantaneous_snr_db")
+                    else None
+                ),
                 "airtime_s": reply.airtime_s,
                 "edge_replica": reply.replica_id or None,
             }
@@ -383,4 +393,6 @@ def state_to_dict(state: pb.ChannelState) -> dict[str, Any]:
         "link_mode": state.link_mode or "analog",
         "block_error_rate": state.block_error_rate,
         "mcs": state.mcs or None,
+        "fading": state.fading or "none (AWGN)",
+        "fading_outages": state.fading_outages,
     }

@@ -2,7 +2,10 @@
 
 The decoder sees the received symbols zero-filled to d (VL-VFE: inactive dimensions are
 zero), the transmission's beta (linear) and an SNR in dB: by default the SNR the encoder
-assumed (``decoder_snr="transmission"``), or the channel's applied PSNR (``"csi"``).
+assumed (``decoder_snr="transmission"``), or the channel's applied PSNR (``"csi"``). Under
+block fading the channel sends equalised symbols with the receiver's instantaneous SNR
+(``receiver_snr_db``): the zero-forced symbols are AWGN at that SNR, so the decoder takes it
+(clipped to the trained range, as the offline evaluation does) in either mode.
 """
 
 from __future__ import annotations
@@ -48,6 +51,15 @@ class DecodeJob:
     beta: float  # linear
     snr_db: float  # decoder's SNR input, dB
     entropy_decode_s: float = 0.0  # digital link: range decoding time, s
+
+
+def fading_decoder_snr(receiver_snr_db: float, snr_range: tuple[float, float]) -> float:
+    """The decoder's SNR for a faded transmission: the receiver's instantaneous SNR clipped
+    to the trained range (NaN is refused: it is not an SNR)."""
+    if np.isnan(receiver_snr_db):
+        raise invalid("receiver_snr_db is NaN: not an SNR")
+    lo, hi = snr_range
+    return float(min(max(receiver_snr_db, lo), hi))
 
 
 class EdgeDecoder:
@@ -273,6 +285,8 @@ class EdgeDecoder:
                 m.check_snr_db(snr_db)
             except ValueError as exc:
                 raise invalid(f"channel PSNR (CSI) unusable by the decoder: {exc}") from None
+        if transmission.HasField("receiver_snr_db"):
+            snr_db = fading_decoder_snr(transmission.receiver_snr_db, m.snr_db_range)
         return DecodeJob(received, float(transmission.beta), float(snr_db))
 
     def _validate_power(self, transmission: pb.Transmission) -> None:

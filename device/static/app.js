@@ -14,6 +14,7 @@ const state = {
   history: [],  // {correct, psnr, symbols, latency:{stage: s}}
   count: 0,
   last: null,  // the last image sent {blob, label}: sent again when the channel PSNR moves
+  gains: [],  // block fading: channel gain |h| of each reply, dB (20·log10 |h|)
 };
 const isReconstruction = () => state.model?.task === "reconstruction";
 
@@ -89,8 +90,10 @@ function showChannel(c) {
   $("psnr").value = c.psnr_db;
   $("psnr-out").textContent = Number(c.psnr_db).toFixed(1);
   $("psnr").dataset.applied = String(c.psnr_db);
+  const fading = c.fading && !c.fading.startsWith("none") ? `, fading ${c.fading}` : "";
   $("channel-state").textContent =
-    `channel: ${c.profile || ""}, σ²=${Number(c.noise_var).toExponential(2)}, ${c.baud} Bd`;
+    `channel: ${c.profile || ""}, σ²=${Number(c.noise_var).toExponential(2)}, ${c.baud} Bd` +
+    fading;
 }
 async function putKnobs(changes) {
   try { showKnobs(await api("PUT", "/v1/knobs", changes)); showError(""); }
@@ -172,7 +175,8 @@ function showReply(reply, trueLabel) {
     ? `outside the model's range: ${reply.snr_note || "the encoder uses the nearest trained SNR"}`
     : "";
   $("links").textContent = linksText(reply.group);
-  $("transmission").textContent += linkText(reply);
+  $("transmission").textContent += linkText(reply) + fadingText(reply);
+  showGain(reply);
   const probs = $("probs");
   probs.innerHTML = "";
   const names = state.model?.class_names || [];
@@ -200,6 +204,22 @@ function showReply(reply, trueLabel) {
     tr.firstChild.textContent = title;
     body.appendChild(tr);
   }
+}
+
+// block fading: this request's channel gain and the receiver's instantaneous SNR
+function fadingText(reply) {
+  if (reply.channel_gain === null || reply.channel_gain === undefined) return "";
+  return ` · fading |h| ${reply.channel_gain.toFixed(2)}, instantaneous SNR ` +
+    `${reply.instantaneous_snr_db.toFixed(1)} dB`;
+}
+function showGain(reply) {
+  const figure = $("gain-figure");
+  if (reply.channel_gain === null || reply.channel_gain === undefined) return;
+  figure.hidden = false;
+  state.gains.push(Math.max(-30, 20 * Math.log10(Math.max(reply.channel_gain, 1e-6))));
+  if (state.gains.length > 200) state.gains.shift();
+  lineChart($("chart-gain"), [{ values: state.gains, color: "#9333ea" }], -30, 10,
+    (v) => `${v.toFixed(0)} dB`);
 }
 
 async function runImage(blob, trueLabel) {

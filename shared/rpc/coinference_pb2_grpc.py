@@ -70,6 +70,11 @@ class ChannelStub:
                 request_serializer=coinference__pb2.TransmissionBatch.SerializeToString,
                 response_deserializer=coinference__pb2.BatchReply.FromString,
                 _registered_method=True)
+        self.SetFading = channel.unary_unary(
+                '/coinference.v1.Channel/SetFading',
+                request_serializer=coinference__pb2.SetFadingRequest.SerializeToString,
+                response_deserializer=coinference__pb2.ChannelState.FromString,
+                _registered_method=True)
 
 
 class ChannelServicer:
@@ -121,6 +126,13 @@ class ChannelServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetFading(self, request, context):
+        """Block fading on every link (kind "none" = AWGN again); an admin method like SetPsnr.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChannelServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -158,6 +170,11 @@ def add_ChannelServicer_to_server(servicer, server):
                     servicer.TransmitBatch,
                     request_deserializer=coinference__pb2.TransmissionBatch.FromString,
                     response_serializer=coinference__pb2.BatchReply.SerializeToString,
+            ),
+            'SetFading': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetFading,
+                    request_deserializer=coinference__pb2.SetFadingRequest.FromString,
+                    response_serializer=coinference__pb2.ChannelState.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -350,6 +367,33 @@ class Channel:
             '/coinference.v1.Channel/TransmitBatch',
             coinference__pb2.TransmissionBatch.SerializeToString,
             coinference__pb2.BatchReply.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetFading(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/coinference.v1.Channel/SetFading',
+            coinference__pb2.SetFadingRequest.SerializeToString,
+            coinference__pb2.ChannelState.FromString,
             options,
             channel_credentials,
             insecure,

@@ -199,6 +199,12 @@ def test_settings_use_environment_fallbacks(tmp_path) -> None:
         (["--profile", "trace"], "--trace FILE"),
         (["--profile", "random-walk", "--walk-low", "9", "--walk-high", "3"], "low_db < high_db"),
         (["--edge", "nohostport"], "HOST:PORT"),
+        (["--fading", "nakagami"], "--fading"),
+        (["--fading", "rician", "--k-factor", "-1"], "--k-factor"),
+        (["--fading", "rayleigh", "--coherence", "0"], "--coherence"),
+        (["--fading", "rayleigh", "--k-factor", "3"], "--k-factor applies to --fading rician"),
+        (["--coherence", "4"], "need --fading rayleigh or rician"),
+        (["--fading", "rayleigh", "--fading-pilots", "0"], "--fading-pilots"),
     ],
 )
 def test_settings_errors_are_clear(argv, message, capsys) -> None:
@@ -369,3 +375,61 @@ def test_reply_metrics_are_recorded_after_the_reply_is_returned() -> None:
         return right_after, symbols._value.get()
 
     assert asyncio.run(transmit_and_count()) == (0.0, 3.0)
+
+
+def test_fading_settings_build_the_channel() -> None:
+    settings = parse_settings(
+        ["--fading", "rician", "--k-factor", "3", "--coherence", "8", "--fading-csi", "ls",
+         "--fading-pilots", "2", "--equalizer", "mmse"], env={},
+    )  # fmt: skip
+    fading = settings.build_fading()
+    assert (fading.kind, fading.k_factor, fading.coherence) == ("rician", 3.0, 8)
+    assert (fading.csi, fading.pilots, fading.equalizer) == ("ls", 2, "mmse")
+    assert parse_settings([], env={}).build_fading().kind == "none"
+
+
+def test_faded_transmissions_carry_gain_and_instantaneous_snr() -> None:
+    from shared.fading import Fading, fade
+
+    edge = EchoEdge()
+    service = ChannelService(edge, seed=5, fading=Fading("rayleigh", csi="ls", pilots=2,
+                                                         coherence=4))  # fmt: skip
+    symbols = np.linspace(-1, 1, 16).astype(np.float32)
+    reply = asyncio.run(service.transmit(transmission(symbols.tolist())))
+    received = edge.received[0]
+    expected, fading_draw = fade(symbols[None], 20.0, service.fading, np.random.default_rng(5))
+    assert np.allclose(received.symbols, expected[0], atol=1e-6)
+    assert received.receiver_snr_db == pytest.approx(fading_draw.instantaneous_snr_db()[0])
+    assert reply.csi.channel_gain == pytest.approx(fading_draw.gain.mean())
+    assert reply.csi.instantaneous_snr_db == received.receiver_snr_db
+    assert reply.csi.psnr_db == 20.0  # the average stays the channel's PSNR
+    # 16 real symbols = 8 complex uses = 2 blocks of 4, 2 LS pilots each = 8 real pilot uses
+    assert reply.airtime_s == pytest.approx(float(airtime_seconds(16 + 8)))
+    assert service.state().fading.startswith("rayleigh, coherence 4")
+    service.set_fading(Fading("none"))
+    asyncio.run(service.transmit(transmission(symbols.tolist())))
+    assert not edge.received[1].HasField("receiver_snr_db")
+
+
+def test_digital_link_under_fading_counts_outages() -> None:
+    pytest.importorskip("sionna.phy")
+    from shared.fading import Fading
+
+    edge = EchoEdge()
+    service = ChannelService(edge, seed=3, link_mode="ldpc-qam", fading=Fading("rayleigh"))
+    service.set_psnr(8.0)
+    lost = 0
+    n = 60
+    for k in range(n):
+        t = pb.Transmission(request_id=f"r{k}", model_id="m", beta=1e-3, snr_db=8, d=4,
+                            coded_indices=bytes(range(16)), n_coded=4)  # fmt: skip
+        asyncio.run(service.transmit(t))
+        received = edge.received[-1]
+        assert received.HasField("channel_gain")
+        lost += received.link_lost
+        if received.link_lost:  # a lost block met a fade below the MCS's threshold
+            assert received.receiver_snr_db < 8.0
+    state = service.state()
+    assert state.fading_outages == lost == state.blocks_failed
+    # MCS for 8 dB has its threshold near 5 dB: P(|h|² < 10^(-0.3)) ≈ 0.39 under Rayleigh
+    assert 0.15 < lost / n < 0.7

@@ -69,6 +69,10 @@ def test_ldpc_qam_cliff_around_the_mcs_threshold():
     assert ok.all() and np.array_equal(decoded, bits)
     _, ok = simulate_blocks(bits, mcs, mcs.min_psnr_db - 4.0, rng)
     assert ok.mean() < 0.1  # 4 dB below: nearly every block lost
+    # one SNR per codeword (block fading after zero forcing): each block meets its own
+    per_block = np.where(np.arange(60) % 2 == 0, mcs.min_psnr_db + 3.0, mcs.min_psnr_db - 6.0)
+    _, ok = simulate_blocks(bits, mcs, per_block, rng)
+    assert ok[0::2].all() and not ok[1::2].any()
 
 
 def test_pam_peak_to_average_by_hand():

@@ -84,6 +84,7 @@ def test_services_and_profiles_exist() -> None:
         "GetEdgeInfo",
         "SetLinkMode",  # digital link
         "TransmitBatch",  # coalesced transmissions
+        "SetFading",  # block fading
     }
     assert {m.name for m in edge.methods} == {"Decode", "GetInfo", "DecodeBatch"}
     assert hasattr(pb_grpc, "ChannelStub") and hasattr(pb_grpc, "EdgeStub")

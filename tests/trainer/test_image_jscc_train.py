@@ -58,6 +58,25 @@ def test_training_beats_the_mean_image():
     assert log["epochs"][0]["mse"] > 0
 
 
+def test_fading_training_and_evaluation_run_on_the_fading_channel():
+    from shared.fading import Fading
+    from trainer.image_jscc import evaluate_image_fading
+
+    x_train, x_test = load_images("fashion-mnist")
+    cfg = ImageTrainConfig(filters=4, epochs=1, train_subset=256, batch_size=32,
+                           progress=False, fading="rayleigh")  # fmt: skip
+    model, _ = train_image_jscc(cfg, x_train)
+    rayleigh = evaluate_image_fading(model, x_test[:64], 10.0, Fading("rayleigh"), (0.0, 20.0),
+                                     draws=1)  # fmt: skip
+    again = evaluate_image_fading(model, x_test[:64], 10.0, Fading("rayleigh"), (0.0, 20.0),
+                                  draws=1)  # fmt: skip
+    assert rayleigh == again  # seeded
+    awgn = evaluate_image_point(model, x_test[:64], 10.0, draws=1)
+    assert rayleigh["psnr_db"] != awgn["psnr_db"]
+    with pytest.raises(ValueError, match="fading"):
+        ImageTrainConfig(fading="nakagami")
+
+
 def test_image_experiment_runs_on_a_cifar_format_folder(tmp_path):
     data = tmp_path / "cifar"
     data.mkdir()

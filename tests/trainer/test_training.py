@@ -181,3 +181,58 @@ def test_train_config_nests_the_model_config_and_round_trips():
     assert old.model.bits == 2 and old.beta_range == (1e-4, 1e-1)
     with pytest.raises(ValueError, match="prior"):
         TrainConfig.from_options(prior="laplace")
+
+
+def test_fading_training_meets_the_fading_channel_and_is_seeded(fashion, monkeypatch):
+    """--fading: the forward gets the block-fading channel, the encoder the SNR it is told
+    and the decoder the receiver's instantaneous SNR (clipped to the training draws' range)."""
+    from shared.nn.model import CoInferenceModel
+
+    seen = []
+    forward = CoInferenceModel.forward
+
+    def spy(self, x, beta, snr_db, sample=None, channel=None, decoder_snr_db=None):
+        seen.append((snr_db.clone(), decoder_snr_db, channel))
+        return forward(self, x, beta, snr_db, sample, channel, decoder_snr_db)
+
+    monkeypatch.setattr(CoInferenceModel, "forward", spy)
+    options = dict(epochs=1, train_subset=512, batch_size=256, progress=False, hidden=64,
+                   fixed_beta=1e-3, fading="rayleigh", fading_feedback="instantaneous")  # fmt: skip
+    _, log_a = train(TrainConfig.from_options(**options), fashion)
+    told, heard, channel = seen[0]
+    assert channel is not None and heard is not None
+    assert torch.equal(told, heard)  # told the instantaneous SNR = what the receiver sees
+    assert told.min() >= -3.0 and told.max() <= 28.0  # clipped to [0 - 3, 25 + 3] dB
+    assert told.std() > 3.0  # |h|² spreads the SNR by several dB
+    _, log_b = train(TrainConfig.from_options(**options), fashion)
+    assert log_a["epochs"][0]["loss"] == log_b["epochs"][0]["loss"]
+    seen.clear()
+    train(TrainConfig.from_options(**{**options, "fading_feedback": "average"}), fashion)
+    told, heard, _ = seen[0]
+    assert not torch.equal(told, heard)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--fading", "rician", "--k-factor", "-2"], "--k-factor"),
+        (["--fading", "rayleigh", "--coherence", "0"], "--coherence"),
+        (["--fading", "awgn"], "--fading"),
+        (["--fading", "rayleigh", "--fading-feedback", "stale"], "--fading-feedback"),
+    ],
+)
+def test_cli_fading_usage_errors_name_the_flag(tmp_path, capsys, argv, message):
+    from trainer.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", *argv, "--out", str(tmp_path / "m")])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_fading_options_that_do_not_fit_are_refused(tmp_path, capsys):
+    from trainer.__main__ import main
+
+    assert main(["train", "--fading", "rayleigh", "--k-factor", "3", "--out", str(tmp_path)]) == 2
+    assert "rician" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="single-device"):
+        TrainConfig.from_options(fading="rayleigh", n_links=2)

@@ -1,0 +1,115 @@
+"""Block fading through the real stack: device (ONNX Runtime) -> channel (--fading) -> edge.
+
+With a seeded channel and one request at a time, the live answers equal the offline fading
+path image by image: the device's ONNX encoder at the average PSNR it is told, then
+``shared.fading.fade`` per transmission from a generator with the channel's seed (the draws
+the channel makes, in its order), zero forcing, and the edge's decoder at the receiver's
+instantaneous SNR clipped to the trained range. Then the admin method SetFading: a bad
+setting is INVALID_ARGUMENT and leaves the channel as it was; "none" is AWGN again.
+"""
+
+from __future__ import annotations
+
+import grpc
+import httpx
+import numpy as np
+import pytest
+
+from device.client import png_bytes
+from device.encoder import OnnxEncoder
+from device.idx import DEFAULT_DATA_DIR, load_test_set
+from shared.fading import Fading, fade
+from shared.rpc import coinference_pb2 as pb
+from shared.rpc import coinference_pb2_grpc as pb_grpc
+from tests.procs import running_stack
+
+pytestmark = pytest.mark.skipif(
+    not any(DEFAULT_DATA_DIR.glob("t10k-images-idx3-ubyte*")),
+    reason=f"Fashion-MNIST IDX files not in {DEFAULT_DATA_DIR} (make data)",
+)
+
+PSNR_DB = 12.0
+SEED = 13
+N_IMAGES = 200
+
+
+@pytest.fixture(scope="module")
+def fading_stack(quick_model_dir):
+    with running_stack(
+        quick_model_dir, PSNR_DB, edge_flags=["--device", "cpu"],
+        channel_flags=["--seed", SEED, "--fading", "rayleigh"], start_timeout_s={"edge": 90},
+    ) as stack, httpx.Client(base_url=stack.url, timeout=10.0) as http:  # fmt: skip
+        yield stack, http
+
+
+def test_live_fading_equals_the_offline_path_image_by_image(fading_stack, quick_model_dir):
+    from shared.nn.runtime import load_decoder  # torch: test process only
+
+    _, http = fading_stack
+    images, labels = load_test_set(None, N_IMAGES)
+    replies = []
+    for image in images:
+        r = http.post("/v1/infer", files={"file": ("x.png", png_bytes(image), "image/png")})
+        assert r.status_code == 200, r.text
+        replies.append(r.json())
+    encoder = OnnxEncoder(quick_model_dir)
+    manifest = encoder.manifest
+    beta, snr_db = replies[0]["beta"], replies[0]["snr_db"]
+    assert snr_db == PSNR_DB  # feedback mode: the device is told the average PSNR
+    mean = np.asarray(manifest.input_mean, np.float32).reshape(-1, 1, 1)
+    std = np.asarray(manifest.input_std, np.float32).reshape(-1, 1, 1)
+    x = ((images[:, None].astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
+    encoded = encoder.encode(x, beta, snr_db)
+    rng = np.random.default_rng(SEED)
+    received = np.zeros((N_IMAGES, manifest.d), np.float32)
+    decoder_snr = np.zeros(N_IMAGES, np.float32)
+    lo, hi = manifest.snr_db_range
+    for i, reply in enumerate(replies):
+        sent = encoder.transmit(encoded, i, False)
+        faded, fading_draw = fade(sent.symbols[None], PSNR_DB, Fading("rayleigh"), rng)
+        received[i, : sent.n_symbols] = faded[0]
+        instantaneous = float(fading_draw.instantaneous_snr_db()[0])
+        decoder_snr[i] = min(max(instantaneous, lo), hi)
+        assert reply["channel_psnr_db"] == PSNR_DB
+        assert reply["instantaneous_snr_db"] == pytest.approx(instantaneous, abs=1e-9)
+        assert reply["channel_gain"] == pytest.approx(float(fading_draw.gain[0, 0]), abs=1e-9)
+        assert reply["decoder_snr_db"] == pytest.approx(decoder_snr[i], abs=1e-5)
+    decoder = load_decoder(quick_model_dir, device="cpu")
+    offline = np.asarray(decoder(received, np.full(N_IMAGES, beta, np.float32), decoder_snr))
+    live = np.asarray([r["probabilities"] for r in replies])
+    assert np.max(np.abs(live - offline)) <= 1e-3
+    live_labels = np.asarray([r["label"] for r in replies])
+    assert np.sum(live_labels != np.argmax(offline, axis=1)) <= 1
+    gains = np.asarray([r["channel_gain"] for r in replies])
+    assert np.mean(gains**2) == pytest.approx(1.0, abs=0.25)  # E|h|² = 1 over 200 draws
+    assert np.mean(live_labels == labels) > 0.3  # the fading link still carries the task
+
+
+def test_set_fading_is_validated_and_switches_back_to_awgn(fading_stack):
+    stack, http = fading_stack
+    with grpc.insecure_channel(stack.channel_target) as ch:
+        channel = pb_grpc.ChannelStub(ch)
+        state = channel.GetState(pb.GetStateRequest())
+        assert state.fading.startswith("rayleigh") and state.fading_settings.kind == "rayleigh"
+        for bad in (pb.FadingSettings(kind="nakagami"),
+                    pb.FadingSettings(kind="rician", k_factor=-1.0),
+                    pb.FadingSettings(kind="rayleigh", k_factor=2.0),
+                    pb.FadingSettings(kind="rayleigh", csi="oracle"),
+                    pb.FadingSettings(kind="none", coherence=4)):  # fmt: skip
+            with pytest.raises(grpc.RpcError) as err:
+                channel.SetFading(pb.SetFadingRequest(fading=bad))
+            assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
+            assert channel.GetState(pb.GetStateRequest()).fading == state.fading  # untouched
+        rician = channel.SetFading(pb.SetFadingRequest(
+            fading=pb.FadingSettings(kind="rician", k_factor=3.0, coherence=8)))  # fmt: skip
+        assert rician.fading_settings.k_factor == 3.0 and "coherence 8" in rician.fading
+        r = http.post("/v1/infer", content=png_bytes(np.zeros((28, 28), np.uint8)),
+                      headers={"content-type": "image/png"})  # fmt: skip
+        assert r.status_code == 200 and r.json()["channel_gain"] is not None
+        off = channel.SetFading(pb.SetFadingRequest(fading=pb.FadingSettings(kind="none")))
+        assert off.fading == "none (AWGN)"
+        r = http.post("/v1/infer", content=png_bytes(np.zeros((28, 28), np.uint8)),
+                      headers={"content-type": "image/png"})  # fmt: skip
+        body = r.json()
+        assert body["channel_gain"] is None and body["instantaneous_snr_db"] is None
+        channel.SetFading(pb.SetFadingRequest(fading=pb.FadingSettings(kind="rayleigh")))
