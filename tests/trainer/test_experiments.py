@@ -154,3 +154,19 @@ def test_parameter_overhead_is_the_hyper_models_extra_share():
     sweep = {"hyper": {"params": {"total": 802_954}},
              "grid": {"params_per_model": {"total": 799_114}}}  # fmt: skip
     assert parameter_overhead_percent(sweep) == pytest.approx(0.48053, abs=1e-5)
+
+
+def test_rate_gap_compares_at_equal_rate_by_hand():
+    from trainer.experiments.train_once_vs_grid import rate_gap
+
+    # hyper: accuracy 0.80 at 10 nats rising to 0.90 at 30 nats (z sampled); the grid at 5, 20
+    # and 40 nats: only 20 lies in both ranges, where the hyper curve reads 0.85
+    hyper = {"kl_nats": [30.0, 10.0], "values_sampled": [0.90, 0.80]}
+    grid = {"kl_nats": [5.0, 20.0, 40.0], "values_sampled": [0.70, 0.87, 0.95]}
+    gap = rate_gap(hyper, grid)
+    assert gap["overlap_kl"] == [10.0, 30.0] and gap["at_grid_kl"] == [20.0]
+    assert gap["hyper_minus_grid"] == pytest.approx([-0.02])
+    assert gap["max_shortfall_points"] == pytest.approx(2.0)
+    assert gap["hyper_kl_range"] == [10.0, 30.0] and gap["grid_kl_range"] == [5.0, 40.0]
+    ahead = rate_gap(hyper, {"kl_nats": [20.0], "values_sampled": [0.80]})
+    assert ahead["max_shortfall_points"] == 0.0  # the hyper model above the grid: no shortfall

@@ -4,6 +4,12 @@ One Hyper-VIB model trained over β ~ log-uniform[1e-5, 1] against a grid of pla
 (β gates off), one per half decade 1e-5..1 (11 models). Both are trained and tested at
 PSNR 20 dB with the SNR gates off (``fixed_snr=20``), so the comparison is on β only.
 Wall time = training time only (evaluation excluded); ratio = sum over the grid / hyper.
+
+In the same run a second hyper model trains with the paper's objective as written
+(``objective="paper"``: Hyper-VIB eq. (15)-(17) and Alg. 1, one β^(t) ~ U[1e-5, 1] per
+minibatch, every draw weighted equally). Both hyper models are compared with the grid along
+the rate–accuracy trade-off as well as at equal β: accuracy with z sampled against the rate
+(KL, nats), the hyper curve interpolated at each grid model's rate inside the range both cover.
 """
 
 from __future__ import annotations
@@ -175,17 +181,89 @@ def repeat_seeds(settings: RunSettings, sweep: dict, n_seeds: int) -> dict:
     }
 
 
+def train_hyper_variant(settings: RunSettings, sweep: dict, label: str, **options) -> dict:
+    """Another hyper model over the sweep's β range (e.g. ``objective="paper"``), evaluated
+    at the sweep's β points like the first."""
+    data = load_data(sweep["task"], settings.data_dir, settings.seed)
+    betas = sweep["betas"]
+    model, info = train_one(
+        label, settings, data, "[variant]", epochs=settings.epochs * HYPER_EPOCH_FACTOR,
+        beta_range=(min(betas), max(betas)), task=sweep["task"], arch=sweep["arch"],
+        fixed_snr=sweep["snr_db"], **options,
+    )  # fmt: skip
+    points = [evaluate(model, data, settings, b, sweep["snr_db"], label) for b in betas]
+    values = [p["value"] for p in points]
+    best = int(np.argmax(values))
+    return {
+        "label": label,
+        "options": options,
+        "train_wall_s": info["train_wall_s"],
+        "values": values,
+        "kl_nats": [p["kl"] for p in points],
+        "values_sampled": [p["value_sampled"] for p in points],
+        "best_value": values[best],
+        "best_beta": betas[best],
+        "config": info["config"],
+    }
+
+
+def rate_gap(hyper: dict, grid: dict) -> dict:
+    """The hyper model against the grid at equal rate: the hyper curve of accuracy with z
+    sampled against KL (nats), interpolated at each grid model's KL inside the range both
+    cover; ``max_shortfall_points`` = the largest (grid − hyper) there, in points."""
+    order = np.argsort(hyper["kl_nats"])
+    kl = np.asarray(hyper["kl_nats"])[order]
+    acc = np.asarray(hyper["values_sampled"])[order]
+    lo = max(kl[0], min(grid["kl_nats"]))
+    hi = min(kl[-1], max(grid["kl_nats"]))
+    rows = [(g, a) for g, a in zip(grid["kl_nats"], grid["values_sampled"], strict=True)
+            if lo <= g <= hi]  # fmt: skip
+    gaps = [float(np.interp(g, kl, acc) - a) for g, a in rows]
+    return {
+        "hyper_kl_range": [float(kl[0]), float(kl[-1])],
+        "grid_kl_range": [float(min(grid["kl_nats"])), float(max(grid["kl_nats"]))],
+        "overlap_kl": [float(lo), float(hi)] if rows else None,
+        "at_grid_kl": [g for g, _ in rows],
+        "hyper_minus_grid": gaps,
+        "max_shortfall_points": 100 * max(0.0, -min(gaps)) if gaps else math.nan,
+    }
+
+
 def run(settings: RunSettings, out_dir: Path) -> dict:
     sweep = run_beta_sweep(settings, "fashion-mnist", grid_betas(settings.quick))
     plot_sweep(sweep, out_dir / "accuracy_vs_beta.png", f"Fashion-MNIST, MLP, {SNR_DB:g} dB")
     plot_rate(sweep, out_dir / "rate_vs_beta.png")
+    paper = train_hyper_variant(settings, sweep, "hyper-VIB, paper objective", objective="paper")
+    gaps = {"weighted": rate_gap(sweep["hyper"], sweep["grid"]),
+            "paper": rate_gap(paper, sweep["grid"])}  # fmt: skip
+    plot_rate_accuracy(sweep, paper, out_dir / "rate_accuracy.png")
     seeds = repeat_seeds(settings, sweep, QUICK_SEEDS if settings.quick else FULL_SEEDS)
     return {
-        "design": "hyper over β in [1e-5, 1] and VIB grid, both fixed_snr=20 (SNR gates off)",
+        "design": "hyper over β in [1e-5, 1] (our weighted objective, and the paper's eq. "
+        "(15)-(17) in the same run) and VIB grid, all fixed_snr=20 (SNR gates off)",
         "sweep": sweep,
+        "paper_objective": paper,
+        "rate_gap": gaps,
         "seeds": seeds,
-        "plots": ["accuracy_vs_beta.png", "rate_vs_beta.png"],
+        "plots": ["accuracy_vs_beta.png", "rate_vs_beta.png", "rate_accuracy.png"],
     }
+
+
+def plot_rate_accuracy(sweep: dict, paper: dict, path: Path) -> Path:
+    """Accuracy with z sampled against the rate (KL, nats): both hyper models and the grid."""
+
+    def curve(entry):
+        order = np.argsort(entry["kl_nats"])
+        return ([entry["kl_nats"][i] for i in order], [entry["values_sampled"][i] for i in order])
+
+    return plot_lines(
+        path,
+        {"Hyper-VIB, weighted objective (ours)": curve(sweep["hyper"]),
+         "Hyper-VIB, eq. (15)-(17) as written": curve(paper),
+         "VIB grid (one model per β)": curve(sweep["grid"])},
+        "rate: KL per example (nats)", "accuracy (z sampled)",
+        "Fashion-MNIST, MLP, 20 dB: the rate–accuracy trade-off", logx=True,
+    )  # fmt: skip
 
 
 def plot_rate(sweep: dict, path: Path) -> Path:
@@ -238,14 +316,62 @@ def sweep_checks(
     ]  # fmt: skip
 
 
+def rate_checks(results: dict) -> list[Check]:
+    """The equal-rate comparison (both objectives) and the paper objective's best accuracy."""
+    out = []
+    if "rate_gap" not in results:  # runs before the paper objective was added
+        return out
+    names = {"weighted": "weighted objective", "paper": "paper objective eq. (15)-(17)"}
+    for key, gap in results["rate_gap"].items():
+        out += [
+            Check(f"{names[key]}: largest shortfall below the grid at equal rate (z sampled)",
+                  gap["max_shortfall_points"], "<=", 0.5, "points",
+                  "Hyper-VIB Fig. 4: rivals or outperforms VIB for all β"),
+            Check(f"{names[key]}: lowest rate the hyper model reaches",
+                  gap["hyper_kl_range"][0], "<=", 5.0, "nats", "covers the grid's rates"),
+        ]  # fmt: skip
+    paper = results["paper_objective"]
+    out.append(Check("grid best − paper-objective hyper best accuracy",
+                     100 * (results["sweep"]["grid"]["best_value"] - paper["best_value"]), "<=",
+                     0.2, "points", "Hyper-VIB Fig. 4 (objective as written)"))  # fmt: skip
+    return out
+
+
 def checks(results: dict) -> list[Check]:
-    return sweep_checks(results["sweep"])
+    return sweep_checks(results["sweep"]) + rate_checks(results)
+
+
+def rate_rows(results: dict) -> list[tuple[str, str]]:
+    if "rate_gap" not in results:
+        return []
+    paper = results["paper_objective"]
+    per_beta = zip(results["sweep"]["betas"], paper["values"], paper["kl_nats"], strict=True)
+    rows = [
+        (
+            "paper objective eq. (15)-(17): accuracy / KL (nats) per β",
+            ", ".join(f"{b:.0e}: {v:.4f}/{k:.1f}" for b, v, k in per_beta),
+        )
+    ]
+    for key, gap in results["rate_gap"].items():
+        overlap = gap["overlap_kl"]
+        where = f"{overlap[0]:.1f}–{overlap[1]:.1f} nats" if overlap else "no overlap"
+        hyper_lo, hyper_hi = gap["hyper_kl_range"]
+        grid_lo, grid_hi = gap["grid_kl_range"]
+        rows.append(
+            (
+                f"equal rate, {key} objective: KL range hyper / grid; largest shortfall",
+                f"{hyper_lo:.1f}–{hyper_hi:.1f} / {grid_lo:.1f}–{grid_hi:.1f} nats; "
+                f"{gap['max_shortfall_points']:.2f} points over {where}",
+            )
+        )
+    return rows
 
 
 def summary_rows(results: dict) -> list[tuple[str, str]]:
     seeds = results["seeds"]
     return [
         *sweep_rows(results["sweep"]),
+        *rate_rows(results),
         (f"over seeds {seeds['seeds']}: hyper best / grid at β={seeds['grid_best_beta']:.0e}",
          f"{seeds['hyper_best_mean']:.4f} ± {seeds['hyper_best_sd']:.4f} / "
          f"{seeds['grid_mean']:.4f} ± {seeds['grid_sd']:.4f}"),
