@@ -285,11 +285,11 @@ def _at(results: dict, snr: float) -> int:
     return snrs.index(snr) if snr in snrs else int(np.argmin([abs(s - snr) for s in snrs]))
 
 
-def _gain_in_sds(results: dict) -> float:
-    """(Rayleigh-trained − AWGN-trained) at 10 dB Rayleigh, both told the average SNR, over
-    the larger of their seed sds (inf when the sd is 0: one seed)."""
+def _gain_in_sds(results: dict, snr_db: float = 10.0) -> float:
+    """(Rayleigh-trained − AWGN-trained) at ``snr_db`` Rayleigh, both told the average SNR,
+    over the larger of their seed sds (±inf when the sd is 0: one seed)."""
     s = results["classification"]["summary"]
-    i = _at(results, 10.0)
+    i = _at(results, snr_db)
     fad, awgn = s["Rayleigh-trained, told average"], s["AWGN-trained"]
     diff = fad["Rayleigh|average"]["mean"][i] - awgn["Rayleigh|average"]["mean"][i]
     sd = max(fad["Rayleigh|average"]["sd"][i], awgn["Rayleigh|average"]["sd"][i])
@@ -309,14 +309,16 @@ def checks(results: dict) -> list[Check]:
     image = results["images"]["models"]
     i8 = IMAGE_SNRS.index(8.0)
     return [
-        Check("max |z| of simulated Rayleigh QPSK BER vs ½(1 − √(γ/(1+γ))) at 0/10/20 dB",
+        Check("largest z-score, simulated Rayleigh QPSK BER vs ½(1 − √(γ/(1+γ))), 0/10/20 dB",
               max(abs(r["z"]) for r in theory_rows["ber"]), "<=", 3.0, "MC s.e.",
               "closed form (Proakis 14.3)"),
-        Check("max |z| of simulated outage vs closed form (Rayleigh, Rician K=3) at 0/10/20 dB",
+        Check("largest z-score, simulated outage vs closed form (Rayleigh, Rician K=3), 0/10/20 dB",
               max(abs(r["z"]) for r in theory_rows["outage"]), "<=", 3.0, "MC s.e.",
               "1 − exp(−γ₀/γ); non-central χ²"),
         Check("Rayleigh 10 dB: fading-trained − AWGN-trained accuracy, in seed sds",
               _gain_in_sds(results), ">=", 1.0, "sd", "issue target (no paper figure)"),
+        Check("Rayleigh 0 dB: fading-trained − AWGN-trained accuracy, in seed sds",
+              _gain_in_sds(results, 0.0), ">=", 1.0, "sd", "the same where fades dominate"),
         Check("Rayleigh 10 dB: told instantaneous − told average (fading-trained models)",
               100 * _csi_gain(results), ">=", 0.0, "points", "issue target"),
         Check("image, Rayleigh 8 dB: fading-trained − AWGN-trained PSNR",
@@ -357,11 +359,33 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
     return rows
 
 
+def _trained_gain(results: dict, channel: str = "Rayleigh") -> str:
+    """Rayleigh-trained − AWGN-trained accuracy (both told the average SNR) per SNR, points."""
+    s = results["classification"]["summary"]
+    fad = s["Rayleigh-trained, told average"][f"{channel}|average"]["mean"]
+    awgn = s["AWGN-trained"][f"{channel}|average"]["mean"]
+    pairs = zip(results["test_snr_db"], fad, awgn, strict=True)
+    return ", ".join(f"{snr:g} dB: {100 * (f - a):+.2f}" for snr, f, a in pairs)
+
+
 def notes(results: dict) -> str:
     rows = results["digital"]["rows"]
+    image = results["images"]["models"]
+    image_gain = ", ".join(
+        f"{snr:g} dB: {f - a:+.2f}" for snr, f, a in zip(
+            results["images"]["snr_db"], image["Rayleigh-trained"]["rayleigh_psnr_db"],
+            image["AWGN-trained"]["rayleigh_psnr_db"], strict=True))  # fmt: skip
     outage = ", ".join(f"{r['snr_db']:g} dB: {100 * r['MCS from the average SNR']['outage']:.1f}%"
                        for r in rows)  # fmt: skip
     return (
+        "Under Rayleigh fading, training on it buys accuracy at low average SNR only "
+        f"(Rayleigh-trained − AWGN-trained, points: {_trained_gain(results)}): with the "
+        "receiver's CSI and zero forcing the faded symbols are AWGN at the instantaneous SNR, "
+        "which the SNR-adaptive AWGN-trained model already handles; the fading-trained model "
+        "learns the deep fades (below the trained range) at the price of the high-SNR end. "
+        "Telling the encoder the instantaneous SNR changes nothing measurable at β = 1e-4 "
+        "(the decoder already knows it). The image model shows the same shape (Rayleigh-trained "
+        f"− AWGN-trained PSNR, dB: {image_gain}). "
         "No paper evaluates fading; the references are the closed forms. One fading block per "
         "transmission, perfect receiver CSI, zero forcing (ĉ = c + n/h: the AWGN channel at "
         "the instantaneous SNR), the decoder told the receiver's instantaneous SNR clipped to "
