@@ -7,6 +7,7 @@ reports/web/screenshot.png (the one the README shows), so a test run leaves the 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -40,6 +41,26 @@ def stack(quick_model_dir):
     """edge + channel (10 dB) + device on free ports; yields the device URL."""
     with running_stack(quick_model_dir, psnr_db=10) as live:
         yield live.url
+
+
+@contextlib.contextmanager
+def opened_page(url: str):
+    """The device page at ``url`` loaded in headless chromium and ready: yields (page, the
+    page's JavaScript errors so far). Skips the test when chromium or playwright is missing."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} missing: apt-get install chromium (make browser)")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url + "/")
+            page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+            yield page, errors
+        finally:
+            browser.close()
 
 
 def _get_json(url: str) -> dict:
