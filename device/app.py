@@ -15,16 +15,17 @@ Endpoints (OpenAPI docs at ``/docs``):
 - ``GET/PUT /v1/knobs``: beta, snr_mode, snr_db, variable_length (PUT is a partial update).
 - ``GET /v1/channel``, ``PUT /v1/channel/psnr`` ``{"psnr_db": 12.5}``: channel state/PSNR;
   ``PUT /v1/channel/link-mode`` ``{"mode": "ideal"}``: the channel's link (analog, ideal,
-  ldpc-qam; the digital ones carry an entropy-coded model's indices).
+  ldpc-qam; the digital ones carry an entropy-coded model's indices);
+  ``PUT /v1/channel/fading`` ``{"kind": "rayleigh"}``: the channel's block fading.
 - ``GET /v1/model``: the model the device runs.
 - ``GET /healthz`` (process up), ``GET /readyz`` (model loaded, channel reachable, the edge
   behind it serving the device's model id: 503 otherwise, naming both ids on a mismatch),
   ``GET /metrics`` (Prometheus).
 
 Access: with an admin token (``--admin-token-file`` / ``--admin-token``), ``PUT /v1/knobs``,
-``PUT /v1/channel/psnr`` and ``PUT /v1/channel/link-mode`` need ``Authorization: Bearer
-<token>`` (401 otherwise); the device passes the caller's token on to the channel's
-``SetPsnr`` / ``SetLinkMode``, which check their own.
+``PUT /v1/channel/psnr``, ``PUT /v1/channel/link-mode`` and ``PUT /v1/channel/fading`` need
+``Authorization: Bearer <token>`` (401 otherwise); the device passes the caller's token on to
+the channel's ``SetPsnr`` / ``SetLinkMode`` / ``SetFading``, which check their own.
 Inference and every GET stay open.
 
 Status codes: 400 unreadable payload (empty body, not an image, invalid JSON), 413 body over
@@ -69,7 +70,8 @@ INFER_PATH = "/v1/infer"
 # request counter labels: these paths by name, everything else as "other"
 METRIC_PATHS = frozenset(
     (INFER_PATH, "/v1/knobs", "/v1/channel", "/v1/channel/psnr", "/v1/channel/link-mode",
-     "/v1/model", "/v1/samples/random", "/healthz", "/readyz", "/metrics", "/")
+     "/v1/channel/fading", "/v1/model", "/v1/samples/random", "/healthz", "/readyz",
+     "/metrics", "/")
 )  # fmt: skip
 
 
@@ -97,6 +99,21 @@ class LinkModeUpdate(BaseModel):
     mode: Literal["analog", "ideal", "ldpc-qam"] = Field(
         ..., description="analog symbols, or the entropy-coded digital link (ideal / LDPC + QAM)"
     )
+
+
+class FadingUpdate(BaseModel):
+    """The channel's block fading (SetFading; docs/FADING.md): every field but ``kind``
+    optional, a bad combination (a K-factor without rician) is the channel's 422."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+    kind: Literal["none", "rayleigh", "rician"] = Field(..., description="none = AWGN")
+    k_factor: float = Field(0.0, ge=0, le=1e6, description="Rician K-factor (linear)")
+    coherence: int | None = Field(
+        None, ge=1, description="complex symbols per block (none: one block per transmission)"
+    )
+    csi: Literal["perfect", "ls"] = Field("perfect", description="the receiver's CSI")
+    pilots: int = Field(1, ge=1, le=1024, description="LS pilots per block")
+    equalizer: Literal["zf", "mmse"] = Field("zf", description="zero forcing or MMSE")
 
 
 class BodyRefused(Exception):
@@ -505,6 +522,16 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
     ):
         try:
             return await service.set_channel_link_mode(update.mode, token)
+        except ChannelError as exc:
+            return _error(exc.status, str(exc))
+
+    @app.put("/v1/channel/fading", summary="Set the channel's block fading (SetFading)")
+    async def put_channel_fading(
+        update: FadingUpdate,
+        token: str | None = Depends(require_admin("PUT /v1/channel/fading")),
+    ):
+        try:
+            return await service.set_channel_fading(update.model_dump(), token)
         except ChannelError as exc:
             return _error(exc.status, str(exc))
 

@@ -302,6 +302,12 @@ class ChannelClient:
         given; the new state."""
         return await self._call("SetLinkMode", pb.LinkModeRequest(mode=mode), token=token)
 
+    async def set_fading(self, fading: dict, token: str | None = None) -> pb.ChannelState:
+        """Set the channel's block fading (``FadingSettings`` fields; coherence None = 0, one
+        block per transmission) with the admin ``token`` if given; the new state."""
+        settings = pb.FadingSettings(**{**fading, "coherence": fading.get("coherence") or 0})
+        return await self._call("SetFading", pb.SetFadingRequest(fading=settings), token=token)
+
     async def close(self) -> None:
         self._closed = True  # no new sender starts; what still waits fails below
         for task in list(self._senders):

@@ -156,6 +156,13 @@ class DeviceService:
         self._remember_psnr(state.psnr_db)
         return state_to_dict(state)
 
+    async def set_channel_fading(
+        self, fading: dict[str, Any], token: str | None = None
+    ) -> dict[str, Any]:
+        """Set the channel's block fading via SetFading (``fading``: kind, k_factor,
+        coherence, csi, pilots, equalizer), passing on the caller's admin ``token``."""
+        return state_to_dict(await self.channel.set_fading(fading, token))
+
     async def set_channel_link_mode(self, mode: str, token: str | None = None) -> dict[str, Any]:
         """Switch the channel's link via SetLinkMode, passing on the caller's admin ``token``."""
         return state_to_dict(await self.channel.set_link_mode(mode, token))

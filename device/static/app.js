@@ -349,6 +349,7 @@ function drawCharts() {
     lineChart($("chart-accuracy"), [{ values: acc.slice(-200), color: "#16a34a" }], 0, 1,
       (v) => `${Math.round(v * 100)}%`);
   }
+  if (!isReconstruction()) rateChart($("chart-rate"), rateAccuracyPoints(h));
   const maxSym = Math.max(1, state.model?.d || 1, ...syms);
   lineChart($("chart-symbols"), [{ values: syms.slice(-200), color: "#2563eb" }], 0, maxSym,
     (v) => v.toFixed(0));
@@ -359,6 +360,44 @@ function drawCharts() {
     return { label: short[key] || key,
              p50: 1e3 * percentile(values, 0.5) || 0, p95: 1e3 * percentile(values, 0.95) || 0 };
   }));
+}
+
+// rate–accuracy: one point per β the stream has used, mean bits sent against the accuracy at
+// that β, so moving β traces the trade-off (classification models)
+function rateAccuracyPoints(history) {
+  const groups = new Map();
+  for (const r of history) {
+    if (r.correct === null || r.beta === undefined) continue;
+    const key = r.beta.toExponential(2);
+    const g = groups.get(key) || { beta: r.beta, bits: 0, correct: 0, n: 0 };
+    g.bits += r.bits; g.correct += r.correct ? 1 : 0; g.n += 1;
+    groups.set(key, g);
+  }
+  return [...groups.values()].map((g) => ({ beta: g.beta, bits: g.bits / g.n,
+                                            accuracy: g.correct / g.n, n: g.n }))
+    .sort((a, b) => a.bits - b.bits);
+}
+function rateChart(canvas, points) {
+  const ctx = setupCanvas(canvas);
+  const W = canvas.width, H = canvas.height, L = 44, R = 8, T = 8, B = 20;
+  const maxBits = Math.max(1, ...points.map((p) => p.bits)) * 1.1;
+  ctx.strokeStyle = "#e5e7eb"; ctx.fillStyle = "#6b7280";
+  for (let i = 0; i <= 4; i++) {
+    const y = T + (H - T - B) * i / 4;
+    ctx.beginPath(); ctx.moveTo(L, y); ctx.lineTo(W - R, y); ctx.stroke();
+    ctx.fillText(`${100 - 25 * i}%`, 2, y + 4);
+  }
+  ctx.fillText(`bits → (max ${maxBits.toFixed(0)})`, W - R - 100, H - 5);
+  const xy = (p) => [L + (W - L - R) * p.bits / maxBits, T + (H - T - B) * (1 - p.accuracy)];
+  ctx.strokeStyle = "#db2777"; ctx.lineWidth = 2; ctx.beginPath();
+  points.forEach((p, i) => { const [x, y] = xy(p); if (i) ctx.lineTo(x, y); else ctx.moveTo(x, y); });
+  ctx.stroke(); ctx.lineWidth = 1;
+  for (const p of points) {
+    const [x, y] = xy(p);
+    ctx.fillStyle = "#db2777"; ctx.beginPath(); ctx.arc(x, y, 3, 0, 2 * Math.PI); ctx.fill();
+    ctx.fillStyle = "#374151"; ctx.fillText(`β ${p.beta.toExponential(0)}`, x + 4, y - 4);
+  }
+  canvas.dataset.points = String(points.length);
 }
 
 // ---- stream mode ------------------------------------------------------------------------------
@@ -373,6 +412,7 @@ async function streamLoop() {
       state.history.push({
         correct: rec || reply.label === undefined ? null : reply.label === label,
         psnr: rec ? rec.psnr_db : null, symbols: reply.symbols_sent, latency: reply.latency_s,
+        beta: reply.beta, bits: reply.bits_sent,
       });
       if (state.history.length > 1000) state.history.shift();
       state.count += 1;
@@ -464,6 +504,7 @@ async function init() {
     if (isReconstruction()) {
       $("result-title").textContent = "Received image";
       $("chart-quality-caption").textContent = "PSNR of each received image (dB)";
+      $("rate-figure").hidden = true;  // one β and no classes: no rate–accuracy trade-off
     }
     const k = await api("GET", "/v1/knobs");
     $("psnr").min = Math.floor(k.snr_db_range[0] - 5);

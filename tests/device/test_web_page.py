@@ -181,3 +181,31 @@ def test_web_page(stack, tmp_path):
         finally:
             browser.close()
     assert Image.open(io.BytesIO(shot.read_bytes())).size[0] >= 1000
+
+
+def test_rate_accuracy_chart_gains_a_point_per_beta(stack):
+    """Stream at one β, move the β slider, stream on: the rate–accuracy chart has a point
+    for each β with its mean bits and accuracy (this 4-bit fixed-length model sends 256 bits
+    at every β; a variable-length or entropy-coded one sends fewer as β rises)."""
+    with opened_page(stack) as (page, errors):
+        assert page.locator("#rate-figure").is_visible()
+        page.locator("#beta").fill("0")  # the slider's low end: the trained range's lowest β
+        page.locator("#beta").dispatch_event("change")
+        page.wait_for_timeout(300)
+        page.click("#stream-btn")
+        page.wait_for_function(
+            "Number(document.querySelector('#stream-stats').dataset.count) >= 5", timeout=20_000
+        )
+        page.locator("#beta").fill(page.locator("#beta").get_attribute("max"))
+        page.locator("#beta").dispatch_event("change")
+        page.wait_for_function(
+            "document.querySelector('#chart-rate').dataset.points === '2'", timeout=20_000
+        )
+        page.click("#stream-btn")
+        points = page.evaluate("rateAccuracyPoints(state.history)")
+        assert len(points) >= 2
+        low, high = min(points, key=lambda p: p["beta"]), max(points, key=lambda p: p["beta"])
+        assert high["bits"] <= low["bits"] and low["beta"] < high["beta"]
+        assert sum(p["n"] for p in points) >= 5
+        assert all(0.0 <= p["accuracy"] <= 1.0 for p in points)
+        assert not errors, errors

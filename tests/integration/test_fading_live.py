@@ -113,3 +113,22 @@ def test_set_fading_is_validated_and_switches_back_to_awgn(fading_stack):
         body = r.json()
         assert body["channel_gain"] is None and body["instantaneous_snr_db"] is None
         channel.SetFading(pb.SetFadingRequest(fading=pb.FadingSettings(kind="rayleigh")))
+
+
+def test_the_device_route_sets_the_channels_fading(fading_stack):
+    _, http = fading_stack
+    r = http.put("/v1/channel/fading", json={"kind": "rician", "k_factor": 2.0})
+    assert r.status_code == 200, r.text
+    assert r.json()["fading"].startswith("rician K=2")
+    assert http.get("/v1/channel").json()["fading"].startswith("rician K=2")
+    # the channel's own check (a K-factor with rayleigh) and the route's schema: 422 both
+    r = http.put("/v1/channel/fading", json={"kind": "rayleigh", "k_factor": 2.0})
+    assert r.status_code == 422 and "rician" in r.json()["detail"]
+    for bad in ({"kind": "nakagami"}, {"kind": "rician", "k_factor": -1},
+                {"kind": "rayleigh", "coherence": 0}, {"kind": "rayleigh", "csi": "oracle"},
+                {"kind": "rayleigh", "pilots": "2"}, {"k_factor": 1.0}):  # fmt: skip
+        r = http.put("/v1/channel/fading", json=bad)
+        assert r.status_code == 422, (bad, r.text)
+    assert http.get("/v1/channel").json()["fading"].startswith("rician K=2")  # untouched
+    r = http.put("/v1/channel/fading", json={"kind": "rayleigh"})
+    assert r.status_code == 200 and r.json()["fading"].startswith("rayleigh")
