@@ -80,106 +80,93 @@ def _image_file(tmp_path: Path) -> Path:
 
 
 def test_web_page(stack, tmp_path):
-    if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} missing: apt-get install chromium (make browser)")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
-
     url = stack
     class_names = _get_json(f"{url}/v1/model")["class_names"]
     knobs = _get_json(f"{url}/v1/knobs")
     psnr_before = _get_json(f"{url}/v1/channel")["psnr_db"]
 
-    with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(url + "/")
-            page.wait_for_selector("body[data-ready='1']", timeout=15_000)
-            assert page.title() == "Hyper-VIB device"
-            assert page.locator("#error").inner_text() == ""
-            assert knobs["beta_range"][0] > 0
-            assert page.locator("#link-mode-knob").is_hidden()  # no entropy model: analog only
+    with opened_page(url) as (page, errors):
+        assert page.title() == "Hyper-VIB device"
+        assert page.locator("#error").inner_text() == ""
+        assert knobs["beta_range"][0] > 0
+        assert page.locator("#link-mode-knob").is_hidden()  # no entropy model: analog only
 
-            # 1. upload an image: prediction, probabilities and latency table appear
-            page.set_input_files("#file", str(_image_file(tmp_path)))
-            page.wait_for_function(
-                "document.querySelector('#prediction').dataset.label !== ''", timeout=15_000
-            )
-            label = int(page.locator("#prediction").get_attribute("data-label"))
-            assert 0 <= label < len(class_names)
-            assert page.locator("#prediction").inner_text() == class_names[label]
-            assert page.locator("#probs .bar").count() == len(class_names)
-            stages = page.locator("#latency-table tbody tr").evaluate_all(
-                "rows => rows.map(r => [r.dataset.stage, parseFloat(r.cells[1].textContent)])"
-            )
-            stage_ms = dict(stages)
-            for key in ("preprocess", "encode", "decode", "total", "http"):
-                assert key in stage_ms, stages
-                assert stage_ms[key] >= 0
-            assert stage_ms["total"] > 0
+        # 1. upload an image: prediction, probabilities and latency table appear
+        page.set_input_files("#file", str(_image_file(tmp_path)))
+        page.wait_for_function(
+            "document.querySelector('#prediction').dataset.label !== ''", timeout=15_000
+        )
+        label = int(page.locator("#prediction").get_attribute("data-label"))
+        assert 0 <= label < len(class_names)
+        assert page.locator("#prediction").inner_text() == class_names[label]
+        assert page.locator("#probs .bar").count() == len(class_names)
+        stages = page.locator("#latency-table tbody tr").evaluate_all(
+            "rows => rows.map(r => [r.dataset.stage, parseFloat(r.cells[1].textContent)])"
+        )
+        stage_ms = dict(stages)
+        for key in ("preprocess", "encode", "decode", "total", "http"):
+            assert key in stage_ms, stages
+            assert stage_ms[key] >= 0
+        assert stage_ms["total"] > 0
 
-            # 2. move the PSNR slider: the channel's PSNR changes, and the next reply shows it
-            slider = page.locator("#psnr")
-            low, high = knobs["snr_db_range"]  # inside the trained range, not the same value
-            target = float(round(high - 2.0)) if abs(psnr_before - (high - 2.0)) > 1 else low + 2.0
-            slider.fill(str(target))
-            page.wait_for_function(
-                f"Number(document.querySelector('#psnr').dataset.applied) === {target}",
-                timeout=10_000,
-            )
-            assert _get_json(f"{url}/v1/channel")["psnr_db"] == pytest.approx(target)
-            page.click("#random-btn")
-            page.wait_for_function(
-                f"Number(document.querySelector('#transmission').dataset.channelPsnr) === {target}",
-                timeout=15_000,
-            )
-            # (the page also re-sent the uploaded image at the new PSNR; the random one follows)
-            page.wait_for_function(
-                "document.querySelector('#truth').textContent.startsWith('test image #')",
-                timeout=15_000,
-            )
+        # 2. move the PSNR slider: the channel's PSNR changes, and the next reply shows it
+        slider = page.locator("#psnr")
+        low, high = knobs["snr_db_range"]  # inside the trained range, not the same value
+        target = float(round(high - 2.0)) if abs(psnr_before - (high - 2.0)) > 1 else low + 2.0
+        slider.fill(str(target))
+        page.wait_for_function(
+            f"Number(document.querySelector('#psnr').dataset.applied) === {target}",
+            timeout=10_000,
+        )
+        assert _get_json(f"{url}/v1/channel")["psnr_db"] == pytest.approx(target)
+        page.click("#random-btn")
+        page.wait_for_function(
+            f"Number(document.querySelector('#transmission').dataset.channelPsnr) === {target}",
+            timeout=15_000,
+        )
+        # (the page also re-sent the uploaded image at the new PSNR; the random one follows)
+        page.wait_for_function(
+            "document.querySelector('#truth').textContent.startsWith('test image #')",
+            timeout=15_000,
+        )
 
-            # 3. the SNR-mode switch says what it does: checked = the encoder's SNR set by
-            #    hand (slider enabled), unchecked = from the channel's feedback (CSI)
-            assert knobs["snr_mode"] == "feedback"
-            switch = page.locator("#snr-mode")
-            assert not switch.is_checked() and page.locator("#snr-db").is_disabled()
-            assert page.locator("label[for='snr-mode']").inner_text().strip() == "manual SNR"
-            assert "feedback" in page.locator("#snr-mode-label").inner_text()
-            switch.check()
-            page.wait_for_function("!document.querySelector('#snr-db').disabled", timeout=10_000)
-            assert _get_json(f"{url}/v1/knobs")["snr_mode"] == "manual"
-            assert "manual" in page.locator("#snr-mode-label").inner_text()
-            switch.uncheck()
-            page.wait_for_function("document.querySelector('#snr-db').disabled", timeout=10_000)
-            assert _get_json(f"{url}/v1/knobs")["snr_mode"] == "feedback"
+        # 3. the SNR-mode switch says what it does: checked = the encoder's SNR set by
+        #    hand (slider enabled), unchecked = from the channel's feedback (CSI)
+        assert knobs["snr_mode"] == "feedback"
+        switch = page.locator("#snr-mode")
+        assert not switch.is_checked() and page.locator("#snr-db").is_disabled()
+        assert page.locator("label[for='snr-mode']").inner_text().strip() == "manual SNR"
+        assert "feedback" in page.locator("#snr-mode-label").inner_text()
+        switch.check()
+        page.wait_for_function("!document.querySelector('#snr-db').disabled", timeout=10_000)
+        assert _get_json(f"{url}/v1/knobs")["snr_mode"] == "manual"
+        assert "manual" in page.locator("#snr-mode-label").inner_text()
+        switch.uncheck()
+        page.wait_for_function("document.querySelector('#snr-db').disabled", timeout=10_000)
+        assert _get_json(f"{url}/v1/knobs")["snr_mode"] == "feedback"
 
-            # 4. stream for a couple of seconds: the counter and the charts move
-            accuracy_canvas = page.locator("#chart-accuracy")
-            before_pixels = accuracy_canvas.evaluate("c => c.toDataURL()")
-            page.click("#stream-btn")
-            page.wait_for_function(
-                "Number(document.querySelector('#stream-stats').dataset.count) >= 5",
-                timeout=20_000,
-            )
-            page.wait_for_timeout(1500)
-            page.click("#stream-btn")
-            page.wait_for_timeout(300)
-            count = int(page.locator("#stream-stats").get_attribute("data-count"))
-            assert count >= 5
-            assert int(accuracy_canvas.get_attribute("data-points")) >= 5
-            assert int(page.locator("#chart-latency").get_attribute("data-points")) >= 5
-            assert accuracy_canvas.evaluate("c => c.toDataURL()") != before_pixels
-            assert page.locator("#error").inner_text() == ""
-            assert not errors, errors
+        # 4. stream for a couple of seconds: the counter and the charts move
+        accuracy_canvas = page.locator("#chart-accuracy")
+        before_pixels = accuracy_canvas.evaluate("c => c.toDataURL()")
+        page.click("#stream-btn")
+        page.wait_for_function(
+            "Number(document.querySelector('#stream-stats').dataset.count) >= 5",
+            timeout=20_000,
+        )
+        page.wait_for_timeout(1500)
+        page.click("#stream-btn")
+        page.wait_for_timeout(300)
+        count = int(page.locator("#stream-stats").get_attribute("data-count"))
+        assert count >= 5
+        assert int(accuracy_canvas.get_attribute("data-points")) >= 5
+        assert int(page.locator("#chart-latency").get_attribute("data-points")) >= 5
+        assert accuracy_canvas.evaluate("c => c.toDataURL()") != before_pixels
+        assert page.locator("#error").inner_text() == ""
+        assert not errors, errors
 
-            shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "s.png"
-            shot.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(shot), full_page=True)
-        finally:
-            browser.close()
+        shot = SCREENSHOT if os.environ.get("UPDATE_SCREENSHOT") == "1" else tmp_path / "s.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(shot), full_page=True)
     assert Image.open(io.BytesIO(shot.read_bytes())).size[0] >= 1000
 
 
