@@ -20,7 +20,8 @@ def git(*argv: str, cwd: Path = REPO) -> str | None:
         done = subprocess.run(["git", *argv], cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    # rstrip only: a porcelain status line starts with a space (" M path")
+    return done.stdout.rstrip() if done.returncode == 0 else None
 
 
 def code_version(cwd: Path = REPO) -> dict:

@@ -170,3 +170,25 @@ def test_rate_gap_compares_at_equal_rate_by_hand():
     assert gap["hyper_kl_range"] == [10.0, 30.0] and gap["grid_kl_range"] == [5.0, 40.0]
     ahead = rate_gap(hyper, {"kl_nats": [20.0], "values_sampled": [0.80]})
     assert ahead["max_shortfall_points"] == 0.0  # the hyper model above the grid: no shortfall
+
+
+def test_code_version_names_the_changed_paths_whole(tmp_path):
+    """A porcelain status line is "XY path"; a modified-only file's line starts with a space,
+    which must not cost the first path its first letter."""
+    from shared.provenance import code_version
+
+    def git(*argv):
+        subprocess.run(["git", *argv], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    for name in ("alpha.txt", "beta.txt"):
+        (tmp_path / name).write_text("1\n")
+    git("add", ".")
+    git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "x")
+    assert code_version(tmp_path)["dirty"] is False
+    for name in ("alpha.txt", "beta.txt"):
+        (tmp_path / name).write_text("2\n")
+    version = code_version(tmp_path)
+    assert version["dirty"] is True
+    assert version["dirty_paths"] == ["alpha.txt", "beta.txt"]
+    assert len(version["commit"]) == 40
