@@ -55,6 +55,29 @@ def estimate_noise_var(received_pilots: np.ndarray, sent_pilots: np.ndarray) -> 
     return float(np.mean((received_pilots - sent_pilots) ** 2))
 
 
+PILOT_ESTIMATORS = ("known-pilots", "as-printed")
+
+
+def pilot_noise_var_estimates(
+    psnr_db: float, m: int, n: int, rng: np.random.Generator, estimator: str = "known-pilots"
+) -> np.ndarray:
+    """σ̂² of ``n`` transmissions, each from its own ``m`` pilots sent over AWGN at ``psnr_db``,
+    VL-VFE Appendix C. Returns [n] float64 (variance per real dimension).
+
+    - "known-pilots": (1/m)·Σ (y_i − p_i)², unbiased because the pilots p_i are known (the
+      noise mean is known to be 0): E = σ², Var = 2σ⁴/m, σ̂² ~ σ²·χ²(m)/m;
+    - "as-printed": (1/(m−1))·Σ (y_i − p_i)², as Appendix C writes it: E = σ²·m/(m−1).
+    """
+    if estimator not in PILOT_ESTIMATORS:
+        raise ValueError(f"estimator must be one of {PILOT_ESTIMATORS}, got {estimator!r}")
+    if m < 2 or n < 1:
+        raise ValueError(f"need m >= 2 pilots and n >= 1 transmissions, got m={m}, n={n}")
+    sent = np.broadcast_to(pilot_symbols(m), (n, m))
+    received = awgn(sent, psnr_db, rng).astype(np.float64)
+    squares = ((received - sent) ** 2).sum(axis=1)
+    return squares / (m if estimator == "known-pilots" else m - 1)
+
+
 def airtime_seconds(n_symbols: int | np.ndarray, baud: float = DEFAULT_BAUD) -> float | np.ndarray:
     """Modelled air-time of n real symbols at ``baud`` symbols per second (VL-VFE §V)."""
     if baud <= 0:

@@ -51,7 +51,7 @@ OBJECTIVES = ("weighted", "paper")
 # target scale, and the baselines switch the gates off (see model_config_for)
 MODEL_OPTIONS = (
     "arch", "d", "hidden", "head", "prior", "bits", "quantizer_train", "variable_length",
-    "gamma0", "conv_gate", "kl_bound", "n_links", "overlap", "link_dropout",
+    "gamma0", "prune", "conv_gate", "kl_bound", "n_links", "overlap", "link_dropout",
 )  # fmt: skip
 
 

@@ -29,6 +29,15 @@ def ideal_airtime_s(bits: int, psnr_db: float, baud: float = DEFAULT_BAUD) -> fl
     return bits / (capacity_bits_per_symbol(psnr_db) * baud)
 
 
+def bit_budget(latency_s: float, psnr_db: float, baud: float = DEFAULT_BAUD) -> int:
+    """The most whole bits the ideal link carries within ``latency_s`` seconds at ``psnr_db``:
+    floor(latency_s × baud × C), C the VL-VFE eq. (13) bound in bits per real symbol. What
+    the learning-based quantization baseline of VL-VFE Table III may send (n·bits ≤ budget)."""
+    if latency_s < 0 or baud <= 0:
+        raise ValueError(f"latency must be >= 0 and baud > 0, got {latency_s}, {baud}")
+    return math.floor(latency_s * baud * capacity_bits_per_symbol(psnr_db) + 1e-9)
+
+
 @dataclass(frozen=True)
 class Mcs:
     """One modulation and coding scheme: 2^bits_per_qam-QAM, LDPC code rate, and the lowest

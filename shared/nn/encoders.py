@@ -1,4 +1,8 @@
-"""Device-side encoders: a backbone (MLP or CNN with hyper layers) and a head.
+"""Device-side encoders: a backbone (MLP or CNN with hyper layers, or none) and a head.
+
+Architectures (``arch=``): "mlp" (hyper FC + ReLU, then the head), "cnn" (reduced VL-VFE
+Table II) and "fc" (VL-VFE Table I: the head's one fully connected layer + tanh is the whole
+device network, as for the paper's microcontroller).
 
 Heads (``head=``):
 - "gaussian": Hyper-VIB eq. (1), mu = tanh(.) (peak <= 1) and theta = softplus(.). Training
@@ -21,7 +25,7 @@ from shared.nn.hyper import HyperConv2d, HyperLinear
 from shared.nn.variable_length import VariableLengthImportance
 
 HEADS = ("gaussian", "deterministic")
-ARCHS = ("mlp", "cnn")
+ARCHS = ("mlp", "cnn", "fc")
 
 
 class ResidualBlock(nn.Module):
@@ -47,6 +51,17 @@ class MlpBackbone(nn.Module):
 
     def forward(self, x, beta, snr_db):
         return F.relu(self.fc(x.flatten(1), beta, snr_db))
+
+
+class FlattenBackbone(nn.Module):
+    """No hidden layer: the head's FC + tanh is the whole device network (VL-VFE Table I)."""
+
+    def __init__(self, input_shape):
+        super().__init__()
+        self.out_features = math.prod(input_shape)
+
+    def forward(self, x, beta, snr_db):
+        return x.flatten(1)
 
 
 class CnnBackbone(nn.Module):
@@ -91,6 +106,7 @@ class Encoder(nn.Module):
         head: str = "gaussian",
         hidden: int = 512,
         variable_length: bool = False,
+        prune: bool = False,
         **gates,
     ):
         super().__init__()
@@ -101,11 +117,12 @@ class Encoder(nn.Module):
         if variable_length and head != "deterministic":
             raise ValueError("variable_length needs head='deterministic' (VL-VFE)")
         self.head = head
-        self.backbone = (
-            MlpBackbone(input_shape, hidden, **gates)
-            if arch == "mlp"
-            else CnnBackbone(input_shape, **gates)
-        )
+        if arch == "mlp":
+            self.backbone = MlpBackbone(input_shape, hidden, **gates)
+        elif arch == "cnn":
+            self.backbone = CnnBackbone(input_shape, **gates)
+        else:  # "fc": VL-VFE Table I, one FC layer + tanh on the device
+            self.backbone = FlattenBackbone(input_shape)
         features = self.backbone.out_features
         if head == "gaussian":
             self.mu = HyperLinear(features, d, **gates)
@@ -116,8 +133,12 @@ class Encoder(nn.Module):
                 self.importance = VariableLengthImportance(d, beta_gate=gates["beta_gate"])
             else:
                 self.importance = None
-                # fixed length: one learned γ_i per dimension, softplus(raw) ≈ 3 at the start
-                self.gamma_raw = nn.Parameter(torch.full((d,), 3.0))
+                # fixed length: one learned γ_i per dimension, softplus(raw) ≈ 3 at the start;
+                # pruned (VL-VFE Alg. 1): γ_i = |raw_i| from 1, as VL-VFE's code, so Adam moves
+                # γ to the threshold γ0 at the pace of the paper's runs
+                self.gamma_abs = prune
+                start = 1.0 if prune else 3.0
+                self.gamma_raw = nn.Parameter(torch.full((d,), start))
 
     def forward(self, x, beta, snr_db, noise_var):
         h = self.backbone(x, beta, snr_db)
@@ -128,6 +149,10 @@ class Encoder(nn.Module):
         if self.importance is not None:
             gamma = self.importance(noise_var, beta)
         else:
-            gamma = F.softplus(self.gamma_raw).expand(x.shape[0], -1)
+            gamma = self.gamma().expand(x.shape[0], -1)
         mu = torch.tanh(gamma * self.projection(h))  # VL-VFE eq. (8): γ inside the tanh
         return {"mu": mu, "theta": torch.zeros_like(mu), "gamma": gamma}
+
+    def gamma(self) -> torch.Tensor:
+        """γ [d] of a fixed-length deterministic head (VL-VFE eq. 8)."""
+        return self.gamma_raw.abs() if self.gamma_abs else F.softplus(self.gamma_raw)

@@ -13,7 +13,10 @@ from torch.nn import functional as F
 
 # VL-VFE eq. (6) (Molchanov et al.'s fit of the log-uniform KL)
 K1, K2, K3 = 0.63576, 1.87320, 1.48695
-PRIORS = ("gaussian", "log-uniform")
+# "gaussian": N(0, I) (Hyper-VIB eq. 9); "log-uniform": VL-VFE eq. (6); "gaussian-learned":
+# N(m, diag(s²)) with m and s² trained (VL-VFE §V-D, the prior ablation of Figs. 7/8); "none":
+# no rate term at all, cross-entropy only (VL-VFE's DeepJSCC and quantization baselines)
+PRIORS = ("gaussian", "log-uniform", "gaussian-learned", "none")
 
 
 def gaussian_kl(mu: torch.Tensor, theta: torch.Tensor, noise_var: torch.Tensor) -> torch.Tensor:
@@ -38,6 +41,22 @@ def log_uniform_kl(
     log_alpha = torch.log(noise_var) - torch.log(symbols**2 + eps)
     neg_kl = K1 * torch.sigmoid(K2 + K3 * log_alpha) - 0.5 * F.softplus(-log_alpha) - K1
     return -neg_kl.sum(dim=1)
+
+
+def learned_gaussian_kl(
+    symbols: torch.Tensor, noise_var: torch.Tensor, mean: torch.Tensor, log_var: torch.Tensor
+) -> torch.Tensor:
+    """KL(N(z, σ²I) || N(m, diag(s²))) per example, the Gaussian prior of VL-VFE §V-D.
+
+    The paper's ablation (Figs. 7/8) uses "a Gaussian distribution with a diagonal covariance
+    matrix" whose "mean value and covariance matrix are optimized in the training process":
+    m and log s² are trained with the model. Per dimension
+    ½·[(σ² + (z_i − m_i)²)/s_i² − 1 + log s_i² − log σ²]. Shapes: symbols [N, d] (the sent z),
+    noise_var [N, 1] (per real dimension), mean and log_var [d]. Returns [N], in nats.
+    """
+    var = torch.exp(log_var)
+    per_dim = (noise_var + (symbols - mean) ** 2) / var - 1.0 + log_var - torch.log(noise_var)
+    return 0.5 * per_dim.sum(dim=1)
 
 
 KL_BOUNDS = ("eq14", "mixture")

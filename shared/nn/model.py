@@ -15,7 +15,14 @@ from shared.nn.channel import awgn, noise_var_from_snr
 from shared.nn.decoders import CnnDecoder, MlpDecoder
 from shared.nn.encoders import Encoder
 from shared.nn.hyper import CONV_GATES
-from shared.nn.losses import KL_BOUNDS, PRIORS, gaussian_kl, log_uniform_kl, quantized_kl_bound
+from shared.nn.losses import (
+    KL_BOUNDS,
+    PRIORS,
+    gaussian_kl,
+    learned_gaussian_kl,
+    log_uniform_kl,
+    quantized_kl_bound,
+)
 from shared.nn.quantizer import LearnedQuantizer
 from shared.nn.variable_length import active_mask, apply_mask
 
@@ -25,15 +32,18 @@ class ModelConfig:
     task: str = "classification"  # "classification" | "regression"
     input_shape: tuple[int, ...] = (1, 28, 28)
     n_outputs: int = 10
-    arch: str = "mlp"  # "mlp" | "cnn"
+    arch: str = "mlp"  # "mlp" | "cnn" | "fc" (VL-VFE Table I: one FC + tanh on the device)
     d: int = 64
     hidden: int = 512
     head: str = "gaussian"  # "gaussian" | "deterministic"
-    prior: str = "gaussian"  # "gaussian" | "log-uniform"
+    prior: str = "gaussian"  # "gaussian" | "log-uniform" | "gaussian-learned" | "none"
     bits: int | None = None  # None = no quantizer; else 1, 2, 4, 8
     quantizer_train: str = "soft"  # "soft" (QML-IB eq. 12) | "ste"
     variable_length: bool = False
     gamma0: float = 0.02  # VL-VFE pruning threshold on γ_i
+    # fixed length: prune the dimensions with γ_i ≤ γ0 (VL-VFE Alg. 1, static VFE); the pruned
+    # set is the same for every input, so both ends know it without sending indices
+    prune: bool = False
     beta_gate: bool = True  # Hyper-VIB β module on every hyper layer
     snr_scale: bool = True  # Hyper-AJSCC SNR module on every hyper layer
     snr_norm: float = 25.0
@@ -51,8 +61,10 @@ class ModelConfig:
         self.input_shape = tuple(self.input_shape)
         if self.prior not in PRIORS:
             raise ValueError(f"prior must be one of {PRIORS}, got {self.prior!r}")
-        if self.prior == "log-uniform" and self.head != "deterministic":
-            raise ValueError("prior='log-uniform' needs head='deterministic' (VL-VFE eq. 6)")
+        if self.prior in ("log-uniform", "gaussian-learned") and self.head != "deterministic":
+            raise ValueError(f"prior={self.prior!r} needs head='deterministic' (VL-VFE eq. 6, 8)")
+        if self.prune and (self.head != "deterministic" or self.variable_length):
+            raise ValueError("prune is VL-VFE Alg. 1: a fixed-length deterministic head")
         if self.task not in ("classification", "regression"):
             raise ValueError(f"task must be classification or regression, got {self.task!r}")
         if self.conv_gate not in CONV_GATES:
@@ -93,6 +105,7 @@ class CoInferenceModel(nn.Module):
             head=config.head,
             hidden=config.hidden,
             variable_length=config.variable_length,
+            prune=config.prune,
             **gates,
         )
         self.quantizer = (
@@ -102,11 +115,14 @@ class CoInferenceModel(nn.Module):
         )
         if not with_decoder:
             self.decoder = None
-        elif config.arch == "mlp":
+        elif config.arch in ("mlp", "fc"):
             self.decoder = MlpDecoder(config.d, config.n_outputs, **gates)
         else:
             side = (((config.input_shape[1] + 1) // 2) + 1) // 2
             self.decoder = CnnDecoder(config.d, config.n_outputs, side=side, **gates)
+        if config.prior == "gaussian-learned":  # q(z) = N(m, diag(s²)), VL-VFE §V-D
+            self.prior_mean = nn.Parameter(torch.zeros(config.d))
+            self.prior_log_var = nn.Parameter(torch.zeros(config.d))
 
     @classmethod
     def from_checkpoint(cls, path, map_location="cpu", decoder_only: bool = False):
@@ -116,7 +132,7 @@ class CoInferenceModel(nn.Module):
         return load_checkpoint(cls, path, map_location, decoder_only)
 
     def _mask(self, gamma, like):
-        if self.config.variable_length:
+        if self.config.variable_length or self.config.prune:
             return active_mask(gamma, self.config.gamma0)
         return torch.ones_like(like)
 
@@ -157,9 +173,14 @@ class CoInferenceModel(nn.Module):
         }
 
     def kl(self, mu, theta, gamma, symbols, noise_var) -> torch.Tensor:
-        """Rate term per example: eq. (9) of Hyper-VIB, eq. (6) of VL-VFE or D*_KL of QML-IB."""
+        """Rate term per example: eq. (9) of Hyper-VIB, eq. (6) of VL-VFE or D*_KL of QML-IB;
+        with prior "none" (cross-entropy only: VL-VFE's DeepJSCC) a zero with no gradient."""
+        if self.config.prior == "none":
+            return torch.zeros(symbols.shape[0], device=symbols.device)
         if self.config.prior == "log-uniform":
             return log_uniform_kl(symbols, noise_var)
+        if self.config.prior == "gaussian-learned":
+            return learned_gaussian_kl(symbols, noise_var, self.prior_mean, self.prior_log_var)
         if self.quantizer is None or self.config.head == "deterministic":
             # deterministic head: the "mixture" D*_KL of a one-point level distribution =
             # eq. (9), theta 0 ("eq14" would add the constant d·log K, no gradient)

@@ -16,6 +16,7 @@ from trainer.experiments import (
     snr_adaptivity,
     train_once_vs_grid,
     variable_length,
+    vl_vfe,
 )
 
 # what every experiment module defines (see trainer/experiments/common.py)
@@ -36,6 +37,7 @@ EXPERIMENTS: dict[str, ModuleType] = {
         snr_adaptivity,
         quantizer_bits,
         variable_length,
+        vl_vfe,
         ranging_regression,
         cnn,
         digital,

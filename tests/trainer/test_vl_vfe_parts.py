@@ -1,0 +1,53 @@
+"""VL-VFE App. C's pilot estimate of σ² and Table III's bit budget at the eq. (13) capacity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from shared.channel import pilot_noise_var_estimates
+from shared.link.modes import bit_budget, ideal_airtime_s
+from trainer.experiments.vl_vfe_parts import budget_dims, quant_sizes
+
+
+@pytest.mark.parametrize("psnr_db", [10.0, 20.0])
+def test_known_pilot_estimate_has_the_chi_square_mean_and_variance(psnr_db):
+    """σ̂² = (1/m)·Σ(y − p)² ~ σ²·χ²(m)/m: mean σ², variance 2σ⁴/m (m = 8)."""
+    rng = np.random.default_rng(0)
+    sigma2 = 10 ** (-psnr_db / 10)
+    estimates = pilot_noise_var_estimates(psnr_db, 8, 200_000, rng)
+    assert estimates.mean() == pytest.approx(sigma2, rel=0.01)
+    assert estimates.var() == pytest.approx(2 * sigma2**2 / 8, rel=0.03)
+
+
+def test_the_printed_estimator_is_biased_by_m_over_m_minus_1():
+    """Appendix C prints 1/(m−1) but known pilots leave all m degrees of freedom: the mean is
+    σ²·8/7 with 8 pilots, not σ²."""
+    rng = np.random.default_rng(1)
+    estimates = pilot_noise_var_estimates(10.0, 8, 200_000, rng, "as-printed")
+    assert estimates.mean() == pytest.approx(0.1 * 8 / 7, rel=0.01)
+    with pytest.raises(ValueError, match="estimator"):
+        pilot_noise_var_estimates(10.0, 8, 10, rng, "guess")
+    with pytest.raises(ValueError, match="pilots"):
+        pilot_noise_var_estimates(10.0, 1, 10, rng)
+
+
+def test_bit_budget_by_hand():
+    """3.25 ms at 9,600 Baud = 31.2 real symbols; × C from eq. (13) worked by hand
+    (1.339341 at 10 dB, 2.545824 at 20 dB): 41.79 -> 41 bits, 79.43 -> 79 bits."""
+    assert bit_budget(3.25e-3, 10.0) == 41
+    assert bit_budget(3.25e-3, 20.0) == 79
+    assert budget_dims() == 31  # analog symbols within the budget
+    with pytest.raises(ValueError):
+        bit_budget(-1.0, 10.0)
+
+
+@pytest.mark.parametrize("psnr_db", [10.0, 15.0, 20.0, 25.0])
+def test_quantization_sizes_meet_the_latency_budget(psnr_db):
+    budget = bit_budget(3.25e-3, psnr_db)
+    assert ideal_airtime_s(budget, psnr_db) <= 3.25e-3 < ideal_airtime_s(budget + 1, psnr_db)
+    sized = [(n, b) for n, b in quant_sizes([psnr_db])]
+    assert {b for _, b in sized} == {2, 4}
+    for n, bits in sized:  # the largest n that fits: one more feature breaks the budget
+        assert ideal_airtime_s(n * bits, psnr_db) <= 3.25e-3
+        assert ideal_airtime_s((n + 1) * bits, psnr_db) > 3.25e-3

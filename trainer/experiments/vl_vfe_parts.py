@@ -1,0 +1,164 @@
+"""The models and the measurements of the ``vl-vfe`` experiment (VL-VFE §V and App. C).
+
+Every model uses the paper's network: on the device one fully connected layer + tanh
+(Table I, ``arch="fc"``; Table II's convolutional device for CIFAR-10, ``arch="cnn"``), at the
+edge FC 1024 -> 256 -> classes. Families (one ``GridJob`` each, trained in the same run):
+
+- ``proposed/<psnr>/<β>``: VFE (Alg. 1), log-uniform prior (eq. 6), γ_i per dimension (eq. 8),
+  dimensions with γ_i ≤ γ0 pruned, trained and tested at one PSNR (§V-B, Table III, Fig. 3);
+- ``gaussian/20/<β>``: the same with the Gaussian prior N(m, diag(s²)), m and s² learned
+  (§V-D, Fig. 7);
+- ``deepjscc/<psnr>/<n>``: DeepJSCC as VL-VFE uses it, n fixed, cross-entropy only (no rate
+  term), trained at one PSNR (§V-A; n = 36 at 20 dB is the dynamic baseline of Fig. 6);
+- ``quantization/<n>x<bits>``: learning-based quantization, a learned ``bits``-bit quantizer
+  on n features, cross-entropy only, delivered without error by a link at the eq. (13)
+  capacity (so trained noiselessly: AWGN at ``NOISELESS_DB``); its latency at PSNR p is
+  n·bits / (C(p)·baud), and at each PSNR n = ⌊budget bits / bits⌋ (``shared.link.modes``);
+- ``vl-vfe``: variable length (eq. 11-12, App. B), PSNR ~ U[10, 25] dB, one fixed β (§V-C).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from shared.channel import DEFAULT_BAUD, noise_var_from_psnr, pilot_noise_var_estimates
+from shared.link.modes import bit_budget, ideal_airtime_s
+from trainer.evaluate import decode_received, encode_dataset, score
+from trainer.experiments.grid import GridJob
+
+PSNRS = (10.0, 15.0, 20.0, 25.0)  # Table III, Fig. 6
+CURVE_PSNRS = (10.0, 20.0)  # Figs. 3/4
+BUDGET_S = 3.25e-3  # Table III's latency budget
+GAMMA0 = 0.05  # the pruning threshold of Fig. 7 (MNIST)
+D_INIT = 64  # n the proposed methods start from (§V-A)
+DEEPJSCC_TRAIN_DB = 20.0  # §V-C
+DEEPJSCC_N = {"cifar10": 16}  # §V-C: n = 36 for MNIST, 16 for CIFAR-10
+DEEPJSCC_CURVE_N = (8, 16)  # Fig. 3 points below the budget's n
+QUANT_BITS = (2, 4)
+NOISELESS_DB = 100.0  # σ = 1e-5: the ideal digital link delivers the levels intact
+DYNAMIC_RANGE = (10.0, 25.0)  # §V-C
+PILOTS = (0, 8, None)  # App. C: m = 0 (PSNR assumed 10 dB), m = 8, m = ∞ (None)
+ASSUMED_DB = 10.0  # m = 0
+ESTIMATOR = "known-pilots"  # 1/m: unbiased with known pilots (shared.channel)
+
+
+def arch_for(task: str) -> str:
+    return "cnn" if task == "cifar10" else "fc"
+
+
+def deepjscc_n(task: str) -> int:
+    return DEEPJSCC_N.get(task, 36)
+
+
+def budget_dims(budget_s: float = BUDGET_S, baud: float = DEFAULT_BAUD) -> int:
+    """Analog symbols within the budget: ⌊budget·baud⌋ (31 at 3.25 ms, 9,600 Baud)."""
+    return math.floor(budget_s * baud + 1e-9)
+
+
+def quant_sizes(psnrs, bits_options=QUANT_BITS) -> list[tuple[int, int]]:
+    """(n, bits) of the quantization models: at each PSNR, n = ⌊budget bits / bits⌋."""
+    sizes = {(bit_budget(BUDGET_S, p) // b, b) for p in psnrs for b in bits_options}
+    return sorted(sizes, key=lambda s: (s[1], s[0]))
+
+
+def jobs(task: str, betas, dyn_beta: float, psnrs, curve_psnrs, quick: bool) -> list[GridJob]:
+    """Every model of the run, in training order."""
+    common = {"task": task, "arch": arch_for(task), "head": "deterministic",
+              "loss_weight": "none", "gamma0": GAMMA0}  # fmt: skip
+    vfe = {**common, "d": D_INIT, "prune": True, "kl_warmup_epochs": 1.0}
+    out = [GridJob("vl-vfe", options={
+        **common, "d": D_INIT, "prior": "log-uniform", "variable_length": True,
+        "snr_range": DYNAMIC_RANGE, "fixed_beta": dyn_beta, "kl_warmup_epochs": 1.0})]  # fmt: skip
+    for p in psnrs:
+        for beta in betas:
+            out.append(GridJob(f"proposed/{p:g}/{beta:g}", options={
+                **vfe, "prior": "log-uniform", "fixed_snr": p, "fixed_beta": beta}))  # fmt: skip
+    for beta in betas:
+        gaussian = {**vfe, "prior": "gaussian-learned", "fixed_snr": 20.0, "fixed_beta": beta}
+        out.append(GridJob(f"gaussian/20/{beta:g}", options=gaussian))
+    plain = {**common, "prior": "none", "fixed_beta": 1.0}
+    sizes = {(DEEPJSCC_TRAIN_DB, deepjscc_n(task))}
+    sizes |= {(p, budget_dims()) for p in psnrs}
+    if not quick:
+        sizes |= {(p, n) for p in curve_psnrs for n in DEEPJSCC_CURVE_N}
+    for p, n in sorted(sizes):
+        out.append(GridJob(f"deepjscc/{p:g}/{n}", options={**plain, "d": n, "fixed_snr": p}))
+    for n, bits in quant_sizes(psnrs, QUANT_BITS[:1] if quick else QUANT_BITS):
+        out.append(GridJob(f"quantization/{n}x{bits}", options={
+            **plain, "d": n, "bits": bits, "quantizer_train": "ste",
+            "fixed_snr": NOISELESS_DB}))  # fmt: skip
+    return [GridJob(j.label, f"[{k + 1}/{len(out)}]", None, j.options) for k, j in enumerate(out)]
+
+
+def subset(data, n: int | None):
+    x = data.x_test[:n] if n else data.x_test
+    y = data.y_test[:n] if n else data.y_test
+    return x, y
+
+
+@torch.no_grad()
+def analog_point(model, data, beta, psnr_db, told_db, draws: int, n=None, seed=1234) -> dict:
+    """Accuracy and symbols when the device is told ``told_db`` [N] (or one value) and the
+    channel's true PSNR is ``psnr_db``; the decoder is told the same ``told_db`` (both ends
+    share the one pilot estimate, fed back by the receiver). Mean of ``draws`` noise draws."""
+    x, y = subset(data, n)
+    told = np.broadcast_to(np.asarray(told_db, dtype=np.float32), (len(x),)).copy()
+    symbols, n_active = encode_dataset(model, x, beta, told)
+    sigma = math.sqrt(noise_var_from_psnr(float(psnr_db)))
+    values = []
+    for k in range(draws):
+        gen = torch.Generator().manual_seed(seed + k)
+        received = symbols + sigma * torch.randn(symbols.shape, generator=gen)
+        values.append(score(decode_received(model, received.numpy(), beta, told), data, y))
+    mean_active = float(n_active.float().mean())
+    return {
+        "psnr_db": float(psnr_db),
+        "accuracy": float(np.mean(values)),
+        "accuracy_sd": float(np.std(values)),
+        "n_active": mean_active,
+        "latency_ms": 1e3 * mean_active / DEFAULT_BAUD,
+    }
+
+
+def told_psnr(psnr_db: float, m: int | None, n: int, seed: int) -> np.ndarray:
+    """The PSNR the device is told [n] with m pilots (App. C), clipped to the dynamic model's
+    training draws (its range ± the trainer's 3 dB margin)."""
+    if m is None:
+        return np.full(n, psnr_db, dtype=np.float32)
+    if m == 0:
+        return np.full(n, ASSUMED_DB, dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    estimate = pilot_noise_var_estimates(psnr_db, m, n, rng, ESTIMATOR)
+    told = 10.0 * np.log10(1.0 / estimate)
+    return np.clip(told, DYNAMIC_RANGE[0] - 3.0, DYNAMIC_RANGE[1] + 3.0).astype(np.float32)
+
+
+@torch.no_grad()
+def quantized_point(model, data, psnr_db: float, n=None) -> dict:
+    """Accuracy of a quantization model whose levels arrive intact, and its latency at the
+    eq. (13) capacity of ``psnr_db``."""
+    x, y = subset(data, n)
+    symbols, _ = encode_dataset(model, x, 1.0, NOISELESS_DB)
+    outputs = decode_received(model, symbols.numpy(), 1.0, NOISELESS_DB)
+    bits = model.config.d * model.config.bits
+    return {
+        "psnr_db": float(psnr_db),
+        "accuracy": score(outputs, data, y),
+        "n_active": float(model.config.d),
+        "bits": bits,
+        "latency_ms": 1e3 * ideal_airtime_s(bits, psnr_db),
+    }
+
+
+def best_within(points: list[dict], budget_ms: float = 1e3 * BUDGET_S) -> dict | None:
+    """The most accurate point whose latency is within the budget (None if none is)."""
+    fits = [p for p in points if p["latency_ms"] <= budget_ms + 1e-9]
+    return max(fits, key=lambda p: p["accuracy"]) if fits else None
+
+
+def gamma_vector(model) -> list[float]:
+    """γ_i of a fixed-length VFE model (eq. 8), as trained."""
+    return model.encoder.gamma().tolist()
