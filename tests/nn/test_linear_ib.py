@@ -121,16 +121,22 @@ def test_gradient_descent_on_eq_22_arrives_at_the_closed_form():
         assert relative_error(a.detach(), optimal_device_map(b, x, y, beta)) < 1e-6
 
 
-@pytest.mark.parametrize(
-    "break_it",
-    ["v_without_ln2", "u_minus_0.9", "w2_is_u", "layer2_gate_on"],
-)
-def test_other_parameters_do_not_reproduce_a_star(break_it):
-    """Each deviation from eq. (25)-(28) misses A*(β) by more than 1% somewhere (can fail)."""
-    b, x, y = linear_problem(0, d=3)
-    device = build_theorem1_device(b, x, y)
+# the paper's range of β (Hyper-VIB §IV-A: 1e-5 to 1), every half decade
+PAPER_BETAS = [10 ** (-5 + 0.5 * k) for k in range(11)]
+
+
+def eq23_gradient(a, b, x, y, beta):
+    """∂C/∂A of eq. (23) as written: (1/N)·{-2B·y·Xᵀ + 2BBᵀ·A·XXᵀ + β·A·XXᵀ}."""
+    xxt = x @ x.T
+    return (-2 * b @ y @ x.T + 2 * b @ b.T @ a @ xxt + beta * a @ xxt) / x.shape[1]
+
+
+def break_construction(device, break_it: str) -> None:
+    """One deviation from eq. (25)-(28) in the built device."""
     with torch.no_grad():
-        if break_it == "v_without_ln2":
+        if break_it == "v_zero":
+            device.layer1.beta_gate.v.zero_()
+        elif break_it == "v_without_ln2":
             device.layer1.beta_gate.v.sub_(math.log(2))
         elif break_it == "u_minus_0.9":
             device.layer1.beta_gate.u.fill_(-0.9)
@@ -138,11 +144,59 @@ def test_other_parameters_do_not_reproduce_a_star(break_it):
             device.layer2.linear.weight.mul_(0.5)
         else:
             device.layer2.beta_gate.u.fill_(-1.0)
+
+
+def worst_gradient_over_paper_betas(device, b, x, y) -> float:
+    """max over β ∈ [1e-5, 1] of ‖eq. (23) at the device's A(β)‖ / ‖eq. (23) at A = 0‖."""
+    zero = torch.zeros(b.shape[0], x.shape[0], dtype=x.dtype)
+    return max(
+        float(torch.linalg.norm(eq23_gradient(device.projection(beta).detach(), b, x, y, beta)))
+        / float(torch.linalg.norm(eq23_gradient(zero, b, x, y, beta)))
+        for beta in PAPER_BETAS
+    )
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_construction_is_a_star_to_1e_9_over_the_papers_beta_range(seed):
+    """N = 2000 ≫ n = 8: the construction equals eq. (24), solved directly (no SVD, no gates),
+    to 1e-9 relative at every half decade of β ∈ [1e-5, 1]."""
+    b, x, y = linear_problem(seed, n=8, d=4, n_examples=2000)
+    device = build_theorem1_device(b, x, y)
+    for beta in PAPER_BETAS:
+        got = device.projection(beta).detach()
+        assert relative_error(got, optimal_device_map(b, x, y, beta)) < 1e-9, beta
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_eq_23_gradient_vanishes_at_the_construction(seed):
+    """Eq. (23) written out, and autograd's gradient of eq. (22), are zero at the network's
+    A(β) for β ∈ [1e-5, 1]: below 1e-9 of their size at A = 0."""
+    b, x, y = linear_problem(seed, n=8, d=4, n_examples=2000)
+    device = build_theorem1_device(b, x, y)
+    assert worst_gradient_over_paper_betas(device, b, x, y) < 1e-9
+    for beta in (1e-5, 1e-2, 1.0):  # eq. (23) is the gradient of eq. (22)
+        a = device.projection(beta).detach().clone().requires_grad_(True)
+        linear_vib_loss(a, b, x, y, beta).backward()
+        torch.testing.assert_close(a.grad, eq23_gradient(a.detach(), b, x, y, beta))
+
+
+@pytest.mark.parametrize(
+    "break_it",
+    ["v_zero", "v_without_ln2", "u_minus_0.9", "w2_is_u", "layer2_gate_on"],
+)
+def test_other_parameters_do_not_reproduce_a_star(break_it):
+    """Each deviation from eq. (25)-(28), v⁽¹⁾ = 0 and u⁽¹⁾ = -0.9 among them, fails both
+    checks above: it misses A*(β) by more than 1% and eq. (23) is far from zero somewhere."""
+    b, x, y = linear_problem(0, n=8, d=4, n_examples=2000)
+    device = build_theorem1_device(b, x, y)
+    break_construction(device, break_it)
     worst = max(
         relative_error(device.projection(beta).detach(), optimal_device_map(b, x, y, beta))
-        for beta in BETAS
+        for beta in BETAS + PAPER_BETAS
     )
     assert worst > 1e-2
+    if break_it in ("v_zero", "v_without_ln2", "u_minus_0.9"):  # visible inside [1e-5, 1]
+        assert worst_gradient_over_paper_betas(device, b, x, y) > 1e-3
 
 
 def test_a_beta_free_network_cannot_follow_a_star():
