@@ -49,8 +49,12 @@ loadgen:
 	  || echo "note: could not install hey; the bench uses its Python generator"; \
 	else echo "note: no apt-get; install hey for --generator hey"; fi
 
+# two pytest-xdist workers (most tests wait on real processes and sockets, so two share two
+# cores well); tests of one module stay in one worker, so a module's live stack starts once.
+# TEST_WORKERS=0 runs them in this process.
+TEST_WORKERS ?= 2
 test:
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
 
 # ruff (lint + format check) and the import contracts in pyproject.toml ([tool.importlinter])
 lint:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,9 +48,28 @@ def _source_stamp(args: list[str]) -> str:
     return digest.hexdigest()[:16]
 
 
+@contextmanager
+def artifact_lock(out_dir: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``<out_dir>.lock`` (beside the folder): the suite runs in
+    several pytest-xdist workers, and the first to need a shared quick model trains it while
+    the others wait and then reuse it."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with open(out_dir.with_name(out_dir.name + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def trained_model(out_dir: Path, args: list[str], command: str = "train") -> Path:
     """Train ``python -m trainer <command> <args>`` into out_dir unless the same source and
     args already did (a stamp of both is kept beside the artifacts)."""
+    with artifact_lock(out_dir):
+        return _train_unless_stamped(out_dir, args, command)
+
+
+def _train_unless_stamped(out_dir: Path, args: list[str], command: str) -> Path:
     stamp = _source_stamp(args if command == "train" else [command, *args])
     stamp_file = out_dir / ".source-stamp"
     if not (out_dir / "manifest.json").is_file() or (

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import QUICK_ARGS, QUICK_DIR, ROOT, trained_model
+from tests.conftest import QUICK_ARGS, QUICK_DIR, ROOT, artifact_lock, trained_model
 
 DIGITAL_DIR = ROOT / "artifacts" / "test-quick-digital"
 DIGITAL_ARGS = ["--epochs", "2", "--train-subset", "10000", "--no-progress"]
@@ -31,6 +31,11 @@ def _stamp(base: Path) -> str:
 @pytest.fixture(scope="session")
 def quick_digital_model_dir() -> Path:
     base = trained_model(QUICK_DIR, QUICK_ARGS)
+    with artifact_lock(DIGITAL_DIR):
+        return _fine_tune_unless_stamped(base)
+
+
+def _fine_tune_unless_stamped(base: Path) -> Path:
     stamp = _stamp(base)
     stamp_file = DIGITAL_DIR / ".source-stamp"
     if not stamp_file.is_file() or stamp_file.read_text() != stamp:
