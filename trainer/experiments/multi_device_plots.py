@@ -1,0 +1,93 @@
+"""Plots of the multi-device experiment (QML-IB Figs. 2(a)–(c), 3, 4, Theorem 2), drawn from
+the results dict: error (%) with ±1 sd bars over the seeds run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+STYLE = {
+    "ours 4 bits": {"color": "C0", "marker": "o"},
+    "ours unquantized": {"color": "C0", "marker": "o", "ls": "--", "mfc": "none"},
+    "VDDIB 4 bits": {"color": "C3", "marker": "s"},
+    "VDDIB unquantized": {"color": "C3", "marker": "s", "ls": "--", "mfc": "none"},
+}
+
+
+def _axes():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    return plt, fig, ax
+
+
+def _save(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> str:
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path.name
+
+
+def _lines(path: Path, table: dict, to_x, xlabel: str, title: str) -> str:
+    plt, fig, ax = _axes()
+    for method, row in table.items():
+        xs = list(row)
+        ax.errorbar([to_x(x) for x in xs], [row[x]["mean"] for x in xs],
+                    yerr=[row[x]["sd"] for x in xs], capsize=3, ms=4, label=method,
+                    **STYLE.get(method, {}))  # fmt: skip
+    return _save(plt, fig, ax, path, xlabel, "test error (%)", title)
+
+
+def _bars(path: Path, groups: dict[str, dict], title: str) -> str:
+    plt, fig, ax = _axes()
+    names = list(groups)
+    inner = list(next(iter(groups.values())))
+    width = 0.8 / len(inner)
+    for j, key in enumerate(inner):
+        xs = [i + (j - (len(inner) - 1) / 2) * width for i in range(len(names))]
+        ax.bar(xs, [groups[n][key]["mean"] for n in names], width,
+               yerr=[groups[n][key]["sd"] for n in names], capsize=3, label=key)  # fmt: skip
+    ax.set_xticks(range(len(names)), names)
+    low = min(groups[n][k]["mean"] for n in names for k in inner)
+    ax.set_ylim(bottom=max(0.0, low - 3))
+    return _save(plt, fig, ax, path, "", "test error (%)", title)
+
+
+def _theorem2(path: Path, rows: dict) -> str:
+    plt, fig, ax = _axes()
+    names = list(rows)
+    ax.semilogy(range(len(names)), [rows[n]["max_gap_nats"] for n in names], "o",
+                label="largest measured gap D*_KL − D_KL")  # fmt: skip
+    ax.semilogy(range(len(names)), [rows[n]["min_bound_nats"] for n in names], "s",
+                label="smallest bound (19)")  # fmt: skip
+    ticks = [n.replace("ours ", "").replace(" | ", ", ") for n in names]
+    ax.set_xticks(range(len(names)), ticks, rotation=80, fontsize=6)
+    fig.set_size_inches(8, 5)
+    return _save(plt, fig, ax, path, "model (ours)", "nats per example",
+                 "Theorem 2 on trained models, PSNR 10 dB")  # fmt: skip
+
+
+def make_plots(out_dir: Path, r: dict) -> list[str]:
+    baud = r["baud"]
+    fig3 = r["fig3_error_vs_bits"]
+    return [
+        _lines(out_dir / "fig2a_error_vs_latency.png", r["fig2a_error_vs_symbols"],
+               lambda t: 1e3 * int(t) / baud, "latency, both links (ms)",
+               "QML-IB Fig. 2(a): K = 2, PSNR 10 dB"),
+        _lines(out_dir / "fig2b_error_vs_k.png", r["fig2b_error_vs_k"], int, "devices K",
+               "QML-IB Fig. 2(b): 48 symbols (5 ms), PSNR 10 dB"),
+        _lines(out_dir / "fig2c_error_vs_psnr.png", r["fig2c_error_vs_psnr"], float,
+               "test PSNR (dB)", "QML-IB Fig. 2(c): K = 2, 5 ms, trained at 10 dB"),
+        _bars(out_dir / "fig3_error_vs_bits.png", {"ours, K = 2": fig3},
+              "QML-IB Fig. 3: bits per symbol (K = 2, 10 dB, 5 ms)"),
+        _bars(out_dir / "fig4_overlap.png", r["fig4_overlap"],
+              f"QML-IB Fig. 4: {100 * r['overlap_fraction']:.0f}% overlap, K = 2, 10 dB"),
+        _theorem2(out_dir / "theorem2_gap_vs_bound.png", r["theorem2"]),
+    ]  # fmt: skip
