@@ -1,0 +1,83 @@
+"""The multi-device experiment's targets and its seed rule, on hand-made numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+from trainer.experiments import multi_device
+from trainer.experiments.multi_device_checks import checks
+from trainer.qml_runs import Point, Runs
+
+
+def _stat(mean, sd=0.1):
+    return {"mean": mean, "sd": sd, "n": 3, "values": [mean - sd, mean, mean + sd]}
+
+
+def _results(vddib_at_20db=14.0, err4=12.0, err_none=11.9, overlap=11.5, gap=5.0):
+    methods = {"ours 4 bits": 12.0, "ours unquantized": 11.9, "VDDIB 4 bits": 14.0,
+               "VDDIB unquantized": 13.5}  # fmt: skip
+    latency = {"16": 2.0, "32": 1.0, "48": 0.0}  # error falls with latency
+    fig2a = {m: {t: _stat(e + d) for t, d in latency.items()} for m, e in methods.items()}
+    fig2b = {m: {k: _stat(e) for k in ("1", "2", "4")} for m, e in methods.items()}
+    fig2c = {m: {s: _stat(e) for s in ("0.0", "10.0", "20.0")} for m, e in methods.items()}
+    fig2c["VDDIB 4 bits"]["20.0"] = _stat(vddib_at_20db)
+    return {
+        "fig2a_error_vs_symbols": fig2a,
+        "fig2b_error_vs_k": fig2b,
+        "fig2c_error_vs_psnr": fig2c,
+        "fig3_error_vs_bits": {"1": _stat(13), "2": _stat(12.5), "4": _stat(err4),
+                               "none": _stat(err_none)},  # fmt: skip
+        "fig4_overlap": {"ours 4 bits": {"no overlap": _stat(12.0), "overlap": _stat(overlap)},
+                         "VDDIB 4 bits": {"no overlap": _stat(14.0), "overlap": _stat(13.0)}},
+        "theorem2": {"m": {"max_gap_over_bound": gap / 100.0, "min_kl_star_minus_kl": gap}},
+    }  # fmt: skip
+
+
+def _met(results, words: str) -> bool:
+    (check,) = [c for c in checks(results) if words in c.figure]
+    return check.met
+
+
+def test_all_met_when_ours_leads_everywhere():
+    assert all(c.met for c in checks(_results()))
+
+
+def test_a_margin_inside_one_sd_misses():
+    """VDDIB 0.15 points behind ours at one PSNR, with sds of 0.1: ahead, but not by 1 sd."""
+    results = _results(vddib_at_20db=12.05)
+    assert not _met(results, "ours − VDDIB, 4 bits")
+    assert _met(results, "ours − VDDIB, unquantized")
+
+
+def test_fig3_and_fig4_targets_can_miss():
+    results = _results(err4=12.5, err_none=12.0, overlap=12.2)
+    assert not _met(results, "4-bit − unquantized")  # 0.5 > 0.3 points
+    assert not _met(results, "without − with overlap")  # overlap raised the error
+    assert _met(results, "Theorem 2")
+
+
+def test_results_of_the_earlier_design_say_rerun():
+    (only,) = checks({"error_vs_k": {}})
+    assert not only.met and "re-run" in only.figure
+
+
+def _runs_with(errors: dict[Point, list[float]]) -> Runs:
+    runs = Runs(data=None, betas={}, epochs=1, draws=1, train_psnr=10.0)
+    for point, values in errors.items():
+        runs.errors[point.label] = {seed: {10.0: v} for seed, v in enumerate(values)}
+    return runs
+
+
+def test_only_comparisons_closer_than_a_point_get_more_seeds():
+    a, b = Point("ours", 4), Point("vddib", 4)
+    c, d = Point("ours", None), Point("vddib", None)
+    runs = _runs_with({a: [0.120], b: [0.125], c: [0.110], d: [0.150]})
+    assert runs.close_pairs([(a, b), (c, d)]) == {a, b}  # 0.5 vs 4 points
+
+
+def test_points_reject_uneven_splits_and_unknown_methods():
+    with pytest.raises(ValueError, match="split"):
+        Point("ours", 4, k=4, total=18)
+    with pytest.raises(ValueError, match="family"):
+        Point("vddib-sr", 4)
+    assert multi_device.ref(Point("ours", 4), k=4).label.startswith("ours 4 bits | K=4")
