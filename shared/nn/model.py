@@ -131,7 +131,11 @@ class CoInferenceModel(nn.Module):
         Raises FileNotFoundError if the file is missing, ValueError if weights are missing."""
         return load_checkpoint(cls, path, map_location, decoder_only)
 
-    def _mask(self, gamma, like):
+    def _mask(self, gamma, like, training: bool = False):
+        if self.config.prune and training:
+            # VL-VFE Alg. 1 as its code runs it: every dimension is sent while training (the
+            # rate term keeps pushing a small γ_i down) and those with γ_i ≤ γ0 are pruned
+            return torch.ones_like(like)
         if self.config.variable_length or self.config.prune:
             return active_mask(gamma, self.config.gamma0)
         return torch.ones_like(like)
@@ -162,7 +166,7 @@ class CoInferenceModel(nn.Module):
         sample = self.training if sample is None else sample
         z = mu + theta * torch.randn_like(mu) if sample else mu
         symbols = self.quantizer(z) if self.quantizer is not None else z
-        mask = self._mask(gamma, mu)
+        mask = self._mask(gamma, mu, self.training)
         symbols = apply_mask(symbols, mask)  # straight-through: pruned dims still get gradient
         return {
             "received": awgn(symbols, snr_db) if channel is None else channel(symbols),

@@ -74,6 +74,11 @@ def test_alg_1_prunes_the_dimensions_below_gamma0():
     out = model.encode(torch.rand(3, 1, 28, 28), torch.ones(3, 1), torch.full((3, 1), 20.0))
     assert out["n_active"].tolist() == [5, 5, 5]  # |γ| > 0.05: dims 0, 1, 3, 5, 7
     assert torch.all(out["symbols"][:, [2, 4, 6]] == 0)
+    # while training every dimension is sent (the paper's code masks only at test time) ...
+    x, beta, snr = torch.rand(3, 1, 28, 28), torch.ones(3, 1), torch.full((3, 1), 20.0)
+    assert model.train()(x, beta, snr)["n_active"].tolist() == [8, 8, 8]
+    # ... and evaluated like the device
+    assert model.eval()(x, beta, snr)["n_active"].tolist() == [5, 5, 5]
     with pytest.raises(ValueError, match="Alg. 1"):
         ModelConfig(head="deterministic", variable_length=True, prune=True)
 

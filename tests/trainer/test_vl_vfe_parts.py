@@ -46,7 +46,7 @@ def test_bit_budget_by_hand():
 def test_quantization_sizes_meet_the_latency_budget(psnr_db):
     budget = bit_budget(3.25e-3, psnr_db)
     assert ideal_airtime_s(budget, psnr_db) <= 3.25e-3 < ideal_airtime_s(budget + 1, psnr_db)
-    sized = [(n, b) for n, b in quant_sizes([psnr_db])]
+    sized = quant_sizes({psnr_db: (2, 4)})
     assert {b for _, b in sized} == {2, 4}
     for n, bits in sized:  # the largest n that fits: one more feature breaks the budget
         assert ideal_airtime_s(n * bits, psnr_db) <= 3.25e-3

@@ -36,8 +36,6 @@ GAMMA0 = 0.05  # the pruning threshold of Fig. 7 (MNIST)
 D_INIT = 64  # n the proposed methods start from (§V-A)
 DEEPJSCC_TRAIN_DB = 20.0  # §V-C
 DEEPJSCC_N = {"cifar10": 16}  # §V-C: n = 36 for MNIST, 16 for CIFAR-10
-DEEPJSCC_CURVE_N = (8, 16)  # Fig. 3 points below the budget's n
-QUANT_BITS = (2, 4)
 NOISELESS_DB = 100.0  # σ = 1e-5: the ideal digital link delivers the levels intact
 DYNAMIC_RANGE = (10.0, 25.0)  # §V-C
 PILOTS = (0, 8, None)  # App. C: m = 0 (PSNR assumed 10 dB), m = 8, m = ∞ (None)
@@ -58,35 +56,36 @@ def budget_dims(budget_s: float = BUDGET_S, baud: float = DEFAULT_BAUD) -> int:
     return math.floor(budget_s * baud + 1e-9)
 
 
-def quant_sizes(psnrs, bits_options=QUANT_BITS) -> list[tuple[int, int]]:
-    """(n, bits) of the quantization models: at each PSNR, n = ⌊budget bits / bits⌋."""
-    sizes = {(bit_budget(BUDGET_S, p) // b, b) for p in psnrs for b in bits_options}
+def quant_sizes(bits_per_psnr: dict) -> list[tuple[int, int]]:
+    """(n, bits) of the quantization models: at each PSNR and bit depth, n = ⌊budget bits /
+    bits⌋, the most features within the budget."""
+    sizes = {(bit_budget(BUDGET_S, p) // b, b) for p, bits in bits_per_psnr.items() for b in bits}
     return sorted(sizes, key=lambda s: (s[1], s[0]))
 
 
-def jobs(task: str, betas, dyn_beta: float, psnrs, curve_psnrs, quick: bool) -> list[GridJob]:
-    """Every model of the run, in training order."""
+def jobs(task: str, plan: dict) -> list[GridJob]:
+    """Every model of the run, in training order. ``plan``: ``betas`` {PSNR: [β]} of the
+    static VFE, ``gaussian_betas``, ``dynamic_betas``, ``deepjscc`` {PSNR: [n]} and
+    ``quant_bits`` {PSNR: [bits]}."""
     common = {"task": task, "arch": arch_for(task), "head": "deterministic",
               "loss_weight": "none", "gamma0": GAMMA0}  # fmt: skip
     vfe = {**common, "d": D_INIT, "prune": True, "kl_warmup_epochs": 1.0}
-    out = [GridJob("vl-vfe", options={
-        **common, "d": D_INIT, "prior": "log-uniform", "variable_length": True,
-        "snr_range": DYNAMIC_RANGE, "fixed_beta": dyn_beta, "kl_warmup_epochs": 1.0})]  # fmt: skip
-    for p in psnrs:
+    dynamic = {**common, "d": D_INIT, "prior": "log-uniform", "variable_length": True,
+               "snr_range": DYNAMIC_RANGE, "kl_warmup_epochs": 1.0}  # fmt: skip
+    out = [GridJob(f"vl-vfe/{b:g}", options={**dynamic, "fixed_beta": b})
+           for b in plan["dynamic_betas"]]  # fmt: skip
+    for p, betas in plan["betas"].items():
         for beta in betas:
-            out.append(GridJob(f"proposed/{p:g}/{beta:g}", options={
-                **vfe, "prior": "log-uniform", "fixed_snr": p, "fixed_beta": beta}))  # fmt: skip
-    for beta in betas:
+            options = {**vfe, "prior": "log-uniform", "fixed_snr": p, "fixed_beta": beta}
+            out.append(GridJob(f"proposed/{p:g}/{beta:g}", options=options))
+    for beta in plan["gaussian_betas"]:
         gaussian = {**vfe, "prior": "gaussian-learned", "fixed_snr": 20.0, "fixed_beta": beta}
         out.append(GridJob(f"gaussian/20/{beta:g}", options=gaussian))
     plain = {**common, "prior": "none", "fixed_beta": 1.0}
-    sizes = {(DEEPJSCC_TRAIN_DB, deepjscc_n(task))}
-    sizes |= {(p, budget_dims()) for p in psnrs}
-    if not quick:
-        sizes |= {(p, n) for p in curve_psnrs for n in DEEPJSCC_CURVE_N}
-    for p, n in sorted(sizes):
-        out.append(GridJob(f"deepjscc/{p:g}/{n}", options={**plain, "d": n, "fixed_snr": p}))
-    for n, bits in quant_sizes(psnrs, QUANT_BITS[:1] if quick else QUANT_BITS):
+    for p, sizes in plan["deepjscc"].items():
+        for n in sizes:
+            out.append(GridJob(f"deepjscc/{p:g}/{n}", options={**plain, "d": n, "fixed_snr": p}))
+    for n, bits in quant_sizes(plan["quant_bits"]):
         out.append(GridJob(f"quantization/{n}x{bits}", options={
             **plain, "d": n, "bits": bits, "quantizer_train": "ste",
             "fixed_snr": NOISELESS_DB}))  # fmt: skip
