@@ -1,7 +1,8 @@
 """The channel's digital links: carry the coded bytes instead of the symbols.
 
-- ``ideal``: the bytes arrive without error; air-time = bits / (0.5·log2(1 + 1/σ²) × baud),
-  VL-VFE eq. (13) (``shared.link.modes.ideal_airtime_s``).
+- ``ideal``: the bytes arrive without error; air-time = bits / (C × baud), C the VL-VFE
+  eq. (13) bound min{log2(1 + sqrt(2/(π·e·σ²))), 0.5·log2(1 + 1/σ²)} bits per real symbol
+  (``shared.link.modes.ideal_airtime_s``).
 - ``ldpc-qam``: the bytes are one 5G LDPC codeword on 2^m-QAM over AWGN at the current
   PSNR, the MCS chosen from the PSNR (``shared.link.modes.MCS_TABLE``), simulated with Sionna
   (``shared.link.ldpc_qam``); a block that fails to decode is a lost transmission: the edge
