@@ -31,7 +31,7 @@ import numpy as np
 from PIL import Image
 
 from device.beta_sweep import beta_sweep, beta_sweep_table, parse_betas
-from device.idx import load_test_set
+from shared.idx import load_test_set
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
 # stage key in the reply's latency_s -> column name; "http" is the client's round trip

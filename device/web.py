@@ -19,7 +19,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from PIL import Image
 
-from device.idx import DEFAULT_DATA_DIR, FASHION_MNIST_CLASSES, load_test_set
+from shared.idx import DEFAULT_DATA_DIR, FASHION_MNIST_CLASSES, load_test_set
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 

@@ -82,7 +82,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from device.client import png_bytes
-    from device.idx import load_test_set
+    from shared.idx import load_test_set
 
     images = [png_bytes(image) for image in load_test_set(None, 200)[0]]
     compose = compose_command()

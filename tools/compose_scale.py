@@ -155,7 +155,7 @@ def main(argv=None) -> int:
         p.error("--replicas must be >= 2 (one is stopped under load)")
 
     from device.client import png_bytes
-    from device.idx import load_test_set
+    from shared.idx import load_test_set
 
     os.environ.setdefault("IMAGE_TAG", "scale")
     images = [png_bytes(image) for image in load_test_set(None, 200)[0]]

@@ -44,7 +44,7 @@ import httpx
 import numpy as np
 
 from device.client import png_bytes
-from device.idx import load_test_set
+from shared.idx import load_test_set
 from tools.bench.cli import UsageError, resolve_model
 from tools.stack import REPO, SERVICES, Stack, repo_relative
 

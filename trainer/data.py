@@ -11,11 +11,15 @@ from pathlib import Path
 
 import numpy as np
 
-from shared.idx import FASHION_MNIST_CLASSES, read_idx  # noqa: F401 (re-exported)
+from shared.idx import (  # noqa: F401 (DatasetMissing, read_idx re-exported)
+    FASHION_MNIST_CLASSES,
+    DatasetMissing,
+    load_split,
+    read_idx,
+)
 from trainer.dataset import Dataset
 from trainer.ranging import make_ranging_dataset
 
-DEFAULT_FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_CLASSES = FASHION_MNIST_CLASSES
 CIFAR_CLASSES = (
     "airplane", "automobile", "bird", "cat", "deer",
@@ -24,34 +28,11 @@ CIFAR_CLASSES = (
 TASKS = ("fashion-mnist", "mnist", "cifar10", "ranging-bluetooth", "ranging-wifi")
 
 
-class DatasetMissing(FileNotFoundError):
-    """A dataset's files are not where we looked; the message says how to get them."""
-
-
-def find_idx(data_dir: Path, stem: str) -> Path:
-    for name in (stem, stem + ".gz"):
-        if (data_dir / name).is_file():
-            return data_dir / name
-    raise DatasetMissing(
-        f"{stem}[.gz] not found in {data_dir}. Install Debian's dataset-fashion-mnist "
-        "(apt-get install -y dataset-fashion-mnist, or `make data`) or pass --data-dir with "
-        "the four IDX files of Fashion-MNIST (or MNIST)."
-    )
-
-
 def load_idx_images(data_dir: str | Path | None = None):
     """Fashion-MNIST (or MNIST) IDX files -> uint8 (x_train, y_train, x_test, y_test)."""
-    data_dir = Path(data_dir) if data_dir else DEFAULT_FASHION_DIR
-    parts = [
-        read_idx(find_idx(data_dir, stem))
-        for stem in (
-            "train-images-idx3-ubyte",
-            "train-labels-idx1-ubyte",
-            "t10k-images-idx3-ubyte",
-            "t10k-labels-idx1-ubyte",
-        )
-    ]
-    return parts
+    x_train, y_train = load_split(data_dir, "train")
+    x_test, y_test = load_split(data_dir, "test")
+    return [x_train, y_train, x_test, y_test]
 
 
 def _normalise(images: np.ndarray, mean, std) -> np.ndarray:

@@ -15,7 +15,6 @@ DEVICE_MODULES = (
     "device.channel_client",
     "device.client",
     "device.encoder",
-    "device.idx",
     "device.knobs",
     "device.metrics",
     "device.preprocess",

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 from device.app import create_app
-from device.idx import DEFAULT_DATA_DIR
 from device.settings import DeviceSettings
+from shared.idx import DEFAULT_DATA_DIR
 
 
 def _client(model_dir, data_dir) -> TestClient:

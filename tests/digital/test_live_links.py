@@ -44,7 +44,7 @@ def channel(stack):
 
 @pytest.fixture(scope="module")
 def images():
-    from device.idx import load_test_set
+    from shared.idx import load_test_set
 
     return load_test_set(None, N_IMAGES)[0]
 

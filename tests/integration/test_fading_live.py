@@ -17,8 +17,8 @@ import pytest
 
 from device.client import png_bytes
 from device.encoder import OnnxEncoder
-from device.idx import DEFAULT_DATA_DIR, load_test_set
 from shared.fading import Fading, fade
+from shared.idx import DEFAULT_DATA_DIR, load_test_set
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
 from tests.procs import running_stack

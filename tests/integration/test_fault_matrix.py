@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from device.client import png_bytes
-from device.idx import load_test_set
+from shared.idx import load_test_set
 from shared.manifest import load_manifest
 from tests.procs import PYTHON, ServiceProcess, Stack, free_port
 

@@ -13,7 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from device.client import DeviceHttp, fashion_samples
 from device.group_client import run_groups, summarise_groups
-from device.idx import DEFAULT_DATA_DIR
+from shared.idx import DEFAULT_DATA_DIR
 from tests.procs import running_stack
 
 pytestmark = pytest.mark.skipif(

@@ -19,9 +19,9 @@ from PIL import Image
 
 from device.client import png_bytes
 from device.encoder import OnnxEncoder
-from device.idx import DEFAULT_DATA_DIR, load_test_set
 from device.reconstruction import png_base64
 from shared.channel import awgn
+from shared.idx import DEFAULT_DATA_DIR, load_test_set
 from shared.image_metrics import psnr_db
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc

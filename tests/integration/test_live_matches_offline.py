@@ -22,8 +22,8 @@ import pytest
 
 from device.client import png_bytes
 from device.encoder import OnnxEncoder
-from device.idx import DEFAULT_DATA_DIR, load_test_set
 from shared.channel import awgn
+from shared.idx import DEFAULT_DATA_DIR, load_test_set
 from tests.procs import running_stack
 
 pytestmark = pytest.mark.skipif(

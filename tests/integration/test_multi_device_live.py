@@ -16,7 +16,7 @@ import pytest
 
 from device.client import DeviceHttp, fashion_samples
 from device.group_client import run_groups, summarise_groups
-from device.idx import DEFAULT_DATA_DIR
+from shared.idx import DEFAULT_DATA_DIR
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
 from tests.procs import REPO, running_stack

@@ -45,7 +45,7 @@ def mean_symbols_at(
 
 
 def test_fewer_symbols_at_25_db_than_at_10_db(http):
-    from device.idx import load_test_set
+    from shared.idx import load_test_set
 
     images, _ = load_test_set(None, N_IMAGES)
     knobs = http.get("/v1/knobs").json()

@@ -19,7 +19,7 @@ import httpx
 import numpy as np
 
 from device.client import png_bytes
-from device.idx import load_test_set
+from shared.idx import load_test_set
 from shared.provenance import code_version
 from tools.bench import echo
 from tools.bench.contention import PROBE_MIB, PROBE_SLEEP_S, QUIET_MAX, cache_probe

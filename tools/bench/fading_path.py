@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from device.client import png_bytes
-from device.idx import load_test_set
+from shared.idx import load_test_set
 from shared.provenance import code_version
 from tools.bench.load import device_level
 from tools.stack import running_stack

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from device.encoder import OnnxEncoder
-from device.idx import load_test_set
 from device.preprocess import normalise
+from shared.idx import load_test_set
 
 
 class SymbolBook:

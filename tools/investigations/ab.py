@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from device.client import png_bytes
-from device.idx import load_test_set
+from shared.idx import load_test_set
 from tools.bench import echo
 from tools.bench.cli import resolve_model, start_echo_chain
 from tools.bench.contention import cache_probe

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from device.client import png_bytes
-from device.idx import load_test_set
+from shared.idx import load_test_set
 from tools.stack import REPO, Stack
 
 _TICK_S = 1.0 / os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 0.01

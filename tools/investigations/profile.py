@@ -46,7 +46,7 @@ def main(argv=None) -> int:
         print("needs py-spy (pip install py-spy) and hey (apt-get install hey)", file=sys.stderr)
         return 2
     from device.client import png_bytes
-    from device.idx import load_test_set
+    from shared.idx import load_test_set
 
     work = Path(tempfile.mkdtemp(prefix="profile-"))
     body = work / "image.png"
