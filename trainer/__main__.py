@@ -93,8 +93,16 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     p.add_argument(
         "--loss-weight", default=None, choices=LOSS_WEIGHTS,
-        help="per-example weight w(β) of the loss: 1, 1/(1+d·β) or 1/β "
+        help="per-example weight w(β) of the loss: 1, 1/(1+d·β), 1/β or 1/(1+β/knee) "
         "(default inverse-d-beta; none with --objective paper)",
+    )  # fmt: skip
+    p.add_argument(
+        "--beta-per", default="example", choices=("example", "minibatch"),
+        help="one β per example, or one per minibatch as Hyper-VIB Alg. 1 (--objective paper)",
+    )  # fmt: skip
+    p.add_argument(
+        "--weight-knee", type=float, default=None,
+        help="the knee β of --loss-weight knee: w(β) = 1/(1 + β/knee)",
     )  # fmt: skip
     p.add_argument(
         "--fading", default="none", choices=FADING_KINDS,
@@ -140,6 +148,7 @@ def train_config_from(args):
         fixed_beta=args.fixed_beta, snr_range=(args.snr_min, args.snr_max),
         fixed_snr=args.fixed_snr, snr_margin_db=args.snr_margin,
         loss_weight=args.loss_weight or ("none" if args.objective == "paper" else "inverse-d-beta"),
+        weight_knee=args.weight_knee, beta_per=args.beta_per,
         fading=args.fading, k_factor=args.k_factor, coherence=args.coherence,
         fading_feedback=args.fading_feedback,
         kl_warmup_epochs=args.kl_warmup_epochs, seed=args.seed, device=args.device,

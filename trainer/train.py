@@ -45,6 +45,9 @@ BETA_DISTS = ("log-uniform", "uniform")
 # default; "paper": Hyper-VIB eq. (15)-(17) and Alg. 1 as written, one β ~ U[a, b] per
 # minibatch (the paper samples β^(t), then a minibatch of M examples for it), no weight.
 OBJECTIVES = ("weighted", "paper")
+# β per example (the default) or one β per minibatch as Hyper-VIB Alg. 1 draws it (the paper
+# objective always does); with one β per batch eq. (14)'s kernel gates run as one plain conv
+BETA_PER = ("example", "minibatch")
 
 
 # ModelConfig fields a user chooses; the data set fills task/input_shape/n_outputs and the
@@ -70,7 +73,9 @@ class TrainConfig:
     snr_range: tuple[float, float] = (0.0, 25.0)
     snr_margin_db: float = 3.0  # training draws SNR from [lo - margin, hi + margin]
     fixed_snr: float | None = None
-    loss_weight: str = "inverse-d-beta"  # w(β): "none" | "inverse-d-beta" | "inverse-beta"
+    loss_weight: str = "inverse-d-beta"  # w(β): one of LOSS_WEIGHTS
+    weight_knee: float | None = None  # the knee β of loss_weight="knee": w = 1/(1 + β/knee)
+    beta_per: str = "example"  # one of BETA_PER
     objective: str = "weighted"  # one of OBJECTIVES
     kl_warmup_epochs: float = 0.0  # β·KL ramps linearly from 0 over this many epochs
     # block fading in place of AWGN (shared/fading.py): "none" | "rayleigh" | "rician"
@@ -99,6 +104,10 @@ class TrainConfig:
             raise ValueError(f"--fixed-beta must be > 0, got {self.fixed_beta}")
         if self.loss_weight not in LOSS_WEIGHTS:
             raise ValueError(f"loss_weight must be one of {LOSS_WEIGHTS}, got {self.loss_weight!r}")
+        if self.loss_weight == "knee" and not (self.weight_knee or 0) > 0:
+            raise ValueError(f"loss_weight 'knee' needs weight_knee > 0, got {self.weight_knee}")
+        if self.beta_per not in BETA_PER:
+            raise ValueError(f"beta_per must be one of {BETA_PER}, got {self.beta_per!r}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.objective == "paper" and (self.beta_dist, self.loss_weight) != ("uniform", "none"):
@@ -159,11 +168,12 @@ class TrainConfig:
 
 def sample_beta(n: int, cfg: TrainConfig, gen: torch.Generator, links: int = 1) -> torch.Tensor:
     """β per example and link [n, links]: log-uniform, uniform (Hyper-VIB eq. 15) or fixed;
-    with ``objective="paper"`` one draw for the whole minibatch (Hyper-VIB Alg. 1)."""
+    with ``objective="paper"`` or ``beta_per="minibatch"`` one draw for the whole minibatch
+    (Hyper-VIB Alg. 1)."""
     if cfg.fixed_beta is not None:
         return torch.full((n, links), float(cfg.fixed_beta))
     lo, hi = cfg.beta_range
-    if cfg.objective == "paper":
+    if cfg.objective == "paper" or cfg.beta_per == "minibatch":
         u = torch.rand(1, links, generator=gen).expand(n, links)
     else:
         u = torch.rand(n, links, generator=gen)
@@ -286,7 +296,7 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
             dist = distortion(out["outputs"], y, data.task)
             progress = (epoch * steps_per_epoch + step + 1) / steps_per_epoch
             warmup = min(1.0, progress / cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs else 1.0
-            weight = beta_weight(beta, model.config.d, cfg.loss_weight)
+            weight = beta_weight(beta, model.config.d, cfg.loss_weight, cfg.weight_knee)
             loss = vib_loss(dist, out["kl"], beta * warmup, weight)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

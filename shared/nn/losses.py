@@ -104,17 +104,21 @@ def distortion(outputs: torch.Tensor, target: torch.Tensor, task: str) -> torch.
     raise ValueError(f"task must be 'classification' or 'regression', got {task!r}")
 
 
-LOSS_WEIGHTS = ("none", "inverse-d-beta", "inverse-beta")
+LOSS_WEIGHTS = ("none", "inverse-d-beta", "inverse-beta", "knee")
 
 
-def beta_weight(beta: torch.Tensor, d: int, mode: str) -> torch.Tensor:
+def beta_weight(beta: torch.Tensor, d: int, mode: str, knee: float | None = None) -> torch.Tensor:
     """Per-example weight w(β) > 0 of the VIB loss (DESIGN §9); beta [N, 1] -> [N].
 
     With K links (beta [N, K]) β is Σ_k β_k, the weight of the summed rate of eq. (18).
 
     - "none": w = 1 (Hyper-VIB eq. 16 as written);
     - "inverse-d-beta": w = 1/(1 + d·β), so a draw's loss stays O(1) whatever its β;
-    - "inverse-beta": w = 1/β, i.e. the loss distortion/β + KL (the IB Lagrangian scaled).
+    - "inverse-beta": w = 1/β, i.e. the loss distortion/β + KL (the IB Lagrangian scaled);
+    - "knee": w = 1/(1 + β/knee): 1 below the knee β, 1/β (scaled) above it; the knee sets
+      where the draws change from distortion-dominated to rate-dominated ("inverse-d-beta" is
+      the knee 1/d). Regression on a normalised target has a distortion ~10x below a class
+      cross-entropy, so its knee sits lower (trainer.experiments.ranging_regression).
     It stops the large-β draws (whose β·KL is ~d·β times larger) from dominating the shared
     weights when β is sampled per example. A positive w(β) keeps each β's optimum only for a
     model with separate parameters per β; with shared weights it moves the solution
@@ -127,6 +131,10 @@ def beta_weight(beta: torch.Tensor, d: int, mode: str) -> torch.Tensor:
         return 1.0 / (1.0 + d * beta)
     if mode == "inverse-beta":
         return 1.0 / beta
+    if mode == "knee":
+        if knee is None or not knee > 0:
+            raise ValueError(f"loss weight 'knee' needs a knee β > 0, got {knee!r}")
+        return 1.0 / (1.0 + beta / knee)
     raise ValueError(f"loss weight must be one of {LOSS_WEIGHTS}, got {mode!r}")
 
 

@@ -128,6 +128,28 @@ def test_kernel_mode_equals_conv_with_hand_scaled_kernel_blocks():
         torch.testing.assert_close(got[n : n + 1], expected, rtol=1e-12, atol=1e-12)
 
 
+def test_kernel_mode_one_beta_per_batch_equals_the_per_example_path():
+    """A batch with one β (the fast single-conv path) gives what each example gives alone
+    next to examples at other β (the grouped-conv path), and the same gradients."""
+    layer = kernel_layer().double()
+    with torch.no_grad():
+        layer.beta_gate_kernel.u.copy_(torch.linspace(-1, 1, 12, dtype=torch.float64))
+        layer.beta_gate_bias.u.copy_(torch.tensor([0.5, -1.0, 0.0, 2.0], dtype=torch.float64))
+    x = torch.randn(4, 3, 6, 6, dtype=torch.float64)
+    snr = torch.full((4, 1), 10.0, dtype=torch.float64)
+    same = torch.full((4, 1), 3e-3, dtype=torch.float64)
+    mixed = torch.tensor([[3e-3], [1e-5], [3e-3], [0.7]], dtype=torch.float64)
+    fast, grouped = layer(x, same, snr), layer(x, mixed, snr)
+    for n in (0, 2):  # the examples at β = 3e-3
+        torch.testing.assert_close(fast[n], grouped[n], rtol=1e-12, atol=1e-12)
+    assert not torch.allclose(fast[1], grouped[1])
+    layer(x[:1], same[:1], snr[:1]).sum().backward()  # one example: the fast path
+    fast_grad = layer.beta_gate_kernel.u.grad.clone()
+    layer.zero_grad()
+    layer(x[[0, 0]], mixed[[0, 1]], snr[:2])[0].sum().backward()  # grouped path, example 0
+    torch.testing.assert_close(fast_grad, layer.beta_gate_kernel.u.grad, rtol=1e-10, atol=1e-12)
+
+
 def test_kernel_mode_differs_from_channel_mode():
     """With distinct gates per input channel the kernel form is not a per-channel scaling."""
     layer = kernel_layer(snr_scale=False)

@@ -48,3 +48,25 @@ def test_the_weight_moves_the_optimum_of_shared_parameters(mode, rate):
 
     opt.step(closure)
     assert r.item() == pytest.approx(rate, abs=1e-4)
+
+
+def test_knee_weight_on_numbers_worked_by_hand():
+    """knee 1e-3, β = (1e-5, 1e-3, 1): w = 1/1.01, 1/2, 1/1001; knee 1/64 is inverse-d-beta."""
+    beta = torch.tensor([[1e-5], [1e-3], [1.0]])
+    torch.testing.assert_close(
+        beta_weight(beta, 64, "knee", knee=1e-3), torch.tensor([0.99009901, 0.5, 0.000999001])
+    )
+    torch.testing.assert_close(
+        beta_weight(beta, 64, "knee", knee=1 / 64), beta_weight(beta, 64, "inverse-d-beta")
+    )
+    for bad in (None, 0.0, -1e-3):
+        with pytest.raises(ValueError, match="knee"):
+            beta_weight(beta, 64, "knee", knee=bad)
+
+
+def test_train_config_refuses_a_knee_weight_without_a_knee():
+    from trainer.train import TrainConfig
+
+    with pytest.raises(ValueError, match="weight_knee"):
+        TrainConfig.from_options(loss_weight="knee")
+    assert TrainConfig.from_options(loss_weight="knee", weight_knee=3e-4).weight_knee == 3e-4

@@ -1,4 +1,5 @@
 import json
+import math
 
 import numpy as np
 import pytest
@@ -57,6 +58,30 @@ def test_paper_objective_draws_one_uniform_beta_per_minibatch():
     )  # fmt: skip
     default = train_config_from(parser.parse_args([]))
     assert (default.beta_dist, default.loss_weight) == ("log-uniform", "inverse-d-beta")
+
+
+def test_beta_per_minibatch_keeps_the_log_uniform_draw_and_the_weight():
+    """beta_per="minibatch" (Alg. 1's one β^(t) per minibatch) with the weighted objective:
+    one β per batch, still log-uniform on [1e-4, 1] (mean of ln β = ln 1e-2 ± 0.1)."""
+    import argparse
+
+    from trainer.__main__ import add_train_flags, train_config_from
+
+    cfg = TrainConfig.from_options(beta_range=(1e-4, 1.0), beta_per="minibatch")
+    assert cfg.loss_weight == "inverse-d-beta"
+    gen = torch.Generator().manual_seed(0)
+    batches = torch.stack([sample_beta(64, cfg, gen)[:, 0] for _ in range(3000)])
+    assert torch.all(batches == batches[:, :1])
+    assert torch.log(batches[:, 0]).mean().item() == pytest.approx(math.log(1e-2), abs=0.1)
+    per_example = sample_beta(64, TrainConfig(beta_range=(1e-4, 1.0)), gen)
+    assert per_example.unique().numel() == 64
+    with pytest.raises(ValueError, match="beta_per"):
+        TrainConfig(beta_per="epoch")
+    parser = argparse.ArgumentParser()
+    add_train_flags(parser)
+    assert train_config_from(parser.parse_args(["--beta-per", "minibatch"])).beta_per == (
+        "minibatch"
+    )
 
 
 def test_snr_margin_widens_the_training_draws_only():

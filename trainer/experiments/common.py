@@ -241,8 +241,10 @@ def plot_lines(
     title: str = "",
     logx: bool = False,
     styles: dict[str, dict] | None = None,
+    logy: bool = False,
 ) -> Path:
-    """One line per series {label: (x, y)}; PNG via the Agg backend."""
+    """One line per series {label: (x, y)}; PNG via the Agg backend; ``styles`` per label
+    (matplotlib keywords, e.g. ``{"ls": "--"}``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -254,6 +256,8 @@ def plot_lines(
         ax.plot(x, y, label=label, **style)
     if logx:
         ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     if title:

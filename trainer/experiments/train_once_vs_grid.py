@@ -61,7 +61,8 @@ def run_beta_sweep(
 
     The hyper model trains for HYPER_EPOCH_FACTOR × the grid models' epochs; both use the
     loss weight w(β) = ``loss_weight`` (a constant for a grid model, so it changes nothing
-    there but the step size Adam normalises away). ``hyper_options`` go to the hyper model only.
+    there but the step size Adam normalises away). ``hyper_options`` go to the hyper model only
+    (and win over ``loss_weight``, e.g. ``{"loss_weight": "knee", "weight_knee": 3e-4}``).
     """
     hyper_options = hyper_options or {}
     data = load_data(task, settings.data_dir, settings.seed)
@@ -72,7 +73,7 @@ def run_beta_sweep(
     hyper_model, hyper_info = train_one(
         f"{task} {arch} hyper-VIB", settings, data, f"[1/{total}]",
         epochs=settings.epochs * HYPER_EPOCH_FACTOR, beta_range=(min(betas), max(betas)),
-        **common, **hyper_options,
+        **{**common, **hyper_options},
     )  # fmt: skip
     hyper_points = [evaluate(hyper_model, data, settings, b, snr_db, "hyper") for b in betas]
     jobs = [
@@ -148,22 +149,32 @@ def plot_sweep(sweep: dict, path: Path, title: str) -> Path:
     )  # fmt: skip
 
 
-def repeat_seeds(settings: RunSettings, sweep: dict, n_seeds: int) -> dict:
+def best_of(metric: str):
+    """max for accuracy, min for an error (MSE)."""
+    return max if metric == "accuracy" else min
+
+
+def repeat_seeds(
+    settings: RunSettings, sweep: dict, n_seeds: int, hyper_options: dict | None = None
+) -> dict:
     """The headline pair over ``n_seeds`` seeds (the sweep's own run is the first): the hyper
-    model's best accuracy over the β grid and the grid model at the grid's best β."""
+    model's best value over the β grid (trained with ``hyper_options``) and the grid model at
+    the grid's best β."""
     data = load_data(sweep["task"], settings.data_dir, settings.seed)
     betas, best_beta = sweep["betas"], sweep["grid"]["best_beta"]
     common = {"task": sweep["task"], "arch": sweep["arch"], "fixed_snr": sweep["snr_db"]}
+    better = best_of(sweep["metric"])
     hyper_best, grid_at_best = [sweep["hyper"]["best_value"]], [sweep["grid"]["best_value"]]
     seeds = [settings.seed + k for k in range(n_seeds)]
     for seed in seeds[1:]:
         run = replace(settings, seed=seed)
         hyper, _ = train_one(
             f"hyper-VIB seed {seed}", run, data, f"[seed {seed}]",
-            epochs=run.epochs * HYPER_EPOCH_FACTOR, beta_range=(min(betas), max(betas)), **common,
+            epochs=run.epochs * HYPER_EPOCH_FACTOR, beta_range=(min(betas), max(betas)),
+            **common, **(hyper_options or {}),
         )  # fmt: skip
         points = [evaluate(hyper, data, run, b, sweep["snr_db"])["value"] for b in betas]
-        hyper_best.append(max(points))
+        hyper_best.append(better(points))
         grid, _ = train_one(
             f"VIB beta={best_beta:.0e} seed {seed}", run, data, f"[seed {seed}]",
             fixed_beta=best_beta, **common,
@@ -193,7 +204,7 @@ def train_hyper_variant(settings: RunSettings, sweep: dict, label: str, **option
     )  # fmt: skip
     points = [evaluate(model, data, settings, b, sweep["snr_db"], label) for b in betas]
     values = [p["value"] for p in points]
-    best = int(np.argmax(values))
+    best = best_of(sweep["metric"])(range(len(betas)), key=lambda i: values[i])
     return {
         "label": label,
         "options": options,
