@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from channel.balancing import check_edge_target
+from channel.forwarding import DEFAULT_EDGE_BATCH, DEFAULT_EDGE_IN_FLIGHT
 from channel.profiles import (
     PROFILE_KINDS,
     FixedProfile,
@@ -20,6 +21,7 @@ from channel.profiles import (
 )
 from shared.channel import DEFAULT_BAUD
 from shared.fading import NO_FADING, Fading
+from shared.service.errors import MAX_BATCH_ITEMS
 from shared.service.security import channel_credentials, check_tls_files
 from shared.service.settings import (
     AdminTokenSettings,
@@ -70,6 +72,26 @@ class ChannelSettings(GrpcServiceSettings, AdminTokenSettings):
     )
     link_mode: Literal["analog", "ideal", "ldpc-qam"] = Field(
         "analog", description="link: analog symbols + AWGN, or coded bytes (ideal | ldpc-qam)"
+    )
+    edge_batching: StrictBool = Field(
+        True,
+        description="coalesce transmissions that arrive while calls to the edge are out into "
+        "DecodeBatch calls (channel/forwarding.py); off: one Decode per transmission",
+    )
+    edge_batch: int = Field(
+        DEFAULT_EDGE_BATCH, ge=1, le=MAX_BATCH_ITEMS, description="transmissions per DecodeBatch"
+    )
+    edge_in_flight: int = Field(
+        DEFAULT_EDGE_IN_FLIGHT,
+        ge=1,
+        description="calls to the edge out before transmissions wait and coalesce",
+    )
+    edge_batch_delay_ms: float = Field(
+        0.0,
+        ge=0.0,
+        le=1000.0,
+        description="option: a transmission may wait this long for others to fill a "
+        "DecodeBatch even while a call slot is free (0: send at once)",
     )
     deadline_s: float = Field(
         2.0, gt=0, description="deadline of the call to the edge (or less: the caller's), s"

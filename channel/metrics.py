@@ -4,7 +4,9 @@ The common ``coinference_requests_total`` / ``coinference_request_seconds`` come
 method wrapper (shared/service/grpc_server.py); stages ``channel`` (own work), ``airtime``
 (modelled), ``channel_to_edge`` and ``total`` go to
 ``coinference_stage_seconds{service="channel"}``;
-``coinference_channel_edge_replies_total{replica}`` counts replies by edge replica.
+``coinference_channel_edge_replies_total{replica}`` counts replies by edge replica;
+``coinference_channel_edge_batch_size`` is the number of transmissions per call to the edge
+(1 for a lone Decode; channel/forwarding.py).
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry
 
 from shared.service.metrics import ServiceMetrics
+
+EDGE_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 
 
 class ChannelMetrics(ServiceMetrics):
@@ -24,6 +28,9 @@ class ChannelMetrics(ServiceMetrics):
             "edge_replies", "Edge replies by the replica that decoded", ("replica",)
         )
         self._edge_replies: dict[str, object] = {}  # labelled children, looked up once
+        self.edge_batch_size = self.histogram(
+            "edge_batch_size", "Transmissions per call to the edge", buckets=EDGE_BATCH_BUCKETS
+        )
 
     def count_edge_reply(self, replica_id: str) -> None:
         """One more reply from edge replica ``replica_id`` ("unnamed" when it gave none)."""

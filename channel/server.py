@@ -112,6 +112,10 @@ def build_service(settings: ChannelSettings) -> tuple[ChannelService, EdgeClient
         link_mode=settings.link_mode,
         edge_batch_call=edge.decode_batch,
         fading=settings.build_fading(),
+        edge_batching=settings.edge_batching,
+        edge_batch=settings.edge_batch,
+        edge_in_flight=settings.edge_in_flight,
+        edge_batch_delay_s=settings.edge_batch_delay_ms / 1e3,
     )
     return service, edge
 
@@ -138,16 +142,24 @@ async def serve_async(settings: ChannelSettings) -> int:
     await server.start(serving=True)
     log.info(
         "channel listening on %s:%d (%s, admin token %s), forwarding to %s (%s), %s; "
-        "edge replicas: round_robin, groups by ring_hash, health-checked: %s; %s loop",
+        "edge replicas: round_robin, groups by ring_hash, health-checked: %s; %s; %s loop",
         *(settings.host, settings.port, "TLS" if server.tls else "plaintext"),
         "set" if settings.admin_token_value() else "off",
         *(settings.edge, "TLS" if settings.edge_credentials() else "plaintext"),
         service.state().profile,
         settings.edge_health_check,
+        f"edge batching on (at most {settings.edge_batch} per call, {settings.edge_in_flight} "
+        f"calls out, delay {settings.edge_batch_delay_ms:g} ms)"
+        if settings.edge_batching
+        else "edge batching off",
         loop_name(),
     )
 
-    return await serve_until_signal(server, settings.grace_s, "channel", edge.close)
+    async def close_edge() -> None:
+        await service.edge.close()
+        await edge.close()
+
+    return await serve_until_signal(server, settings.grace_s, "channel", close_edge)
 
 
 def main(argv: list[str] | None = None) -> int:

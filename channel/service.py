@@ -24,6 +24,7 @@ import numpy as np
 
 from channel.balancing import check_group_id
 from channel.digital import DigitalLinks, LinkModeError
+from channel.forwarding import DEFAULT_EDGE_BATCH, DEFAULT_EDGE_IN_FLIGHT, EdgeForwarder
 from channel.metrics import ChannelMetrics
 from channel.profiles import FixedProfile, check_psnr_db
 from shared.channel import (
@@ -38,15 +39,6 @@ from shared.manifest import POWER_CONVENTIONS
 from shared.rpc import coinference_pb2 as pb
 from shared.service.deadlines import forward_timeout
 from shared.service.errors import ServiceError, check_batch_size, item_error, status_of
-
-# Edge status codes the caller can act on: passed through with the edge's message.
-PASS_THROUGH = {
-    grpc.StatusCode.INVALID_ARGUMENT,
-    grpc.StatusCode.FAILED_PRECONDITION,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.OUT_OF_RANGE,
-    grpc.StatusCode.CANCELLED,
-}
 
 MAX_LINKS = 64  # multi-device: link ids 0..63 may have their own PSNR profile
 
@@ -136,13 +128,15 @@ class ChannelService:
         link_mode: str = "analog",
         edge_batch_call: EdgeBatchCall | None = None,
         fading: Fading = NO_FADING,
+        edge_batching: bool = True,
+        edge_batch: int = DEFAULT_EDGE_BATCH,
+        edge_in_flight: int = DEFAULT_EDGE_IN_FLIGHT,
+        edge_batch_delay_s: float = 0.0,
     ) -> None:
         if pilots < 0:
             raise ValueError(f"pilots must be >= 0, got {pilots}")
         if baud <= 0:
             raise ValueError(f"baud must be > 0 symbols/s, got {baud}")
-        self.edge_call = edge_call
-        self.edge_batch_call = edge_batch_call  # None: one edge_call per batch item
         self.edge_info_call = edge_info_call
         self.pilots = int(pilots)
         self.baud = float(baud)
@@ -150,6 +144,10 @@ class ChannelService:
         self.emulate_airtime = emulate_airtime
         self.edge_target = edge_target
         self.metrics = metrics or ChannelMetrics()
+        # Decode, or DecodeBatch of what arrives while calls are out (channel/forwarding.py)
+        self.edge = EdgeForwarder(edge_call, edge_batch_call, edge_target, edge_batching,
+                                  edge_batch, edge_in_flight, self.metrics,
+                                  edge_batch_delay_s)  # fmt: skip
         self._profile = profile or FixedProfile(20.0)
         self._link_profiles: dict[int, object] = {}  # multi-device: a link's own profile
         self._rng = np.random.default_rng(seed)
@@ -250,7 +248,7 @@ class ChannelService:
         try:
             return await self.edge_info_call(timeout_s)
         except grpc.RpcError as exc:
-            raise self._map_edge_error(exc, timeout_s) from None
+            raise self.edge.map_error(exc, timeout_s) from None
 
     # -- data path -----------------------------------------------------------------------
     def link_psnr_db(self, transmission: pb.Transmission) -> float:
@@ -339,10 +337,7 @@ class ChannelService:
             await asyncio.sleep(sent.airtime_s)
         timeout_s = self._edge_timeout(sent.start, time_remaining_s)
         rpc_start = time.perf_counter()
-        try:
-            reply = await self.edge_call(sent.received, timeout_s)
-        except grpc.RpcError as exc:
-            raise self._map_edge_error(exc, timeout_s) from None
+        reply = await self.edge.decode(sent.received, timeout_s)
         return self._finish(transmission, sent, reply, time.perf_counter() - rpc_start)
 
     async def transmit_batch(
@@ -371,16 +366,16 @@ class ChannelService:
             received = pb.TransmissionBatch(items=[sends[i].received for i in forwarded])
             rpc_start = time.perf_counter()
             try:
-                replies = list((await self._decode_batch(received, timeout_s)).items)
+                replies = list((await self.edge.decode_batch(received, timeout_s)).items)
             except grpc.RpcError as exc:
-                replies = [item_error(self._map_edge_error(exc, timeout_s))] * len(forwarded)
+                replies = [item_error(self.edge.map_error(exc, timeout_s))] * len(forwarded)
             rpc_s = time.perf_counter() - rpc_start
             if len(replies) != len(forwarded):
                 raise ServiceError(grpc.StatusCode.INTERNAL, f"edge answered {len(replies)} "
                                    f"items for {len(forwarded)}")  # fmt: skip
             for index, item in zip(forwarded, replies, strict=True):
                 if item.code:
-                    error = self._map_edge_status(status_of(item.code), item.message, timeout_s)
+                    error = self.edge.map_status(status_of(item.code), item.message, timeout_s)
                     outcomes[index] = item_error(error)
                 else:
                     reply = self._finish(items[index], sends[index], item.reply, rpc_s)
@@ -396,25 +391,6 @@ class ChannelService:
                 "grouped transmissions (group_id set) go through Transmit, not TransmitBatch",
             )
         return await self._send(transmission)
-
-    async def _decode_batch(self, batch: pb.TransmissionBatch, timeout_s: float) -> pb.BatchReply:
-        """The edge's DecodeBatch; against an edge without it (UNIMPLEMENTED), one Decode
-        per item from then on."""
-        if self.edge_batch_call is not None:
-            try:
-                return await self.edge_batch_call(batch, timeout_s)
-            except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                    raise
-                self.edge_batch_call = None
-
-        async def one(transmission):
-            try:
-                return pb.BatchItemReply(reply=await self.edge_call(transmission, timeout_s))
-            except grpc.RpcError as exc:
-                return item_error(self._map_edge_error(exc, timeout_s))
-
-        return pb.BatchReply(items=await asyncio.gather(*(one(t) for t in batch.items)))
 
     async def _send(self, transmission: pb.Transmission) -> _Sent:
         """The transmission through the link: what reaches the edge, with air-time."""
@@ -463,6 +439,8 @@ class ChannelService:
         out.n_symbols = n_symbols
         out.airtime_s = airtime_s
         out.link_mode = received.link_mode
+        if received.link_mode == "analog" and transmission.echo_received:  # debug: the page
+            out.received_symbols[:] = received.symbols  # the constellation of what arrived
         if received.link_mode != "analog":
             out.bits = 8 * len(transmission.coded_indices)  # sent, whether or not it arrived
             out.mcs = received.mcs
@@ -495,24 +473,3 @@ class ChannelService:
         metrics.observe_stage("airtime", timings.airtime_s)
         metrics.observe_stage("channel_to_edge", timings.channel_to_edge_s)
         metrics.observe_stage("total", timings.channel_total_s)
-
-    def _map_edge_error(self, exc: grpc.RpcError, timeout_s: float) -> ServiceError:
-        code = exc.code() if hasattr(exc, "code") else grpc.StatusCode.UNKNOWN
-        details = exc.details() if hasattr(exc, "details") else str(exc)
-        return self._map_edge_status(code, details, timeout_s)
-
-    def _map_edge_status(
-        self, code: grpc.StatusCode, details: str, timeout_s: float
-    ) -> ServiceError:
-        """The status the channel's caller sees for an edge failure ``code``."""
-        if code in PASS_THROUGH:
-            return ServiceError(code, details)
-        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return ServiceError(
-                code, f"edge {self.edge_target} did not answer within {timeout_s:.3g} s"
-            )
-        if code == grpc.StatusCode.UNAVAILABLE:
-            return ServiceError(code, f"edge {self.edge_target} unavailable: {details}")
-        return ServiceError(
-            grpc.StatusCode.INTERNAL, f"edge {self.edge_target} failed: {code.name}: {details}"
-        )

@@ -21,14 +21,13 @@ The aio channel belongs to the event loop that first used it; use one client per
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import grpc
 
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
+from shared.service.coalescing import Coalescer
 from shared.service.errors import status_of
 from shared.service.grpc_server import grpc_options
 from shared.service.security import aio_channel, auth_metadata
@@ -98,15 +97,6 @@ def channel_error(method: str, code: grpc.StatusCode | None, details: str, targe
     return ChannelError(f"{method} failed: {name}: {details}", code)
 
 
-@dataclass
-class _Waiting:
-    """A transmission waiting to be sent (alone or in a batch)."""
-
-    transmission: pb.Transmission
-    deadline: float  # loop.time() after which its caller has given up
-    future: asyncio.Future
-
-
 class ChannelClient:
     """Calls the Channel service at ``target`` (HOST:PORT); each call has ``deadline_s``.
 
@@ -131,11 +121,14 @@ class ChannelClient:
                 f"max_batch and max_in_flight must be >= 1, got {max_batch}, {max_in_flight}"
             )
         self.max_batch, self.max_in_flight = int(max_batch), int(max_in_flight)
-        self._waiting: deque[_Waiting] = deque()
-        self._in_flight = 0
-        self._senders: set[asyncio.Task] = set()
+        self._coalescer = Coalescer(
+            self._send_one,
+            self._send_batch,
+            self.max_batch,
+            self.max_in_flight,
+            closed_error=lambda: ChannelUnavailable("device shutting down"),
+        )
         self._batch_rpc = True  # False once the channel answered UNIMPLEMENTED
-        self._closed = False
         self.on_call = on_call  # on_call(n): a Transmit(Batch) call for n transmissions starts
         self.target = target
         self.deadline_s = float(deadline_s)
@@ -192,92 +185,43 @@ class ChannelClient:
         transmissions under load (module docstring)."""
         if self.max_batch == 1 or transmission.group_id:
             return await self._call("Transmit", transmission, timeout_s)
-        if not self._waiting and self._in_flight < self.max_in_flight:
-            # nothing waits and a call slot is free: send from this coroutine (no hand-off)
-            self._in_flight += 1
-            try:
-                return await self._call("Transmit", transmission, timeout_s)
-            finally:
-                self._in_flight -= 1
-                self._send_waiting()
         timeout = self.deadline_s if timeout_s is None else min(timeout_s, self.deadline_s)
-        loop = asyncio.get_running_loop()
-        waiting = _Waiting(transmission, loop.time() + timeout, loop.create_future())
-        self._waiting.append(waiting)
-        self._send_waiting()
-        try:  # on timeout or cancellation the future is cancelled: a sender skips it
-            return await asyncio.wait_for(waiting.future, timeout)
+        try:
+            return await self._coalescer.submit(transmission, timeout)
         except TimeoutError:
             raise channel_error("Transmit", grpc.StatusCode.DEADLINE_EXCEEDED, "",
                                 self.target, timeout) from None  # fmt: skip
 
-    def _send_waiting(self) -> None:
-        """Start a call for what is waiting while fewer than ``max_in_flight`` are out."""
-        while self._waiting and self._in_flight < self.max_in_flight and not self._closed:
-            batch: list[_Waiting] = []
-            while self._waiting and len(batch) < self.max_batch:
-                waiting = self._waiting.popleft()
-                if not waiting.future.done():  # its caller may have given up already
-                    batch.append(waiting)
-            if not batch:
-                return
-            self._in_flight += 1
-            task = asyncio.get_running_loop().create_task(self._send(batch))
-            self._senders.add(task)
-            task.add_done_callback(self._senders.discard)
+    async def _send_one(self, transmission: pb.Transmission, timeout_s: float):
+        return await self._call("Transmit", transmission, timeout_s)
 
-    async def _send(self, batch: list[_Waiting]) -> None:
-        """One call for ``batch``: Transmit for one item, TransmitBatch for several."""
+    async def _send_batch(self, batch: list[pb.Transmission], timeout_s: float) -> list:
+        """One TransmitBatch for ``batch``: a reply or a :class:`ChannelError` per item
+        (one Transmit each against a channel without TransmitBatch)."""
+        if not self._batch_rpc:
+            return await self._send_each(batch, timeout_s)
+        request = pb.TransmissionBatch(items=batch)
         try:
-            if len(batch) > 1 and self._batch_rpc:
-                await self._send_batch(batch)
-            elif len(batch) == 1:
-                await self._send_one(batch[0])
-            else:
-                await asyncio.gather(*(self._send_one(waiting) for waiting in batch))
-        except asyncio.CancelledError:  # close(): the callers learn at once, not at timeout
-            for waiting in batch:
-                _settle(waiting, error=ChannelUnavailable("device shutting down"))
-            raise
-        finally:
-            self._in_flight -= 1
-            self._send_waiting()
-
-    async def _send_one(self, waiting: _Waiting) -> None:
-        timeout = waiting.deadline - asyncio.get_running_loop().time()
-        try:
-            reply = await self._call("Transmit", waiting.transmission, max(timeout, 1e-3))
+            reply = await self._call("TransmitBatch", request, timeout_s)
         except ChannelError as exc:
-            _settle(waiting, error=exc)
-        else:
-            _settle(waiting, reply=reply)
-
-    async def _send_batch(self, batch: list[_Waiting]) -> None:
-        timeout = max(w.deadline for w in batch) - asyncio.get_running_loop().time()
-        request = pb.TransmissionBatch(items=[w.transmission for w in batch])
-        try:
-            reply = await self._call("TransmitBatch", request, max(timeout, 1e-3))
-        except ChannelError as exc:
-            if exc.code == grpc.StatusCode.UNIMPLEMENTED:  # a channel without batches
-                self._batch_rpc = False
-                await asyncio.gather(*(self._send_one(waiting) for waiting in batch))
-                return
-            for waiting in batch:
-                _settle(waiting, error=exc)
-            return
+            if exc.code != grpc.StatusCode.UNIMPLEMENTED:
+                raise
+            self._batch_rpc = False  # a channel without batches
+            return await self._send_each(batch, timeout_s)
         if len(reply.items) != len(batch):
-            error = ChannelError(f"TransmitBatch answered {len(reply.items)} items for "
-                                 f"{len(batch)}")  # fmt: skip
-            for waiting in batch:
-                _settle(waiting, error=error)
-            return
-        for waiting, item in zip(batch, reply.items, strict=True):
-            if item.code:
-                code = status_of(item.code)
-                _settle(waiting, error=channel_error("Transmit", code, item.message,
-                                                     self.target, timeout))  # fmt: skip
-            else:
-                _settle(waiting, reply=item.reply)
+            raise ChannelError(f"TransmitBatch answered {len(reply.items)} items for "
+                               f"{len(batch)}")  # fmt: skip
+        return [
+            channel_error("Transmit", status_of(item.code), item.message, self.target, timeout_s)
+            if item.code
+            else item.reply
+            for item in reply.items
+        ]
+
+    async def _send_each(self, batch: list[pb.Transmission], timeout_s: float) -> list:
+        return await asyncio.gather(
+            *(self._send_one(t, timeout_s) for t in batch), return_exceptions=True
+        )
 
     async def get_state(self, timeout_s: float | None = None) -> pb.ChannelState:
         """The channel's current state (PSNR in dB, noise variance, pilots, baud)."""
@@ -309,24 +253,9 @@ class ChannelClient:
         return await self._call("SetFading", pb.SetFadingRequest(fading=settings), token=token)
 
     async def close(self) -> None:
-        self._closed = True  # no new sender starts; what still waits fails below
-        for task in list(self._senders):
-            task.cancel()
-        await asyncio.gather(*self._senders, return_exceptions=True)
-        while self._waiting:
-            _settle(self._waiting.popleft(), error=ChannelUnavailable("device shutting down"))
+        await self._coalescer.close()  # calls out fail at once, as does what still waits
         if self._channel is not None:
             await self._channel.close()
         self._channel, self._stub = None, None
         for task in list(self._closing):
             await asyncio.gather(task, return_exceptions=True)
-
-
-def _settle(waiting: _Waiting, reply=None, error: BaseException | None = None) -> None:
-    """Hand a waiting caller its reply or error (unless it gave up already)."""
-    if waiting.future.done():
-        return
-    if error is not None:
-        waiting.future.set_exception(error)
-    else:
-        waiting.future.set_result(reply)

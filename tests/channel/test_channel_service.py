@@ -348,7 +348,7 @@ def test_an_edge_without_decode_batch_gets_one_decode_per_item() -> None:
     for _ in range(2):
         reply = asyncio.run(service.transmit_batch(batch_of("a", "b", "c")))
         assert [item.reply.request_id for item in reply.items] == ["a", "b", "c"]
-    assert edge.batches == [3] and service.edge_batch_call is None  # tried once, then unary
+    assert edge.batches == [3] and service.edge.edge_batch_call is None  # tried once, then unary
     assert len(edge.received) == 6
 
 

@@ -9,16 +9,18 @@ import json
 import os
 import platform
 import time
+import urllib.request
 from pathlib import Path
 
 from shared.manifest import ManifestError, load_manifest
-from tools.devices.driver import drive
+from tools.devices.driver import drive, saturate
 from tools.devices.population import beta_levels, make_devices
 from tools.devices.report import by_device, device_spread, summarise, write_devices_csv
 from tools.devices.symbols import SymbolBook
 from tools.stack import REPO, Stack
 
-KEY = ("devices", "edge_replicas", "rate_per_device_per_s")
+KEY = ("devices", "edge_replicas", "rate_per_device_per_s", "edge_batching", "concurrency")
+SWITCH = {"on": True, "off": False}
 
 
 def int_list(text: str) -> list[int]:
@@ -28,6 +30,17 @@ def int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected integers like 1,2; got {text!r}") from None
     if not values or min(values) < 1:
         raise argparse.ArgumentTypeError(f"expected integers >= 1 like 1,2; got {text!r}")
+    return values
+
+
+def switch_list(text: str) -> list[bool]:
+    """``on,off`` -> [True, False]: the channel's edge batching, one run each."""
+    try:
+        values = [SWITCH[part.strip()] for part in text.split(",") if part.strip()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"expected on, off or on,off; got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected on, off or on,off; got {text!r}")
     return values
 
 
@@ -42,6 +55,25 @@ def parser() -> argparse.ArgumentParser:
         "--channel",
         help="drive a running channel HOST:PORT instead of starting a stack (edge_replicas "
         "is then recorded as 0: unknown here; see per_replica)",
+    )
+    p.add_argument(
+        "--edge-batching",
+        type=switch_list,
+        default=[True, False],
+        help="the channel's --edge-batching, one run each, same load (default on,off)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="closed loop at saturation instead of the Poisson schedule: this many requests "
+        "always out, for --duration-s (0: open loop at --rate)",
+    )
+    p.add_argument(
+        "--channel-flag",
+        action="append",
+        default=[],
+        help="one more flag for the channel (repeat), e.g. --channel-flag=--edge-in-flight=4",
     )
     p.add_argument("--deadline-s", type=float, default=2.0, help="deadline per request, s")
     p.add_argument("--beta-levels", type=int, default=4, help="β values (log-spaced)")
@@ -60,7 +92,37 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_once(args, target: str, n_devices: int, replicas: int, book, procs: dict) -> dict:
+BATCH_HISTOGRAMS = {
+    "channel_to_edge": "coinference_channel_edge_batch_size",  # transmissions per edge call
+    "decoder": "coinference_edge_batch_size",  # requests per decoder call (every replica)
+}
+
+
+def batch_counts(metrics_urls: list[str]) -> dict[str, list[float]]:
+    """[sum, count] of each batch-size histogram over the services' /metrics pages."""
+    totals = {name: [0.0, 0.0] for name in BATCH_HISTOGRAMS}
+    for url in metrics_urls:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            text = response.read().decode()
+        for line in text.splitlines():
+            for name, metric in BATCH_HISTOGRAMS.items():
+                for i, suffix in enumerate(("_sum", "_count")):
+                    if line.startswith(metric + suffix + " "):
+                        totals[name][i] += float(line.split()[-1])
+    return totals
+
+
+def mean_batches(before: dict, after: dict) -> dict[str, float | None]:
+    """Mean batch size of each histogram between two :func:`batch_counts`."""
+    means = {}
+    for name in BATCH_HISTOGRAMS:
+        items, calls = (after[name][i] - before[name][i] for i in (0, 1))
+        means[name] = items / calls if calls else None
+    return means
+
+
+def run_once(args, target: str, n_devices: int, replicas: int, batching, book, procs: dict,
+             metrics_urls: list[str] = ()):  # fmt: skip
     """One load run against ``target``; the row for results.json (and the device rows)."""
     betas = book.betas
     devices = make_devices(n_devices, args.rate, betas, args.psnr_low, args.psnr_high,
@@ -68,25 +130,36 @@ def run_once(args, target: str, n_devices: int, replicas: int, book, procs: dict
     load_before = os.getloadavg()
     before = {name: cpu_seconds(pid) for name, pid in procs.items()}
     driver_before = time.process_time()
-    records, run_s = asyncio.run(
-        drive(target, devices, book, args.duration_s, args.deadline_s, args.seed)
-    )
+    batches_before = batch_counts(metrics_urls)
+    if args.concurrency:
+        load = saturate(target, devices, book, args.duration_s, args.concurrency,
+                        args.deadline_s, args.seed)  # fmt: skip
+    else:
+        load = drive(target, devices, book, args.duration_s, args.deadline_s, args.seed)
+    records, run_s = asyncio.run(load)
     cpu = {name: cpu_seconds(pid) - before[name] for name, pid in procs.items()}
     cpu["driver"] = time.process_time() - driver_before
+    batches = mean_batches(batches_before, batch_counts(metrics_urls))
     summary = summarise(records, run_s)
     rows = by_device(records, devices, run_s)
     answered = max(summary["answered"], 1)
+    cpu_ms = {name: 1e3 * s / answered for name, s in cpu.items()}
+    serving = [name for name in cpu_ms if name != "driver"]
     row = {
         "devices": n_devices,
         "edge_replicas": replicas,
         "rate_per_device_per_s": args.rate,
-        "offered_per_s": sum(d.rate_per_s for d in devices),
+        "edge_batching": batching,
+        "concurrency": args.concurrency,
+        "offered_per_s": None if args.concurrency else sum(d.rate_per_s for d in devices),
         "duration_s": args.duration_s,
         "run_s": run_s,
         **summary,
         **device_spread(rows),
         "cpu_s": cpu,
-        "cpu_ms_per_answer": {name: 1e3 * s / answered for name, s in cpu.items()},
+        "cpu_ms_per_answer": cpu_ms,
+        "channel_edge_cpu_ms_per_answer": sum(cpu_ms[name] for name in serving),
+        "mean_batch": batches,
         "model": Path(args.model).name,
         "machine": {
             "cpus": os.cpu_count(),
@@ -96,6 +169,24 @@ def run_once(args, target: str, n_devices: int, replicas: int, book, procs: dict
         },
     }
     return row, rows
+
+
+def start_stack(args, replicas: int, batching: bool) -> Stack:
+    """R edge replicas and a channel with ``--edge-batching`` on or off (metrics ports on)."""
+    flags = ["--edge-batching", "on" if batching else "off", *args.channel_flag]
+    stack = Stack(args.model, None, edge_replicas=replicas, metrics_ports=True,
+                  channel_flags=flags)  # fmt: skip
+    stack.start(("edge", "channel"))
+    return stack
+
+
+def run_name(row: dict) -> str:
+    """The per-device CSV's name for a row."""
+    batching = {True: "-batched", False: "-unbatched", None: ""}[row["edge_batching"]]
+    load = (
+        f"c{row['concurrency']}" if row["concurrency"] else f"rate{row['rate_per_device_per_s']:g}"
+    )
+    return f"devices-{row['devices']}x{row['edge_replicas']}{batching}-{load}.csv"
 
 
 def merge_rows(path: Path, new_rows: list[dict]) -> list[dict]:
@@ -109,6 +200,8 @@ def main(argv=None) -> int:
     args = parser().parse_args(argv)
     if args.rate <= 0 or args.duration_s <= 0:
         parser().error("--rate and --duration-s must be > 0")
+    if args.concurrency < 0:
+        parser().error("--concurrency must be >= 0")
     if args.beta_levels < 1 or args.images < 1:
         parser().error("--beta-levels and --images must be >= 1")
     out = Path(args.out)
@@ -119,22 +212,27 @@ def main(argv=None) -> int:
     except (ManifestError, OSError, ValueError) as exc:  # no model, no data, bad values
         parser().error(str(exc))
     results = []
-    for replicas in [0] if args.channel else args.edge_replicas:
+    settings = [(0, None)] if args.channel else [
+        (replicas, batching) for replicas in args.edge_replicas for batching in args.edge_batching
+    ]  # fmt: skip
+    for replicas, batching in settings:
         stack = None
-        target, procs = args.channel, {}
-        if not args.channel:  # a fresh stack per replica count: R edge replicas + channel
-            stack = Stack(args.model, None, edge_replicas=replicas, metrics_ports=True)
-            stack.start(("edge", "channel"))
+        target, procs, metrics_urls = args.channel, {}, []
+        if not args.channel:  # a fresh stack per setting: R edge replicas + channel
+            stack = start_stack(args, replicas, batching)
             target = stack.channel_target
             procs = {name: p.pid for name, p in stack.procs.items()}
+            metrics_urls = [f"http://127.0.0.1:{port}/metrics"
+                            for port in stack.metrics_ports.values()]  # fmt: skip
         try:
             for n_devices in args.devices:
-                row, device_rows = run_once(args, target, n_devices, replicas, book, procs)
+                row, device_rows = run_once(args, target, n_devices, replicas, batching, book,
+                                            procs, metrics_urls)  # fmt: skip
                 results.append(row)
-                name = f"devices-{n_devices}x{replicas}-rate{args.rate:g}.csv"
-                write_devices_csv(device_rows, out / name)
+                write_devices_csv(device_rows, out / run_name(row))
                 shown = (*KEY, "offered_per_s", "throughput_per_s", "p50_s", "p99_s",
-                         "accuracy", "errors", "per_replica")  # fmt: skip
+                         "accuracy", "errors", "per_replica", "cpu_ms_per_answer",
+                         "mean_batch")  # fmt: skip
                 print(json.dumps({k: row[k] for k in shown}), flush=True)
         finally:
             if stack is not None:

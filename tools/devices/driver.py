@@ -2,7 +2,8 @@
 ``Transmit``, never waiting for earlier answers, and records what came back.
 
 Latency is measured from the *scheduled* arrival time, so any lag of the driver itself counts
-(no coordinated omission); ``lag_s`` records that lag separately.
+(no coordinated omission); ``lag_s`` records that lag separately. :func:`saturate` is the
+closed-loop variant that keeps a fixed number of requests out (throughput at saturation).
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import grpc
 import numpy as np
 
 from shared.rpc import coinference_pb2 as pb
-from shared.rpc import coinference_pb2_grpc as pb_grpc
 from tools.devices.population import Device, arrivals
 from tools.devices.symbols import SymbolBook
 
@@ -41,6 +41,58 @@ class Record:
     stages: dict[str, float] = field(default_factory=dict)
 
 
+TRANSMIT = "/coinference.v1.Channel/Transmit"
+
+
+class Sender:
+    """Sends one device's transmission over the channel's ``Transmit`` and records the
+    outcome. The request is the book's pre-serialized message of the device's (β, SNR) and a
+    random image, with this request's id and link PSNR appended (no per-request protobuf
+    building of the symbols: the driver's CPU stays small beside the services')."""
+
+    def __init__(self, channels, book: SymbolBook, devices: list[Device], deadline_s: float,
+                 seed: int) -> None:  # fmt: skip
+        self.calls = itertools.cycle([
+            ch.unary_unary(TRANSMIT, request_serializer=None,
+                           response_deserializer=pb.InferenceReply.FromString)
+            for ch in channels
+        ])  # fmt: skip
+        self.book, self.deadline_s = book, deadline_s
+        self.rng = np.random.default_rng([seed, 2])
+        self.beta_index = [book.beta_index(d.beta) for d in devices]
+        self.records: list[Record] = []
+        self.start = time.perf_counter()
+
+    async def send(self, device: Device, scheduled_s: float, sent_at: float) -> None:
+        """One request of ``device`` scheduled at ``scheduled_s`` (s since the start), sent at
+        ``sent_at``; latency runs from the scheduled time."""
+        book = self.book
+        psnr_db = device.walk.at(scheduled_s)
+        image = int(self.rng.integers(book.n_images))
+        own = pb.Transmission(request_id=f"{device.device_id}-{scheduled_s:.6f}",
+                              link_psnr_db=psnr_db).SerializeToString()  # fmt: skip
+        raw = book.message(self.beta_index[device.device_id], book.snr_index(psnr_db), image)
+        record = Record(device.device_id, scheduled_s, sent_at - scheduled_s, 0.0, "OK")
+        record.psnr_db = psnr_db
+        try:
+            reply = await next(self.calls)(raw + own, timeout=self.deadline_s)
+            record.correct = int(reply.label) == int(book.labels[image])
+            record.replica = reply.replica_id
+            record.stages = {name: getattr(reply.timings, name) for name in STAGES}
+        except grpc.aio.AioRpcError as exc:
+            record.code = exc.code().name
+        record.latency_s = time.perf_counter() - self.start - scheduled_s
+        self.records.append(record)
+
+
+def open_channels(target: str, connections: int) -> list[grpc.aio.Channel]:
+    """One HTTP/2 connection each: the devices' calls spread over them."""
+    return [
+        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
+        for _ in range(connections)
+    ]
+
+
 async def drive(
     target: str,
     devices: list[Device],
@@ -52,51 +104,16 @@ async def drive(
 ) -> tuple[list[Record], float]:
     """Run the schedule against the channel at ``target``; returns the records and the real
     length of the run (s, until the last answer)."""
-    channels = [
-        grpc.aio.insecure_channel(target, options=[("grpc.use_local_subchannel_pool", 1)])
-        for _ in range(connections)
-    ]  # one HTTP/2 connection each: the devices' calls spread over them
-    stubs = itertools.cycle([pb_grpc.ChannelStub(ch) for ch in channels])
-    rng = np.random.default_rng([seed, 2])
-    beta_index = [book.beta_index(d.beta) for d in devices]
-    records: list[Record] = []
+    channels = open_channels(target, connections)
+    sender = Sender(channels, book, devices, deadline_s, seed)
     tasks: set[asyncio.Task] = set()
-    model = book.manifest
-
-    async def send(stub, device: Device, scheduled_s: float, sent_at: float) -> None:
-        psnr_db = device.walk.at(scheduled_s)
-        snr_index = book.snr_index(psnr_db)
-        image = int(rng.integers(book.n_images))
-        transmission = pb.Transmission(
-            request_id=f"{device.device_id}-{scheduled_s:.6f}",
-            model_id=model.model_id,
-            beta=float(book.betas[beta_index[device.device_id]]),
-            snr_db=float(book.snr_grid[snr_index]),
-            bits_per_symbol=book.bits_per_symbol,
-            d=model.d,
-            symbols=book.symbols(beta_index[device.device_id], snr_index, image),
-            link_psnr_db=psnr_db,
-        )
-        record = Record(device.device_id, scheduled_s, sent_at - scheduled_s, 0.0, "OK")
-        record.psnr_db = psnr_db
-        try:
-            reply = await stub.Transmit(transmission, timeout=deadline_s)
-            record.correct = int(reply.label) == int(book.labels[image])
-            record.replica = reply.replica_id
-            record.stages = {name: getattr(reply.timings, name) for name in STAGES}
-        except grpc.aio.AioRpcError as exc:
-            record.code = exc.code().name
-        record.latency_s = time.perf_counter() - start - scheduled_s
-        records.append(record)
-
-    start = time.perf_counter()
     try:
         for scheduled_s, i in arrivals(devices, duration_s, seed):
-            wait_s = start + scheduled_s - time.perf_counter()
+            wait_s = sender.start + scheduled_s - time.perf_counter()
             if wait_s > 0:
                 await asyncio.sleep(wait_s)
-            sent_at = time.perf_counter() - start
-            task = asyncio.create_task(send(next(stubs), devices[i], scheduled_s, sent_at))
+            sent_at = time.perf_counter() - sender.start
+            task = asyncio.create_task(sender.send(devices[i], scheduled_s, sent_at))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:
@@ -104,4 +121,35 @@ async def drive(
     finally:
         for channel in channels:
             await channel.close()
-    return records, time.perf_counter() - start
+    return sender.records, time.perf_counter() - sender.start
+
+
+async def saturate(
+    target: str,
+    devices: list[Device],
+    book: SymbolBook,
+    duration_s: float,
+    concurrency: int,
+    deadline_s: float = 2.0,
+    seed: int = 0,
+    connections: int = 4,
+) -> tuple[list[Record], float]:
+    """Closed loop at saturation: ``concurrency`` requests always out (each sender sends its
+    next request, for the next device in turn, as soon as the last is answered) for
+    ``duration_s``; latency runs from each send. Returns the records and the run's length."""
+    if concurrency < 1:
+        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
+    channels = open_channels(target, connections)
+    sender = Sender(channels, book, devices, deadline_s, seed)
+    turn = itertools.cycle(devices)
+
+    async def loop() -> None:
+        while (now := time.perf_counter() - sender.start) < duration_s:
+            await sender.send(next(turn), now, now)
+
+    try:
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
+    finally:
+        for channel in channels:
+            await channel.close()
+    return sender.records, time.perf_counter() - sender.start

@@ -10,6 +10,7 @@ import numpy as np
 from device.encoder import OnnxEncoder
 from device.preprocess import normalise
 from shared.idx import load_test_set
+from shared.rpc import coinference_pb2 as pb
 
 
 class SymbolBook:
@@ -40,6 +41,7 @@ class SymbolBook:
         self.betas = np.asarray(betas, dtype=np.float64)
         self.bits_per_symbol = int(manifest.bits or 0)
         self.table: dict[tuple[int, int], list[list[float]]] = {}
+        self._messages: dict[tuple[int, int, int], bytes] = {}
         for b, beta in enumerate(self.betas):
             for s, snr_db in enumerate(self.snr_grid):
                 encoded = self.encoder.encode(x, float(beta), float(snr_db))
@@ -61,3 +63,20 @@ class SymbolBook:
 
     def symbols(self, beta_index: int, snr_index: int, image: int) -> list[float]:
         return self.table[beta_index, snr_index][image]
+
+    def message(self, beta_index: int, snr_index: int, image: int) -> bytes:
+        """The serialized ``Transmission`` of this grid point and image (model id, β, encoder
+        SNR, bits per symbol, d, symbols), built once: a sender appends the serialized fields
+        of its own request (protobuf merges concatenated messages, the later scalar wins)."""
+        key = (beta_index, snr_index, image)
+        raw = self._messages.get(key)
+        if raw is None:
+            raw = self._messages[key] = pb.Transmission(
+                model_id=self.manifest.model_id,
+                beta=float(self.betas[beta_index]),
+                snr_db=float(self.snr_grid[snr_index]),
+                bits_per_symbol=self.bits_per_symbol,
+                d=self.manifest.d,
+                symbols=self.symbols(beta_index, snr_index, image),
+            ).SerializeToString()
+        return raw

@@ -1,0 +1,177 @@
+"""The channel's batching toward the edge (channel/forwarding.py), without sockets: unary
+Transmit calls from different devices that arrive while calls to the edge are out go in one
+DecodeBatch, each with its own noise, deadline, status and reply."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import numpy as np
+
+from channel.service import ChannelService
+from shared.rpc import coinference_pb2 as pb
+from shared.service.errors import ServiceError
+from tests.channel.test_channel_service import EdgeRpcError
+
+
+class SlowEdge:
+    """An in-process edge whose Decode and DecodeBatch take ``delay_s``; request ids that
+    start with "bad" are refused per item (FAILED_PRECONDITION, as a wrong model id is);
+    ``die`` = True fails whole calls UNAVAILABLE (a replica killed mid-batch)."""
+
+    def __init__(self, delay_s: float = 0.02) -> None:
+        self.delay_s = delay_s
+        self.die = False
+        self.unary: list[pb.Transmission] = []
+        self.batches: list[list[pb.Transmission]] = []
+
+    def _reply(self, t: pb.Transmission) -> pb.InferenceReply:
+        label = int(np.argmax(np.asarray(t.symbols)))  # what this item itself carried
+        return pb.InferenceReply(request_id=t.request_id, label=label,
+                                 timings=pb.Timings(edge_total_s=0.001))  # fmt: skip
+
+    async def decode(self, t: pb.Transmission, timeout_s: float) -> pb.InferenceReply:
+        self.unary.append(t)
+        await asyncio.sleep(self.delay_s)
+        if self.die:
+            raise EdgeRpcError(grpc.StatusCode.UNAVAILABLE, "connection reset")
+        if t.request_id.startswith("bad"):
+            raise EdgeRpcError(grpc.StatusCode.FAILED_PRECONDITION, "model id differs")
+        return self._reply(t)
+
+    async def decode_batch(self, batch: pb.TransmissionBatch, timeout_s: float) -> pb.BatchReply:
+        self.batches.append(list(batch.items))
+        await asyncio.sleep(self.delay_s)
+        if self.die:
+            raise EdgeRpcError(grpc.StatusCode.UNAVAILABLE, "connection reset")
+        items = []
+        for t in batch.items:
+            if t.request_id.startswith("bad"):
+                code = grpc.StatusCode.FAILED_PRECONDITION.value[0]
+                items.append(pb.BatchItemReply(code=code, message="model id differs"))
+            else:
+                items.append(pb.BatchItemReply(reply=self._reply(t)))
+        return pb.BatchReply(items=items)
+
+
+def device_transmission(k: int, request_id: str | None = None, group: str = "") -> pb.Transmission:
+    """Device k's transmission: a spike at symbol k (the label its reply must carry)."""
+    symbols = [0.0] * 16
+    symbols[k % 16] = 1.0
+    return pb.Transmission(request_id=request_id or f"dev-{k}", model_id="m", beta=1e-3,
+                           snr_db=20, d=16, symbols=symbols, link_psnr_db=40.0,
+                           group_id=group)  # fmt: skip
+
+
+def service_over(edge: SlowEdge, **kwargs) -> ChannelService:
+    return ChannelService(edge.decode, seed=0, edge_batch_call=edge.decode_batch, **kwargs)
+
+
+async def transmit_all(service: ChannelService, transmissions, remaining_s=None) -> list:
+    return await asyncio.gather(
+        *(service.transmit(t, remaining_s) for t in transmissions), return_exceptions=True
+    )
+
+
+def test_concurrent_transmissions_go_to_the_edge_in_batches() -> None:
+    edge = SlowEdge()
+    service = service_over(edge, edge_batch=16, edge_in_flight=2)
+    replies = asyncio.run(transmit_all(service, [device_transmission(k) for k in range(40)]))
+    assert [r.request_id for r in replies] == [f"dev-{k}" for k in range(40)]
+    assert [r.label for r in replies] == [k % 16 for k in range(40)]  # each its own reply
+    assert len(edge.unary) == 2  # the first two went at once, the rest waited
+    assert [len(b) for b in edge.batches] == [16, 16, 6]
+    # each item met its own noise: no two received vectors alike, none equal to what was sent
+    received = [tuple(t.symbols) for b in edge.batches for t in b]
+    assert len(set(received)) == len(received)
+    assert all(r.csi.psnr_db == 40.0 and r.timings.channel_total_s > 0 for r in replies)
+    samples = {s.name: s.value for s in service.metrics.edge_batch_size.collect()[0].samples}
+    assert samples["coinference_channel_edge_batch_size_count"] == 5  # calls to the edge
+    assert samples["coinference_channel_edge_batch_size_sum"] == 40  # every item once
+
+
+def test_batching_off_sends_one_decode_per_transmission() -> None:
+    edge = SlowEdge()
+    service = service_over(edge, edge_batching=False)
+    replies = asyncio.run(transmit_all(service, [device_transmission(k) for k in range(20)]))
+    assert [r.label for r in replies] == [k % 16 for k in range(20)]
+    assert len(edge.unary) == 20 and edge.batches == []
+
+
+def test_an_item_the_edge_refuses_fails_alone() -> None:
+    edge = SlowEdge()
+    service = service_over(edge, edge_in_flight=1)
+    ids = [f"bad-{k}" if k in (5, 9) else None for k in range(12)]
+    results = asyncio.run(
+        transmit_all(service, [device_transmission(k, ids[k]) for k in range(12)])
+    )
+    failed = [k for k, r in enumerate(results) if isinstance(r, ServiceError)]
+    assert failed == [5, 9]
+    assert {results[k].code for k in failed} == {grpc.StatusCode.FAILED_PRECONDITION}
+    assert all(results[k].label == k % 16 for k in range(12) if k not in failed)
+    assert max(len(b) for b in edge.batches) > 1
+
+
+def test_an_invalid_transmission_fails_before_the_batch_and_alone() -> None:
+    edge = SlowEdge()
+    service = service_over(edge, edge_in_flight=1)
+    transmissions = [device_transmission(k) for k in range(8)]
+    transmissions[3].link_psnr_db = 99.0  # outside [-10, 60] dB
+    results = asyncio.run(transmit_all(service, transmissions))
+    assert isinstance(results[3], ServiceError)
+    assert results[3].code == grpc.StatusCode.INVALID_ARGUMENT
+    assert "link_psnr_db" in results[3].message
+    assert all(not isinstance(r, Exception) for k, r in enumerate(results) if k != 3)
+    sent = [t.request_id for t in edge.unary] + [t.request_id for b in edge.batches for t in b]
+    assert "dev-3" not in sent and len(sent) == 7
+
+
+def test_an_edge_that_dies_mid_batch_fails_only_the_items_in_flight() -> None:
+    edge = SlowEdge(delay_s=0.05)
+    service = service_over(edge, edge_in_flight=1)
+
+    async def run() -> tuple[list, list]:
+        first = asyncio.gather(
+            *(service.transmit(device_transmission(k)) for k in range(10)),
+            return_exceptions=True,
+        )
+        await asyncio.sleep(0.07)  # the lone first call is done, the batch of 9 is out
+        edge.die = True
+        failed = await first
+        edge.die = False  # back (or another replica): later transmissions are served
+        return failed, await transmit_all(service, [device_transmission(k) for k in range(5)])
+
+    during, after = asyncio.run(run())
+    assert during[0].label == 0
+    assert all(isinstance(r, ServiceError) and r.code == grpc.StatusCode.UNAVAILABLE
+               for r in during[1:])  # fmt: skip
+    assert [r.label for r in after] == [0, 1, 2, 3, 4]
+
+
+def test_grouped_transmissions_go_alone_by_their_group() -> None:
+    edge = SlowEdge()
+    service = service_over(edge, edge_in_flight=1)
+    transmissions = [device_transmission(k, group=f"obs-{k // 2}") for k in range(6)]
+    transmissions += [device_transmission(k) for k in range(6, 12)]
+    results = asyncio.run(transmit_all(service, transmissions))
+    assert all(not isinstance(r, Exception) for r in results)
+    assert sorted(t.request_id for t in edge.unary if t.group_id) == [f"dev-{k}" for k in range(6)]
+    assert all(not t.group_id for b in edge.batches for t in b)
+
+
+def test_a_waiting_transmission_keeps_its_own_deadline() -> None:
+    edge = SlowEdge(delay_s=0.3)
+    service = service_over(edge, edge_in_flight=1)
+
+    async def run() -> list:
+        first = asyncio.ensure_future(service.transmit(device_transmission(0), 5.0))
+        await asyncio.sleep(0.01)
+        short = asyncio.ensure_future(service.transmit(device_transmission(1), 0.05))
+        long = asyncio.ensure_future(service.transmit(device_transmission(2), 5.0))
+        return await asyncio.gather(first, short, long, return_exceptions=True)
+
+    first, short, long = asyncio.run(run())
+    assert first.label == 0 and long.label == 2
+    assert isinstance(short, ServiceError) and short.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert [t.request_id for t in edge.unary] == ["dev-0", "dev-2"]  # never sent: expired

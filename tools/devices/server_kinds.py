@@ -1,0 +1,163 @@
+"""Which gRPC server serves the channel's unary ``Transmit`` with the least CPU per call?
+
+    python -m tools.devices.server_kinds --seconds 8 --concurrency 64
+
+Each kind runs in its own process with the same handler: parse a ``Transmission`` the size
+the many-devices load sends (64 symbols), answer an ``InferenceReply`` with timings and CSI.
+A closed-loop ``grpc.aio`` client in this process keeps ``--concurrency`` calls out over 4
+connections; the server's CPU time (/proc) over the answered calls is its CPU per call.
+Kinds, all in one run (ratios hold on a shared machine): ``aio-uvloop`` (what the services
+run), ``aio-asyncio``, ``aio-uvloop-light`` (aio with the lighter options tried: no
+HTTP/2 BDP probing, optimization target "throughput") and ``sync-threads`` (the
+thread-pool ``grpc.server``; unary handlers in threads).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent import futures
+from pathlib import Path
+
+import grpc
+
+from shared.rpc import coinference_pb2 as pb
+from tools.stack import REPO, free_port
+
+KINDS = ("aio-uvloop", "aio-asyncio", "aio-uvloop-light", "sync-threads")
+METHOD = "/coinference.v1.Channel/Transmit"
+LIGHT_OPTIONS = [("grpc.http2.bdp_probe", 0), ("grpc.optimization_target", "throughput")]
+
+
+def handle(request: pb.Transmission, context) -> pb.InferenceReply:
+    """What the channel's wrapper and reply cost, without noise and forwarding."""
+    reply = pb.InferenceReply(request_id=request.request_id, label=len(request.symbols) % 10)
+    reply.timings.channel_s = 1e-4
+    reply.csi.psnr_db = request.link_psnr_db
+    return reply
+
+
+async def handle_async(request: pb.Transmission, context) -> pb.InferenceReply:
+    return handle(request, context)
+
+
+def handlers(behaviour):
+    rpc = grpc.unary_unary_rpc_method_handler(
+        behaviour,
+        request_deserializer=pb.Transmission.FromString,
+        response_serializer=pb.InferenceReply.SerializeToString,
+    )
+    return (grpc.method_handlers_generic_handler("coinference.v1.Channel", {"Transmit": rpc}),)
+
+
+def serve(kind: str, port: int) -> None:
+    """Run a server of ``kind`` on ``port`` until killed (the child process)."""
+    if kind == "sync-threads":
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
+        server.add_generic_rpc_handlers(handlers(handle))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        server.start()
+        server.wait_for_termination()
+        return
+
+    async def main() -> None:
+        options = LIGHT_OPTIONS if kind.endswith("-light") else []
+        server = grpc.aio.server(options=options)
+        server.add_generic_rpc_handlers(handlers(handle_async))
+        server.add_insecure_port(f"127.0.0.1:{port}")
+        await server.start()
+        await server.wait_for_termination()
+
+    if "uvloop" in kind:
+        import uvloop
+
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            runner.run(main())
+    else:
+        asyncio.run(main())
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def load(port: int, seconds: float, concurrency: int) -> int:
+    """Closed loop: ``concurrency`` calls always out for ``seconds``; the calls answered."""
+    raw = pb.Transmission(request_id="r", model_id="m", beta=1e-3, snr_db=10.0, d=64,
+                          symbols=[0.25] * 64, link_psnr_db=12.5).SerializeToString()  # fmt: skip
+    channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}",
+                                          options=[("grpc.use_local_subchannel_pool", 1)])
+                for _ in range(4)]  # fmt: skip
+    calls = itertools.cycle([ch.unary_unary(METHOD, request_serializer=None,
+                                            response_deserializer=pb.InferenceReply.FromString)
+                             for ch in channels])  # fmt: skip
+    for channel in channels:
+        await channel.channel_ready()
+    answered = 0
+    end = time.perf_counter() + seconds
+
+    async def loop() -> None:
+        nonlocal answered
+        while time.perf_counter() < end:
+            await next(calls)(raw, timeout=5.0)
+            answered += 1
+
+    await asyncio.gather(*(loop() for _ in range(concurrency)))
+    for channel in channels:
+        await channel.close()
+    return answered
+
+
+def measure(kind: str, seconds: float, concurrency: int) -> dict:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    child = subprocess.Popen([sys.executable, "-m", "tools.devices.server_kinds", "--serve",
+                              kind, "--port", str(port)], env=env, cwd=REPO)  # fmt: skip
+    try:
+        time.sleep(1.5)
+        asyncio.run(load(port, 0.5, 4))  # warm up: connections, first calls
+        before, start = cpu_seconds(child.pid), time.perf_counter()
+        answered = asyncio.run(load(port, seconds, concurrency))
+        cpu_s, wall_s = cpu_seconds(child.pid) - before, time.perf_counter() - start
+    finally:
+        child.terminate()
+        child.wait(10)
+    return {"kind": kind, "calls": answered, "calls_per_s": answered / wall_s,
+            "server_cpu_ms_per_call": 1e3 * cpu_s / max(answered, 1)}  # fmt: skip
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m tools.devices.server_kinds", description=__doc__)
+    p.add_argument("--seconds", type=float, default=8.0)
+    p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--kinds", default=",".join(KINDS), help=f"comma list of {KINDS}")
+    p.add_argument("--out", help="write the rows as JSON here")
+    p.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
+    p.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.serve:
+        serve(args.serve, args.port)
+        return 0
+    kinds = [k for k in args.kinds.split(",") if k]
+    if bad := [k for k in kinds if k not in KINDS]:
+        p.error(f"unknown kind {bad[0]!r}; use {KINDS}")
+    rows = []
+    for kind in kinds:
+        rows.append(measure(kind, args.seconds, args.concurrency))
+        print(json.dumps(rows[-1]), flush=True)
+    if args.out:
+        out = {"loadavg": os.getloadavg(), "concurrency": args.concurrency, "rows": rows}
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
