@@ -51,3 +51,36 @@ def test_quantization_sizes_meet_the_latency_budget(psnr_db):
     for n, bits in sized:  # the largest n that fits: one more feature breaks the budget
         assert ideal_airtime_s(n * bits, psnr_db) <= 3.25e-3
         assert ideal_airtime_s((n + 1) * bits, psnr_db) > 3.25e-3
+
+
+def test_vl_vfe_quick_runs_end_to_end(tmp_path):
+    """The experiment's quick plan on 1,000 images: every Table III cell picks a point within
+    the budget, the pilots' rows and the plots exist."""
+    import json
+
+    import torch
+
+    from trainer.experiments import vl_vfe
+    from trainer.experiments.common import RunSettings, run_experiment
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        settings = RunSettings(quick=True, epochs=1, train_subset=1000, n_eval=300, draws=1,
+                               progress=False)  # fmt: skip
+        run_experiment(vl_vfe, settings, tmp_path, command="test")
+    finally:
+        torch.set_num_threads(before)
+    stored = json.loads((tmp_path / "results.json").read_text())
+    assert set(stored["table_iii"]) == {"10", "20"}
+    for psnr, row in stored["table_iii"].items():
+        for method in ("deepjscc", "quantization"):
+            assert row[method]["latency_ms"] <= 3.25
+        quant = row["quantization"]
+        assert quant["bits"] <= bit_budget(3.25e-3, float(psnr))
+    assert set(stored["dynamic"]) == {"deepjscc", "m=0", "m=8", "m=inf"}
+    m0 = stored["dynamic"]["m=0"]  # told 10 dB at every PSNR: the same prefix everywhere
+    assert len({q["n_active"] for q in m0}) == 1 and m0[0]["told_psnr_db_mean"] == 10.0
+    assert len(stored["checks"]) == 9
+    for name in stored["plots"]:
+        assert (tmp_path / name).stat().st_size > 1000
