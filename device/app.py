@@ -274,6 +274,19 @@ RECONSTRUCTION_SCHEMA = {
         "format": {"type": "string", "enum": ["png"]},
     },
 }  # fmt: skip
+CONSTELLATION_SCHEMA = {
+    "type": "object",
+    "description": "only with ?constellation=true: the symbols of this transmission, the "
+    "transmitted ones beside the ones the edge received (device.reply.constellation_fields)",
+    "properties": {
+        "sent": {"type": "array", "items": {"type": "number"}},
+        "received": {"type": "array", "items": {"type": "number"},
+                     "description": "empty on a digital link (the coded bits travel instead)"},
+        "pairing": {"type": "string"},
+        "power": {"type": "string", "enum": ["peak", "average"]},
+        "note": {"type": ["string", "null"]},
+    },
+}  # fmt: skip
 INFER_OPENAPI = {
     "parameters": [
         {
@@ -286,7 +299,16 @@ INFER_OPENAPI = {
             },
             "description": "the reply the caller expects; 422 naming the model's task when "
             "this device's model does another",
-        }
+        },
+        {
+            "name": "constellation",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "boolean", "default": False},
+            "description": "debug: the reply also carries constellation {sent, received}, the "
+            "transmitted symbols beside those the edge received (consecutive real symbols as "
+            "I/Q; received is empty on a digital link)",
+        },
     ],  # fmt: skip
     "responses": {
         "200": {
@@ -296,7 +318,10 @@ INFER_OPENAPI = {
                 "application/json": {
                     "schema": {
                         "type": "object",
-                        "properties": {"reconstruction": RECONSTRUCTION_SCHEMA},
+                        "properties": {
+                            "reconstruction": RECONSTRUCTION_SCHEMA,
+                            "constellation": CONSTELLATION_SCHEMA,
+                        },
                     }
                 }
             },
@@ -424,6 +449,11 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
         request_id = request.headers.get("x-request-id")  # optional, echoed as request_id
         expected = request.query_params.get("task")
+        constellation = request.query_params.get("constellation", "false").lower()
+        if constellation not in ("true", "false", "1", "0"):
+            metrics.failures.labels(reason="bad_input").inc()
+            return _error(422, f"constellation must be true or false, got {constellation[:20]!r}")
+        constellation = constellation in ("true", "1")
         if expected is not None and expected != manifest.task:
             metrics.failures.labels(reason="bad_input").inc()
             return _error(
@@ -438,18 +468,18 @@ def create_app(settings: DeviceSettings, service: DeviceService | None = None) -
                 if not isinstance(upload, UploadFile):
                     raise PreprocessError('multipart body needs a file field named "file"', 422)
                 data = await upload.read()
-                result = await service.infer_image(data, request_id)
+                result = await service.infer_image(data, request_id, constellation)
             elif content_type == "application/json":
                 body = await request.body()
                 if not body:
                     raise PreprocessError('empty body: send JSON {"pixels": [...]}', 400)
-                result = await service.infer_json(body, request_id)
+                result = await service.infer_json(body, request_id, constellation)
             elif content_type.startswith("image/") or content_type in (
                 "application/octet-stream",
                 "",
             ):
                 data = await request.body()
-                result = await service.infer_image(data, request_id)
+                result = await service.infer_image(data, request_id, constellation)
             else:
                 metrics.failures.labels(reason="bad_input").inc()
                 return _error(

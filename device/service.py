@@ -36,7 +36,7 @@ from device.knobs import KnobStore, SnrDecision, decide_snr
 from device.metrics import DeviceMetrics
 from device.preprocess import PreprocessError, image_to_input, open_image, pixels_to_input
 from device.reconstruction import ReconstructionError, reconstruction_fields
-from shared.channel import psnr_from_noise_var
+from device.reply import constellation_fields, reply_fields, state_to_dict
 from shared.manifest import Manifest
 from shared.rpc import coinference_pb2 as pb
 
@@ -179,8 +179,11 @@ class DeviceService:
         return decide_snr(knobs, feedback, self.manifest)
 
     # --- inference -------------------------------------------------------------------------
-    async def infer_image(self, data: bytes, request_id: str | None = None) -> dict[str, Any]:
-        """Classify an image file's bytes (PNG/JPEG/...)."""
+    async def infer_image(
+        self, data: bytes, request_id: str | None = None, constellation: bool = False
+    ) -> dict[str, Any]:
+        """Classify an image file's bytes (PNG/JPEG/...). ``constellation``: the reply also
+        carries the sent and received symbols (:func:`device.reply.constellation_fields`)."""
         start = time.perf_counter()
         request_id = request_id_for(request_id)
         image = open_image(data)  # the header only: its declared size says where to decode
@@ -188,25 +191,27 @@ class DeviceService:
         small = len(data) <= INLINE_MAX_BYTES and image.width * image.height <= INLINE_MAX_PIXELS
         x, decode_s = await self._run(small, image_to_input, image, self.manifest)
         preprocess_s = open_s + decode_s
-        return await self._infer(x, start, preprocess_s, request_id)
+        return await self._infer(x, start, preprocess_s, request_id, constellation)
 
     async def infer_pixels(
-        self, payload: dict[str, Any], request_id: str | None = None
+        self, payload: dict[str, Any], request_id: str | None = None, constellation: bool = False
     ) -> dict[str, Any]:
         """Classify a JSON pixel payload (see device.preprocess.pixels_to_input)."""
         start = time.perf_counter()
         request_id = request_id_for(request_id)
         x, preprocess_s = await self._run(False, pixels_to_input, payload, self.manifest)
-        return await self._infer(x, start, preprocess_s, request_id)
+        return await self._infer(x, start, preprocess_s, request_id, constellation)
 
-    async def infer_json(self, body: bytes, request_id: str | None = None) -> dict[str, Any]:
+    async def infer_json(
+        self, body: bytes, request_id: str | None = None, constellation: bool = False
+    ) -> dict[str, Any]:
         """Classify a JSON body ``{"pixels": ..., "pixel_range": ...}`` (a big one is parsed in
         the compute pool, off the event loop)."""
         start = time.perf_counter()
         request_id = request_id_for(request_id)
         small = len(body) <= INLINE_MAX_BYTES
         x, preprocess_s = await self._run(small, self._json_to_input, body)
-        return await self._infer(x, start, preprocess_s, request_id)
+        return await self._infer(x, start, preprocess_s, request_id, constellation)
 
     def _json_to_input(self, body: bytes) -> np.ndarray:
         try:
@@ -222,7 +227,12 @@ class DeviceService:
         return sent, self.entropy.code(levels, sent.n_symbols, beta)
 
     async def _infer(
-        self, x: np.ndarray, start: float, preprocess_s: float, request_id: str
+        self,
+        x: np.ndarray,
+        start: float,
+        preprocess_s: float,
+        request_id: str,
+        constellation: bool = False,
     ) -> dict[str, Any]:
         knobs = self.knobs.get()
         decision = await self._decide_snr(knobs, start)
@@ -240,6 +250,7 @@ class DeviceService:
             d=self.manifest.d,
             symbols=sent.symbols.tolist(),
             timings=pb.Timings(preprocess_s=preprocess_s, encode_s=encode_s),
+            echo_received=constellation,  # the channel returns the received symbols
         )
         if self.manifest.power != "peak":  # the image model: mean power 1 per real symbol
             transmission.power = self.manifest.power
@@ -266,7 +277,11 @@ class DeviceService:
             self._remember_psnr(reply.csi.psnr_db)
         total_s = time.perf_counter() - start
 
-        result = self._reply_to_dict(reply, knobs, decision, sent, request_id)
+        result = reply_fields(
+            reply, self.manifest, self.encoder.bits_per_symbol, knobs, decision, sent, request_id
+        )
+        if constellation:
+            result["constellation"] = constellation_fields(reply, sent.symbols, self.manifest.power)
         if self.manifest.task == "reconstruction":
             try:
                 fields, _ = await self._run(
@@ -295,66 +310,6 @@ class DeviceService:
         self.metrics.later(self._observe, result)  # after the reply is on its way
         return result
 
-    def _reply_to_dict(self, reply, knobs, decision: SnrDecision, sent, request_id) -> dict:
-        manifest = self.manifest
-        csi = reply.csi if reply.HasField("csi") else None
-        result: dict[str, Any] = {"request_id": request_id, "model_id": manifest.model_id}
-        if manifest.task == "classification":
-            probabilities = [float(p) for p in reply.probabilities]
-            label = int(np.argmax(probabilities)) if probabilities else int(reply.label)
-            result["label"] = label
-            names = manifest.class_names
-            result["class_name"] = names[label] if label < len(names) else str(label)
-            result["probabilities"] = probabilities
-        elif manifest.task == "regression":
-            result["regression_value"] = float(reply.regression_value)
-        pilot_var = csi.noise_var_estimate if csi is not None and csi.has_pilot_estimate else None
-        result.update(
-            {
-                "symbols_sent": sent.n_symbols,
-                "bits_sent": sent.bits,
-                "bits_per_symbol": self.encoder.bits_per_symbol,
-                "d": manifest.d,
-                "variable_length": knobs.variable_length,
-                "beta": knobs.beta,
-                "snr_db": decision.snr_db,
-                "snr_mode": knobs.snr_mode,
-                "feedback_psnr_db": decision.feedback_psnr_db,
-                "snr_out_of_range": decision.out_of_range,
-                "snr_note": decision.note,
-                "channel_psnr_db": None if csi is None else csi.psnr_db,
-                "channel_noise_var": None if csi is None else csi.noise_var,
-                "pilot_noise_var_estimate": pilot_var,
-                "pilot_psnr_estimate_db": (
-                    None if not pilot_var else float(psnr_from_noise_var(pilot_var))
-                ),
-                "decoder_snr_db": reply.decoder_snr_db,
-                # block fading (the channel's SetFading): this transmission's mean gain |h|
-                # and the receiver's instantaneous SNR (dB); None without fading
-                "channel_gain": (
-                    csi.channel_gain if csi is not None and csi.HasField("channel_gain") else None
-                ),
-                "instantaneous_snr_db": (
-                    csi.instantaneous_snr_db
-                    if csi is not None and csi.HasField("instantaneous_snr_db")
-                    else None
-                ),
-                "airtime_s": reply.airtime_s,
-                "edge_replica": reply.replica_id or None,
-            }
-        )
-        if reply.group_id:
-            result["group"] = {
-                "group_id": reply.group_id,
-                "link_index": reply.link_index,
-                "n_links": reply.n_links,
-                "missing_links": list(reply.missing_links),
-                "partial": reply.partial,
-                "group_wait_s": reply.group_wait_s,
-            }
-        result.update(digital_fields(reply, csi))
-        return result
-
     def _observe(self, result: dict[str, Any]) -> None:
         m = self.metrics
         m.observe_latency(result["latency_s"])
@@ -362,44 +317,3 @@ class DeviceService:
         m.snr_db.set(result["snr_db"])
         m.symbols_sent.inc(result["symbols_sent"])
         m.bits_sent.inc(result["bits_sent"])
-
-
-def digital_fields(reply: pb.InferenceReply, csi) -> dict[str, Any]:
-    """The link's figures: mode, and on a digital link the coded bits that went on the air
-    (they replace symbols_sent/bits_sent), block losses and entropy coding times."""
-    mode = reply.link_mode or "analog"
-    out: dict[str, Any] = {"link_mode": mode}
-    if mode == "analog":
-        return out
-    out.update(
-        {
-            "symbols_sent": reply.channel_uses,
-            "bits_sent": reply.bits,
-            "predicted_bits": reply.predicted_bits,
-            "link_lost": reply.link_lost,
-            "mcs": reply.mcs or None,
-            "block_error_rate": None if csi is None else csi.block_error_rate,
-            "blocks_sent": None if csi is None else csi.blocks_sent,
-            "entropy_encode_us": 1e6 * reply.entropy_encode_s,
-            "entropy_decode_us": 1e6 * reply.entropy_decode_s,
-        }
-    )
-    return out
-
-
-def state_to_dict(state: pb.ChannelState) -> dict[str, Any]:
-    """ChannelState as JSON-friendly dict: psnr_db (dB), noise_var (linear), pilots, baud."""
-    return {
-        "psnr_db": state.psnr_db,
-        "noise_var": state.noise_var,
-        "noise_var_estimate": state.noise_var_estimate if state.has_pilot_estimate else None,
-        "n_pilots": state.n_pilots,
-        "baud": state.baud,
-        "profile": state.profile,
-        "edge_target": state.edge_target,
-        "link_mode": state.link_mode or "analog",
-        "block_error_rate": state.block_error_rate,
-        "mcs": state.mcs or None,
-        "fading": state.fading or "none (AWGN)",
-        "fading_outages": state.fading_outages,
-    }

@@ -71,6 +71,9 @@ function showKnobs(k) {
   if (fixedBeta) $("beta-out").textContent = String(k.beta);
   else $("beta").value = sliderFromBeta(k.beta);
   if (!fixedBeta) $("beta-out").textContent = k.beta.toExponential(2);
+  // the variable-length switch only for a model that supports it (VL-VFE)
+  $("vl-knob").hidden = !k.variable_length_supported;
+  $("variable-length").checked = Boolean(k.variable_length);
   const manual = k.snr_mode === "manual";
   $("snr-mode").checked = manual;
   $("snr-mode-label").textContent = manual
@@ -108,7 +111,8 @@ async function infer(blob, trueLabel) {
   const form = new FormData();
   form.append("file", blob, "image.png");
   const t0 = performance.now();
-  const response = await fetch("/v1/infer", { method: "POST", body: form });
+  // constellation=true: the reply carries the sent and received symbols (the I/Q plot)
+  const response = await fetch("/v1/infer?constellation=true", { method: "POST", body: form });
   const http = (performance.now() - t0) / 1000;
   const reply = await response.json().catch(() => ({ detail: response.statusText }));
   if (!response.ok) throw new Error(`infer: ${response.status} ${reply.detail}`);
@@ -177,6 +181,7 @@ function showReply(reply, trueLabel) {
   $("links").textContent = linksText(reply.group);
   $("transmission").textContent += linkText(reply) + fadingText(reply);
   showGain(reply);
+  showConstellation(reply);
   const probs = $("probs");
   probs.innerHTML = "";
   const names = state.model?.class_names || [];
@@ -220,6 +225,57 @@ function showGain(reply) {
   if (state.gains.length > 200) state.gains.shift();
   lineChart($("chart-gain"), [{ values: state.gains, color: "#9333ea" }], -30, 10,
     (v) => `${v.toFixed(0)} dB`);
+}
+
+// constellation of the last request: consecutive real symbols as the I and Q of one channel
+// use, the transmitted points (hollow, blue) beside the received ones (filled, orange), and
+// the noise measured from them beside the channel's σ²
+function showConstellation(reply) {
+  const c = reply.constellation;
+  const canvas = $("chart-constellation");
+  if (!c) return;
+  const pairs = (values) => {
+    const out = [];
+    for (let i = 0; i + 1 < values.length; i += 2) out.push([values[i], values[i + 1]]);
+    if (values.length % 2) out.push([values[values.length - 1], 0]);
+    return out;
+  };
+  const sent = pairs(c.sent), received = pairs(c.received);
+  const extent = Math.max(1.2, ...c.sent.map(Math.abs), ...c.received.map(Math.abs)) * 1.05;
+  const ctx = setupCanvas(canvas);
+  const W = canvas.width, H = canvas.height, M = 16;
+  const px = (v) => M + (W - 2 * M) * (v + extent) / (2 * extent);
+  const py = (v) => H - M - (H - 2 * M) * (v + extent) / (2 * extent);
+  ctx.strokeStyle = "#e5e7eb";
+  for (const v of [-1, 0, 1]) {
+    ctx.beginPath(); ctx.moveTo(px(v), M); ctx.lineTo(px(v), H - M); ctx.stroke();
+    ctx.beginPath(); ctx.moveTo(M, py(v)); ctx.lineTo(W - M, py(v)); ctx.stroke();
+  }
+  ctx.fillStyle = "#6b7280";
+  ctx.fillText("I", W - M + 4, py(0) + 4); ctx.fillText("Q", px(0) - 3, M - 4);
+  ctx.fillText("1", px(1) + 2, py(0) + 12); ctx.fillText("−1", px(-1) + 2, py(0) + 12);
+  ctx.fillStyle = "#f59e0b";
+  for (const [i, q] of received) {
+    ctx.beginPath(); ctx.arc(px(i), py(q), 2.5, 0, 2 * Math.PI); ctx.fill();
+  }
+  ctx.strokeStyle = "#2563eb"; ctx.lineWidth = 1.5;
+  for (const [i, q] of sent) {
+    ctx.beginPath(); ctx.arc(px(i), py(q), 3.5, 0, 2 * Math.PI); ctx.stroke();
+  }
+  ctx.lineWidth = 1;
+  canvas.dataset.points = String(sent.length);
+  canvas.dataset.received = String(received.length);
+  let note = c.note || "";
+  if (!note && c.received.length === c.sent.length && c.sent.length) {
+    const mse = c.sent.reduce((a, v, i) => a + (c.received[i] - v) ** 2, 0) / c.sent.length;
+    canvas.dataset.measuredNoiseVar = String(mse);
+    note = `${sent.length} I/Q pairs (${c.power} power) · measured mean (y−x)² ` +
+      `${mse.toExponential(2)} per real symbol`;
+    if (reply.channel_noise_var !== null && reply.channel_noise_var !== undefined) {
+      note += ` · channel σ² ${reply.channel_noise_var.toExponential(2)}`;
+    }
+  }
+  $("constellation-note").textContent = note;
 }
 
 async function runImage(blob, trueLabel) {
@@ -484,6 +540,8 @@ async function init() {
       try { showChannel(await api("GET", "/v1/channel")); } catch (_) { /* keep the error */ }
     }
   });
+  $("variable-length").addEventListener("change", () =>
+    putKnobs({ variable_length: $("variable-length").checked }));
   // checked = "manual SNR": the encoder uses the slider's SNR (sent along, since the knobs
   // may hold none in feedback mode); unchecked = the channel's CSI feedback
   $("snr-mode").addEventListener("change", () =>

@@ -46,7 +46,8 @@ def stack(quick_model_dir):
 @contextlib.contextmanager
 def opened_page(url: str):
     """The device page at ``url`` loaded in headless chromium and ready: yields (page, the
-    page's JavaScript errors so far). Skips the test when chromium or playwright is missing."""
+    problems so far: uncaught JavaScript errors, console errors, requests that failed or
+    answered 4xx/5xx). Skips the test when chromium or playwright is missing."""
     if not CHROMIUM.is_file():
         pytest.skip(f"{CHROMIUM} missing: apt-get install chromium (make browser)")
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
@@ -56,6 +57,14 @@ def opened_page(url: str):
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on("console", lambda m: m.type == "error" and errors.append(f"console: {m.text}"))
+            page.on("requestfailed", lambda r: errors.append(f"failed: {r.method} {r.url}"))
+            page.on(
+                "response",
+                lambda r: (
+                    r.status >= 400 and errors.append(f"{r.status}: {r.request.method} {r.url}")
+                ),
+            )
             page.goto(url + "/")
             page.wait_for_selector("body[data-ready='1']", timeout=15_000)
             yield page, errors
@@ -108,6 +117,18 @@ def test_web_page(stack, tmp_path):
             assert key in stage_ms, stages
             assert stage_ms[key] >= 0
         assert stage_ms["total"] > 0
+
+        # the constellation of that request: d/2 I/Q pairs sent and as many received, the
+        # noise measured between them near the channel's sigma^2 (10 dB: 0.1; 64 real
+        # symbols put the ratio inside [0.5, 2] with near certainty), none when not noisy
+        d = _get_json(f"{url}/v1/model")["d"]
+        canvas = page.locator("#chart-constellation")
+        assert canvas.get_attribute("data-points") == str(d // 2)
+        assert canvas.get_attribute("data-received") == str(d // 2)
+        noise_var = _get_json(f"{url}/v1/channel")["noise_var"]
+        measured = float(canvas.get_attribute("data-measured-noise-var"))
+        assert 0.5 * noise_var < measured < 2.0 * noise_var, (measured, noise_var)
+        assert "I/Q pairs" in page.locator("#constellation-note").inner_text()
 
         # 2. move the PSNR slider: the channel's PSNR changes, and the next reply shows it
         slider = page.locator("#psnr")
