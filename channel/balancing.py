@@ -66,6 +66,14 @@ def check_edge_target(target: str) -> str:
     return text
 
 
+def edge_addresses(target: str) -> int:
+    """How many replica addresses ``target`` names: those of an ``ipv4:``/``ipv6:`` list,
+    else 1 (a DNS name's count is known only to the resolver)."""
+    if target.startswith(("ipv4:", "ipv6:")):
+        return max(1, len([part for part in target[5:].split(",") if part]))
+    return 1
+
+
 def _valid_host_port(text: str) -> bool:
     match = _HOST_PORT.match(text)
     return bool(match) and 0 < int(match.group(2)) <= 65535

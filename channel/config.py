@@ -9,8 +9,8 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from channel.balancing import check_edge_target
-from channel.forwarding import DEFAULT_EDGE_BATCH, DEFAULT_EDGE_IN_FLIGHT
+from channel.balancing import check_edge_target, edge_addresses
+from channel.forwarding import DEFAULT_EDGE_BATCH
 from channel.profiles import (
     PROFILE_KINDS,
     FixedProfile,
@@ -81,10 +81,11 @@ class ChannelSettings(GrpcServiceSettings, AdminTokenSettings):
     edge_batch: int = Field(
         DEFAULT_EDGE_BATCH, ge=1, le=MAX_BATCH_ITEMS, description="transmissions per DecodeBatch"
     )
-    edge_in_flight: int = Field(
-        DEFAULT_EDGE_IN_FLIGHT,
+    edge_in_flight: optional(int) = Field(
+        None,
         ge=1,
-        description="calls to the edge out before transmissions wait and coalesce",
+        description="calls to the edge out before transmissions wait and coalesce (none: one "
+        "per edge address in the target, i.e. one per replica of an ipv4: list, else 1)",
     )
     edge_batch_delay_ms: float = Field(
         0.0,
@@ -133,6 +134,10 @@ class ChannelSettings(GrpcServiceSettings, AdminTokenSettings):
             ca_flag="--edge-tls-ca",
         )
         return self
+
+    def edge_calls_in_flight(self) -> int:
+        """``--edge-in-flight``, or by default one per address the edge target names."""
+        return self.edge_in_flight or edge_addresses(self.edge)
 
     def edge_credentials(self):
         """gRPC credentials of the call to the edge (None = plaintext)."""

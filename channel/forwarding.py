@@ -5,7 +5,8 @@ With batching on (the channel's ``--edge-batching``, default on), transmissions 
 different devices that arrive while the channel's calls to the edge are out go together in
 one ``DecodeBatch`` (:class:`shared.service.coalescing.Coalescer`, the rule the device uses
 toward the channel): a transmission is forwarded at once while fewer than
-``--edge-in-flight`` calls are out, up to ``--edge-batch`` per call. Each item has already
+``--edge-in-flight`` calls are out (default one per edge replica the target names), up to
+``--edge-batch`` per call. Each item has already
 met its own noise (the link runs per transmission, before this module); it keeps its own
 deadline, status and reply. A failed DecodeBatch call (the edge died mid-batch) fails the
 items it carried only. QML-IB grouped transmissions always go alone, as ``Decode`` on the
@@ -36,7 +37,7 @@ PASS_THROUGH = {
 }
 
 DEFAULT_EDGE_BATCH = 64  # transmissions per DecodeBatch at most
-DEFAULT_EDGE_IN_FLIGHT = 2  # calls to the edge out before transmissions wait and coalesce
+DEFAULT_EDGE_IN_FLIGHT = 1  # calls to the edge out (per replica) before transmissions wait
 
 
 class EdgeForwarder:

@@ -114,7 +114,7 @@ def build_service(settings: ChannelSettings) -> tuple[ChannelService, EdgeClient
         fading=settings.build_fading(),
         edge_batching=settings.edge_batching,
         edge_batch=settings.edge_batch,
-        edge_in_flight=settings.edge_in_flight,
+        edge_in_flight=settings.edge_calls_in_flight(),
         edge_batch_delay_s=settings.edge_batch_delay_ms / 1e3,
     )
     return service, edge
@@ -148,7 +148,8 @@ async def serve_async(settings: ChannelSettings) -> int:
         *(settings.edge, "TLS" if settings.edge_credentials() else "plaintext"),
         service.state().profile,
         settings.edge_health_check,
-        f"edge batching on (at most {settings.edge_batch} per call, {settings.edge_in_flight} "
+        f"edge batching on (at most {settings.edge_batch} per call, "
+        f"{settings.edge_calls_in_flight()} "
         f"calls out, delay {settings.edge_batch_delay_ms:g} ms)"
         if settings.edge_batching
         else "edge batching off",

@@ -8,7 +8,9 @@ import asyncio
 
 import grpc
 import numpy as np
+import pytest
 
+from channel.config import parse_settings
 from channel.service import ChannelService
 from shared.rpc import coinference_pb2 as pb
 from shared.service.errors import ServiceError
@@ -175,3 +177,22 @@ def test_a_waiting_transmission_keeps_its_own_deadline() -> None:
     assert first.label == 0 and long.label == 2
     assert isinstance(short, ServiceError) and short.code == grpc.StatusCode.DEADLINE_EXCEEDED
     assert [t.request_id for t in edge.unary] == ["dev-0", "dev-2"]  # never sent: expired
+
+
+def test_calls_in_flight_default_to_one_per_replica_the_target_names() -> None:
+    replicas = "ipv4:127.0.0.1:50061,127.0.0.1:50062,127.0.0.1:50063"
+    assert parse_settings(["--edge", replicas]).edge_calls_in_flight() == 3
+    assert parse_settings(["--edge", "localhost:50052"]).edge_calls_in_flight() == 1
+    assert parse_settings(["--edge", "dns:///edge_server:50052"]).edge_calls_in_flight() == 1
+    settings = parse_settings(["--edge", replicas, "--edge-in-flight", "5"])
+    assert settings.edge_calls_in_flight() == 5
+
+
+def test_batching_flags_are_checked() -> None:
+    settings = parse_settings(["--edge-batching", "off", "--edge-batch-delay-ms", "2.5"])
+    assert settings.edge_batching is False and settings.edge_batch_delay_ms == 2.5
+    for bad in (["--edge-batch", "0"], ["--edge-batch", "257"], ["--edge-in-flight", "0"],
+                ["--edge-batch-delay-ms", "-1"], ["--edge-batching", "maybe"]):  # fmt: skip
+        with pytest.raises(SystemExit) as exited:
+            parse_settings(bad)
+        assert exited.value.code == 2

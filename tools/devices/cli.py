@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 from shared.manifest import ManifestError, load_manifest
+from shared.provenance import code_version
 from tools.devices.driver import drive, saturate
 from tools.devices.population import beta_levels, make_devices
 from tools.devices.report import by_device, device_spread, summarise, write_devices_csv
@@ -211,6 +212,7 @@ def main(argv=None) -> int:
         book = SymbolBook(args.model, betas, args.images, data_dir=args.data_dir)
     except (ManifestError, OSError, ValueError) as exc:  # no model, no data, bad values
         parser().error(str(exc))
+    code = code_version()  # the commit these runs measure (dirty: uncommitted changes)
     results = []
     settings = [(0, None)] if args.channel else [
         (replicas, batching) for replicas in args.edge_replicas for batching in args.edge_batching
@@ -239,6 +241,8 @@ def main(argv=None) -> int:
                 stack.stop()
     out.mkdir(parents=True, exist_ok=True)
     path = out / "results.json"
+    for row in results:
+        row["code"] = code
     path.write_text(json.dumps({"runs": merge_rows(path, results)}, indent=2) + "\n")
     print(f"wrote {path}")
     return 0

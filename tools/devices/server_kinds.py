@@ -1,6 +1,6 @@
 """Which gRPC server serves the channel's unary ``Transmit`` with the least CPU per call?
 
-    python -m tools.devices.server_kinds --seconds 8 --concurrency 64
+    python -m tools.devices.server_kinds --seconds 8 --concurrency 64 --rounds 3
 
 Each kind runs in its own process with the same handler: parse a ``Transmission`` the size
 the many-devices load sends (64 symbols), answer an ``InferenceReply`` with timings and CSI.
@@ -19,6 +19,7 @@ import asyncio
 import itertools
 import json
 import os
+import statistics
 import subprocess
 import sys
 import time
@@ -27,6 +28,7 @@ from pathlib import Path
 
 import grpc
 
+from shared.provenance import code_version
 from shared.rpc import coinference_pb2 as pb
 from tools.stack import REPO, free_port
 
@@ -137,6 +139,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.devices.server_kinds", description=__doc__)
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument("--rounds", type=int, default=3, help="every kind once per round")
     p.add_argument("--kinds", default=",".join(KINDS), help=f"comma list of {KINDS}")
     p.add_argument("--out", help="write the rows as JSON here")
     p.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
@@ -149,11 +152,19 @@ def main(argv=None) -> int:
     if bad := [k for k in kinds if k not in KINDS]:
         p.error(f"unknown kind {bad[0]!r}; use {KINDS}")
     rows = []
-    for kind in kinds:
-        rows.append(measure(kind, args.seconds, args.concurrency))
-        print(json.dumps(rows[-1]), flush=True)
+    for round_index in range(args.rounds):  # interleaved: each kind meets the same load
+        for kind in kinds:
+            rows.append({"round": round_index, **measure(kind, args.seconds, args.concurrency)})
+            print(json.dumps(rows[-1]), flush=True)
+    medians = {
+        kind: {key: statistics.median(r[key] for r in rows if r["kind"] == kind)
+               for key in ("calls_per_s", "server_cpu_ms_per_call")}
+        for kind in kinds
+    }  # fmt: skip
+    print(json.dumps({"medians": medians}, indent=1))
     if args.out:
-        out = {"loadavg": os.getloadavg(), "concurrency": args.concurrency, "rows": rows}
+        out = {"loadavg": os.getloadavg(), "concurrency": args.concurrency,
+               "code": code_version(), "medians": medians, "rows": rows}  # fmt: skip
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     return 0
