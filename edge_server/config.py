@@ -13,8 +13,6 @@ from pydantic_settings import SettingsConfigDict
 from shared.service.settings import GrpcServiceSettings, optional
 from shared.service.settings import parse_settings as _parse
 
-DEVICES = ("auto", "cpu", "cuda")
-
 
 class EdgeSettings(GrpcServiceSettings):
     model_config = SettingsConfigDict(env_prefix="EDGE_")
@@ -58,6 +56,11 @@ class EdgeSettings(GrpcServiceSettings):
         "finish) so that clients balancing over a DNS name re-resolve it and find replicas "
         "added later; 0 = never",
     )
+    model_module: optional(str) = Field(
+        None,
+        description="modules to import before loading the model, comma-separated: each "
+        "registers its own model families with shared.nn.zoo.register (docs/OWN_MODEL.md)",
+    )
     replica_id: optional(str) = Field(
         None, description="name of this replica in replies and GetInfo (none = HOSTNAME:PORT)"
     )
@@ -70,6 +73,10 @@ class EdgeSettings(GrpcServiceSettings):
             ("grpc.max_connection_age_ms", max(1, round(self.max_connection_age_s * 1000))),
             ("grpc.max_connection_age_grace_ms", round(max(self.grace_s, 1.0) * 1000)),
         ]
+
+    def model_modules(self) -> list[str]:
+        """The modules of ``model_module``, in order."""
+        return [name.strip() for name in (self.model_module or "").split(",") if name.strip()]
 
     def replica_name(self) -> str:
         """``replica_id``, or this host's name and port (unique per compose replica)."""

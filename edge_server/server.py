@@ -45,11 +45,13 @@ def load_edge(settings: EdgeSettings) -> EdgeDecoder:
     """Load the decoder (torch, imported here) and wrap it in an :class:`EdgeDecoder`."""
     import torch
 
-    from shared.nn.runtime import load_decoder
+    from edge_server.decoder import DecoderRuntime
+    from shared.nn.zoo import import_families
 
     # a batch of 4 took 21 ms with 2 threads on 2 busy cores, 0.13 ms with 1 (docs/SERVING.md)
     torch.set_num_threads(settings.torch_threads)
-    decoder = load_decoder(settings.model, device=settings.device)
+    import_families(settings.model_modules())
+    decoder = DecoderRuntime(settings.model, device=settings.device)
     return EdgeDecoder(
         decoder,
         decoder.manifest,

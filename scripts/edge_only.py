@@ -31,13 +31,14 @@ sys.path.insert(0, str(REPO))
 
 from shared.manifest import load_manifest  # noqa: E402
 from shared.nn.model import CoInferenceModel  # noqa: E402
+from shared.nn.zoo import load_model  # noqa: E402
 
 METHOD = "/bench.EdgeOnly/Classify"
 
 
 def load_full_model(model_dir: Path) -> CoInferenceModel:
     """Both halves from checkpoint.pt (decoder.pt holds only the decoder)."""
-    return CoInferenceModel.from_checkpoint(model_dir / "checkpoint.pt")
+    return load_model(model_dir)
 
 
 class FullPath:

@@ -10,7 +10,7 @@ generated from that file (no hand-typed numbers):
 
 1. ``env``: nvidia-smi, Python, torch, CUDA, the packages the services use;
 2. ``tests``: pytest on tests/edge_server (with its CUDA test, test_cuda.py) and tests/nn;
-3. ``decode``: in-process DecoderRuntime (shared/nn/runtime.py) images/s at batch sizes
+3. ``decode``: in-process DecoderRuntime (edge_server/decoder.py) images/s at batch sizes
    1, 8, 64, 256, 1024 on cuda, on cpu with torch's default threads and on cpu with 1 thread;
 4. ``edge``: in-process EdgeDecoder (validation, adaptive batching, reply building; no gRPC
    transport) requests/s on cuda and cpu, many requests in flight;
@@ -49,12 +49,12 @@ def decode_bench(model: str, device: str, threads: int | None, min_s: float) -> 
     import numpy as np
     import torch
 
-    from shared.nn.runtime import load_decoder
+    from edge_server.decoder import DecoderRuntime
 
     if threads:
         torch.set_num_threads(threads)
-    decoder = load_decoder(model, device=device)
-    d = decoder.config.d
+    decoder = DecoderRuntime(model, device=device)
+    d = decoder.d
     rng = np.random.default_rng(0)
     rows = []
     for n in BATCHES:
@@ -128,14 +128,14 @@ def nccl_probe(model_dir: str, steps: int) -> dict:
     import torch.distributed as dist
     from torch.nn.parallel import DistributedDataParallel
 
-    from shared.nn.runtime import load_checkpoint
+    from shared.nn.zoo import load_model
     from trainer import distributed
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     torch.cuda.set_device(local_rank)
     dist.init_process_group(backend="nccl")
     ranks = distributed.current()
-    model = load_checkpoint(model_dir).cuda()  # the decoder side is enough for a DDP step
+    model = load_model(model_dir, decoder_only=True).cuda()  # the decoder side is enough for a DDP step
     net = DistributedDataParallel(model, device_ids=[torch.cuda.current_device()])
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     d = model.config.d

@@ -221,21 +221,22 @@ def train_and_export(args, cfg, ranks) -> int:
     return 0
 
 
-def load_for_model_dir(model_dir):
+def trained_run(model_dir):
+    """(model, data set, train log) of a trained artifact folder."""
+    from shared.nn.zoo import load_model
     from trainer.data import load_dataset
-    from trainer.evaluate import load_trained
 
     log = json.loads((Path(model_dir) / "train_log.json").read_text())
     tc = log["train_config"]
     data = load_dataset(tc["task"], tc.get("data_dir"), seed=tc["seed"])
-    return load_trained(model_dir), data, log
+    return load_model(model_dir), data, log
 
 
 def cmd_export(args) -> int:
     from trainer.export import write_artifacts
     from trainer.train import TrainConfig
 
-    model, data, log = load_for_model_dir(args.model)
+    model, data, log = trained_run(args.model)
     cfg = TrainConfig.from_dict(log["train_config"])
     old = (
         json.loads((Path(args.model) / "manifest.json").read_text())
@@ -262,7 +263,7 @@ def cmd_eval(args) -> int:
     from trainer.evaluate import evaluate_grid, plot_grid, write_report
     from trainer.parity import parity
 
-    model, data, log = load_for_model_dir(args.model)
+    model, data, log = trained_run(args.model)
     single_device_only(model, "eval")
     print(f"evaluating {args.model}: {args.draws} noise draws per point")
     report = evaluate_grid(model, data, draws=args.draws, n=args.n)
@@ -284,7 +285,7 @@ def cmd_eval(args) -> int:
 def cmd_parity(args) -> int:
     from trainer.parity import parity
 
-    model, data, _ = load_for_model_dir(args.model)
+    model, data, _ = trained_run(args.model)
     single_device_only(model, "parity")
     print(json.dumps(parity(model, args.model, data, args.beta, args.snr_db), indent=2))
     return 0

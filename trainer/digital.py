@@ -34,6 +34,7 @@ from shared.nn.entropy_model import LN2, LearnedIndexPrior
 from shared.nn.losses import beta_weight, distortion, vib_loss
 from shared.nn.model import CoInferenceModel
 from shared.nn.variable_length import active_mask, apply_mask
+from shared.nn.zoo import load_model
 from trainer.evaluate import encode_dataset
 
 PROB_FLOOR = 1e-6  # empirical-frequency init: no level starts at probability 0
@@ -234,7 +235,7 @@ def main(argv=None) -> int:
     base = Path(args.base)
     base_cfg = train_config_of(base)
     data = load_dataset(base_cfg.task, args.data_dir or base_cfg.data_dir, seed=base_cfg.seed)
-    model = CoInferenceModel.from_checkpoint(base / "checkpoint.pt")
+    model = load_model(base)
     cfg = DigitalConfig(
         epochs=args.epochs, lr=args.lr, train_subset=args.train_subset,
         freeze_encoder=args.freeze_encoder, distill=args.distill, seed=args.seed,

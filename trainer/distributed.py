@@ -56,7 +56,7 @@ def init_from_env(device: str = "auto") -> Ranks:
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1:
         return Ranks()
-    from shared.nn.runtime import pick_device
+    from shared.nn.accelerator import pick_device
 
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     backend = backend_for(pick_device(device))

@@ -17,7 +17,6 @@ import torch
 
 from shared.nn.channel import noise_var_from_snr
 from shared.nn.model import CoInferenceModel
-from shared.nn.multi_link import load_model
 from trainer.dataset import Dataset
 
 BETA_GRID = tuple(float(10 ** (e / 2)) for e in range(-10, 1))  # 1e-5 .. 1, half decades
@@ -217,11 +216,6 @@ def plot_grid(report: dict, out_dir: str | Path) -> list[Path]:
         plt.close(fig)
         paths.append(out_dir / name)
     return paths
-
-
-def load_trained(model_dir: str | Path) -> CoInferenceModel:
-    """The full model (both halves) from model_dir/checkpoint.pt."""
-    return load_model(Path(model_dir) / "checkpoint.pt")
 
 
 def write_report(report: dict, model_dir: str | Path) -> Path:

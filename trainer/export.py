@@ -21,6 +21,7 @@ from shared.manifest import (
 )
 from shared.nn.model import CoInferenceModel
 from shared.nn.multi_link import MultiLinkModel
+from shared.nn.zoo import config_family
 from trainer.dataset import Dataset
 
 ONNX_OPSET = 18
@@ -42,7 +43,7 @@ class EncoderGraph(nn.Module):
 
 def output_names(model: CoInferenceModel) -> list[str]:
     names = ["symbols", "n_active"]
-    return names + ["levels"] if model.quantizer is not None else names
+    return names + ["levels"] if getattr(model, "quantizer", None) is not None else names
 
 
 def export_encoder(model: CoInferenceModel, path: str | Path) -> Path:
@@ -90,7 +91,7 @@ def export_encoders(model, out_dir: Path) -> list[Path]:
 
 
 def quantizer_table(model: CoInferenceModel) -> dict | None:
-    if model.quantizer is None:
+    if getattr(model, "quantizer", None) is None:
         return None
     with torch.no_grad():
         return {
@@ -160,6 +161,7 @@ def write_artifacts(
     manifest = {
         "schema_version": SCHEMA_VERSION,
         "model_id": content_hash([*encoder_paths, decoder_path]),
+        "family": config_family(model.config),  # shared/nn/zoo.py
         "task": data.task,
         "dataset": data.name,
         "input": {

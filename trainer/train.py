@@ -33,10 +33,11 @@ from tqdm import tqdm
 
 from shared.fading import FEEDBACK_MODES, NO_FADING, Fading, check_feedback, feedback_snr_db
 from shared.fading import draw as draw_fading
+from shared.nn.accelerator import pick_device
 from shared.nn.fading import apply_fading
 from shared.nn.losses import LOSS_WEIGHTS, beta_weight, distortion, vib_loss
 from shared.nn.model import ModelConfig
-from shared.nn.multi_link import build_model
+from shared.nn.zoo import build
 from trainer import distributed
 from trainer.dataset import Dataset
 
@@ -54,7 +55,7 @@ BETA_PER = ("example", "minibatch")
 # target scale, and the baselines switch the gates off (see model_config_for)
 MODEL_OPTIONS = (
     "arch", "d", "hidden", "head", "prior", "bits", "quantizer_train", "variable_length",
-    "gamma0", "prune", "conv_gate", "kl_bound", "n_links", "overlap", "link_dropout",
+    "gamma0", "prune", "conv_gate", "kl_bound", "n_links", "overlap", "link_dropout", "family",
 )  # fmt: skip
 
 
@@ -244,12 +245,10 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
     trains its shard of each epoch through DistributedDataParallel; the logged epoch metrics
     are summed over the ranks, and rank 0 alone writes the files.
     """
-    from shared.nn.runtime import pick_device
-
     ranks = distributed.current()
     seed_everything(distributed.rank_seed(cfg.seed, ranks.rank))
     device = pick_device(cfg.device)
-    model = build_model(model_config_for(cfg, data)).to(device)
+    model = build(model_config_for(cfg, data)).to(device)
     links = model.config.n_links
     net = distributed.wrap(model, ranks, device)
     batch_size = distributed.batch_per_rank(cfg.batch_size, ranks)

@@ -226,6 +226,11 @@ class ImageJSCC(nn.Module):
     def ratio(self) -> float:
         return bandwidth_ratio(self.config["channels"], self.image_shape)
 
+    def decode(self, received, beta, snr_db) -> torch.Tensor:
+        """Edge path: received [N, d] (real, average power 1 per symbol at the sender), snr_db
+        [N, 1] -> reconstruction [N, C, H, W] in [0, 1]; ``beta`` is not used (no β gates)."""
+        return self.decoder(received, snr_db)
+
     def forward(self, image, snr_db, generator=None, channel=None, decoder_snr_db=None) -> dict:
         """``channel`` (symbols -> received, e.g. ``shared/nn/fading.py``) replaces the AWGN
         at ``snr_db``; the decoder's SNR layers then take ``decoder_snr_db`` [N, 1]."""
@@ -256,15 +261,3 @@ def save_image_decoder(model: ImageJSCC, path) -> None:
     """decoder.pt: the model's config and the decoder's weights only (what the edge needs)."""
     state = {k: v for k, v in model.state_dict().items() if k.startswith("decoder.")}
     torch.save({"kind": CHECKPOINT_KIND, "config": model.config, "state_dict": state}, path)
-
-
-def load_image_decoder(path, map_location="cpu") -> ImageJSCC:
-    """The model with the decoder weights of ``decoder.pt`` (its encoder stays untrained)."""
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    if not isinstance(checkpoint, dict) or checkpoint.get("kind") != CHECKPOINT_KIND:
-        raise ValueError(f"{path} is not an image JSCC decoder checkpoint")
-    model = ImageJSCC(**checkpoint["config"])
-    missing = model.load_state_dict(checkpoint["state_dict"], strict=False).missing_keys
-    if any(k.startswith("decoder.") for k in missing):
-        raise ValueError(f"{path}: decoder weights missing: {missing[:3]}")
-    return model.eval()

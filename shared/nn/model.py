@@ -55,6 +55,8 @@ class ModelConfig:
     n_links: int = 1
     overlap: int = 0  # pixels each view extends past its equal share (shared/views.py)
     link_dropout: float = 0.0  # training: probability a link is dropped (never all of them)
+    # the model family of shared/nn/zoo.py; None: "hyper-vib", or "multi-link" when n_links > 1
+    family: str | None = None
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
@@ -123,13 +125,6 @@ class CoInferenceModel(nn.Module):
         if config.prior == "gaussian-learned":  # q(z) = N(m, diag(s²)), VL-VFE §V-D
             self.prior_mean = nn.Parameter(torch.zeros(config.d))
             self.prior_log_var = nn.Parameter(torch.zeros(config.d))
-
-    @classmethod
-    def from_checkpoint(cls, path, map_location="cpu", decoder_only: bool = False):
-        """The model from a ``{"config", "state_dict"}`` file: checkpoint.pt (both halves) or,
-        with ``decoder_only``, decoder.pt (the edge's half; the encoder stays untrained).
-        Raises FileNotFoundError if the file is missing, ValueError if weights are missing."""
-        return load_checkpoint(cls, path, map_location, decoder_only)
 
     def _mask(self, gamma, like, training: bool = False):
         if self.config.prune and training:
@@ -217,21 +212,3 @@ class CoInferenceModel(nn.Module):
     def decode(self, received, beta, snr_db) -> torch.Tensor:
         """Edge path: logits [N, classes] or normalised regression value [N, 1]."""
         return self.decoder(received, beta, snr_db)
-
-
-def load_checkpoint(cls, path, map_location="cpu", decoder_only: bool = False):
-    """``cls(config)`` with the weights of a ``{"config", "state_dict"}`` file, in eval mode;
-    the ``from_checkpoint`` of the single-device and the multi-link model."""
-    from pathlib import Path
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no {path.name} in {path.parent}: run python -m trainer train")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    model = cls(ModelConfig.from_dict(ckpt["config"]))
-    missing, unexpected = model.load_state_dict(ckpt["state_dict"], strict=False)
-    needed = [k for k in missing if k.startswith("decoder.") or not decoder_only]
-    if needed or unexpected:
-        raise ValueError(f"{path}: weights do not match the model: missing {needed[:3]}, "
-                         f"unexpected {unexpected[:3]}")  # fmt: skip
-    return model.eval()

@@ -16,13 +16,12 @@ dimensions, and the edge decodes the same way when a device is late or silent.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from shared.nn.decoders import FusionDecoder
-from shared.nn.model import CoInferenceModel, ModelConfig, load_checkpoint
+from shared.nn.model import CoInferenceModel, ModelConfig
 from shared.views import make_views, view_input_shape
 
 
@@ -113,21 +112,3 @@ class MultiLinkModel(nn.Module):
         if present is None:
             present = torch.ones_like(beta)
         return self.decoder(received * present.unsqueeze(2), beta, snr_db, present)
-
-    @classmethod
-    def from_checkpoint(cls, path, map_location="cpu", decoder_only: bool = False):
-        """As CoInferenceModel.from_checkpoint, for a multi-link checkpoint."""
-        return load_checkpoint(cls, path, map_location, decoder_only)
-
-
-def build_model(config: ModelConfig) -> CoInferenceModel | MultiLinkModel:
-    """The single-device model for n_links = 1, else the multi-link one."""
-    return CoInferenceModel(config) if config.n_links == 1 else MultiLinkModel(config)
-
-
-def load_model(path, map_location="cpu", decoder_only: bool = False):
-    """A checkpoint (checkpoint.pt / decoder.pt) as the right model class."""
-    ckpt = torch.load(Path(path), map_location=map_location, weights_only=True)
-    multi = int(ckpt["config"].get("n_links", 1)) > 1
-    cls = MultiLinkModel if multi else CoInferenceModel
-    return cls.from_checkpoint(path, map_location, decoder_only=decoder_only)

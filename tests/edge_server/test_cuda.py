@@ -29,10 +29,10 @@ def random_inputs(d: int, n: int = 256, seed: int = 0, links: int | None = None)
 
 
 def test_decoder_on_cuda_matches_cpu(quick_model_dir) -> None:
-    from shared.nn.runtime import load_decoder
+    from edge_server.decoder import DecoderRuntime
 
-    cpu = load_decoder(quick_model_dir, device="cpu")
-    gpu = load_decoder(quick_model_dir, device="cuda")
+    cpu = DecoderRuntime(quick_model_dir, device="cpu")
+    gpu = DecoderRuntime(quick_model_dir, device="cuda")
     assert gpu.device == "cuda" and next(gpu.model.parameters()).is_cuda
     for n in (1, 7, 256):
         received, beta, snr = random_inputs(cpu.config.d, n, seed=n)
@@ -43,17 +43,18 @@ def test_decoder_on_cuda_matches_cpu(quick_model_dir) -> None:
 
 
 def test_auto_picks_cuda(quick_model_dir) -> None:
-    from shared.nn.runtime import load_decoder, pick_device
+    from edge_server.decoder import DecoderRuntime
+    from shared.nn.accelerator import pick_device
 
     assert pick_device("auto") == "cuda"
-    assert load_decoder(quick_model_dir).device == "cuda"
+    assert DecoderRuntime(quick_model_dir).device == "cuda"
 
 
 def test_multi_link_decoder_on_cuda_matches_cpu(quick_multi_model_dir) -> None:
-    from shared.nn.runtime import load_decoder
+    from edge_server.decoder import DecoderRuntime
 
-    cpu = load_decoder(quick_multi_model_dir, device="cpu")
-    gpu = load_decoder(quick_multi_model_dir, device="cuda")
+    cpu = DecoderRuntime(quick_multi_model_dir, device="cpu")
+    gpu = DecoderRuntime(quick_multi_model_dir, device="cuda")
     k, d = cpu.config.n_links, cpu.config.d
     received, beta, snr = random_inputs(d, 64, seed=1, links=k)
     present = np.ones((64, k), np.float32)
@@ -67,8 +68,8 @@ async def test_grpc_edge_serves_from_cuda(quick_model_dir) -> None:
     """`python -m edge_server --device cuda` as the server builds it: GetInfo says cuda and a
     Decode reply equals the CPU decoder's probabilities."""
     from edge_server.config import EdgeSettings
+    from edge_server.decoder import DecoderRuntime
     from edge_server.server import build_server, load_edge
-    from shared.nn.runtime import load_decoder
     from shared.rpc import coinference_pb2 as pb
     from shared.rpc import coinference_pb2_grpc as pb_grpc
     from tests.procs import free_port
@@ -80,7 +81,7 @@ async def test_grpc_edge_serves_from_cuda(quick_model_dir) -> None:
     server = build_server(settings, edge)
     await server.start()
     await edge.start()
-    cpu = load_decoder(quick_model_dir, device="cpu")
+    cpu = DecoderRuntime(quick_model_dir, device="cpu")
     received, beta, snr = random_inputs(cpu.config.d, 8, seed=2)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.port}") as channel:

@@ -3,7 +3,7 @@
 One stack per module (the edge is stopped and restarted by the last test). The offline
 accuracy reference runs the same deployed path in-process: encoder.onnx in ONNX Runtime,
 AWGN with NumPy (shared.channel.awgn) on the transmitted prefix, and the edge's decoder
-runtime (shared.nn.runtime), averaged over several noise draws.
+runtime (edge_server.decoder), averaged over several noise draws.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def infer_ok(http: httpx.Client, image: np.ndarray) -> dict:
 
 def offline_accuracy(model_dir, images, labels, beta, snr_db, seeds=(0, 1, 2, 3, 4)) -> float:
     """Same path as deployed, in-process: ONNX encoder -> NumPy AWGN -> decoder runtime."""
-    from shared.nn.runtime import load_decoder  # torch: test process only, never the device
+    from edge_server.decoder import DecoderRuntime  # torch: test process only, never the device
 
     encoder = OnnxEncoder(model_dir)
     manifest = encoder.manifest
@@ -98,7 +98,7 @@ def offline_accuracy(model_dir, images, labels, beta, snr_db, seeds=(0, 1, 2, 3,
     x = ((images[:, None].astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
     encoded = encoder.encode(x, beta, snr_db)
     active = np.arange(manifest.d)[None] < encoded.n_active[:, None]
-    decoder = load_decoder(model_dir, device="cpu")
+    decoder = DecoderRuntime(model_dir, device="cpu")
     n = len(images)
     accuracies = []
     for seed in seeds:

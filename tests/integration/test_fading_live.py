@@ -43,7 +43,7 @@ def fading_stack(quick_model_dir):
 
 
 def test_live_fading_equals_the_offline_path_image_by_image(fading_stack, quick_model_dir):
-    from shared.nn.runtime import load_decoder  # torch: test process only
+    from edge_server.decoder import DecoderRuntime  # torch: test process only
 
     _, http = fading_stack
     images, labels = load_test_set(None, N_IMAGES)
@@ -74,7 +74,7 @@ def test_live_fading_equals_the_offline_path_image_by_image(fading_stack, quick_
         assert reply["instantaneous_snr_db"] == pytest.approx(instantaneous, abs=1e-9)
         assert reply["channel_gain"] == pytest.approx(float(fading_draw.gain[0, 0]), abs=1e-9)
         assert reply["decoder_snr_db"] == pytest.approx(decoder_snr[i], abs=1e-5)
-    decoder = load_decoder(quick_model_dir, device="cpu")
+    decoder = DecoderRuntime(quick_model_dir, device="cpu")
     offline = np.asarray(decoder(received, np.full(N_IMAGES, beta, np.float32), decoder_snr))
     live = np.asarray([r["probabilities"] for r in replies])
     assert np.max(np.abs(live - offline)) <= 1e-3

@@ -47,7 +47,7 @@ def image_stack(quick_image_model_dir):
 
 
 def test_live_reconstructions_equal_the_offline_path(image_stack, quick_image_model_dir):
-    from shared.nn.runtime import load_decoder  # torch: test process only
+    from edge_server.decoder import DecoderRuntime  # torch: test process only
 
     stack, http = image_stack
     images, _ = load_test_set(DEFAULT_DATA_DIR, N_IMAGES)
@@ -62,7 +62,7 @@ def test_live_reconstructions_equal_the_offline_path(image_stack, quick_image_mo
     encoded = encoder.encode(x, 1.0, snr)
     rng = np.random.default_rng(SEED)
     received = np.stack([awgn(encoded.symbols[i], SNR_DB, rng) for i in range(N_IMAGES)])
-    decoder = load_decoder(quick_image_model_dir, device="cpu")
+    decoder = DecoderRuntime(quick_image_model_dir, device="cpu")
     offline = decoder(received, np.ones(N_IMAGES), np.full(N_IMAGES, snr)).reshape(x.shape)
     offline_psnr = psnr_db(x, offline)
     for i, reply in enumerate(replies):

@@ -57,7 +57,7 @@ def live_replies(model_dir, images: np.ndarray) -> list[dict]:
 
 def offline_probabilities(model_dir, images: np.ndarray, replies: list[dict]) -> np.ndarray:
     """The same requests in process, replaying the channel's noise draws in their order."""
-    from shared.nn.runtime import load_decoder  # torch: test process only, never the device
+    from edge_server.decoder import DecoderRuntime  # torch: test process only, never the device
 
     encoder = OnnxEncoder(model_dir)
     manifest = encoder.manifest
@@ -76,7 +76,7 @@ def offline_probabilities(model_dir, images: np.ndarray, replies: list[dict]) ->
         sent = encoder.transmit(encoded, i, variable_length)
         assert sent.n_symbols == reply["symbols_sent"], (i, sent.n_symbols, reply)
         received[i, : sent.n_symbols] = awgn(sent.symbols, PSNR_DB, rng)
-    decoder = load_decoder(model_dir, device="cpu")
+    decoder = DecoderRuntime(model_dir, device="cpu")
     n = len(images)
     return np.asarray(
         decoder(received, np.full(n, beta, np.float32), np.full(n, snr_db, np.float32))

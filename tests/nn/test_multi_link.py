@@ -6,7 +6,8 @@ import torch
 
 from shared.nn.losses import beta_weight, distortion, vib_loss
 from shared.nn.model import CoInferenceModel, ModelConfig
-from shared.nn.multi_link import MultiLinkModel, build_model
+from shared.nn.multi_link import MultiLinkModel
+from shared.nn.zoo import build
 
 SMALL = {"d": 8, "hidden": 32}
 
@@ -41,8 +42,8 @@ def test_one_link_reproduces_the_single_device_model(bits):
 
 
 def test_build_model_picks_the_class_by_link_count():
-    assert type(build_model(ModelConfig(**SMALL))) is CoInferenceModel
-    assert type(build_model(ModelConfig(n_links=2, **SMALL))) is MultiLinkModel
+    assert type(build(ModelConfig(**SMALL))) is CoInferenceModel
+    assert type(build(ModelConfig(n_links=2, **SMALL))) is MultiLinkModel
 
 
 def test_each_link_encodes_its_own_view():

@@ -124,7 +124,8 @@ def _cli(launcher: list[str], out: Path) -> subprocess.CompletedProcess:
 
 
 def test_two_gloo_processes_reach_the_single_process_accuracy(tmp_path):
-    from trainer.evaluate import evaluate_point, load_trained
+    from shared.nn.zoo import load_model
+    from trainer.evaluate import evaluate_point
     from trainer.experiments.common import load_data
 
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
@@ -136,7 +137,7 @@ def test_two_gloo_processes_reach_the_single_process_accuracy(tmp_path):
         log = json.loads((tmp_path / name / "train_log.json").read_text())
         assert log["world_size"] == {"one": 1, "two": 2}[name]
         assert (tmp_path / name / "manifest.json").is_file()
-        model = load_trained(tmp_path / name)
+        model = load_model(tmp_path / name)
         accuracy[name] = evaluate_point(model, data, 1e-4, 20.0, draws=3)["value"]
     assert accuracy["one"] > 0.78, accuracy  # both runs learned
     assert abs(accuracy["two"] - accuracy["one"]) <= 0.01, accuracy

@@ -98,9 +98,9 @@ def test_exported_image_model_matches_torch_on_the_device_and_the_edge(tmp_path)
     import torch
 
     from device.encoder import OnnxEncoder
+    from edge_server.decoder import DecoderRuntime
     from shared.manifest import load_manifest
     from shared.nn.image_jscc import ImageJSCC
-    from shared.nn.runtime import ImageDecoderRuntime, load_decoder
     from trainer.image_export import write_image_artifacts
 
     torch.manual_seed(0)
@@ -121,8 +121,8 @@ def test_exported_image_model_matches_torch_on_the_device_and_the_edge(tmp_path)
             ref = model.encoder(torch.from_numpy(x), torch.full((16, 1), snr)).numpy()
         assert np.max(np.abs(encoded.symbols - ref)) < 1e-4
         assert (encoded.n_active == 128).all()
-    decoder = load_decoder(tmp_path, device="cpu")
-    assert isinstance(decoder, ImageDecoderRuntime)
+    decoder = DecoderRuntime(tmp_path, device="cpu")
+    assert type(decoder.model) is ImageJSCC and decoder.d == 128
     y = encoded.symbols + 0.1
     with torch.no_grad():
         ref = model.decoder(torch.from_numpy(y), torch.full((16, 1), 17.0)).flatten(1).numpy()

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from shared.manifest import load_manifest
-from shared.nn.multi_link import MultiLinkModel, load_model
+from shared.nn.multi_link import MultiLinkModel
+from shared.nn.zoo import load_model
 from trainer.data import load_dataset
 
 

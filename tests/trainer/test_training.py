@@ -6,8 +6,9 @@ import pytest
 import torch
 
 from shared.manifest import content_hash, load_manifest
+from shared.nn.zoo import load_model
 from trainer.data import load_dataset
-from trainer.evaluate import evaluate_point, load_trained
+from trainer.evaluate import evaluate_point
 from trainer.parity import parity
 from trainer.train import TrainConfig, sample_beta, sample_snr, train
 
@@ -125,7 +126,7 @@ def test_baselines_switch_the_gates_off(fashion):
 
 
 def test_quick_model_beats_80_percent(quick_model_dir, fashion):
-    model = load_trained(quick_model_dir)
+    model = load_model(quick_model_dir)
     point = evaluate_point(model, fashion, beta=1e-4, snr_db=20.0, draws=5)
     assert point["value"] > 0.80, point
     assert point["bits"] == point["n_active"] * 4  # 4-bit quantized quick model
@@ -133,7 +134,7 @@ def test_quick_model_beats_80_percent(quick_model_dir, fashion):
 
 def test_evaluation_reports_the_rate_beside_accuracy(quick_model_dir, fashion):
     """The KL (nats) falls as β rises, and the sampled-z score is reported."""
-    model = load_trained(quick_model_dir)
+    model = load_model(quick_model_dir)
     low = evaluate_point(model, fashion, beta=1e-5, snr_db=20.0, draws=1, n=2000)
     high = evaluate_point(model, fashion, beta=1.0, snr_db=20.0, draws=1, n=2000)
     # QML-IB eq. (14) carries d·log K - H(Z̃) >= 0 (up to 177 nats at 4 bits, d = 64), so the
@@ -143,7 +144,7 @@ def test_evaluation_reports_the_rate_beside_accuracy(quick_model_dir, fashion):
 
 
 def test_onnx_parity_on_the_test_set(quick_model_dir, fashion):
-    model = load_trained(quick_model_dir)
+    model = load_model(quick_model_dir)
     result = parity(model, quick_model_dir, fashion, beta=1e-4, snr_db=20.0)
     assert result["level_index_agreement"] >= 0.9999, result
     assert abs(result["metric_gap"]) <= 0.001, result
@@ -179,10 +180,10 @@ def test_cli_reports_a_bad_range_clearly(tmp_path, capsys):
 
 def test_edge_runtime_loads_quantized_decoder(quick_model_dir, fashion):
     """decoder.pt alone (no encoder/quantizer weights) serves the edge, same outputs."""
-    from shared.nn.runtime import load_decoder
+    from edge_server.decoder import DecoderRuntime
 
-    decoder = load_decoder(quick_model_dir, device="cpu")
-    model = load_trained(quick_model_dir)
+    decoder = DecoderRuntime(quick_model_dir, device="cpu")
+    model = load_model(quick_model_dir)
     y = np.random.default_rng(0).normal(size=(8, decoder.config.d)).astype(np.float32)
     beta, snr = np.full(8, 1e-3, np.float32), np.full(8, 10.0, np.float32)
     probs = decoder(y, beta, snr)

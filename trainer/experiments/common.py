@@ -176,7 +176,7 @@ def evaluate(
 
 
 def machine() -> dict:
-    from shared.nn.runtime import pick_device
+    from shared.nn.accelerator import pick_device
     from trainer.train import machine_info
 
     return machine_info(pick_device("auto"))
