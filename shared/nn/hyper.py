@@ -162,13 +162,15 @@ class HyperConv2d(_Gated):
         """conv(x_n, W ⊙ G_n) + b ⊙ g_n per example n, G_n [out, in] broadcast over k×k."""
         n, in_ch, height, width = x.shape
         out_ch, _, kh, kw = self.conv.weight.shape
+        stride, padding = self.conv.stride, self.conv.padding
+        if not torch.compiler.is_exporting() and bool((beta == beta[:1]).all()):
+            # one β for the whole batch: one kernel W ⊙ G, one plain conv
+            gates = self.beta_gate_kernel(beta[:1]).view(out_ch, in_ch, 1, 1)
+            bias = self.conv.bias * self.beta_gate_bias(beta[:1])[0]
+            return F.conv2d(x, self.conv.weight * gates, bias, stride, padding)
         gates = self.beta_gate_kernel(beta).view(n, out_ch, in_ch, 1, 1)
         weight = self.conv.weight.unsqueeze(0) * gates  # [N, out, in, kh, kw]
         bias = self.conv.bias * self.beta_gate_bias(beta)  # [N, out]
-        stride, padding = self.conv.stride, self.conv.padding
-        if not torch.compiler.is_exporting() and bool((beta == beta[0]).all()):
-            # one β for the whole batch: one kernel W ⊙ G, one plain conv
-            return F.conv2d(x, weight[0], bias[0], stride, padding)
         if torch.compiler.is_exporting():
             cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)  # [N, in·kh·kw, L]
             out = torch.bmm(weight.flatten(2), cols) + bias.unsqueeze(2)
