@@ -84,7 +84,7 @@ class DigitalLinks:
         if not transmission.n_coded:
             raise LinkModeError(
                 f"link mode {mode!r} carries entropy-coded bytes, but this transmission has "
-                "none: the model has no entropy model (python -m trainer.digital), or switch "
+                "none: the model has no entropy model (python -m trainer digital), or switch "
                 "the channel to analog"
             )
         payload = bytes(transmission.coded_indices)

@@ -47,7 +47,7 @@ class DigitalReceiver:
         if self.table is None:
             raise ValueError(
                 f"link mode {transmission.link_mode!r}: this edge's model has no entropy model "
-                "(python -m trainer.digital); switch the channel to analog"
+                "(python -m trainer digital); switch the channel to analog"
             )
         n = transmission.n_coded
         if not 1 <= n <= self.manifest.d:

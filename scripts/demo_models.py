@@ -25,7 +25,8 @@ DEMO_MODELS: dict[str, tuple[list[str], str | None]] = {
     "digital": (
         [
             "-m",
-            "trainer.digital",
+            "trainer",
+            "digital",
             "--base",
             "{base}",
             "--epochs",

@@ -312,13 +312,14 @@ def main(argv=None) -> int:
     p_par.add_argument("--model", required=True)
     p_par.add_argument("--beta", type=float, default=1e-4)
     p_par.add_argument("--snr-db", type=float, default=20.0)
-    from trainer import image_cli
+    from trainer import digital, image_cli
 
     image_cli.add_parsers(sub)
+    digital.add_parser(sub)
     try:
-        from trainer import experiments
+        from trainer.experiments import cli as experiments_cli
 
-        experiments.add_parsers(sub)
+        experiments_cli.add_parsers(sub)
     except ImportError:
         pass
     args = parser.parse_args(argv)

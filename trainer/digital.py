@@ -12,13 +12,12 @@ QML-IB eq. (14). The prior starts from the empirical index frequencies at each g
 temperature T (Hinton et al., 2015), so that the fine-tune trades bits without losing the
 base model's accuracy at small β; ``freeze_encoder`` fits the entropy model alone to the
 base model's hard indices.
-``python -m trainer.digital --base artifacts/quick --out artifacts/quick-digital`` writes the
+``python -m trainer digital --base artifacts/quick --out artifacts/quick-digital`` writes the
 usual artifacts plus ``manifest.json["entropy_model"]`` (the table both ends code with).
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import math
@@ -214,11 +213,10 @@ def export_digital(model, prior, data, base_cfg, out_dir: Path, log: dict) -> di
     )  # fmt: skip
 
 
-def main(argv=None) -> int:
-    from trainer.data import load_dataset
-
-    p = argparse.ArgumentParser(
-        prog="python -m trainer.digital", description=__doc__.split("\n")[0]
+def add_parser(sub) -> None:
+    """``python -m trainer digital``: the fine-tune's flags on the trainer's command line."""
+    p = sub.add_parser(
+        "digital", help="fine-tune a quantized model with its code length (entropy-coded link)"
     )
     p.add_argument("--base", required=True, help="a trained quantized model folder")
     p.add_argument("--out", required=True)
@@ -230,9 +228,16 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
-    args = p.parse_args(argv)
+    p.set_defaults(handler=cmd_digital)
+
+
+def cmd_digital(args) -> int:
+    from trainer.data import load_dataset
+
     torch.set_num_threads(1)
-    base = Path(args.base)
+    base, out = Path(args.base), Path(args.out)
+    if out.resolve() == base.resolve():
+        raise ValueError("--out must differ from --base")
     base_cfg = train_config_of(base)
     data = load_dataset(base_cfg.task, args.data_dir or base_cfg.data_dir, seed=base_cfg.seed)
     model = load_model(base)
@@ -242,14 +247,7 @@ def main(argv=None) -> int:
         progress=not args.no_progress,
     )  # fmt: skip
     model, prior, log = train_digital(model, data, base_cfg, cfg)
-    out = Path(args.out)
-    if out.resolve() == base.resolve():
-        raise SystemExit("--out must differ from --base")
     shutil.rmtree(out, ignore_errors=True)
     manifest = export_digital(model, prior, data, base_cfg, out, log)
     print(f"wrote {out} (model id {manifest['model_id']})")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

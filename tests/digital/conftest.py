@@ -1,5 +1,5 @@
 """A real entropy-coded quick model: artifacts/test-quick fine-tuned with its code length
-(python -m trainer.digital, ~15 s), rebuilt when the sources or the base model change."""
+(python -m trainer digital, ~15 s), rebuilt when the sources or the base model change."""
 
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def _fine_tune_unless_stamped(base: Path) -> Path:
     stamp = _stamp(base)
     stamp_file = DIGITAL_DIR / ".source-stamp"
     if not stamp_file.is_file() or stamp_file.read_text() != stamp:
-        cmd = [sys.executable, "-m", "trainer.digital", "--base", str(base),
+        cmd = [sys.executable, "-m", "trainer", "digital", "--base", str(base),
                "--out", str(DIGITAL_DIR), *DIGITAL_ARGS]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env)
