@@ -14,9 +14,10 @@ import sys
 
 from channel.balancing import EdgeClient
 from channel.config import ChannelSettings, parse_settings
+from channel.messages import fading_from_message
 from channel.metrics import ChannelMetrics
 from channel.profiles import FixedProfile, RandomWalkProfile, TracePoint, TraceProfile
-from channel.service import ChannelService, fading_from_message
+from channel.service import ChannelService
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
 from shared.service.errors import invalid_argument

@@ -25,8 +25,10 @@ import numpy as np
 from channel.balancing import check_group_id
 from channel.digital import DigitalLinks, LinkModeError
 from channel.forwarding import DEFAULT_EDGE_BATCH, DEFAULT_EDGE_IN_FLIGHT, EdgeForwarder
+from channel.messages import check_power, fading_to_message
 from channel.metrics import ChannelMetrics
 from channel.profiles import FixedProfile, check_psnr_db
+from channel.replies import finish_reply
 from shared.channel import (
     DEFAULT_BAUD,
     airtime_seconds,
@@ -34,8 +36,7 @@ from shared.channel import (
     noise_var_from_psnr,
     pilot_symbols,
 )
-from shared.fading import CSI_MODES, EQUALIZERS, NO_FADING, Fading, draw_gains, fade
-from shared.manifest import POWER_CONVENTIONS
+from shared.fading import NO_FADING, Fading, draw_gains, fade
 from shared.rpc import coinference_pb2 as pb
 from shared.service.deadlines import forward_timeout
 from shared.service.errors import ServiceError, check_batch_size, item_error, status_of
@@ -48,55 +49,6 @@ EdgeCall = Callable[[pb.Transmission, float], Awaitable[pb.InferenceReply]]
 EdgeBatchCall = Callable[[pb.TransmissionBatch, float], Awaitable[pb.BatchReply]]
 # await get_info(timeout_s) -> the edge's EdgeInfo; raises grpc.RpcError like a stub call.
 EdgeInfoCall = Callable[[float], Awaitable[pb.EdgeInfo]]
-
-
-# an "average"-power transmission may exceed mean power 1 by float rounding only
-AVERAGE_POWER_TOLERANCE = 1e-3
-
-
-def check_power(transmission: pb.Transmission, mode: str) -> None:
-    """The transmission's power convention ("" = "peak"): known, and for "average" (the
-    image model's) a mean power of at most 1 per real symbol over the analog link; the noise
-    is N(0, 10^(-dB/10)) per real dimension under either convention."""
-    power = transmission.power or "peak"
-    if power not in POWER_CONVENTIONS:
-        problem = f"power={transmission.power!r}: use one of {POWER_CONVENTIONS}"
-        raise ServiceError(grpc.StatusCode.INVALID_ARGUMENT, problem)
-    if power != "average":
-        return
-    if mode != "analog":
-        raise ServiceError(
-            grpc.StatusCode.FAILED_PRECONDITION,
-            f"the {mode} link carries entropy-coded task features; an average-power (image) "
-            "transmission goes over the analog link (SetLinkMode analog)",
-        )
-    symbols = np.asarray(transmission.symbols, dtype=np.float64)
-    if symbols.size:
-        mean_power = float(np.mean(symbols**2))
-        if not mean_power <= 1.0 + AVERAGE_POWER_TOLERANCE:  # NaN fails too
-            raise ServiceError(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"average-power transmission has mean power {mean_power:.4g} per real symbol, "
-                "over its budget of 1",
-            )
-
-
-def fading_from_message(message: pb.FadingSettings) -> Fading:
-    """A :class:`Fading` from its proto ("" fields take the defaults); ValueError if bad."""
-    kind = message.kind or "none"
-    if kind == "none":
-        if message.k_factor or message.coherence:
-            raise ValueError("k_factor and coherence need kind rayleigh or rician")
-        return NO_FADING
-    return Fading(kind, k_factor=message.k_factor, coherence=message.coherence or None,
-                  csi=message.csi or CSI_MODES[0], pilots=message.pilots or 1,
-                  equalizer=message.equalizer or EQUALIZERS[0])  # fmt: skip
-
-
-def fading_to_message(fading: Fading) -> pb.FadingSettings:
-    return pb.FadingSettings(kind=fading.kind, k_factor=fading.k_factor,
-                             coherence=fading.coherence or 0, csi=fading.csi,
-                             pilots=fading.pilots, equalizer=fading.equalizer)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -419,57 +371,5 @@ class ChannelService:
         remaining_s = None if time_remaining_s is None else time_remaining_s - spent_s
         return forward_timeout(self.deadline_s, remaining_s)
 
-    def _finish(
-        self, transmission: pb.Transmission, sent: _Sent, reply: pb.InferenceReply, rpc_s: float
-    ) -> pb.InferenceReply:
-        """The edge's reply (completed in place: it is this call's own message) with the
-        channel's timings, air-time and CSI added."""
-        after = time.perf_counter()
-        received, airtime_s, n_symbols = sent.received, sent.airtime_s, sent.n_symbols
-        out = reply
-        timings = out.timings
-        edge_total_s = timings.edge_total_s
-        device = transmission.timings  # the device's two stages, unless the edge set them
-        if not timings.preprocess_s:
-            timings.preprocess_s = device.preprocess_s
-        if not timings.encode_s:
-            timings.encode_s = device.encode_s
-        timings.airtime_s = airtime_s
-        timings.channel_to_edge_s = max(rpc_s - edge_total_s, 0.0)
-        out.n_symbols = n_symbols
-        out.airtime_s = airtime_s
-        out.link_mode = received.link_mode
-        if received.link_mode == "analog" and transmission.echo_received:  # debug: the page
-            out.received_symbols[:] = received.symbols  # the constellation of what arrived
-        if received.link_mode != "analog":
-            out.bits = 8 * len(transmission.coded_indices)  # sent, whether or not it arrived
-            out.mcs = received.mcs
-            out.channel_uses = received.channel_uses
-        csi = out.csi
-        csi.psnr_db = received.psnr_db
-        csi.noise_var = received.noise_var
-        csi.n_pilots = self.pilots
-        csi.baud = self.baud
-        self.links.fill_state(csi, received.psnr_db)
-        if received.HasField("channel_gain"):
-            csi.channel_gain = received.channel_gain
-            csi.instantaneous_snr_db = received.receiver_snr_db
-            csi.fading = self.fading.describe()
-        end = time.perf_counter()
-        timings.channel_s = sent.own_s + (end - after)
-        timings.channel_total_s = end - sent.start
-        self.metrics.later(self._record_reply, out.replica_id, n_symbols,
-                           received.link_mode == "analog", timings)  # fmt: skip
-        return out
-
-    def _record_reply(self, replica_id: str, n_symbols: int, analog: bool, timings) -> None:
-        """A reply's metrics (after it is sent: :meth:`ServiceMetrics.later`)."""
-        metrics = self.metrics
-        metrics.symbols.inc(n_symbols)
-        metrics.count_edge_reply(replica_id)
-        if self.pilots and analog:
-            metrics.pilot_symbols.inc(self.pilots)
-        metrics.observe_stage("channel", timings.channel_s)
-        metrics.observe_stage("airtime", timings.airtime_s)
-        metrics.observe_stage("channel_to_edge", timings.channel_to_edge_s)
-        metrics.observe_stage("total", timings.channel_total_s)
+    def _finish(self, transmission, sent: _Sent, reply, rpc_s: float) -> pb.InferenceReply:
+        return finish_reply(self, transmission, sent, reply, rpc_s)
