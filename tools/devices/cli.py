@@ -20,7 +20,14 @@ from tools.devices.report import by_device, device_spread, summarise, write_devi
 from tools.devices.symbols import SymbolBook
 from tools.stack import REPO, Stack
 
-KEY = ("devices", "edge_replicas", "rate_per_device_per_s", "edge_batching", "concurrency")
+KEY = (
+    "devices",
+    "edge_replicas",
+    "rate_per_device_per_s",
+    "edge_batching",
+    "concurrency",
+    "channel_flags",
+)
 SWITCH = {"on": True, "off": False}
 
 
@@ -152,6 +159,7 @@ def run_once(args, target: str, n_devices: int, replicas: int, batching, book, p
         "rate_per_device_per_s": args.rate,
         "edge_batching": batching,
         "concurrency": args.concurrency,
+        "channel_flags": " ".join(args.channel_flag),
         "offered_per_s": None if args.concurrency else sum(d.rate_per_s for d in devices),
         "duration_s": args.duration_s,
         "run_s": run_s,

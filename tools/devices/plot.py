@@ -23,6 +23,7 @@ COLOURS = {"channel": "tab:blue", "edge": "tab:orange", "driver": "tab:gray"}
 def load_label(row: dict) -> str:
     """What load a row ran: N devices × rate, or a closed loop of C requests."""
     replicas = f", {row['edge_replicas']} repl." if row["edge_replicas"] != 1 else ""
+    replicas += f", {row['channel_flags']}" if row.get("channel_flags") else ""
     if row.get("concurrency"):
         return f"saturation C={row['concurrency']}{replicas}"
     return f"{row['devices']:,} × {row['rate_per_device_per_s']:g}/s{replicas}"
