@@ -20,6 +20,8 @@ The hyper models and the grid are compared along the rate–MSE trade-off (KL in
 
 from __future__ import annotations
 
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -80,12 +82,31 @@ def run_profile(settings: RunSettings, profile: str) -> dict:
     }
 
 
+def run_profiles(settings: RunSettings) -> list[dict]:
+    """run_profile for every profile: one after the other, or with ``--workers 2`` (or more)
+    each profile in its own spawned process (one torch thread each, its grid trained there
+    one model after another), so the two profiles' wall times overlap."""
+    if settings.workers == 1:
+        return [run_profile(settings, profile) for profile in PROFILES]
+    import torch
+
+    print(f"running the {len(PROFILES)} profiles in parallel processes", flush=True)
+    with ProcessPoolExecutor(
+        max_workers=min(settings.workers, len(PROFILES)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=torch.set_num_threads,
+        initargs=(torch.get_num_threads(),),
+    ) as pool:
+        one_each = replace(settings, workers=1)
+        return list(pool.map(run_profile, [one_each] * len(PROFILES), PROFILES))
+
+
 def run(settings: RunSettings, out_dir: Path) -> dict:
     if settings.quick:
         settings = replace(
             settings, train_subset=min(settings.train_subset or QUICK_SUBSET, QUICK_SUBSET)
         )
-    profiles = {profile: run_profile(settings, profile) for profile in PROFILES}
+    profiles = dict(zip(PROFILES, run_profiles(settings), strict=True))
     series = {}
     for profile, result in profiles.items():
         sweep = result["sweep"]
