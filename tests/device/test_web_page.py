@@ -99,6 +99,8 @@ def test_web_page(stack, tmp_path):
         assert page.locator("#error").inner_text() == ""
         assert knobs["beta_range"][0] > 0
         assert page.locator("#link-mode-knob").is_hidden()  # no entropy model: analog only
+        assert page.locator("#vl-knob").is_hidden()  # a fixed-length model: no such switch
+        assert page.locator("#beta-knob").is_visible() and page.locator("#beta-fixed").is_hidden()
 
         # 1. upload an image: prediction, probabilities and latency table appear
         page.set_input_files("#file", str(_image_file(tmp_path)))

@@ -47,6 +47,16 @@ def test_web_page_with_an_image_model(image_url, tmp_path):
         first = float(page.locator("#reconstruction").get_attribute("data-psnr"))
         assert page.locator("#snr-warning").is_hidden()  # 2 dB: inside 0-20 dB
 
+        # the constellation: complex symbols (I/Q pairs, mean power 1 per real symbol), the
+        # received ones off by the channel's noise, sigma^2 = 10^(-2/10) = 0.63 per real one
+        n_symbols = int(page.locator("#transmission").inner_text().split(" of ")[0])
+        canvas = page.locator("#chart-constellation")
+        assert canvas.get_attribute("data-points") == str((n_symbols + 1) // 2)
+        assert canvas.get_attribute("data-received") == canvas.get_attribute("data-points")
+        measured = float(canvas.get_attribute("data-measured-noise-var"))
+        assert 0.5 * 10**-0.2 < measured < 2.0 * 10**-0.2, measured
+        assert "(average power)" in page.locator("#constellation-note").inner_text()
+
         # a new channel PSNR sends the same image again: the reply shows the new PSNR
         page.locator("#psnr").fill("20")
         page.wait_for_function(

@@ -25,7 +25,7 @@ def test_page_and_static_files(quick_model_dir, tmp_path):
         page = client.get("/")
         assert page.status_code == 200 and "text/html" in page.headers["content-type"]
         assert "/static/app.js" in page.text and "cdn" not in page.text.lower()
-        for name in ("app.js", "style.css"):
+        for name in ("app.js", "charts.js", "style.css"):
             assert client.get(f"/static/{name}").status_code == 200
 
 
