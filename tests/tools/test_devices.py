@@ -108,3 +108,76 @@ def test_a_missing_model_is_a_usage_error_not_a_traceback(tmp_path, capsys) -> N
         main(["--model", str(tmp_path), "--devices", "1", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
     assert "no manifest.json" in capsys.readouterr().err
+
+
+def test_batching_lists_are_on_off_words() -> None:
+    from tools.devices.cli import switch_list
+
+    assert switch_list("on,off") == [True, False] and switch_list("off") == [False]
+    for bad in ("", "yes", "on,maybe"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            switch_list(bad)
+
+
+def test_mean_batch_sizes_come_from_the_services_metrics_pages() -> None:
+    from channel.metrics import ChannelMetrics
+    from tools.devices.cli import batch_counts, mean_batches
+    from tools.stack import free_port
+
+    metrics, port = ChannelMetrics(), free_port()
+    metrics.serve(port)
+    url = f"http://127.0.0.1:{port}/metrics"
+    for size in (1, 1, 4):
+        metrics.edge_batch_size.observe(size)
+    before = batch_counts([url])
+    for size in (8, 16, 12):  # 36 transmissions in 3 calls
+        metrics.edge_batch_size.observe(size)
+    means = mean_batches(before, batch_counts([url]))
+    assert means == {"channel_to_edge": 12.0, "decoder": None}  # no edge page given
+
+
+def test_run_names_tell_batching_and_load_apart() -> None:
+    from tools.devices.cli import run_name
+
+    row = {"devices": 1000, "edge_replicas": 1, "edge_batching": True, "concurrency": 0,
+           "rate_per_device_per_s": 1.0}  # fmt: skip
+    assert run_name(row) == "devices-1000x1-batched-rate1.csv"
+    row.update(edge_batching=False, concurrency=256)
+    assert run_name(row) == "devices-1000x1-unbatched-c256.csv"
+
+
+def test_the_plot_pairs_batching_on_and_off_of_each_load(tmp_path) -> None:
+    import json
+
+    from tools.devices.plot import paired_rows, plot
+
+    def row(batching, concurrency=0, edge=0.2):
+        return {"devices": 1000, "edge_replicas": 1, "rate_per_device_per_s": 1.0,
+                "edge_batching": batching, "concurrency": concurrency, "channel_flags": "",
+                "p99_s": 0.05, "cpu_ms_per_answer": {"edge": edge, "channel": 0.3,
+                                                     "driver": 0.3}}  # fmt: skip
+
+    runs = [row(True), row(False, edge=0.8), row(True, 256), row(None)]
+    pairs = paired_rows(runs)
+    assert [(label, on is not None, off is not None) for label, on, off in pairs] == [
+        ("1,000 × 1/s", True, True), ("saturation C=256", True, False)]  # fmt: skip
+    results = tmp_path / "results.json"
+    results.write_text(json.dumps({"runs": runs}))
+    out = plot(results, tmp_path / "cpu.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_profile_summary_counts_our_frames_and_grpcs(tmp_path) -> None:
+    from tools.devices.profile import summarise
+
+    collapsed = tmp_path / "channel.txt"
+    collapsed.write_text(
+        "main (channel/server.py:1);transmit (channel/service.py:9) 30\n"
+        "main (channel/server.py:1);_invoke (grpc/aio/_call.py:595) 50\n"
+        "run (asyncio/runners.py:118) 20\n"
+    )
+    summary = summarise(collapsed)
+    assert "samples 100" in summary
+    assert "in our code (inclusive) 80.0%" in summary  # both stacks under channel/server.py
+    assert "in grpc's Python layer 50.0%" in summary
+    assert "50.0% _invoke (grpc/aio/_call.py:595)" in summary

@@ -201,7 +201,7 @@ def run_name(row: dict) -> str:
 def merge_rows(path: Path, new_rows: list[dict]) -> list[dict]:
     """Earlier rows of ``path`` with a different key, then the new ones."""
     old = json.loads(path.read_text())["runs"] if path.is_file() else []
-    keys = {tuple(r[k] for k in KEY) for r in new_rows}
+    keys = {tuple(r.get(k) for k in KEY) for r in new_rows}
     return [r for r in old if tuple(r.get(k) for k in KEY) not in keys] + new_rows
 
 
