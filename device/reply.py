@@ -131,6 +131,29 @@ def state_to_dict(state: pb.ChannelState) -> dict[str, Any]:
     }
 
 
+def latency_fields(
+    reply: pb.InferenceReply, preprocess_s: float, encode_s: float, rpc_s: float, total_s: float
+) -> dict[str, float]:
+    """The reply's ``latency_s``: seconds per stage, each measured where it happens (the
+    device's own spans, the channel's and the edge's from the reply's timings); the
+    device-to-channel hop is the RPC span less the channel's reported total."""
+    t = reply.timings
+    return {
+        "preprocess": preprocess_s,
+        "encode": encode_s,
+        "device_to_channel": max(0.0, rpc_s - t.channel_total_s),
+        "channel": t.channel_s,
+        "airtime": reply.airtime_s or t.airtime_s,
+        "channel_to_edge": t.channel_to_edge_s,
+        "edge_queue": t.edge_queue_s,
+        "decode": t.decode_s,
+        "edge_total": t.edge_total_s,
+        "channel_total": t.channel_total_s,
+        "rpc": rpc_s,
+        "total": total_s,
+    }
+
+
 def constellation_fields(
     reply: pb.InferenceReply, sent_symbols: np.ndarray, power: str
 ) -> dict[str, Any]:

@@ -36,7 +36,7 @@ from device.knobs import KnobStore, SnrDecision, decide_snr
 from device.metrics import DeviceMetrics
 from device.preprocess import PreprocessError, image_to_input, open_image, pixels_to_input
 from device.reconstruction import ReconstructionError, reconstruction_fields
-from device.reply import constellation_fields, reply_fields, state_to_dict
+from device.reply import constellation_fields, latency_fields, reply_fields, state_to_dict
 from shared.manifest import Manifest
 from shared.rpc import coinference_pb2 as pb
 
@@ -291,22 +291,7 @@ class DeviceService:
             except ReconstructionError as exc:
                 raise ChannelError(f"edge reply refused: {exc}") from None
             result["reconstruction"] = fields
-        t = reply.timings
-        channel_total_s = t.channel_total_s
-        result["latency_s"] = {
-            "preprocess": preprocess_s,
-            "encode": encode_s,
-            "device_to_channel": max(0.0, rpc_s - channel_total_s),
-            "channel": t.channel_s,
-            "airtime": reply.airtime_s or t.airtime_s,
-            "channel_to_edge": t.channel_to_edge_s,
-            "edge_queue": t.edge_queue_s,
-            "decode": t.decode_s,
-            "edge_total": t.edge_total_s,
-            "channel_total": channel_total_s,
-            "rpc": rpc_s,
-            "total": total_s,
-        }
+        result["latency_s"] = latency_fields(reply, preprocess_s, encode_s, rpc_s, total_s)
         self.metrics.later(self._observe, result)  # after the reply is on its way
         return result
 
