@@ -8,8 +8,10 @@ A closed-loop ``grpc.aio`` client in this process keeps ``--concurrency`` calls 
 connections; the server's CPU time (/proc) over the answered calls is its CPU per call.
 Kinds, all in one run (ratios hold on a shared machine): ``aio-uvloop`` (what the services
 run), ``aio-asyncio``, ``aio-uvloop-light`` (aio with the lighter options tried: no
-HTTP/2 BDP probing, optimization target "throughput") and ``sync-threads`` (the
-thread-pool ``grpc.server``; unary handlers in threads).
+HTTP/2 BDP probing, optimization target "throughput"), ``sync-threads`` (the
+thread-pool ``grpc.server``; unary handlers in threads) and ``sync-threads-loop`` (the same,
+each call handed to an asyncio event loop in another thread and waited for: how a
+thread-pool server would reach the channel's async batching toward the edge).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from shared.provenance import code_version
 from shared.rpc import coinference_pb2 as pb
 from tools.stack import REPO, free_port
 
-KINDS = ("aio-uvloop", "aio-asyncio", "aio-uvloop-light", "sync-threads")
+KINDS = ("aio-uvloop", "aio-asyncio", "aio-uvloop-light", "sync-threads", "sync-threads-loop")
 METHOD = "/coinference.v1.Channel/Transmit"
 LIGHT_OPTIONS = [("grpc.http2.bdp_probe", 0), ("grpc.optimization_target", "throughput")]
 
@@ -49,6 +51,22 @@ async def handle_async(request: pb.Transmission, context) -> pb.InferenceReply:
     return handle(request, context)
 
 
+def handed_to_loop():
+    """A sync handler that hands each call to a uvloop event loop in another thread and waits
+    for it (how a thread-pool server would reach the channel's async batching)."""
+    import threading
+
+    import uvloop
+
+    loop = uvloop.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+
+    def behaviour(request, context):
+        return asyncio.run_coroutine_threadsafe(handle_async(request, context), loop).result()
+
+    return behaviour
+
+
 def handlers(behaviour):
     rpc = grpc.unary_unary_rpc_method_handler(
         behaviour,
@@ -60,9 +78,10 @@ def handlers(behaviour):
 
 def serve(kind: str, port: int) -> None:
     """Run a server of ``kind`` on ``port`` until killed (the child process)."""
-    if kind == "sync-threads":
+    if kind.startswith("sync-threads"):
+        behaviour = handle if kind == "sync-threads" else handed_to_loop()
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
-        server.add_generic_rpc_handlers(handlers(handle))
+        server.add_generic_rpc_handlers(handlers(behaviour))
         server.add_insecure_port(f"127.0.0.1:{port}")
         server.start()
         server.wait_for_termination()
