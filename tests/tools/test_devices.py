@@ -144,6 +144,8 @@ def test_run_names_tell_batching_and_load_apart() -> None:
     assert run_name(row) == "devices-1000x1-batched-rate1.csv"
     row.update(edge_batching=False, concurrency=256)
     assert run_name(row) == "devices-1000x1-unbatched-c256.csv"
+    row.update(edge_batching=True, concurrency=0, channel_flags="--edge-batch-delay-ms=5")
+    assert run_name(row) == "devices-1000x1-batched-edge-batch-delay-ms-5-rate1.csv"
 
 
 def test_the_plot_pairs_batching_on_and_off_of_each_load(tmp_path) -> None:

@@ -8,6 +8,7 @@ import asyncio
 import json
 import os
 import platform
+import re
 import time
 import urllib.request
 from pathlib import Path
@@ -195,7 +196,9 @@ def run_name(row: dict) -> str:
     load = (
         f"c{row['concurrency']}" if row["concurrency"] else f"rate{row['rate_per_device_per_s']:g}"
     )
-    return f"devices-{row['devices']}x{row['edge_replicas']}{batching}-{load}.csv"
+    flags = re.sub(r"[^a-z0-9.]+", "-", row.get("channel_flags", "")).strip("-")
+    option = f"-{flags}" if flags else ""
+    return f"devices-{row['devices']}x{row['edge_replicas']}{batching}{option}-{load}.csv"
 
 
 def merge_rows(path: Path, new_rows: list[dict]) -> list[dict]:
