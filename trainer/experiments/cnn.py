@@ -23,19 +23,17 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.experiments.common import Check, RunSettings, plot_lines
-from trainer.experiments.train_once_vs_grid import (
+from trainer.experiments.beta_sweep import (
     SNR_DB,
     grid_betas,
     plot_sweep,
     rate_gap,
     repeat_seeds,
     run_beta_sweep,
-    sweep_checks,
-    sweep_notes,
-    sweep_rows,
     train_hyper_variant,
 )
+from trainer.experiments.common import Check, RunSettings, plot_lines
+from trainer.experiments.train_once_vs_grid import sweep_checks, sweep_notes, sweep_rows
 
 NAME = "cnn"
 PAPER = "Hyper-VIB Table I, Fig. 4 (conv hyper layers, eq. 14)"

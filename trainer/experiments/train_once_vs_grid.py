@@ -15,229 +15,27 @@ the rate–accuracy trade-off as well as at equal β: accuracy with z sampled ag
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
-from trainer.experiments.common import (
-    HYPER_EPOCH_FACTOR,
-    Check,
-    RunSettings,
-    evaluate,
-    load_data,
-    plot_lines,
-    train_one,
-    warm_up,
+from trainer.experiments.beta_sweep import (  # the sweep machinery, also imported from here
+    QUICK_BETAS,  # noqa: F401
+    SNR_DB,
+    best_of,  # noqa: F401
+    grid_betas,
+    plot_sweep,
+    rate_gap,
+    repeat_seeds,
+    run_beta_sweep,
+    train_hyper_variant,
 )
-from trainer.experiments.grid import GridJob, train_grid
+from trainer.experiments.common import Check, RunSettings, plot_lines
 
 NAME = "train-once-vs-grid"
 PAPER = "Hyper-VIB Table I, Fig. 4"
 FULL_EPOCHS = 10
-SNR_DB = 20.0
-QUICK_BETAS = (1e-4, 1e-2, 1.0)
 FULL_SEEDS, QUICK_SEEDS = 3, 2
-
-
-def grid_betas(quick: bool, step_decades: float = 0.5) -> list[float]:
-    """1e-5..1 every ``step_decades`` decades (11 points at 0.5), or 3 points when quick."""
-    if quick:
-        return list(QUICK_BETAS)
-    n = round(5 / step_decades)
-    return [float(10 ** (-5 + k * step_decades)) for k in range(n + 1)]
-
-
-def run_beta_sweep(
-    settings: RunSettings,
-    task: str,
-    betas: list[float],
-    arch: str = "mlp",
-    snr_db: float = SNR_DB,
-    loss_weight: str = "inverse-d-beta",
-    hyper_options: dict | None = None,
-) -> dict:
-    """Hyper-VIB over [min β, max β] vs one VIB model per β, all at one SNR; JSON-ready dict.
-
-    The hyper model trains for HYPER_EPOCH_FACTOR × the grid models' epochs; both use the
-    loss weight w(β) = ``loss_weight`` (a constant for a grid model, so it changes nothing
-    there but the step size Adam normalises away). ``hyper_options`` go to the hyper model only
-    (and win over ``loss_weight``, e.g. ``{"loss_weight": "knee", "weight_knee": 3e-4}``).
-    """
-    hyper_options = hyper_options or {}
-    data = load_data(task, settings.data_dir, settings.seed)
-    better = max if data.task == "classification" else min
-    total = len(betas) + 1
-    common = {"task": task, "arch": arch, "fixed_snr": snr_db, "loss_weight": loss_weight}
-    warm_up(settings, data, beta_range=(min(betas), max(betas)), **common)
-    hyper_model, hyper_info = train_one(
-        f"{task} {arch} hyper-VIB", settings, data, f"[1/{total}]",
-        epochs=settings.epochs * HYPER_EPOCH_FACTOR, beta_range=(min(betas), max(betas)),
-        **{**common, **hyper_options},
-    )  # fmt: skip
-    hyper_points = [evaluate(hyper_model, data, settings, b, snr_db, "hyper") for b in betas]
-    jobs = [
-        GridJob(f"{task} {arch} VIB beta={beta:.0e}", f"[{k + 2}/{total}]",
-                options={"fixed_beta": beta, **common})
-        for k, beta in enumerate(betas)
-    ]  # fmt: skip
-    trained = train_grid(jobs, settings)
-    grid_infos = [info for _, info in trained]
-    grid_points = [
-        evaluate(model, data, settings, beta, snr_db, "grid")
-        for (model, _), beta in zip(trained, betas, strict=True)
-    ]
-    hyper_values = [p["value"] for p in hyper_points]
-    grid_values = [p["value"] for p in grid_points]
-    grid_wall = sum(i["train_wall_s"] for i in grid_infos)
-    hyper_best = better(range(len(betas)), key=lambda i: hyper_values[i])
-    grid_best = better(range(len(betas)), key=lambda i: grid_values[i])
-    return {
-        "task": task,
-        "arch": arch,
-        "metric": "accuracy" if data.task == "classification" else "mse_ns2",
-        "snr_db": snr_db,
-        "betas": betas,
-        "hyper": {
-            "params": hyper_info["params"],
-            "train_wall_s": hyper_info["train_wall_s"],
-            "values": hyper_values,
-            "n_active": [p["n_active"] for p in hyper_points],
-            "std": [p["std"] for p in hyper_points],
-            "kl_nats": [p["kl"] for p in hyper_points],
-            "values_sampled": [p["value_sampled"] for p in hyper_points],
-            "best_value": hyper_values[hyper_best],
-            "best_beta": betas[hyper_best],
-            "info": hyper_info,
-        },
-        "grid": {
-            "n_models": len(betas),
-            "params_per_model": grid_infos[0]["params"],
-            "params_total": sum(i["params"]["total"] for i in grid_infos),
-            "train_wall_s": [i["train_wall_s"] for i in grid_infos],
-            "train_wall_total_s": grid_wall,
-            "values": grid_values,
-            "n_active": [p["n_active"] for p in grid_points],
-            "std": [p["std"] for p in grid_points],
-            "kl_nats": [p["kl"] for p in grid_points],
-            "values_sampled": [p["value_sampled"] for p in grid_points],
-            "best_value": grid_values[grid_best],
-            "best_beta": betas[grid_best],
-        },
-        "cpu_ratio_grid_over_hyper": sum(i["train_cpu_s"] for i in grid_infos)
-        / hyper_info["train_cpu_s"],
-        "wall_ratio_grid_over_hyper": grid_wall / hyper_info["train_wall_s"],
-        "wall_ratio_11_grid_over_hyper": (grid_wall / len(betas)) * 11 / hyper_info["train_wall_s"],
-        "hyper_minus_grid": [h - g for h, g in zip(hyper_values, grid_values, strict=True)],
-    }
-
-
-def plot_sweep(sweep: dict, path: Path, title: str) -> Path:
-    return plot_lines(
-        path,
-        {
-            f"Hyper-VIB (one model, {sweep['hyper']['train_wall_s']:.0f} s)": (
-                sweep["betas"], sweep["hyper"]["values"]),
-            f"VIB grid ({sweep['grid']['n_models']} models, "
-            f"{sweep['grid']['train_wall_total_s']:.0f} s)": (
-                sweep["betas"], sweep["grid"]["values"]),
-        },
-        "β",
-        sweep["metric"] + (" (ns²)" if sweep["metric"] == "mse_ns2" else ""),
-        title,
-        logx=True,
-    )  # fmt: skip
-
-
-def best_of(metric: str):
-    """max for accuracy, min for an error (MSE)."""
-    return max if metric == "accuracy" else min
-
-
-def repeat_seeds(
-    settings: RunSettings, sweep: dict, n_seeds: int, hyper_options: dict | None = None
-) -> dict:
-    """The headline pair over ``n_seeds`` seeds (the sweep's own run is the first): the hyper
-    model's best value over the β grid (trained with ``hyper_options``) and the grid model at
-    the grid's best β."""
-    data = load_data(sweep["task"], settings.data_dir, settings.seed)
-    betas, best_beta = sweep["betas"], sweep["grid"]["best_beta"]
-    common = {"task": sweep["task"], "arch": sweep["arch"], "fixed_snr": sweep["snr_db"]}
-    better = best_of(sweep["metric"])
-    hyper_best, grid_at_best = [sweep["hyper"]["best_value"]], [sweep["grid"]["best_value"]]
-    seeds = [settings.seed + k for k in range(n_seeds)]
-    for seed in seeds[1:]:
-        run = replace(settings, seed=seed)
-        hyper, _ = train_one(
-            f"hyper-VIB seed {seed}", run, data, f"[seed {seed}]",
-            epochs=run.epochs * HYPER_EPOCH_FACTOR, beta_range=(min(betas), max(betas)),
-            **common, **(hyper_options or {}),
-        )  # fmt: skip
-        points = [evaluate(hyper, data, run, b, sweep["snr_db"])["value"] for b in betas]
-        hyper_best.append(better(points))
-        grid, _ = train_one(
-            f"VIB beta={best_beta:.0e} seed {seed}", run, data, f"[seed {seed}]",
-            fixed_beta=best_beta, **common,
-        )  # fmt: skip
-        grid_at_best.append(evaluate(grid, data, run, best_beta, sweep["snr_db"])["value"])
-    return {
-        "seeds": seeds,
-        "grid_best_beta": best_beta,
-        "hyper_best": hyper_best,
-        "grid_at_best_beta": grid_at_best,
-        "hyper_best_mean": float(np.mean(hyper_best)),
-        "hyper_best_sd": float(np.std(hyper_best, ddof=1)),
-        "grid_mean": float(np.mean(grid_at_best)),
-        "grid_sd": float(np.std(grid_at_best, ddof=1)),
-    }
-
-
-def train_hyper_variant(settings: RunSettings, sweep: dict, label: str, **options) -> dict:
-    """Another hyper model over the sweep's β range (e.g. ``objective="paper"``), evaluated
-    at the sweep's β points like the first."""
-    data = load_data(sweep["task"], settings.data_dir, settings.seed)
-    betas = sweep["betas"]
-    model, info = train_one(
-        label, settings, data, "[variant]", epochs=settings.epochs * HYPER_EPOCH_FACTOR,
-        beta_range=(min(betas), max(betas)), task=sweep["task"], arch=sweep["arch"],
-        fixed_snr=sweep["snr_db"], **options,
-    )  # fmt: skip
-    points = [evaluate(model, data, settings, b, sweep["snr_db"], label) for b in betas]
-    values = [p["value"] for p in points]
-    best = best_of(sweep["metric"])(range(len(betas)), key=lambda i: values[i])
-    return {
-        "label": label,
-        "options": options,
-        "train_wall_s": info["train_wall_s"],
-        "values": values,
-        "kl_nats": [p["kl"] for p in points],
-        "values_sampled": [p["value_sampled"] for p in points],
-        "best_value": values[best],
-        "best_beta": betas[best],
-        "config": info["config"],
-    }
-
-
-def rate_gap(hyper: dict, grid: dict) -> dict:
-    """The hyper model against the grid at equal rate: the hyper curve of accuracy with z
-    sampled against KL (nats), interpolated at each grid model's KL inside the range both
-    cover; ``max_shortfall_points`` = the largest (grid − hyper) there, in points."""
-    order = np.argsort(hyper["kl_nats"])
-    kl = np.asarray(hyper["kl_nats"])[order]
-    acc = np.asarray(hyper["values_sampled"])[order]
-    lo = max(kl[0], min(grid["kl_nats"]))
-    hi = min(kl[-1], max(grid["kl_nats"]))
-    rows = [(g, a) for g, a in zip(grid["kl_nats"], grid["values_sampled"], strict=True)
-            if lo <= g <= hi]  # fmt: skip
-    gaps = [float(np.interp(g, kl, acc) - a) for g, a in rows]
-    return {
-        "hyper_kl_range": [float(kl[0]), float(kl[-1])],
-        "grid_kl_range": [float(min(grid["kl_nats"])), float(max(grid["kl_nats"]))],
-        "overlap_kl": [float(lo), float(hi)] if rows else None,
-        "at_grid_kl": [g for g, _ in rows],
-        "hyper_minus_grid": gaps,
-        "max_shortfall_points": 100 * max(0.0, -min(gaps)) if gaps else math.nan,
-    }
 
 
 def run(settings: RunSettings, out_dir: Path) -> dict:
