@@ -1,4 +1,4 @@
-"""``python -m device.client --beta-sweep 1e-4,1e-2,1``: what each β costs on the air.
+"""``python -m client --beta-sweep 1e-4,1e-2,1``: what each β costs on the air.
 
 Sets the device's β live (``PUT /v1/knobs``), sends the images at each value and prints
 accuracy, mean bits and mean air-time per β (the channel's link mode decides what bits are:

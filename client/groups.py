@@ -2,7 +2,7 @@
 at once, under one request id, which the devices use as the group id; each device crops its
 own view and sends over its own link, and the edge answers all of them with one decision.
 
-    python -m device.client --devices http://127.0.0.1:8080,http://127.0.0.1:8081 --test-samples 100
+    python -m client --devices http://127.0.0.1:8080,http://127.0.0.1:8081 --test-samples 100
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-# Works on device.client's DeviceHttp / Sample / Outcome (duck-typed: device.client imports
+# Works on client.http's DeviceHttp / Sample / Outcome (duck-typed: client.http imports
 # this module); a client has ``infer(sample, request_id) -> Outcome``.
 
 
@@ -45,9 +45,9 @@ def _result(future, sample) -> Any:
 class GroupOutcome:
     """The K devices' outcomes for one image."""
 
-    sample: Any  # device.client.Sample
+    sample: Any  # client.http.Sample
     group_id: str
-    outcomes: list[Any]  # device.client.Outcome, one per device, in --devices order
+    outcomes: list[Any]  # client.http.Outcome, one per device, in --devices order
 
     @property
     def answered(self) -> list[Any]:

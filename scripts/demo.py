@@ -31,8 +31,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from device.beta_sweep import beta_sweep  # noqa: E402
-from device.client import DeviceHttp, fashion_samples, run, sweep  # noqa: E402
+from client.beta_sweep import beta_sweep  # noqa: E402
+from client.http import DeviceHttp, fashion_samples, run, sweep  # noqa: E402
 from scripts.demo_models import DEMO_MODELS, ensure_models  # noqa: E402
 from tools.stack import running_stack  # noqa: E402
 

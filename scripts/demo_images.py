@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from device.client import DeviceHttp, Sample, run
+from client.http import DeviceHttp, Sample, run
 
 SCALE = 4  # pixels per image pixel in the strip
 GAP = 6

@@ -81,7 +81,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-build", action="store_true")
     args = p.parse_args(argv)
 
-    from device.client import png_bytes
+    from client.http import png_bytes
     from shared.idx import load_test_set
 
     images = [png_bytes(image) for image in load_test_set(None, 200)[0]]

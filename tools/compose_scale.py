@@ -154,7 +154,7 @@ def main(argv=None) -> int:
     if args.replicas < 2:
         p.error("--replicas must be >= 2 (one is stopped under load)")
 
-    from device.client import png_bytes
+    from client.http import png_bytes
     from shared.idx import load_test_set
 
     os.environ.setdefault("IMAGE_TAG", "scale")

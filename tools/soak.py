@@ -43,7 +43,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from device.client import png_bytes
+from client.http import png_bytes
 from shared.idx import load_test_set
 from tools.bench.cli import UsageError, resolve_model
 from tools.stack import REPO, SERVICES, Stack, repo_relative

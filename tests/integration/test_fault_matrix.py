@@ -24,7 +24,7 @@ import httpx
 import numpy as np
 import pytest
 
-from device.client import png_bytes
+from client.http import png_bytes
 from shared.idx import load_test_set
 from shared.manifest import load_manifest
 from tests.procs import PYTHON, ServiceProcess, Stack, free_port

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from device.client import DeviceHttp, fashion_samples
-from device.group_client import run_groups, summarise_groups
+from client.groups import run_groups, summarise_groups
+from client.http import DeviceHttp, fashion_samples
 from shared.idx import DEFAULT_DATA_DIR
 from tests.procs import running_stack
 

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from device.client import png_bytes
+from client.http import png_bytes
 from device.encoder import OnnxEncoder
 from device.reconstruction import png_base64
 from shared.channel import awgn
@@ -136,7 +136,7 @@ def test_client_snr_sweep_reports_psnr_and_ssim(image_stack):
     import sys
 
     stack, _ = image_stack
-    cmd = [sys.executable, "-m", "device.client", "--url", stack.url, "--test-samples", "20",
+    cmd = [sys.executable, "-m", "client", "--url", stack.url, "--test-samples", "20",
            "--snr-sweep", "0,20"]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
     assert "img PSNR" in out and "SSIM" in out

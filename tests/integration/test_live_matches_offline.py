@@ -20,7 +20,7 @@ import httpx
 import numpy as np
 import pytest
 
-from device.client import png_bytes
+from client.http import png_bytes
 from device.encoder import OnnxEncoder
 from shared.channel import awgn
 from shared.idx import DEFAULT_DATA_DIR, load_test_set

@@ -14,8 +14,8 @@ import grpc
 import httpx
 import pytest
 
-from device.client import DeviceHttp, fashion_samples
-from device.group_client import run_groups, summarise_groups
+from client.groups import run_groups, summarise_groups
+from client.http import DeviceHttp, fashion_samples
 from shared.idx import DEFAULT_DATA_DIR
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
@@ -80,7 +80,7 @@ def test_each_link_has_its_own_psnr(clients, samples):
 
 def test_client_feeds_one_image_to_all_devices(stack):
     result = subprocess.run(
-        [sys.executable, "-m", "device.client", "--devices", ",".join(stack.urls),
+        [sys.executable, "-m", "client", "--devices", ",".join(stack.urls),
          "--test-samples", "8"],
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip

@@ -67,7 +67,7 @@ def test_missing_model_says_what_to_pass(tmp_path, monkeypatch):
 def test_device_stays_free_of_the_bench():
     assert not (REPO / "device" / "bench.py").exists()
     result = subprocess.run(
-        [sys.executable, "-m", "device.client", "bench"], cwd=REPO, capture_output=True, text=True
+        [sys.executable, "-m", "client", "bench"], cwd=REPO, capture_output=True, text=True
     )
     assert result.returncode == 2 and "python -m tools.bench" in result.stderr
 

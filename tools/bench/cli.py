@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import numpy as np
 
-from device.client import png_bytes
+from client.http import png_bytes
 from shared.idx import load_test_set
 from shared.provenance import code_version
 from tools.bench import echo

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.client import png_bytes
+from client.http import png_bytes
 from shared.idx import load_test_set
 from shared.provenance import code_version
 from tools.bench.load import device_level

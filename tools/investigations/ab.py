@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.client import png_bytes
+from client.http import png_bytes
 from shared.idx import load_test_set
 from tools.bench import echo
 from tools.bench.cli import resolve_model, start_echo_chain

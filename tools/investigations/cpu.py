@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
-from device.client import png_bytes
+from client.http import png_bytes
 from shared.idx import load_test_set
 from tools.stack import REPO, Stack
 

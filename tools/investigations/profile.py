@@ -45,7 +45,7 @@ def main(argv=None) -> int:
     if not Path(py_spy).exists() or shutil.which("hey") is None:
         print("needs py-spy (pip install py-spy) and hey (apt-get install hey)", file=sys.stderr)
         return 2
-    from device.client import png_bytes
+    from client.http import png_bytes
     from shared.idx import load_test_set
 
     work = Path(tempfile.mkdtemp(prefix="profile-"))
