@@ -24,8 +24,6 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-BACKENDS = ("gloo", "nccl")
-
 
 @dataclass(frozen=True)
 class Ranks:

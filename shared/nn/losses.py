@@ -155,8 +155,3 @@ def vib_loss(
     if weight is not None:
         per_example = weight * per_example
     return per_example.mean()
-
-
-def gaussian_kl_scalar(mean: float, var: float) -> float:
-    """KL(N(mean, var) || N(0, 1)) for scalars (reference helper for tests and reports)."""
-    return 0.5 * (mean**2 + var - 1.0 - math.log(var))
