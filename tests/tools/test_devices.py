@@ -169,7 +169,7 @@ def test_the_plot_pairs_batching_on_and_off_of_each_load(tmp_path) -> None:
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_profile_summary_counts_our_frames_and_grpcs(tmp_path) -> None:
+def test_profile_summary_places_each_sample_by_its_innermost_frame(tmp_path) -> None:
     from tools.devices.profile import summarise
 
     collapsed = tmp_path / "channel.txt"
@@ -180,6 +180,7 @@ def test_profile_summary_counts_our_frames_and_grpcs(tmp_path) -> None:
     )
     summary = summarise(collapsed)
     assert "samples 100" in summary
-    assert "in our code (inclusive) 80.0%" in summary  # both stacks under channel/server.py
-    assert "in grpc's Python layer 50.0%" in summary
+    assert "30.0% ours (channel, edge_server, shared)" in summary
+    assert "50.0% gRPC's Python layer" in summary
+    assert "20.0% the event loop" in summary
     assert "50.0% _invoke (grpc/aio/_call.py:595)" in summary

@@ -5,9 +5,9 @@ while the many-devices driver runs.
         --py-spy /path/to/py-spy --out reports/scale/profile
 
 py-spy is not a project dependency (``pip install py-spy`` anywhere; pass its path). Writes,
-per process, the collapsed stacks (``<name>.txt``) and a summary (``<name>-summary.txt``):
-the share of samples in our own code (the ``channel``/``edge_server``/``shared`` frames) and
-in gRPC's Python layer, and the functions with the most samples. py-spy counts the event
+per process, the collapsed stacks (``<name>-on.txt``) and a summary (``<name>-on-summary.txt``):
+the share of samples whose innermost frame is our own code, gRPC's Python layer, the event
+loop, PyTorch, NumPy, ..., and the functions with the most samples. py-spy counts the event
 loop's wait in epoll as busy (it cannot see into uvloop), so shares are of samples, not CPU.
 """
 
@@ -26,24 +26,41 @@ from tools.devices.population import beta_levels, make_devices
 from tools.devices.symbols import SymbolBook
 from tools.stack import Stack
 
-OURS = ("channel/", "edge_server/", "shared/")
+# where a sample's innermost frame is: the first matching part of its file path names it
+PLACES = (
+    ("ours (channel, edge_server, shared)", ("channel/", "edge_server/", "shared/")),
+    ("gRPC's Python layer", ("grpc/",)),
+    ("the event loop (uvloop's C loop, grpc.aio's Cython server, epoll)",
+     ("asyncio/runners.py",)),
+    ("asyncio's Python", ("asyncio/",)),
+    ("PyTorch", ("torch/",)),
+    ("NumPy", ("numpy/",)),
+    ("prometheus_client", ("prometheus_client/",)),
+    ("threads' own loops (the decoder thread's wait, metrics server)", ("threading.py",)),
+)  # fmt: skip
+
+
+def place_of(frame: str) -> str:
+    for name, parts in PLACES:
+        if any(part in frame for part in parts):
+            return name
+    return "other"
 
 
 def summarise(collapsed: Path, top: int = 25) -> str:
-    """Shares of samples: ours (inclusive, outermost own frame), gRPC's Python, and the top
+    """Shares of samples by where the innermost frame is (:data:`PLACES`), then the top
     functions by own samples."""
-    own, total, ours, grpc_layer = Counter(), 0, 0, 0
+    own, places, total = Counter(), Counter(), 0
     for line in collapsed.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         n = int(count)
         total += n
-        frames = stack.split(";")
-        own[frames[-1]] += n
-        ours += n if any(any(p in f for p in OURS) for f in frames) else 0
-        grpc_layer += n if any("grpc/" in f for f in frames) else 0
-    lines = [f"samples {total}", f"in our code (inclusive) {100 * ours / max(total, 1):.1f}%",
-             f"in grpc's Python layer {100 * grpc_layer / max(total, 1):.1f}%",
-             "own samples, top functions:"]  # fmt: skip
+        innermost = stack.split(";")[-1]
+        own[innermost] += n
+        places[place_of(innermost)] += n
+    lines = [f"samples {total}", "innermost frame in:"]
+    lines += [f"{100 * n / max(total, 1):5.1f}% {name}" for name, n in places.most_common()]
+    lines.append("own samples, top functions:")
     lines += [f"{100 * n / max(total, 1):5.1f}% {name}" for name, n in own.most_common(top)]
     return "\n".join(lines) + "\n"
 
@@ -57,7 +74,14 @@ def main(argv=None) -> int:
     p.add_argument("--edge-batching", choices=("on", "off"), default="on")
     p.add_argument("--py-spy", default="py-spy", help="the py-spy executable")
     p.add_argument("--out", type=Path, default=Path("reports/scale/profile"))
+    p.add_argument(
+        "--summarise-only",
+        action="store_true",
+        help="summarise the collapsed stacks already in --out, run nothing",
+    )
     args = p.parse_args(argv)
+    if args.summarise_only:
+        return write_summaries(args.out, args.edge_batching)
     manifest = load_manifest(args.model)
     book = SymbolBook(args.model, beta_levels(manifest.beta_range, 4), 256)
     stack = Stack(args.model, None, metrics_ports=True,
@@ -82,13 +106,17 @@ def main(argv=None) -> int:
         stack.stop()
     answered = sum(r.code == "OK" for r in records)
     print(f"answered {answered} of {len(records)} in {run_s:.1f} s")
-    for name in names:
-        collapsed = args.out / f"{name}-{args.edge_batching}.txt"
+    return write_summaries(args.out, args.edge_batching)
+
+
+def write_summaries(out: Path, batching: str) -> int:
+    for name in ("channel", "edge"):
+        collapsed = out / f"{name}-{batching}.txt"
         if not collapsed.is_file():
             print(f"py-spy wrote nothing for {name} (is ptrace allowed?)", file=sys.stderr)
             return 1
         summary = summarise(collapsed)
-        (args.out / f"{name}-{args.edge_batching}-summary.txt").write_text(summary)
+        (out / f"{name}-{batching}-summary.txt").write_text(summary)
         print(f"--- {name}\n{summary}")
     return 0
 
