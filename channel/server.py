@@ -13,11 +13,11 @@ import logging
 import sys
 
 from channel.balancing import EdgeClient
-from channel.config import ChannelSettings, parse_settings
 from channel.messages import fading_from_message
 from channel.metrics import ChannelMetrics
 from channel.profiles import FixedProfile, RandomWalkProfile, TracePoint, TraceProfile
 from channel.service import ChannelService
+from channel.settings import ChannelSettings, parse_settings
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
 from shared.service.errors import invalid_argument

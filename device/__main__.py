@@ -11,7 +11,7 @@ import sys
 import uvicorn
 
 from device.app import create_app
-from device.settings import settings_from_args
+from device.settings import parse_settings
 from shared.manifest import ManifestError
 from shared.service.logs import setup_logging
 from shared.service.loop import resolve_event_loop
@@ -20,7 +20,7 @@ log = logging.getLogger("device")
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = settings_from_args(argv)
+    settings = parse_settings(argv)
     setup_logging(settings.log_level)
     log.info("%s", settings.describe())
     try:

@@ -22,10 +22,10 @@ from shared.service.settings import (
     OptionalBool,
     optional,
     parse_bool,
-    parse_settings,
 )
+from shared.service.settings import parse_settings as _parse
 
-__all__ = ["DeviceSettings", "parse_bool", "settings_from_args"]
+__all__ = ["DeviceSettings", "parse_bool", "parse_settings"]
 
 DEFAULT_MAX_UPLOAD_BYTES = 10 * 1024 * 1024  # 10 MB
 
@@ -121,6 +121,6 @@ class DeviceSettings(AdminTokenSettings):
         return channel_credentials(self.channel_tls_ca, self.channel_tls_cert, self.channel_tls_key)
 
 
-def settings_from_args(argv: Sequence[str] | None = None, env=None) -> DeviceSettings:
+def parse_settings(argv: Sequence[str] | None = None, env=None) -> DeviceSettings:
     """Parse CLI flags (falling back to DEVICE_* variables) into settings; exit 2 if bad."""
-    return parse_settings(DeviceSettings, argv, env)
+    return _parse(DeviceSettings, argv, env)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import sys
 
-from edge_server.config import EdgeSettings, parse_settings
 from edge_server.metrics import EdgeMetrics
 from edge_server.service import EdgeDecoder
+from edge_server.settings import EdgeSettings, parse_settings
 from shared.manifest import ManifestError
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc

@@ -80,8 +80,8 @@ def decode_bench(model: str, device: str, threads: int | None, min_s: float) -> 
 def edge_bench(model: str, device: str, requests: int, in_flight: int, max_batch: int) -> dict:
     import numpy as np
 
-    from edge_server.config import EdgeSettings
     from edge_server.server import load_edge
+    from edge_server.settings import EdgeSettings
     from shared.rpc import coinference_pb2 as pb
 
     settings = EdgeSettings(model=model, device=device, max_batch_size=max_batch)
@@ -135,7 +135,9 @@ def nccl_probe(model_dir: str, steps: int) -> dict:
     torch.cuda.set_device(local_rank)
     dist.init_process_group(backend="nccl")
     ranks = distributed.current()
-    model = load_model(model_dir, decoder_only=True).cuda()  # the decoder side is enough for a DDP step
+    model = load_model(
+        model_dir, decoder_only=True
+    ).cuda()  # the decoder side is enough for a DDP step
     net = DistributedDataParallel(model, device_ids=[torch.cuda.current_device()])
     opt = torch.optim.Adam(net.parameters(), lr=1e-3)
     d = model.config.d

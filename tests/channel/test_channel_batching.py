@@ -10,8 +10,8 @@ import grpc
 import numpy as np
 import pytest
 
-from channel.config import parse_settings
 from channel.service import ChannelService
+from channel.settings import parse_settings
 from shared.rpc import coinference_pb2 as pb
 from shared.service.errors import ServiceError
 from tests.channel.test_channel_service import EdgeRpcError

@@ -11,9 +11,9 @@ import grpc
 import numpy as np
 import pytest
 
-from channel.config import parse_settings
 from channel.profiles import RandomWalkProfile
 from channel.service import ChannelService
+from channel.settings import parse_settings
 from shared.channel import airtime_seconds, estimate_noise_var, pilot_symbols
 from shared.rpc import coinference_pb2 as pb
 from shared.service.errors import ServiceError

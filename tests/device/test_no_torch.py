@@ -57,8 +57,8 @@ def test_building_the_app_with_a_real_model_does_not_import_torch(quick_model_di
         f"""
         import sys
         from device.app import create_app
-        from device.settings import settings_from_args
-        app = create_app(settings_from_args(["--model", {str(quick_model_dir)!r}]))
+        from device.settings import parse_settings
+        app = create_app(parse_settings(["--model", {str(quick_model_dir)!r}]))
         assert app.state.service.encoder.session is not None
         assert "torch" not in sys.modules, "torch imported"
         print("ok")

@@ -8,7 +8,7 @@ import asyncio
 import pytest
 
 from channel.balancing import EdgeClient
-from edge_server.config import EdgeSettings
+from edge_server.settings import EdgeSettings
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
 from shared.service.grpc_server import GrpcServer

@@ -67,9 +67,9 @@ def test_multi_link_decoder_on_cuda_matches_cpu(quick_multi_model_dir) -> None:
 async def test_grpc_edge_serves_from_cuda(quick_model_dir) -> None:
     """`python -m edge_server --device cuda` as the server builds it: GetInfo says cuda and a
     Decode reply equals the CPU decoder's probabilities."""
-    from edge_server.config import EdgeSettings
     from edge_server.decoder import DecoderRuntime
     from edge_server.server import build_server, load_edge
+    from edge_server.settings import EdgeSettings
     from shared.rpc import coinference_pb2 as pb
     from shared.rpc import coinference_pb2_grpc as pb_grpc
     from tests.procs import free_port

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edge_server.config import parse_settings
+from edge_server.settings import parse_settings
 from shared.manifest import ManifestError
 from shared.nn.zoo import import_families
 

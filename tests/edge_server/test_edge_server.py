@@ -9,9 +9,9 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from edge_server.config import EdgeSettings
 from edge_server.server import SERVICE_NAME, build_server
 from edge_server.service import EdgeDecoder
+from edge_server.settings import EdgeSettings
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
 from tests.edge_server.test_edge_service import FlakyDecoder, make_manifest, transmission

@@ -16,8 +16,8 @@ import grpc
 import numpy as np
 import pytest
 
-from edge_server.config import parse_settings
 from edge_server.service import EdgeDecoder
+from edge_server.settings import parse_settings
 from shared.manifest import Manifest
 from shared.rpc import coinference_pb2 as pb
 from shared.service.errors import ServiceError

@@ -10,10 +10,10 @@ import re
 import grpc
 import pytest
 
-from channel.config import ChannelSettings
-from channel.config import parse_settings as channel_settings
+from channel.settings import ChannelSettings
+from channel.settings import parse_settings as channel_settings
 from device.settings import DeviceSettings
-from edge_server.config import EdgeSettings
+from edge_server.settings import EdgeSettings
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
 from shared.service.grpc_server import GrpcServer
