@@ -23,8 +23,8 @@ import grpc
 import numpy as np
 
 from channel.balancing import check_group_id
-from channel.digital import DigitalLinks, LinkModeError
 from channel.forwarding import DEFAULT_EDGE_BATCH, DEFAULT_EDGE_IN_FLIGHT, EdgeForwarder
+from channel.links import DigitalLinks, LinkModeError
 from channel.messages import check_power, fading_to_message
 from channel.metrics import ChannelMetrics
 from channel.profiles import FixedProfile, check_psnr_db
@@ -104,7 +104,7 @@ class ChannelService:
         self._link_profiles: dict[int, object] = {}  # multi-device: a link's own profile
         self._rng = np.random.default_rng(seed)
         self._lock = threading.Lock()  # guards the RNG (not thread-safe) and the profile
-        self.links = DigitalLinks(link_mode)  # analog, or a digital link (channel/digital.py)
+        self.links = DigitalLinks(link_mode)  # analog, or a digital link (channel/links.py)
         self.fading = fading  # replaced whole by set_fading; read once per transmission
         self.fading_outages = 0
         self.metrics.psnr_db.set_function(self.current_psnr_db)

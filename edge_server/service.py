@@ -20,7 +20,7 @@ import grpc
 import numpy as np
 
 from edge_server.batcher import AdaptiveBatcher, DeadlineExpired, QueueFullError, WorkerStopped
-from edge_server.digital import DIGITAL_MODES, ChecksumError, DigitalReceiver, fill_reply
+from edge_server.entropy_receiver import DIGITAL_MODES, ChecksumError, DigitalReceiver, fill_reply
 from edge_server.groups import GroupAssembler, GroupJob, LinkJob
 from edge_server.metrics import EdgeMetrics
 from shared.channel import estimate_noise_var, pilot_symbols
@@ -319,7 +319,7 @@ class EdgeDecoder:
             raise invalid(f"link_index={transmission.link_index} outside 0..{k - 1}")
 
     def _digital_job(self, transmission: pb.Transmission) -> DecodeJob:
-        """Coded bytes -> levels (edge_server/digital.py); DATA_LOSS when the bytes fail
+        """Coded bytes -> levels (edge_server/entropy_receiver.py); DATA_LOSS when the bytes fail
         their CRC-32, INVALID_ARGUMENT when unfit."""
         try:
             self.manifest.check_beta(transmission.beta)

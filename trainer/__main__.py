@@ -312,10 +312,10 @@ def main(argv=None) -> int:
     p_par.add_argument("--model", required=True)
     p_par.add_argument("--beta", type=float, default=1e-4)
     p_par.add_argument("--snr-db", type=float, default=20.0)
-    from trainer import digital, image_cli
+    from trainer import entropy_finetune, image_cli
 
     image_cli.add_parsers(sub)
-    digital.add_parser(sub)
+    entropy_finetune.add_parser(sub)
     try:
         from trainer.experiments import cli as experiments_cli
 

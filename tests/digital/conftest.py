@@ -21,7 +21,7 @@ DIGITAL_ARGS = ["--epochs", "2", "--train-subset", "10000", "--no-progress"]
 def _stamp(base: Path) -> str:
     digest = hashlib.sha256(" ".join(DIGITAL_ARGS).encode())
     digest.update(json.loads((base / "manifest.json").read_text())["model_id"].encode())
-    sources = [ROOT / "trainer" / n for n in ("digital.py", "train.py", "export.py")]
+    sources = [ROOT / "trainer" / n for n in ("entropy_finetune.py", "train.py", "export.py")]
     sources += [ROOT / "shared" / "entropy.py", *sorted((ROOT / "shared" / "nn").rglob("*.py"))]
     for path in sources:
         digest.update(path.read_bytes())

@@ -1,7 +1,7 @@
 """Entropy-coded digital transmission: what β buys in bits, and the link's cliff.
 
 One 4-bit Hyper-VIB model over β ∈ [1e-5, 1] and SNR 0-25 dB is trained (``base``), then
-fine-tuned with its code length as the rate (``trainer.digital``: a learned categorical per
+fine-tuned with its code length as the rate (``trainer.entropy_finetune``: a learned categorical per
 dimension conditioned on β, rate = expected -log2 P(index)). Fine-tuning options are compared
 first (``FINETUNE_OPTIONS``: the entropy model alone on the frozen base, a plain joint
 fine-tune, a gentle joint fine-tune distilled to the base) by accuracy and ideal code length
@@ -30,7 +30,7 @@ import torch
 from shared.channel import DEFAULT_BAUD, capacity_bits_per_symbol
 from shared.entropy import IndexEntropyModel, decode_indices, encode_indices
 from shared.link.modes import MCS_TABLE, channel_uses, ideal_airtime_s, mcs_for_psnr
-from trainer.digital import DigitalConfig, hard_indices, train_digital
+from trainer.entropy_finetune import DigitalConfig, hard_indices, train_digital
 from trainer.experiments.common import Check, RunSettings, load_data, plot_lines, train_one
 
 NAME = "digital"

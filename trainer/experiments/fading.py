@@ -153,7 +153,7 @@ def digital(settings: RunSettings, data, test_snrs, n: int) -> dict:
     from shared.fading import Fading, draw_gains
     from shared.link.ldpc_qam import simulate_blocks
     from shared.link.modes import channel_uses, mcs_for_psnr
-    from trainer.digital import hard_indices
+    from trainer.entropy_finetune import hard_indices
     from trainer.evaluate import evaluate_fading_point
     from trainer.experiments.digital import accuracy, decode_levels, digital_snr
 

@@ -21,7 +21,7 @@ MODEL_CODE = [
     "shared/nn", "shared/channel.py", "shared/entropy.py", "shared/quantizer.py",
     "shared/link", "shared/idx.py", "shared/image_metrics.py", "shared/views.py",
     "shared/manifest.py", "shared/fading.py",
-    "trainer/__main__.py", "trainer/data.py", "trainer/dataset.py", "trainer/digital.py",
+    "trainer/__main__.py", "trainer/data.py", "trainer/dataset.py", "trainer/entropy_finetune.py",
     "trainer/evaluate.py", "trainer/export.py", "trainer/multi_link_eval.py",
     "trainer/ranging.py", "trainer/train.py", "trainer/image_jscc.py",
     "trainer/image_separation.py", "trainer/experiments/common.py",
