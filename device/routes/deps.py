@@ -12,8 +12,9 @@ from device.service import DeviceService
 from shared.service.security import bearer_token, check_admin
 
 
-def get_service(request: Request) -> DeviceService:
-    """The app's :class:`DeviceService` (set by ``create_app``)."""
+async def get_service(request: Request) -> DeviceService:
+    """The app's :class:`DeviceService` (set by ``create_app``). A coroutine: FastAPI runs a
+    plain ``def`` dependency in its thread pool, a thread hop on every request."""
     return request.app.state.service
 
 
