@@ -69,6 +69,8 @@ function showKnobs(k) {
   $("beta-knob").hidden = fixedBeta;
   $("beta-fixed").hidden = !fixedBeta;
   $("beta-fixed").textContent = fixedBeta ? `β fixed at ${k.beta_range[0]} by this model` : "";
+  // one β (or an image model): no rate–accuracy trade-off to trace
+  $("rate-figure").hidden = fixedBeta || isReconstruction();
   if (fixedBeta) $("beta-out").textContent = String(k.beta);
   else $("beta").value = sliderFromBeta(k.beta);
   if (!fixedBeta) $("beta-out").textContent = k.beta.toExponential(2);
@@ -409,7 +411,6 @@ async function init() {
     if (isReconstruction()) {
       $("result-title").textContent = "Received image";
       $("chart-quality-caption").textContent = "PSNR of each received image (dB)";
-      $("rate-figure").hidden = true;  // one β and no classes: no rate–accuracy trade-off
     }
     const k = await api("GET", "/v1/knobs");
     $("psnr").min = Math.floor(k.snr_db_range[0] - 5);

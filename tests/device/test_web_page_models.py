@@ -62,6 +62,7 @@ def test_variable_length_model_fixed_beta_switch_and_range_warning(vl_url, tmp_p
         assert page.locator("#vl-knob").is_visible()
         assert page.locator("#variable-length").is_checked()
         assert page.locator("#link-mode-knob").is_hidden()  # not entropy-coded
+        assert page.locator("#rate-figure").is_hidden()  # one β: no trade-off to trace
 
         # 5 dB is outside 10-25 dB: the reply says so and the page shows the warning
         _send_random(page)
