@@ -1,7 +1,7 @@
 """CPU time per training step of the CNN (shared.nn.model, arch="cnn") for each conv β gate form:
 what decides the train-once vs grid time ratio of Hyper-VIB Table I.
 
-    python -m tools.investigations.conv_gates [--steps 20] [--batch 128]
+    python -m trainer.conv_gates_bench [--steps 20] [--batch 128]
 
 Forms: the plain grid model (gates off), per-output-channel gates (β per example), eq. (14)'s
 kernel-block gates with β per example (a grouped conv, the batch folded into the groups) and
