@@ -124,6 +124,11 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-subset", type=int, default=None, help="first N training examples")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    p.add_argument(
+        "--family", default=None,
+        help="model family of the zoo (shared/nn/zoo.py, docs/OWN_MODEL.md); default hyper-vib, "
+        "multi-link with --n-links > 1; a family of your own needs --model-module",
+    )  # fmt: skip
     p.add_argument("--quick", action="store_true", help=f"small run for tests/demos: {QUICK}")
     p.add_argument("--no-progress", action="store_true")
 
@@ -152,7 +157,7 @@ def train_config_from(args):
         fading=args.fading, k_factor=args.k_factor, coherence=args.coherence,
         fading_feedback=args.fading_feedback,
         kl_warmup_epochs=args.kl_warmup_epochs, seed=args.seed, device=args.device,
-        train_subset=args.train_subset,
+        train_subset=args.train_subset, family=args.family,
         progress=not args.no_progress,
     )  # fmt: skip
     # explicit flags win over --quick, which wins over the full defaults
@@ -312,6 +317,11 @@ def main(argv=None) -> int:
     p_par.add_argument("--model", required=True)
     p_par.add_argument("--beta", type=float, default=1e-4)
     p_par.add_argument("--snr-db", type=float, default=20.0)
+    for p in (p_train, p_export, p_eval, p_par):
+        p.add_argument(
+            "--model-module", action="append", default=[],
+            help="import this module first: it registers a model family of its own (repeatable)",
+        )  # fmt: skip
     from trainer import entropy_finetune, image_cli
 
     image_cli.add_parsers(sub)
@@ -326,6 +336,10 @@ def main(argv=None) -> int:
     handlers = {"train": cmd_train, "export": cmd_export, "eval": cmd_eval, "parity": cmd_parity}
     handler = handlers.get(args.command) or args.handler
     try:
+        if getattr(args, "model_module", None):
+            from shared.nn.zoo import import_families
+
+            import_families(args.model_module)
         return handler(args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -25,8 +25,9 @@ Its model takes a :class:`~shared.nn.model.ModelConfig` (``family="linear"``) an
 what the trainer, the exporter and the edge call: ``forward(x, beta, snr_db)`` -> dict with
 ``outputs``, ``kl``, ``symbols``, ``n_active``; ``encode(x, beta, snr_db)`` -> dict with
 ``symbols`` and ``n_active`` (exported to ONNX for the device); ``decode(received, beta,
-snr_db)`` on the edge; the edge's weights under ``decoder.``. A process that serves such a
-model imports the module that registers it first (the edge: ``--model-module``).
+snr_db)`` on the edge; the edge's weights under ``decoder.``. A process that trains or serves
+such a model imports the module that registers it first (``--model-module`` of
+``python -m trainer`` and of the edge).
 
 Which family a checkpoint holds: its ``family`` entry, else its config's ``family``, else
 (checkpoints written before the zoo) ``"image-jscc"`` for an image decoder checkpoint and
@@ -113,7 +114,7 @@ def family(name: str) -> Family:
     if name not in FAMILIES:
         raise ValueError(
             f"unknown model family {name!r} (known: {', '.join(sorted(FAMILIES))}): import "
-            "the module that registers it first (the edge: --model-module)"
+            "the module that registers it first (--model-module on the trainer and the edge)"
         )
     return FAMILIES[name]
 
