@@ -35,9 +35,8 @@ def non_negative_float(text: str) -> float:
     return value
 
 
-def add_train_flags(p: argparse.ArgumentParser) -> None:
-    from shared.fading import FADING_KINDS
-    from shared.nn.losses import LOSS_WEIGHTS
+def add_model_flags(p: argparse.ArgumentParser) -> None:
+    """The data set and the architecture: what goes into the model's ModelConfig."""
     from trainer.data import TASKS
 
     p.add_argument("--task", default="fashion-mnist", choices=TASKS)
@@ -72,6 +71,20 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         "--link-dropout", type=float, default=None,
         help="training: probability a link is dropped (default 0.15 when K > 1, else 0)",
     )  # fmt: skip
+    p.add_argument(
+        "--family", default=None,
+        help="model family of the zoo (shared/nn/zoo.py, docs/OWN_MODEL.md); default hyper-vib, "
+        "multi-link with --n-links > 1; a family of your own needs --model-module",
+    )  # fmt: skip
+
+
+def add_train_flags(p: argparse.ArgumentParser) -> None:
+    """The model's flags (add_model_flags), then the run's: β and SNR draws, the loss, fading,
+    the schedule."""
+    from shared.fading import FADING_KINDS
+    from shared.nn.losses import LOSS_WEIGHTS
+
+    add_model_flags(p)
     p.add_argument("--beta-min", type=float, default=1e-5)
     p.add_argument("--beta-max", type=float, default=1.0)
     p.add_argument(
@@ -124,11 +137,6 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--train-subset", type=int, default=None, help="first N training examples")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
-    p.add_argument(
-        "--family", default=None,
-        help="model family of the zoo (shared/nn/zoo.py, docs/OWN_MODEL.md); default hyper-vib, "
-        "multi-link with --n-links > 1; a family of your own needs --model-module",
-    )  # fmt: skip
     p.add_argument("--quick", action="store_true", help=f"small run for tests/demos: {QUICK}")
     p.add_argument("--no-progress", action="store_true")
 
