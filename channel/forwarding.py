@@ -10,7 +10,7 @@ toward the channel): a transmission is forwarded at once while fewer than
 met its own noise (the link runs per transmission, before this module); it keeps its own
 deadline, status and reply. A failed DecodeBatch call (the edge died mid-batch) fails the
 items it carried only. QML-IB grouped transmissions always go alone, as ``Decode`` on the
-``ring_hash`` channel (their group routes them, ``channel/balancing.py``); batches go over
+``ring_hash`` channel (their group routes them, ``channel/edge_client.py``); batches go over
 ``round_robin``, so with several replicas each call, not each transmission, is balanced.
 ``--edge-batch-delay-ms`` (default 0, the rule as the device has it) is the option that lets
 a transmission wait that long for others even while a call slot is free.

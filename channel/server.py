@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from channel.balancing import EdgeClient
+from channel.edge_client import EdgeClient
 from channel.messages import fading_from_message
 from channel.metrics import ChannelMetrics
 from channel.profiles import FixedProfile, RandomWalkProfile, TracePoint, TraceProfile

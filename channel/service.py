@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import grpc
 import numpy as np
 
-from channel.balancing import check_group_id
+from channel.edge_client import check_group_id
 from channel.forwarding import DEFAULT_EDGE_BATCH, DEFAULT_EDGE_IN_FLIGHT, EdgeForwarder
 from channel.links import DigitalLinks, LinkModeError
 from channel.messages import check_power, fading_to_message

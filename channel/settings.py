@@ -9,7 +9,7 @@ from typing import ClassVar, Literal
 from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from channel.balancing import check_edge_target, edge_addresses
+from channel.edge_client import check_edge_target, edge_addresses
 from channel.forwarding import DEFAULT_EDGE_BATCH
 from channel.profiles import (
     PROFILE_KINDS,

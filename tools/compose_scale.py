@@ -5,7 +5,7 @@ under load and show that traffic continues on the others.
     COMPOSE=../shared/tools/compose-podman/compose.sh MODEL=quick python -m tools.compose_scale
 
 The channel reaches the edge as ``dns:///edge_server:50052``: every replica's address,
-balanced round_robin and health-checked (channel/balancing.py). The run uses its own compose
+balanced round_robin and health-checked (channel/edge_client.py). The run uses its own compose
 project name (``--project``) and image tag (``IMAGE_TAG``, default ``scale``), so it neither
 touches another compose project on the machine nor replaces its images. Timeline: load from
 the start (closed-loop clients; every device reply names its ``edge_replica``); at

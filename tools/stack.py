@@ -17,7 +17,7 @@ else goes in ``edge_flags`` / ``channel_flags`` / ``device_flags``. Readiness: t
 gRPC health check for edge and channel, ``GET /readyz`` for the device (``device_ready_path``).
 With ``edge_replicas=N`` the edge runs as N processes named ``edge``, ``edge-1``, ...
 (replica ids the same), each on its own port, and the channel reaches them all through a
-static ``ipv4:`` address list (round_robin, health-checked; see channel/balancing.py).
+static ``ipv4:`` address list (round_robin, health-checked; see channel/edge_client.py).
 Processes get SIGTERM on exit (SIGKILL if they hang); a failed start raises with the
 process's output.
 

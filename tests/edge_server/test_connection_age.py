@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from channel.balancing import EdgeClient
+from channel.edge_client import EdgeClient
 from edge_server.settings import EdgeSettings
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc

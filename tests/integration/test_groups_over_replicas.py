@@ -1,6 +1,6 @@
 """Multi-device groups over two edge replicas, real processes on loopback: a K = 2 model, two
 edge replicas behind one channel, two devices. The channel routes the links of one group to
-one replica (ring hash on the group id, channel/balancing.py), so every group is decided
+one replica (ring hash on the group id, channel/edge_client.py), so every group is decided
 complete on exactly one replica, and both replicas get groups. If the links of a group were
 spread over the replicas, each half would wait out the group timeout and come back partial.
 """

@@ -1,4 +1,4 @@
-"""The channel's client to the edge replicas (channel/balancing.py) against real in-process
+"""The channel's client to the edge replicas (channel/edge_client.py) against real in-process
 gRPC servers on loopback: round robin, health-checked rotation, group routing."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import grpc
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from channel.balancing import (
+from channel.edge_client import (
     EDGE_HEALTH_SERVICE,
     EdgeClient,
     check_edge_target,
