@@ -116,6 +116,7 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
     for name, s in results["option_vddib_trained_through_link"].items():
         rows.append((f"option, K = 2, 5 ms, 10 dB: {name}", _fmt(s)))
     for name, r in results["theorem2"].items():
+        name = name.replace(" | ", ", ")  # the labels hold "|", a table's column separator
         rows.append((f"Theorem 2, {name}: mean D*_KL / D_KL / gap / bound (nats), worst gap/bound",
                      f"{r['mean_kl_star_nats']:.1f} / {r['mean_kl_nats']:.1f} / "
                      f"{r['mean_gap_nats']:.1f} / {r['mean_bound_nats']:.3g}, "
