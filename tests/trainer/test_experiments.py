@@ -192,3 +192,28 @@ def test_code_version_names_the_changed_paths_whole(tmp_path):
     assert version["dirty"] is True
     assert version["dirty_paths"] == ["alpha.txt", "beta.txt"]
     assert len(version["commit"]) == 40
+
+
+def test_an_experiment_goes_stale_with_the_trainer_modules_it_imports(tmp_path):
+    """trainer_imports follows imports through helper modules (also inside functions and
+    ``from trainer import x``) and leaves out modules nobody imports and other packages."""
+    from trainer.experiments.report import trainer_imports
+
+    package = tmp_path / "trainer"
+    (package / "experiments").mkdir(parents=True)
+    files = {
+        "experiments/exp.py": "import numpy\nfrom trainer.experiments import exp_parts\n",
+        "experiments/exp_parts.py": "def f():\n    from trainer.train_helpers import g\n",
+        "train_helpers.py": "import trainer.deep\nfrom shared.nn import zoo\n",
+        "deep.py": "from trainer import experiments\n",
+        "unused.py": "",
+    }
+    for name, text in files.items():
+        (package / name).write_text(text)
+    found = trainer_imports(package / "experiments" / "exp.py", repo=tmp_path)
+    assert found == {
+        "trainer/experiments/exp.py",
+        "trainer/experiments/exp_parts.py",
+        "trainer/train_helpers.py",
+        "trainer/deep.py",
+    }

@@ -7,6 +7,7 @@ run is shown when there is one; otherwise the quick run, marked as such in its h
 
 from __future__ import annotations
 
+import ast
 import inspect
 import json
 from pathlib import Path
@@ -46,10 +47,37 @@ def find_results(reports_dir: str | Path) -> dict[str, dict[str, dict]]:
     return found
 
 
+def trainer_imports(path: Path, repo: Path = REPO) -> set[str]:
+    """The ``trainer`` modules that ``path`` imports, directly or through each other (import
+    statements anywhere in the file, read with ``ast``), as repository-relative paths; the file
+    itself included. An experiment that keeps its training or its checks in helper modules
+    (``trainer/qml_train.py``, ``vl_vfe_parts.py``) goes stale when those change."""
+    seen: set[str] = set()
+    todo = [path.resolve()]
+    while todo:
+        current = todo.pop()
+        relative = str(current.relative_to(repo))
+        if relative in seen:
+            continue
+        seen.add(relative)
+        for node in ast.walk(ast.parse(current.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for module in names:
+                if module.split(".")[0] != "trainer":
+                    continue
+                candidate = repo.joinpath(*module.split(".")).with_suffix(".py")
+                if candidate.is_file():
+                    todo.append(candidate)
+    return seen
+
+
 def experiment_code(name: str) -> list[str]:
-    """The paths whose change makes experiment ``name``'s figures stale."""
-    own = Path(inspect.getfile(EXPERIMENTS[name])).resolve().relative_to(REPO)
-    return [*MODEL_CODE, str(own)]
+    """The paths whose change makes experiment ``name``'s figures stale: the model code every
+    experiment shares, the experiment's module and the trainer modules it imports."""
+    own = Path(inspect.getfile(EXPERIMENTS[name]))
+    return [*MODEL_CODE, *sorted(trainer_imports(own) - set(MODEL_CODE))]
 
 
 def stale_results(reports_dir: str | Path, repo: Path = REPO) -> list[tuple[str, str]]:
