@@ -205,23 +205,46 @@ def train_hyper_variant(settings: RunSettings, sweep: dict, label: str, **option
     }
 
 
-def rate_gap(hyper: dict, grid: dict) -> dict:
-    """The hyper model against the grid at equal rate: the hyper curve of accuracy with z
-    sampled against KL (nats), interpolated at each grid model's KL inside the range both
-    cover; ``max_shortfall_points`` = the largest (grid − hyper) there, in points."""
+def equal_rate(hyper: dict, grid: dict, log_scale: bool = False) -> tuple[dict, list]:
+    """The hyper curve of its z-sampled value against KL (nats), interpolated at each grid
+    model's KL inside the range both cover (in log value with ``log_scale``): the ranges as
+    {hyper_kl_range, grid_kl_range, overlap_kl, at_grid_kl} and [(hyper value, grid value)]
+    at those rates."""
     order = np.argsort(hyper["kl_nats"])
     kl = np.asarray(hyper["kl_nats"])[order]
-    acc = np.asarray(hyper["values_sampled"])[order]
+    values = np.asarray(hyper["values_sampled"])[order]
+    curve = np.log(values) if log_scale else values
     lo = max(kl[0], min(grid["kl_nats"]))
     hi = min(kl[-1], max(grid["kl_nats"]))
-    rows = [(g, a) for g, a in zip(grid["kl_nats"], grid["values_sampled"], strict=True)
+    rows = [(g, v) for g, v in zip(grid["kl_nats"], grid["values_sampled"], strict=True)
             if lo <= g <= hi]  # fmt: skip
-    gaps = [float(np.interp(g, kl, acc) - a) for g, a in rows]
-    return {
+    at = [float(np.interp(g, kl, curve)) for g, _ in rows]
+    pairs = [(float(np.exp(h)) if log_scale else h, v) for h, (_, v) in zip(at, rows, strict=True)]
+    ranges = {
         "hyper_kl_range": [float(kl[0]), float(kl[-1])],
         "grid_kl_range": [float(min(grid["kl_nats"])), float(max(grid["kl_nats"]))],
         "overlap_kl": [float(lo), float(hi)] if rows else None,
         "at_grid_kl": [g for g, _ in rows],
+    }
+    return ranges, pairs
+
+
+def rate_gap(hyper: dict, grid: dict) -> dict:
+    """The hyper model against the grid at equal rate (:func:`equal_rate` on accuracy);
+    ``max_shortfall_points`` = the largest (grid − hyper) there, in points."""
+    ranges, pairs = equal_rate(hyper, grid)
+    gaps = [h - g for h, g in pairs]
+    return {
+        **ranges,
         "hyper_minus_grid": gaps,
         "max_shortfall_points": 100 * max(0.0, -min(gaps)) if gaps else math.nan,
     }
+
+
+def equal_rate_text(gap: dict, worst: str) -> str:
+    """A report cell: the KL ranges of hyper and grid, then ``worst`` over the shared range."""
+    overlap = gap["overlap_kl"]
+    where = f"{overlap[0]:.1f}–{overlap[1]:.1f} nats" if overlap else "no overlap"
+    (hyper_lo, hyper_hi), (grid_lo, grid_hi) = gap["hyper_kl_range"], gap["grid_kl_range"]
+    return (f"{hyper_lo:.1f}–{hyper_hi:.1f} / {grid_lo:.1f}–{grid_hi:.1f} nats; "
+            f"{worst} over {where}")  # fmt: skip

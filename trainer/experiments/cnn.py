@@ -25,6 +25,7 @@ import numpy as np
 
 from trainer.experiments.beta_sweep import (
     SNR_DB,
+    equal_rate_text,
     grid_betas,
     plot_sweep,
     rate_gap,
@@ -138,13 +139,9 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
                 strict=True)) + f"; {entry['train_wall_s']:.0f} s",
         ))  # fmt: skip
     for name, gap in results["rate_gap"].items():
-        overlap = gap["overlap_kl"]
-        where = f"{overlap[0]:.1f}–{overlap[1]:.1f} nats" if overlap else "no overlap"
         rows.append((
             f"equal rate, {name}: KL range hyper / grid; largest shortfall",
-            f"{gap['hyper_kl_range'][0]:.1f}–{gap['hyper_kl_range'][1]:.1f} / "
-            f"{gap['grid_kl_range'][0]:.1f}–{gap['grid_kl_range'][1]:.1f} nats; "
-            f"{gap['max_shortfall_points']:.2f} points over {where}",
+            equal_rate_text(gap, f"{gap['max_shortfall_points']:.2f} points"),
         ))  # fmt: skip
     seeds = results["seeds"]
     rows.append((

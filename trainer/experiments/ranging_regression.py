@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer.experiments.beta_sweep import equal_rate, equal_rate_text
 from trainer.experiments.common import Check, RunSettings, load_data, plot_lines
 from trainer.experiments.train_once_vs_grid import (
     grid_betas,
@@ -134,18 +135,10 @@ def rate_mse_gap(hyper: dict, grid: dict) -> dict:
     """The hyper model against the grid at equal rate: log MSE (z sampled) of the hyper model
     interpolated in KL at each grid model's KL inside the range both cover; the largest
     ratio hyper/grid there (> 1: the hyper model is worse at that rate)."""
-    order = np.argsort(hyper["kl_nats"])
-    kl = np.asarray(hyper["kl_nats"])[order]
-    log_mse = np.log(np.asarray(hyper["values_sampled"])[order])
-    lo, hi = max(kl[0], min(grid["kl_nats"])), min(kl[-1], max(grid["kl_nats"]))
-    rows = [(g, m) for g, m in zip(grid["kl_nats"], grid["values_sampled"], strict=True)
-            if lo <= g <= hi]  # fmt: skip
-    ratios = [float(np.exp(np.interp(g, kl, log_mse)) / m) for g, m in rows]
+    ranges, pairs = equal_rate(hyper, grid, log_scale=True)
+    ratios = [float(h / m) for h, m in pairs]
     return {
-        "hyper_kl_range": [float(kl[0]), float(kl[-1])],
-        "grid_kl_range": [float(min(grid["kl_nats"])), float(max(grid["kl_nats"]))],
-        "overlap_kl": [float(lo), float(hi)] if rows else None,
-        "at_grid_kl": [g for g, _ in rows],
+        **ranges,
         "hyper_over_grid": ratios,
         "max_ratio": max(ratios) if ratios else float("nan"),
     }
@@ -233,13 +226,9 @@ def profile_rows(profile: str, result: dict) -> list[tuple[str, str]]:
                 strict=True)),
         ))  # fmt: skip
     for name, gap in result["rate_gap"].items():
-        overlap = gap["overlap_kl"]
-        where = f"{overlap[0]:.1f}–{overlap[1]:.1f} nats" if overlap else "no overlap"
         rows.append((
             f"{profile}: equal rate, {name}: KL range hyper / grid; largest MSE ratio hyper/grid",
-            f"{gap['hyper_kl_range'][0]:.1f}–{gap['hyper_kl_range'][1]:.1f} / "
-            f"{gap['grid_kl_range'][0]:.1f}–{gap['grid_kl_range'][1]:.1f} nats; "
-            f"{gap['max_ratio']:.2f} over {where}",
+            equal_rate_text(gap, f"{gap['max_ratio']:.2f}"),
         ))  # fmt: skip
     rows.append((
         f"{profile}: over seeds {seeds['seeds']}: hyper best / grid at β="

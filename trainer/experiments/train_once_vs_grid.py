@@ -23,6 +23,7 @@ from trainer.experiments.beta_sweep import (  # the sweep machinery, also import
     QUICK_BETAS,  # noqa: F401
     SNR_DB,
     best_of,  # noqa: F401
+    equal_rate_text,
     grid_betas,
     plot_sweep,
     rate_gap,
@@ -162,15 +163,10 @@ def rate_rows(results: dict) -> list[tuple[str, str]]:
         )
     ]
     for key, gap in results["rate_gap"].items():
-        overlap = gap["overlap_kl"]
-        where = f"{overlap[0]:.1f}–{overlap[1]:.1f} nats" if overlap else "no overlap"
-        hyper_lo, hyper_hi = gap["hyper_kl_range"]
-        grid_lo, grid_hi = gap["grid_kl_range"]
         rows.append(
             (
                 f"equal rate, {key} objective: KL range hyper / grid; largest shortfall",
-                f"{hyper_lo:.1f}–{hyper_hi:.1f} / {grid_lo:.1f}–{grid_hi:.1f} nats; "
-                f"{gap['max_shortfall_points']:.2f} points over {where}",
+                equal_rate_text(gap, f"{gap['max_shortfall_points']:.2f} points"),
             )
         )
     return rows
