@@ -50,11 +50,12 @@ def _source_stamp(args: list[str]) -> str:
 
 @contextmanager
 def artifact_lock(out_dir: Path) -> Iterator[None]:
-    """Hold an exclusive lock on ``<out_dir>.lock`` (beside the folder): the suite runs in
-    several pytest-xdist workers, and the first to need a shared quick model trains it while
-    the others wait and then reuse it."""
+    """Hold the exclusive lock of the quick models (``.quick-models.lock`` beside ``out_dir``):
+    the suite runs in several pytest-xdist workers; the first to need a shared quick model
+    trains it while the others wait and then reuse it, and no two trainings run at once (two
+    multi-threaded torch trainings on two cores slow each other down many times over)."""
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_dir.with_name(out_dir.name + ".lock"), "w") as handle:
+    with open(out_dir.parent / ".quick-models.lock", "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield
