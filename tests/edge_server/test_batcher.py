@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -29,38 +31,41 @@ class Recorder:
         return [f"out-{item}" for item in items]
 
 
-async def started(batcher: AdaptiveBatcher) -> AdaptiveBatcher:
+@asynccontextmanager
+async def running(batcher: AdaptiveBatcher) -> AsyncIterator[AdaptiveBatcher]:
+    """The batcher started, and closed on the way out whatever happened."""
     batcher.start()
-    return batcher
+    try:
+        yield batcher
+    finally:
+        await batcher.close()
 
 
-async def wait_until_running(recorder: Recorder) -> None:
+async def submitted_and_running(
+    batcher: AdaptiveBatcher, recorder: Recorder, item
+) -> asyncio.Future:
+    """Submit ``item`` and hand back its task once its batch is in the decoder."""
+    task = asyncio.ensure_future(batcher.submit(item))
     while not recorder.running.is_set():
         await asyncio.sleep(0.001)
+    return task
 
 
 async def test_idle_request_runs_at_once() -> None:
-    batcher = await started(AdaptiveBatcher(Recorder(), max_batch_size=32))
-    try:
+    async with running(AdaptiveBatcher(Recorder(), max_batch_size=32)) as batcher:
         start = time.perf_counter()
         result = await batcher.submit("a", timeout_s=1.0)
         elapsed = time.perf_counter() - start
-    finally:
-        await batcher.close()
     assert result.value == "out-a" and result.batch_size == 1
     assert result.queue_s < 0.01 and elapsed < 0.1  # no batching window to wait out
 
 
 async def test_requests_arriving_during_a_batch_form_the_next_batch() -> None:
     recorder = Recorder(delay_s=0.05)
-    batcher = await started(AdaptiveBatcher(recorder, max_batch_size=32))
-    try:
-        first = asyncio.ensure_future(batcher.submit("a"))
-        await wait_until_running(recorder)
+    async with running(AdaptiveBatcher(recorder, max_batch_size=32)) as batcher:
+        first = await submitted_and_running(batcher, recorder, "a")
         later = [asyncio.ensure_future(batcher.submit(name)) for name in "bcde"]
         results = await asyncio.gather(first, *later)
-    finally:
-        await batcher.close()
     assert recorder.batches == [["a"], ["b", "c", "d", "e"]]
     assert [r.value for r in results] == ["out-a", "out-b", "out-c", "out-d", "out-e"]
     assert [r.batch_size for r in results] == [1, 4, 4, 4, 4]
@@ -68,56 +73,44 @@ async def test_requests_arriving_during_a_batch_form_the_next_batch() -> None:
 
 async def test_next_batch_is_capped_at_max_batch_size() -> None:
     recorder = Recorder(delay_s=0.03)
-    batcher = await started(AdaptiveBatcher(recorder, max_batch_size=4))
-    try:
-        first = asyncio.ensure_future(batcher.submit(0))
-        await wait_until_running(recorder)
+    async with running(AdaptiveBatcher(recorder, max_batch_size=4)) as batcher:
+        first = await submitted_and_running(batcher, recorder, 0)
         later = [asyncio.ensure_future(batcher.submit(i)) for i in range(1, 11)]
         await asyncio.gather(first, *later)
-    finally:
-        await batcher.close()
     assert [len(b) for b in recorder.batches] == [1, 4, 4, 2]
 
 
 async def test_queue_delay_gathers_a_batch_when_set() -> None:
     recorder = Recorder()
-    batcher = await started(AdaptiveBatcher(recorder, max_batch_size=8, max_queue_delay_s=0.05))
-    try:
+    batcher = AdaptiveBatcher(recorder, max_batch_size=8, max_queue_delay_s=0.05)
+    async with running(batcher):
         first = asyncio.ensure_future(batcher.submit("a"))
         await asyncio.sleep(0.01)
         second = asyncio.ensure_future(batcher.submit("b"))
         results = await asyncio.gather(first, second)
-    finally:
-        await batcher.close()
     assert recorder.batches == [["a", "b"]]
     assert results[0].queue_s >= 0.04
 
 
 async def test_expired_request_is_dropped_without_touching_others() -> None:
     recorder = Recorder(delay_s=0.1)
-    batcher = await started(AdaptiveBatcher(recorder, max_batch_size=32))
-    try:
-        first = asyncio.ensure_future(batcher.submit("a"))
-        await wait_until_running(recorder)
+    async with running(AdaptiveBatcher(recorder, max_batch_size=32)) as batcher:
+        first = await submitted_and_running(batcher, recorder, "a")
         expired = asyncio.ensure_future(batcher.submit("late", timeout_s=0.01))
         patient = asyncio.ensure_future(batcher.submit("b", timeout_s=2.0))
         with pytest.raises(DeadlineExpired):
             await expired
         assert (await patient).value == "out-b" and (await first).value == "out-a"
-    finally:
-        await batcher.close()
     assert recorder.batches == [["a"], ["b"]]  # "late" never reached the decoder
 
 
 async def test_cancelled_callers_never_break_the_worker() -> None:
     recorder = Recorder(delay_s=0.02)
-    batcher = await started(AdaptiveBatcher(recorder, max_batch_size=4))
-    try:
-        running = asyncio.ensure_future(batcher.submit("running"))
-        await wait_until_running(recorder)
+    async with running(AdaptiveBatcher(recorder, max_batch_size=4)) as batcher:
+        in_decoder = await submitted_and_running(batcher, recorder, "running")
         queued = [asyncio.ensure_future(batcher.submit(f"q{i}")) for i in range(6)]
         await asyncio.sleep(0)
-        running.cancel()  # its batch is in the decoder: the result is discarded
+        in_decoder.cancel()  # its batch is in the decoder: the result is discarded
         for task in queued:
             task.cancel()  # still queued: dropped before the next batch
         timed_out = [batcher.submit(f"t{i}", timeout_s=0.001) for i in range(20)]
@@ -126,8 +119,6 @@ async def test_cancelled_callers_never_break_the_worker() -> None:
         after = await asyncio.gather(*(batcher.submit(f"ok{i}", timeout_s=1.0) for i in range(8)))
         assert [r.value for r in after] == [f"out-ok{i}" for i in range(8)]
         assert batcher.running
-    finally:
-        await batcher.close()
     decoded = [item for batch in recorder.batches for item in batch]
     assert not any(str(item).startswith("q") for item in decoded)
 
@@ -139,24 +130,20 @@ async def test_failure_fails_only_that_batch() -> None:
     async def on_batch(size, error):
         errors.append((size, error))
 
-    batcher = await started(AdaptiveBatcher(recorder, max_batch_size=8, on_batch=on_batch))
-    try:
-        bad = asyncio.ensure_future(batcher.submit("bad"))
-        await wait_until_running(recorder)
+    async with running(AdaptiveBatcher(recorder, max_batch_size=8, on_batch=on_batch)) as batcher:
+        bad = await submitted_and_running(batcher, recorder, "bad")
         good = asyncio.ensure_future(batcher.submit("good"))
         with pytest.raises(RuntimeError, match="bad item"):
             await bad
         assert (await good).value == "out-good"
         assert batcher.running
-    finally:
-        await batcher.close()
     assert [size for size, _ in errors] == [1, 1]
     assert isinstance(errors[0][1], RuntimeError) and errors[1][1] is None
 
 
 async def test_submit_after_close_is_worker_stopped() -> None:
-    batcher = await started(AdaptiveBatcher(Recorder()))
-    await batcher.close()
+    async with running(AdaptiveBatcher(Recorder())) as batcher:
+        pass
     with pytest.raises(WorkerStopped):
         await batcher.submit("a")
 
