@@ -4,6 +4,8 @@ decoder, errors keep their status."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import grpc
 import pytest
@@ -40,74 +42,66 @@ def flaky():
     return FlakyDecoder()
 
 
-async def serve(decoder):
+@asynccontextmanager
+async def serving(decoder) -> AsyncIterator[tuple[EdgeDecoder, grpc.aio.Channel]]:
+    """The edge's gRPC server over ``decoder`` on a free loopback port, and a channel to it;
+    both stopped on the way out."""
     settings = EdgeSettings(host="127.0.0.1", port=free_port(), probe_interval_s=0.05)
     edge = EdgeDecoder(decoder, make_manifest(), probe_interval_s=settings.probe_interval_s)
     server = build_server(settings, edge)
     await server.start()
     await edge.start()
-    return server, edge, f"127.0.0.1:{settings.port}"
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{settings.port}") as channel:
+            yield edge, channel
+    finally:
+        await server.server.stop(0)
+        await edge.close()
 
 
 async def test_health_follows_whether_the_decoder_runs(flaky) -> None:
     flaky.broken.set()  # the model cannot run from the start
-    server, edge, target = await serve(flaky)
-    try:
-        async with grpc.aio.insecure_channel(target) as channel:
-            for service in ("", SERVICE_NAME):
-                assert await health_status(channel, service) == NOT_SERVING
-            info = await pb_grpc.EdgeStub(channel).GetInfo(pb.GetInfoRequest(), timeout=2)
-            assert info.serving is False and info.model_id == "model-a"
-            flaky.broken.clear()
-            assert await wait_for_status(channel, SERVING) == SERVING
-            flaky.broken.set()  # breaks while serving: the next failed batch shows it
-            with pytest.raises(grpc.aio.AioRpcError) as failed:
-                await pb_grpc.EdgeStub(channel).Decode(transmission(), timeout=2)
-            assert failed.value.code() == grpc.StatusCode.INTERNAL
-            assert await wait_for_status(channel, NOT_SERVING) == NOT_SERVING
-    finally:
-        await server.server.stop(0)
-        await edge.close()
+    async with serving(flaky) as (_, channel):
+        for service in ("", SERVICE_NAME):
+            assert await health_status(channel, service) == NOT_SERVING
+        info = await pb_grpc.EdgeStub(channel).GetInfo(pb.GetInfoRequest(), timeout=2)
+        assert info.serving is False and info.model_id == "model-a"
+        flaky.broken.clear()
+        assert await wait_for_status(channel, SERVING) == SERVING
+        flaky.broken.set()  # breaks while serving: the next failed batch shows it
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await pb_grpc.EdgeStub(channel).Decode(transmission(), timeout=2)
+        assert failed.value.code() == grpc.StatusCode.INTERNAL
+        assert await wait_for_status(channel, NOT_SERVING) == NOT_SERVING
 
 
 async def test_stopped_worker_is_not_serving(flaky) -> None:
-    server, edge, target = await serve(flaky)
-    try:
-        async with grpc.aio.insecure_channel(target) as channel:
-            assert await health_status(channel) == SERVING
-            edge.batcher.worker.cancel()
-            assert await wait_for_status(channel, NOT_SERVING) == NOT_SERVING
-            with pytest.raises(grpc.aio.AioRpcError) as failed:
-                await pb_grpc.EdgeStub(channel).Decode(transmission(), timeout=2)
-            assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
-    finally:
-        await server.server.stop(0)
-        await edge.close()
+    async with serving(flaky) as (edge, channel):
+        assert await health_status(channel) == SERVING
+        edge.batcher.worker.cancel()
+        assert await wait_for_status(channel, NOT_SERVING) == NOT_SERVING
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await pb_grpc.EdgeStub(channel).Decode(transmission(), timeout=2)
+        assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
 async def test_errors_keep_their_status_over_grpc(flaky) -> None:
-    server, edge, target = await serve(flaky)
-    try:
-        async with grpc.aio.insecure_channel(target) as channel:
-            stub = pb_grpc.EdgeStub(channel)
-            for overrides, code in (
-                ({"model_id": "other"}, grpc.StatusCode.FAILED_PRECONDITION),
-                ({"beta": 7.0}, grpc.StatusCode.INVALID_ARGUMENT),
-            ):
-                with pytest.raises(grpc.aio.AioRpcError) as failed:
-                    await stub.Decode(transmission(**overrides), timeout=2)
-                assert failed.value.code() == code
-            reply = await stub.Decode(transmission(), timeout=2)
-            assert reply.request_id == "r1" and len(reply.probabilities) == 3
-    finally:
-        await server.server.stop(0)
-        await edge.close()
+    async with serving(flaky) as (_, channel):
+        stub = pb_grpc.EdgeStub(channel)
+        for overrides, code in (
+            ({"model_id": "other"}, grpc.StatusCode.FAILED_PRECONDITION),
+            ({"beta": 7.0}, grpc.StatusCode.INVALID_ARGUMENT),
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await stub.Decode(transmission(**overrides), timeout=2)
+            assert failed.value.code() == code
+        reply = await stub.Decode(transmission(), timeout=2)
+        assert reply.request_id == "r1" and len(reply.probabilities) == 3
 
 
 async def test_decode_batch_answers_each_item_with_its_own_status(flaky) -> None:
     """DecodeBatch: good items decode (in the batcher with each other), a bad item gets the
     status Decode would give it, a grouped item is sent to Decode; order is kept."""
-    server, edge, target = await serve(flaky)
     items = [
         transmission(request_id="a"),
         transmission(request_id="b", beta=7.0),  # outside the trained range
@@ -115,14 +109,10 @@ async def test_decode_batch_answers_each_item_with_its_own_status(flaky) -> None
         transmission(request_id="d", group_id="obs-1", link_index=0, n_links=1),
         transmission(request_id="e", symbols=[0.1, 0.2]),
     ]
-    try:
-        async with grpc.aio.insecure_channel(target) as channel:
-            stub = pb_grpc.EdgeStub(channel)
-            reply = await stub.DecodeBatch(pb.TransmissionBatch(items=items), timeout=2)
-            empty = await stub.DecodeBatch(pb.TransmissionBatch(), timeout=2)
-    finally:
-        await server.server.stop(0)
-        await edge.close()
+    async with serving(flaky) as (edge, channel):
+        stub = pb_grpc.EdgeStub(channel)
+        reply = await stub.DecodeBatch(pb.TransmissionBatch(items=items), timeout=2)
+        empty = await stub.DecodeBatch(pb.TransmissionBatch(), timeout=2)
     codes = [grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT,
              grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT,
              grpc.StatusCode.OK]  # fmt: skip
@@ -138,17 +128,12 @@ async def test_decode_batch_answers_each_item_with_its_own_status(flaky) -> None
 async def test_an_oversized_batch_is_refused_whole(flaky) -> None:
     from shared.service.errors import MAX_BATCH_ITEMS
 
-    server, edge, target = await serve(flaky)
     items = [transmission(request_id=f"r{i}") for i in range(MAX_BATCH_ITEMS + 1)]
-    try:
-        async with grpc.aio.insecure_channel(target) as channel:
-            stub = pb_grpc.EdgeStub(channel)
-            with pytest.raises(grpc.aio.AioRpcError) as failed:
-                await stub.DecodeBatch(pb.TransmissionBatch(items=items), timeout=2)
-            reply = await stub.DecodeBatch(pb.TransmissionBatch(items=items[:-1]), timeout=5)
-    finally:
-        await server.server.stop(0)
-        await edge.close()
+    async with serving(flaky) as (_, channel):
+        stub = pb_grpc.EdgeStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.DecodeBatch(pb.TransmissionBatch(items=items), timeout=2)
+        reply = await stub.DecodeBatch(pb.TransmissionBatch(items=items[:-1]), timeout=5)
     assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert f"at most {MAX_BATCH_ITEMS}" in failed.value.details()
     assert [item.code for item in reply.items] == [0] * MAX_BATCH_ITEMS
