@@ -157,7 +157,7 @@ def test_parameter_overhead_is_the_hyper_models_extra_share():
 
 
 def test_rate_gap_compares_at_equal_rate_by_hand():
-    from trainer.experiments.train_once_vs_grid import rate_gap
+    from trainer.experiments.beta_sweep import rate_gap
 
     # hyper: accuracy 0.80 at 10 nats rising to 0.90 at 30 nats (z sampled); the grid at 5, 20
     # and 40 nats: only 20 lies in both ranges, where the hyper curve reads 0.85
