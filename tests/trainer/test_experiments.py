@@ -3,20 +3,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import torch
 
 from trainer.experiments import quantizer_bits
 from trainer.experiments.common import Check, RunSettings, run_experiment
 from trainer.experiments.report import build_report, stale_results, write_report
-
-
-@pytest.fixture
-def one_thread():
-    """One torch thread (as `python -m trainer experiment` uses), restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_quantizer_bits_runs_end_to_end(tmp_path, one_thread):

@@ -9,14 +9,6 @@ from trainer.experiments.grid import GridJob, train_grid
 TINY = {"hidden": 32, "d": 8, "fixed_snr": 20.0}
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _grid(workers: int):
     settings = RunSettings(
         quick=True, epochs=1, train_subset=512, n_eval=500, draws=1, progress=False,

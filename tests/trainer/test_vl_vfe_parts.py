@@ -53,24 +53,17 @@ def test_quantization_sizes_meet_the_latency_budget(psnr_db):
         assert ideal_airtime_s((n + 1) * bits, psnr_db) > 3.25e-3
 
 
-def test_vl_vfe_quick_runs_end_to_end(tmp_path):
+def test_vl_vfe_quick_runs_end_to_end(tmp_path, one_thread):
     """The experiment's quick plan on 1,000 images: every Table III cell picks a point within
     the budget, the pilots' rows and the plots exist."""
     import json
 
-    import torch
-
     from trainer.experiments import vl_vfe
     from trainer.experiments.common import RunSettings, run_experiment
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        settings = RunSettings(quick=True, epochs=1, train_subset=1000, n_eval=300, draws=1,
-                               progress=False)  # fmt: skip
-        run_experiment(vl_vfe, settings, tmp_path, command="test")
-    finally:
-        torch.set_num_threads(before)
+    settings = RunSettings(quick=True, epochs=1, train_subset=1000, n_eval=300, draws=1,
+                           progress=False)  # fmt: skip
+    run_experiment(vl_vfe, settings, tmp_path, command="test")
     stored = json.loads((tmp_path / "results.json").read_text())
     assert set(stored["table_iii"]) == {"10", "20"}
     for psnr, row in stored["table_iii"].items():
