@@ -22,11 +22,11 @@ from channel.profiles import (
 from shared.channel import DEFAULT_BAUD
 from shared.fading import NO_FADING, Fading
 from shared.service.errors import MAX_BATCH_ITEMS
-from shared.service.security import channel_credentials, check_tls_files
 from shared.service.settings import (
     AdminTokenSettings,
     GrpcServiceSettings,
     StrictBool,
+    client_tls_field,
     optional,
 )
 from shared.service.settings import parse_settings as _parse
@@ -110,13 +110,9 @@ class ChannelSettings(GrpcServiceSettings, AdminTokenSettings):
     fading_pilots: int = Field(1, ge=1, description="LS pilots per fading block")
     equalizer: Literal["zf", "mmse"] = Field("zf", description="equaliser under fading")
     seed: optional(int) = Field(None, description="noise RNG seed (none = fresh entropy)")
-    edge_tls_ca: optional(Path) = Field(
-        None, description="CA that signed the edge's certificate, PEM (TLS to the edge)"
-    )
-    edge_tls_cert: optional(Path) = Field(
-        None, description="client certificate for the edge, PEM (mutual TLS)"
-    )
-    edge_tls_key: optional(Path) = Field(None, description="client key for the edge, PEM")
+    edge_tls_ca: optional(Path) = client_tls_field("ca", "edge")
+    edge_tls_cert: optional(Path) = client_tls_field("cert", "edge")
+    edge_tls_key: optional(Path) = client_tls_field("key", "edge")
 
     @model_validator(mode="after")
     def _check(self) -> ChannelSettings:
@@ -124,15 +120,7 @@ class ChannelSettings(GrpcServiceSettings, AdminTokenSettings):
         check_edge_target(self.edge)
         self.build_profile()  # validates walk bounds and the trace file
         self.build_fading()
-        check_tls_files(
-            "TLS to the edge",
-            self.edge_tls_cert,
-            self.edge_tls_key,
-            self.edge_tls_ca,
-            cert_flag="--edge-tls-cert",
-            key_flag="--edge-tls-key",
-            ca_flag="--edge-tls-ca",
-        )
+        self.check_client_tls("TLS to the edge", "edge")
         return self
 
     def edge_calls_in_flight(self) -> int:
@@ -141,7 +129,7 @@ class ChannelSettings(GrpcServiceSettings, AdminTokenSettings):
 
     def edge_credentials(self):
         """gRPC credentials of the call to the edge (None = plaintext)."""
-        return channel_credentials(self.edge_tls_ca, self.edge_tls_cert, self.edge_tls_key)
+        return self.client_credentials("edge")
 
     def build_fading(self) -> Fading:
         """The fading these settings describe (NO_FADING for none); ValueError naming the flag."""

@@ -16,10 +16,10 @@ from pydantic import Field, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from shared.service.errors import MAX_BATCH_ITEMS
-from shared.service.security import channel_credentials, check_tls_files
 from shared.service.settings import (
     AdminTokenSettings,
     OptionalBool,
+    client_tls_field,
     optional,
     parse_bool,
 )
@@ -95,30 +95,18 @@ class DeviceSettings(AdminTokenSettings):
     http_keepalive_s: float = Field(
         5.0, gt=0, description="idle keep-alive connections are closed after this, s"
     )
-    channel_tls_ca: optional(Path) = Field(
-        None, description="CA that signed the channel's certificate, PEM (TLS to the channel)"
-    )
-    channel_tls_cert: optional(Path) = Field(
-        None, description="client certificate for the channel, PEM (mutual TLS)"
-    )
-    channel_tls_key: optional(Path) = Field(None, description="client key for the channel, PEM")
+    channel_tls_ca: optional(Path) = client_tls_field("ca", "channel")
+    channel_tls_cert: optional(Path) = client_tls_field("cert", "channel")
+    channel_tls_key: optional(Path) = client_tls_field("key", "channel")
 
     @model_validator(mode="after")
     def _check_channel_tls(self) -> DeviceSettings:
-        check_tls_files(
-            "TLS to the channel",
-            self.channel_tls_cert,
-            self.channel_tls_key,
-            self.channel_tls_ca,
-            cert_flag="--channel-tls-cert",
-            key_flag="--channel-tls-key",
-            ca_flag="--channel-tls-ca",
-        )
+        self.check_client_tls("TLS to the channel", "channel")
         return self
 
     def channel_credentials(self):
         """gRPC credentials of the calls to the channel (None = plaintext)."""
-        return channel_credentials(self.channel_tls_ca, self.channel_tls_cert, self.channel_tls_key)
+        return self.client_credentials("channel")
 
 
 def parse_settings(argv: Sequence[str] | None = None, env=None) -> DeviceSettings:

@@ -40,25 +40,27 @@ class ServiceMetrics:
             ["service", "method", "code"],
             registry=self.registry,
         )
-        self.request_seconds = Histogram(
-            PREFIX + "request_seconds",
-            "Handling time per call, seconds",
-            ["service", "method"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+        self.request_seconds = self._latency(
+            "request_seconds", "Handling time per call, seconds", "method"
         )
-        self.stage_seconds = Histogram(
-            PREFIX + "stage_seconds",
-            "Per-stage latency measured where the span happens, seconds",
-            ["service", "stage"],
-            buckets=LATENCY_BUCKETS,
-            registry=self.registry,
+        self.stage_seconds = self._latency(
+            "stage_seconds", "Per-stage latency measured where the span happens, seconds", "stage"
         )
 
         # labelled children, looked up once: ``labels()`` costs more than the observation
         self._request_counts: dict[tuple[str, str], Any] = {}
         self._request_times: dict[str, Any] = {}
         self._stages: dict[str, Any] = {}
+
+    def _latency(self, name: str, documentation: str, label: str) -> Histogram:
+        """A common latency histogram ``coinference_<name>{service,<label>}``."""
+        return Histogram(
+            PREFIX + name,
+            documentation,
+            ["service", label],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
 
     # -- recording -----------------------------------------------------------------------
     @staticmethod

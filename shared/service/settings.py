@@ -28,7 +28,12 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from shared.service.loop import EventLoop, resolve_event_loop
-from shared.service.security import check_tls_files, load_admin_token, server_credentials
+from shared.service.security import (
+    channel_credentials,
+    check_tls_files,
+    load_admin_token,
+    server_credentials,
+)
 
 TRUE_WORDS = ("true", "1", "on")
 FALSE_WORDS = ("false", "0", "off")
@@ -69,6 +74,19 @@ LogLevel = Annotated[
 def optional(type_: Any) -> Any:
     """``type_ | None`` where ``none`` or an empty string (flag or variable) means None."""
     return Annotated[type_ | None, BeforeValidator(_none_words)]
+
+
+_CLIENT_TLS_DESCRIPTIONS = {
+    "ca": "CA that signed the {peer}'s certificate, PEM (TLS to the {peer})",
+    "cert": "client certificate for the {peer}, PEM (mutual TLS)",
+    "key": "client key for the {peer}, PEM",
+}
+
+
+def client_tls_field(part: str, peer: str) -> Any:
+    """The field ``<peer>_tls_<part>`` (``part``: ca, cert or key) of a service that calls
+    ``peer``: an optional PEM file, read by :meth:`ServiceSettings.client_credentials`."""
+    return Field(None, description=_CLIENT_TLS_DESCRIPTIONS[part].format(peer=peer))
 
 
 # The environment parse_settings reads; construction without it reads no environment, so
@@ -131,6 +149,30 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def env_name(cls, field_name: str) -> str:
         return str(cls.model_config.get("env_prefix", "")) + cls.public_name(field_name).upper()
+
+    def check_tls_fields(
+        self, what: str, cert: str, key: str, ca: str, *, ca_needs_cert: bool = False
+    ) -> None:
+        """:func:`~shared.service.security.check_tls_files` over the fields named ``cert``,
+        ``key`` and ``ca``; its ValueError names their flags."""
+        check_tls_files(
+            what,
+            *(getattr(self, name) for name in (cert, key, ca)),
+            cert_flag=self.flag(cert),
+            key_flag=self.flag(key),
+            ca_flag=self.flag(ca),
+            ca_needs_cert=ca_needs_cert,
+        )
+
+    def check_client_tls(self, what: str, peer: str) -> None:
+        """The TLS files of the calls to ``peer``: fields ``<peer>_tls_cert``, ``_key``, ``_ca``."""
+        self.check_tls_fields(what, f"{peer}_tls_cert", f"{peer}_tls_key", f"{peer}_tls_ca")
+
+    def client_credentials(self, peer: str):
+        """gRPC credentials of the calls to ``peer`` from its ``<peer>_tls_*`` fields (None =
+        plaintext)."""
+        ca, cert, key = (getattr(self, f"{peer}_tls_{part}") for part in ("ca", "cert", "key"))
+        return channel_credentials(ca, cert, key)
 
     def describe(self) -> str:
         """One ``name = value`` line per setting, for the start-up log."""
@@ -281,15 +323,8 @@ class GrpcServiceSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _check_tls(self):
-        check_tls_files(
-            "server TLS",
-            self.tls_cert,
-            self.tls_key,
-            self.tls_client_ca,
-            cert_flag="--tls-cert",
-            key_flag="--tls-key",
-            ca_flag="--tls-client-ca",
-            ca_needs_cert=True,
+        self.check_tls_fields(
+            "server TLS", "tls_cert", "tls_key", "tls_client_ca", ca_needs_cert=True
         )
         return self
 
