@@ -21,17 +21,26 @@ from the PSNR (shared.link.modes), ``ldpc-qam`` with one fixed MCS (the cliff) a
 from __future__ import annotations
 
 import copy
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from shared.channel import DEFAULT_BAUD, capacity_bits_per_symbol
-from shared.entropy import IndexEntropyModel, decode_indices, encode_indices
-from shared.link.modes import MCS_TABLE, channel_uses, ideal_airtime_s, mcs_for_psnr
+from shared.entropy import IndexEntropyModel
+from shared.link.modes import MCS_TABLE, ideal_airtime_s, mcs_for_psnr
 from trainer.entropy_finetune import DigitalConfig, hard_indices, train_digital
 from trainer.experiments.common import Check, RunSettings, load_data, plot_lines, train_one
+from trainer.experiments.digital_link_eval import (
+    accuracy,
+    analog_accuracy,
+    coded_sizes,
+    decode_levels,
+    digital_snr,
+    gaussian_cdf_bits,
+    ldpc_accuracy,
+    star_beta,
+)
 
 NAME = "digital"
 PAPER = "digital link (Hyper-VIB β as bits; VL-VFE eq. 13; QML-IB eq. 10-11)"
@@ -57,76 +66,6 @@ VL_OPTIONS = {"bits": 4, "variable_length": True, "prior": "log-uniform",
               "head": "deterministic", "kl_warmup_epochs": 1.0}  # fmt: skip
 
 
-def digital_snr(model) -> torch.Tensor:
-    """The decoder's SNR input for error-free features: the top of the trained range."""
-    return float(model.config.snr_norm)
-
-
-@torch.no_grad()
-def decode_levels(model, indices: torch.Tensor, beta: float, snr_db: float, mask=None):
-    """Decoder output for error-free level indices (zero where ``mask`` is 0)."""
-    received = model.quantizer.levels()[indices]
-    if mask is not None:
-        received = received * mask
-    n = len(indices)
-    return model.decode(received, torch.full((n, 1), beta), torch.full((n, 1), snr_db))
-
-
-def accuracy(outputs, y) -> float:
-    return float((outputs.argmax(1).numpy() == y).mean())
-
-
-@torch.no_grad()
-def analog_accuracy(model, x, y, beta: float, psnr_db: float, seed: int = 0) -> float:
-    """The model's symbols + AWGN at psnr_db (encoder/decoder told the PSNR clipped to the
-    trained range)."""
-    gen = torch.Generator().manual_seed(seed)
-    snr = float(np.clip(psnr_db, 0.0, 25.0))
-    n = len(x)
-    b, s = torch.full((n, 1), beta), torch.full((n, 1), snr)
-    symbols = model.encode(torch.from_numpy(x), b, s)["symbols"]
-    noisy = symbols + (10 ** (-psnr_db / 20)) * torch.randn(symbols.shape, generator=gen)
-    return accuracy(model.decode(noisy, b, s), y)
-
-
-def coded_sizes(table: IndexEntropyModel, indices: np.ndarray, beta: float):
-    """(coded bits [N], predicted bits [N], payloads, µs per image encode+decode)."""
-    payloads, predicted = [], []
-    start = time.perf_counter()
-    for row in indices:
-        payloads.append(encode_indices(table, row, beta))
-    for row, payload in zip(indices, payloads, strict=True):
-        if not np.array_equal(decode_indices(table, payload, len(row), beta), row):
-            raise AssertionError("entropy coding round trip failed")
-    us = 1e6 * (time.perf_counter() - start) / len(indices)
-    predicted = [table.predicted_bits(row, beta) for row in indices]
-    return np.array([8 * len(p) for p in payloads]), np.array(predicted), payloads, us
-
-
-@torch.no_grad()
-def gaussian_cdf_bits(model, x, beta: float, snr_db: float) -> float:
-    """Mean ideal code length of the hard indices under the QML-IB eq. (10)-(11) level
-    probabilities averaged over the images (per dimension)."""
-    from shared.nn.channel import noise_var_from_snr
-
-    n = len(x)
-    b, s = torch.full((n, 1), beta), torch.full((n, 1), snr_db)
-    enc = model.encoder(torch.from_numpy(x), b, s, noise_var_from_snr(s))
-    probs = model.quantizer.level_probabilities(enc["mu"], enc["theta"].clamp_min(1e-4))
-    marginal = probs.mean(0).clamp_min(1e-9)  # [d, K]
-    idx = model.quantizer.indices(enc["mu"])
-    return float(-torch.log2(marginal.gather(1, idx.T)).sum(0).mean())
-
-
-def star_beta(betas, accuracies, reference_best: float) -> float:
-    """β*: the largest β whose accuracy is within 1 point of ``reference_best`` (the
-    fixed-length base model's best); the most accurate β when none is."""
-    within = [b for b, a in zip(betas, accuracies, strict=True) if a >= reference_best - 0.01]
-    if within:
-        return max(within)
-    return betas[int(np.argmax(accuracies))]
-
-
 @torch.no_grad()
 def option_summary(model, prior, x, y, betas, base_rows, dlog) -> dict:
     """One fine-tuning option: accuracy and mean ideal code length (bits) at each β, and the
@@ -149,24 +88,6 @@ def option_summary(model, prior, x, y, betas, base_rows, dlog) -> dict:
     }  # fmt: skip
 
 
-def ldpc_accuracy(model, payloads, indices, y, beta, psnr_db, mcs, rng) -> dict:
-    """Send every payload as one codeword; lost blocks decode from zeros."""
-    from shared.link.ldpc_qam import bytes_to_bits, simulate_blocks
-
-    ok = np.zeros(len(payloads), dtype=bool)
-    uses = np.zeros(len(payloads))
-    lengths = np.array([len(p) for p in payloads])
-    for length in np.unique(lengths):
-        rows = np.flatnonzero(lengths == length)
-        bits = np.stack([bytes_to_bits(payloads[r]) for r in rows])
-        _, ok[rows] = simulate_blocks(bits, mcs, psnr_db, rng)
-        uses[rows] = channel_uses(bits.shape[1], mcs)
-    mask = torch.from_numpy(ok.astype(np.float32)).unsqueeze(1)
-    out = decode_levels(model, torch.from_numpy(indices), beta, digital_snr(model), mask)
-    return {"accuracy": accuracy(out, y), "bler": float(1 - ok.mean()),
-            "airtime_s": float(uses.mean() / DEFAULT_BAUD), "mcs": mcs.name}  # fmt: skip
-
-
 def run(settings: RunSettings, out_dir: Path) -> dict:
     data = load_data("fashion-mnist", settings.data_dir, settings.seed)
     n_eval = settings.n_eval or len(data.x_test)
@@ -176,19 +97,56 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
     n_link = 300 if settings.quick else min(n_eval, 2000)
     base, base_info = train_one("base 4-bit hyper", settings, data, "[1/3]", **BASE_OPTIONS)
     vl, vl_info = train_one("VL-VFE 4-bit", settings, data, "[2/3]", **VL_OPTIONS)
-    from trainer.train import TrainConfig
+    base_rows = fixed_length_rows(base, x, y, betas)
+    print("[3/3] fine-tuning with the code length as the rate ...", flush=True)
+    options, (model, prior, dlog) = compare_finetunes(base, data, settings, x, y, betas, base_rows)
+    table = IndexEntropyModel.from_dict(prior.to_dict())
+    rows, coded_us = beta_rows(model, table, vl, x, y, betas, base_rows)
+    base_best = max(r["fixed_accuracy"] for r in rows)
+    beta_star = star_beta([r["beta"] for r in rows], [r["accuracy"] for r in rows], base_best)
+    rng = np.random.default_rng(settings.seed)
+    psnr_rows = link_rows(model, table, x[:n_link], y[:n_link], beta_star, psnrs, rng)
+    plots = make_plots(out_dir, rows, psnr_rows, beta_star)
+    return {
+        "design": f"base 4-bit hyper model, fine-tuned with its code length ({CHOSEN}); "
+        f"features error-free on the ideal link; air-times at PSNR {AIRTIME_PSNR_DB:g} dB, "
+        f"{DEFAULT_BAUD:g} baud",
+        "beta_rows": rows,
+        "base_best_accuracy": base_best,
+        "beta_star": beta_star,
+        "finetune_options": options,
+        "finetune_chosen": CHOSEN,
+        "psnr_rows": psnr_rows,
+        "n_link_images": n_link,
+        "fixed_mcs": FIXED_MCS.name,
+        "entropy_coding_us_per_image": float(np.median(coded_us)),
+        "digital_train": dlog,
+        "train": {"base": base_info, "vl": vl_info},
+        "plots": plots,
+    }
 
-    base_cfg = TrainConfig.from_options(**BASE_OPTIONS, train_subset=settings.train_subset)
-    base_rows = {}
-    for beta in betas:  # before fine-tuning: fixed length and the eq. (10)-(11) marginal
+
+def fixed_length_rows(base, x, y, betas) -> dict:
+    """Before fine-tuning, per β: the fixed-length code's accuracy and the eq. (10)-(11)
+    marginal's code length."""
+    rows = {}
+    for beta in betas:
         idx, _ = hard_indices(base, x, beta, AIRTIME_PSNR_DB)
         out = decode_levels(base, idx, beta, digital_snr(base))
-        base_rows[beta] = {
+        rows[beta] = {
             "accuracy": accuracy(out, y),
             "gaussian_cdf_bits": gaussian_cdf_bits(base, x, beta, AIRTIME_PSNR_DB),
         }
-    print("[3/3] fine-tuning with the code length as the rate ...", flush=True)
-    options, tuned = {}, {}
+    return rows
+
+
+def compare_finetunes(base, data, settings: RunSettings, x, y, betas, base_rows):
+    """Every ``FINETUNE_OPTIONS`` entry fine-tuned from a copy of ``base``: ({label: summary},
+    (model, prior, log) of ``CHOSEN``)."""
+    from trainer.train import TrainConfig
+
+    base_cfg = TrainConfig.from_options(**BASE_OPTIONS, train_subset=settings.train_subset)
+    options, chosen = {}, None
     for label, option in FINETUNE_OPTIONS.items():
         option = dict(option, epochs=QUICK_FINETUNE_EPOCHS if settings.quick else option["epochs"])
         cfg = DigitalConfig(train_subset=settings.train_subset, seed=settings.seed,
@@ -198,9 +156,13 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
         options[label] = option_summary(model, prior, x, y, betas, base_rows, dlog)
         print(f"    {label}: {options[label]['verdict']}", flush=True)
         if label == CHOSEN:
-            tuned = {"model": model, "prior": prior, "log": dlog}
-    model, prior, dlog = tuned["model"], tuned["prior"], tuned["log"]
-    table = IndexEntropyModel.from_dict(prior.to_dict())
+            chosen = (model, prior, dlog)
+    return options, chosen
+
+
+def beta_rows(model, table, vl, x, y, betas, base_rows):
+    """Per β: the entropy-coded model's bits and accuracy beside the fixed-length, eq. (10)-(11),
+    VL-VFE and analog rows; and the entropy coder's µs per image at each β."""
     rows, coded_us = [], []
     for beta in betas:
         idx, _ = hard_indices(model, x, beta, AIRTIME_PSNR_DB)
@@ -230,20 +192,22 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
               f"(pred {row['predicted_bits']:.1f}, eq.10-11 {row['gaussian_cdf_bits']:.1f}); "
               f"fixed 256 bits acc {row['fixed_accuracy']:.4f}; VL {vl_bits:.0f} bits acc "
               f"{vl_acc:.4f}; analog acc {row['analog_accuracy']:.4f}", flush=True)  # fmt: skip
-    base_best = max(r["fixed_accuracy"] for r in rows)
-    beta_star = star_beta([r["beta"] for r in rows], [r["accuracy"] for r in rows], base_best)
-    # accuracy vs PSNR at β*
-    idx, _ = hard_indices(model, x[:n_link], beta_star, AIRTIME_PSNR_DB)
+    return rows, coded_us
+
+
+def link_rows(model, table, x, y, beta_star: float, psnrs, rng) -> list[dict]:
+    """Accuracy over PSNR at β*: ideal link, LDPC + QAM with the MCS from the PSNR and with
+    ``FIXED_MCS``, and analog."""
+    idx, _ = hard_indices(model, x, beta_star, AIRTIME_PSNR_DB)
     indices = idx.numpy()
     _, _, payloads, _ = coded_sizes(table, indices, beta_star)
-    ideal_acc = accuracy(decode_levels(model, idx, beta_star, digital_snr(model)), y[:n_link])
-    rng = np.random.default_rng(settings.seed)
+    ideal_acc = accuracy(decode_levels(model, idx, beta_star, digital_snr(model)), y)
     mean_bits = float(np.mean([8 * len(p) for p in payloads]))
     psnr_rows = []
     for psnr in psnrs:
-        adaptive = ldpc_accuracy(model, payloads, indices, y[:n_link], beta_star, psnr,
+        adaptive = ldpc_accuracy(model, payloads, indices, y, beta_star, psnr,
                                  mcs_for_psnr(psnr), rng)  # fmt: skip
-        fixed = ldpc_accuracy(model, payloads, indices, y[:n_link], beta_star, psnr, FIXED_MCS, rng)
+        fixed = ldpc_accuracy(model, payloads, indices, y, beta_star, psnr, FIXED_MCS, rng)
         psnr_rows.append({
             "psnr_db": psnr,
             "ideal_accuracy": ideal_acc,
@@ -251,30 +215,13 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
             "ldpc_accuracy": adaptive["accuracy"], "ldpc_bler": adaptive["bler"],
             "ldpc_airtime_s": adaptive["airtime_s"], "ldpc_mcs": adaptive["mcs"],
             "fixed_mcs_accuracy": fixed["accuracy"], "fixed_mcs_bler": fixed["bler"],
-            "analog_accuracy": analog_accuracy(model, x[:n_link], y[:n_link], beta_star, psnr),
+            "analog_accuracy": analog_accuracy(model, x, y, beta_star, psnr),
         })  # fmt: skip
         print(f"    PSNR {psnr:g} dB: ideal {ideal_acc:.4f}, ldpc-qam {adaptive['accuracy']:.4f} "
               f"(BLER {adaptive['bler']:.3f}, {adaptive['mcs']}), fixed {FIXED_MCS.name} "
               f"{fixed['accuracy']:.4f} (BLER {fixed['bler']:.3f}), analog "
               f"{psnr_rows[-1]['analog_accuracy']:.4f}", flush=True)  # fmt: skip
-    plots = make_plots(out_dir, rows, psnr_rows, beta_star)
-    return {
-        "design": f"base 4-bit hyper model, fine-tuned with its code length ({CHOSEN}); "
-        f"features error-free on the ideal link; air-times at PSNR {AIRTIME_PSNR_DB:g} dB, "
-        f"{DEFAULT_BAUD:g} baud",
-        "beta_rows": rows,
-        "base_best_accuracy": base_best,
-        "beta_star": beta_star,
-        "finetune_options": options,
-        "finetune_chosen": CHOSEN,
-        "psnr_rows": psnr_rows,
-        "n_link_images": n_link,
-        "fixed_mcs": FIXED_MCS.name,
-        "entropy_coding_us_per_image": float(np.median(coded_us)),
-        "digital_train": dlog,
-        "train": {"base": base_info, "vl": vl_info},
-        "plots": plots,
-    }
+    return psnr_rows
 
 
 def make_plots(out_dir: Path, rows, psnr_rows, beta_star) -> list[str]:

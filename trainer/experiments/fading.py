@@ -155,7 +155,7 @@ def digital(settings: RunSettings, data, test_snrs, n: int) -> dict:
     from shared.link.modes import channel_uses, mcs_for_psnr
     from trainer.entropy_finetune import hard_indices
     from trainer.evaluate import evaluate_fading_point
-    from trainer.experiments.digital import accuracy, decode_levels, digital_snr
+    from trainer.experiments.digital_link_eval import accuracy, decode_levels, digital_snr
 
     model, info = train_one(
         "4-bit AWGN-trained (digital payload)", settings, data, "[digital]",

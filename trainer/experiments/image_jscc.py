@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from trainer.experiments.common import Check, RunSettings
+from trainer.experiments.image_jscc_plots import make_plots
 
 NAME = "image-jscc"
 PAPER = "Hyper-AJSCC Fig. 4, Fig. 5, Table III (image transmission)"
@@ -43,7 +44,6 @@ QUICK = {
 }
 QUICK_OVERRIDES = {"epochs": 1, "train_subset": 3000, "n_eval": 300, "draws": 1}
 SEPARATION_DESIGNS = ("QPSK 1/2", "16-QAM 1/2", "64-QAM 2/3", "256-QAM 3/4")
-EXAMPLE_SNRS = (0.0, 10.0, 20.0)
 PAPER_TABLE_III = {"ADJSCC": 67840, "Hyper-AJSCC": 4118}
 PAPER_WIDTH = {"filters": 256, "channels": 8, "in_channels": 3, "image_size": 32}  # CIFAR, 1/12
 
@@ -140,7 +140,7 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
     mean_batch = np.repeat(mean_image[None], len(x_eval), axis=0)
     results["mean_image_psnr_db"] = float(np.mean(psnr_db(x_eval, mean_batch)))
     results["table_iii"] = {"paper_width": table_iii(), "paper": PAPER_TABLE_III}
-    results["plots"] = _plots(results, out_dir, example_models, x_test, settings.seed)
+    results["plots"] = make_plots(results, out_dir, example_models, x_test, settings.seed)
     return results
 
 
@@ -159,103 +159,6 @@ def _separation(results, plan, x_test, mean_image, designs, image_shape) -> dict
                                    designs)  # fmt: skip
         out["ratios"][key] = {"complex_uses": complex_uses, **curves}
     return out
-
-
-def _plots(results, out_dir: Path, example_models, x_test, seed) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    snrs = results["test_snr_db"]
-    keys = list(results["ratios"])
-    plots = []
-    fig, axes = plt.subplots(1, len(keys), figsize=(6 * len(keys), 4.2), squeeze=False)
-    for ax, key in zip(axes[0], keys, strict=True):
-        entry = results["ratios"][key]
-        for train_snr in results["train_snr_db"]:
-            values = entry[f"bdjscc {train_snr:g} dB"]["psnr_db"]
-            (line,) = ax.plot(snrs, values, lw=1, alpha=0.8, label=f"BDJSCC {train_snr:g} dB")
-            ax.plot([train_snr], [values[snrs.index(train_snr)]], "o", mfc="none", ms=9,
-                    color=line.get_color())  # fmt: skip
-        ax.plot(snrs, entry["hyper"]["psnr_db"], "k-", lw=2.5, label="Hyper-AJSCC")
-        ax.set_title(f"Fig. 4: R = {float(key):.4g} (d = {entry['complex_uses']} complex uses)")
-        ax.set_xlabel("test SNR (dB)")
-        ax.set_ylabel("PSNR (dB)")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "fig4_psnr_vs_snr.png", dpi=110)
-    plt.close(fig)
-    plots.append("fig4_psnr_vs_snr.png")
-
-    fig, ax = plt.subplots(figsize=(6, 4.2))
-    for key in keys:
-        entry = results["ratios"][key]
-        ax.plot(snrs, entry["hyper"]["psnr_db"], "-o", ms=3, label=f"Hyper-AJSCC R={key}")
-        ax.plot(snrs, entry["adjscc"]["psnr_db"], "--s", ms=3, label=f"ADJSCC R={key}")
-    ax.set_title("Fig. 5: Hyper-AJSCC against ADJSCC")
-    ax.set_xlabel("test SNR (dB)")
-    ax.set_ylabel("PSNR (dB)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "fig5_vs_adjscc.png", dpi=110)
-    plt.close(fig)
-    plots.append("fig5_vs_adjscc.png")
-
-    sep = results["separation"]
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for key, curves in sep["ratios"].items():
-        (line,) = ax.plot(sep["snr_db"], [p["psnr_db"] for p in curves["adaptive"]], "-", lw=2,
-                          label=f"WebP+LDPC adaptive MCS, R={key}")  # fmt: skip
-        for pts in curves["designs"].values():
-            ax.plot(sep["snr_db"], [p["psnr_db"] for p in pts], ":", lw=1,
-                    color=line.get_color(), alpha=0.7)  # fmt: skip
-        if key in results["ratios"]:
-            ax.plot(snrs, results["ratios"][key]["hyper"]["psnr_db"], "-o", ms=3,
-                    color=line.get_color(), label=f"Hyper-AJSCC R={key}")  # fmt: skip
-    ax.axhline(results["mean_image_psnr_db"], color="grey", lw=0.8, ls="--",
-               label="mean image (nothing delivered)")  # fmt: skip
-    ax.set_title("JSCC against separation (dotted: one fixed MCS each, the cliff)")
-    ax.set_xlabel("SNR (dB)")
-    ax.set_ylabel("PSNR (dB)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "separation.png", dpi=110)
-    plt.close(fig)
-    plots.append("separation.png")
-
-    plots.append(_examples(example_models, x_test, out_dir, seed))
-    return plots
-
-
-def _examples(example_models, x_test, out_dir: Path, seed: int) -> str:
-    """Six test images, then the hyper model's reconstructions at 0/10/20 dB per R."""
-    import matplotlib.pyplot as plt
-
-    from trainer.image_jscc import reconstruct
-
-    images = x_test[:6]
-    rows = [("sent", images)]
-    for ratio, model in example_models.items():
-        for snr in EXAMPLE_SNRS:
-            rows.append((f"R={ratio:.3g}\n{snr:g} dB", reconstruct(model, images, snr, seed)))
-    fig, axes = plt.subplots(len(rows), len(images), figsize=(1.3 * len(images), 1.3 * len(rows)))
-    for r, (label, batch) in enumerate(rows):
-        for c, img in enumerate(batch):
-            ax = axes[r][c]
-            pixels = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
-            ax.imshow(pixels, cmap="gray", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if c == 0:
-                ax.set_ylabel(label, fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "examples.png", dpi=110)
-    plt.close(fig)
-    return "examples.png"
 
 
 def _gaps(results, key) -> dict[str, float]:
