@@ -51,71 +51,91 @@ def run_beta_sweep(
     there but the step size Adam normalises away). ``hyper_options`` go to the hyper model only
     (and win over ``loss_weight``, e.g. ``{"loss_weight": "knee", "weight_knee": 3e-4}``).
     """
-    hyper_options = hyper_options or {}
     data = load_data(task, settings.data_dir, settings.seed)
     better = max if data.task == "classification" else min
-    total = len(betas) + 1
-    common = {"task": task, "arch": arch, "fixed_snr": snr_db, "loss_weight": loss_weight}
-    warm_up(settings, data, beta_range=(min(betas), max(betas)), **common)
-    hyper_model, hyper_info = train_one(
-        f"{task} {arch} hyper-VIB", settings, data, f"[1/{total}]",
-        epochs=settings.epochs * HYPER_EPOCH_FACTOR, beta_range=(min(betas), max(betas)),
-        **{**common, **hyper_options},
-    )  # fmt: skip
-    hyper_points = [evaluate(hyper_model, data, settings, b, snr_db, "hyper") for b in betas]
-    jobs = [
-        GridJob(f"{task} {arch} VIB beta={beta:.0e}", f"[{k + 2}/{total}]",
-                options={"fixed_beta": beta, **common})
-        for k, beta in enumerate(betas)
-    ]  # fmt: skip
-    trained = train_grid(jobs, settings)
-    grid_infos = [info for _, info in trained]
-    grid_points = [
-        evaluate(model, data, settings, beta, snr_db, "grid")
-        for (model, _), beta in zip(trained, betas, strict=True)
-    ]
-    hyper_values = [p["value"] for p in hyper_points]
-    grid_values = [p["value"] for p in grid_points]
+    shared = {"task": task, "arch": arch, "fixed_snr": snr_db, "loss_weight": loss_weight}
+    hyper_info, hyper_points = train_hyper(settings, data, betas, shared, hyper_options or {})
+    grid_infos, grid_points = train_vib_grid(settings, data, betas, shared)
+    hyper = {
+        "params": hyper_info["params"],
+        "train_wall_s": hyper_info["train_wall_s"],
+        **curve_over_beta(hyper_points, betas, better),
+        "info": hyper_info,
+    }
     grid_wall = sum(i["train_wall_s"] for i in grid_infos)
-    hyper_best = better(range(len(betas)), key=lambda i: hyper_values[i])
-    grid_best = better(range(len(betas)), key=lambda i: grid_values[i])
+    grid = {
+        "n_models": len(betas),
+        "params_per_model": grid_infos[0]["params"],
+        "params_total": sum(i["params"]["total"] for i in grid_infos),
+        "train_wall_s": [i["train_wall_s"] for i in grid_infos],
+        "train_wall_total_s": grid_wall,
+        **curve_over_beta(grid_points, betas, better),
+    }
     return {
         "task": task,
         "arch": arch,
         "metric": "accuracy" if data.task == "classification" else "mse_ns2",
         "snr_db": snr_db,
         "betas": betas,
-        "hyper": {
-            "params": hyper_info["params"],
-            "train_wall_s": hyper_info["train_wall_s"],
-            "values": hyper_values,
-            "n_active": [p["n_active"] for p in hyper_points],
-            "std": [p["std"] for p in hyper_points],
-            "kl_nats": [p["kl"] for p in hyper_points],
-            "values_sampled": [p["value_sampled"] for p in hyper_points],
-            "best_value": hyper_values[hyper_best],
-            "best_beta": betas[hyper_best],
-            "info": hyper_info,
-        },
-        "grid": {
-            "n_models": len(betas),
-            "params_per_model": grid_infos[0]["params"],
-            "params_total": sum(i["params"]["total"] for i in grid_infos),
-            "train_wall_s": [i["train_wall_s"] for i in grid_infos],
-            "train_wall_total_s": grid_wall,
-            "values": grid_values,
-            "n_active": [p["n_active"] for p in grid_points],
-            "std": [p["std"] for p in grid_points],
-            "kl_nats": [p["kl"] for p in grid_points],
-            "values_sampled": [p["value_sampled"] for p in grid_points],
-            "best_value": grid_values[grid_best],
-            "best_beta": betas[grid_best],
-        },
+        "hyper": hyper,
+        "grid": grid,
         "cpu_ratio_grid_over_hyper": sum(i["train_cpu_s"] for i in grid_infos)
         / hyper_info["train_cpu_s"],
         "wall_ratio_grid_over_hyper": grid_wall / hyper_info["train_wall_s"],
         "wall_ratio_11_grid_over_hyper": (grid_wall / len(betas)) * 11 / hyper_info["train_wall_s"],
-        "hyper_minus_grid": [h - g for h, g in zip(hyper_values, grid_values, strict=True)],
+        "hyper_minus_grid": [h - g for h, g in zip(hyper["values"], grid["values"], strict=True)],
+    }
+
+
+def train_hyper(
+    settings: RunSettings, data, betas: list[float], shared: dict, hyper_options: dict
+) -> tuple[dict, list[dict]]:
+    """Warm up, train the hyper model over [min β, max β] with the ``shared`` options (and
+    ``hyper_options`` over them), and evaluate it at every β: (training info, points)."""
+    beta_range = (min(betas), max(betas))
+    warm_up(settings, data, beta_range=beta_range, **shared)
+    model, info = train_one(
+        f"{shared['task']} {shared['arch']} hyper-VIB", settings, data, f"[1/{len(betas) + 1}]",
+        epochs=settings.epochs * HYPER_EPOCH_FACTOR, beta_range=beta_range,
+        **{**shared, **hyper_options},
+    )  # fmt: skip
+    points = [evaluate(model, data, settings, b, shared["fixed_snr"], "hyper") for b in betas]
+    return info, points
+
+
+def train_vib_grid(
+    settings: RunSettings, data, betas: list[float], shared: dict
+) -> tuple[list[dict], list[dict]]:
+    """One plain VIB model per β with the ``shared`` options, each evaluated at its own β:
+    ([training info], [point])."""
+    name, total = f"{shared['task']} {shared['arch']} VIB", len(betas) + 1
+    jobs = [
+        GridJob(f"{name} beta={beta:.0e}", f"[{k + 2}/{total}]",
+                options={"fixed_beta": beta, **shared})
+        for k, beta in enumerate(betas)
+    ]  # fmt: skip
+    trained = train_grid(jobs, settings)
+    points = [
+        evaluate(model, data, settings, beta, shared["fixed_snr"], "grid")
+        for (model, _), beta in zip(trained, betas, strict=True)
+    ]
+    return [info for _, info in trained], points
+
+
+def curve_over_beta(points: list[dict], betas: list[float], better) -> dict:
+    """One model's (or the grid's) evaluation points at ``betas``, per key: the value with μ
+    sent, active dimensions, std, KL (nats), the value with z sampled; and the ``better``
+    (max or min) value with its β."""
+    values = [p["value"] for p in points]
+    best = better(range(len(betas)), key=lambda i: values[i])
+    return {
+        "values": values,
+        "n_active": [p["n_active"] for p in points],
+        "std": [p["std"] for p in points],
+        "kl_nats": [p["kl"] for p in points],
+        "values_sampled": [p["value_sampled"] for p in points],
+        "best_value": values[best],
+        "best_beta": betas[best],
     }
 
 
@@ -248,3 +268,20 @@ def equal_rate_text(gap: dict, worst: str) -> str:
     (hyper_lo, hyper_hi), (grid_lo, grid_hi) = gap["hyper_kl_range"], gap["grid_kl_range"]
     return (f"{hyper_lo:.1f}–{hyper_hi:.1f} / {grid_lo:.1f}–{grid_hi:.1f} nats; "
             f"{worst} over {where}")  # fmt: skip
+
+
+def shortfall_text(gap: dict) -> str:
+    """The worst of a :func:`rate_gap`: its largest shortfall below the grid, in points."""
+    return f"{gap['max_shortfall_points']:.2f} points"
+
+
+def equal_rate_rows(
+    gaps: dict[str, dict],
+    title: str = "equal rate, {name}: KL range hyper / grid; largest shortfall",
+    worst=shortfall_text,
+) -> list[tuple[str, str]]:
+    """Report rows, one per hyper model: ``title`` with the model's ``{name}``, and
+    :func:`equal_rate_text` of its gap with ``worst(gap)`` (default :func:`shortfall_text`)."""
+    return [
+        (title.format(name=name), equal_rate_text(gap, worst(gap))) for name, gap in gaps.items()
+    ]

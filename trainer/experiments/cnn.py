@@ -23,16 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.experiments.beta_sweep import (
-    SNR_DB,
-    equal_rate_text,
-    grid_betas,
-    plot_sweep,
-    rate_gap,
-    repeat_seeds,
-    run_beta_sweep,
-    train_hyper_variant,
-)
+from trainer.experiments import beta_sweep
 from trainer.experiments.common import Check, RunSettings, plot_lines
 from trainer.experiments.train_once_vs_grid import sweep_checks, sweep_notes, sweep_rows
 
@@ -56,17 +47,21 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
         )
     elif settings.train_subset is None:
         settings = replace(settings, train_subset=FULL_SUBSET)
-    betas = grid_betas(settings.quick, step_decades=1.0)
-    sweep = run_beta_sweep(settings, "fashion-mnist", betas, arch="cnn", hyper_options=HEADLINE)
-    plot_sweep(sweep, out_dir / "accuracy_vs_beta.png", f"Fashion-MNIST, CNN, {SNR_DB:g} dB")
+    betas = beta_sweep.grid_betas(settings.quick, step_decades=1.0)
+    sweep = beta_sweep.run_beta_sweep(
+        settings, "fashion-mnist", betas, arch="cnn", hyper_options=HEADLINE
+    )
+    beta_sweep.plot_sweep(
+        sweep, out_dir / "accuracy_vs_beta.png", f"Fashion-MNIST, CNN, {beta_sweep.SNR_DB:g} dB"
+    )
     variants = {
-        label: train_hyper_variant(settings, sweep, f"cnn hyper-VIB, {label}", **options)
+        label: beta_sweep.train_hyper_variant(settings, sweep, f"cnn hyper-VIB, {label}", **options)
         for label, options in VARIANTS.items()
     }
     models = {"headline": sweep["hyper"], **variants}
-    gaps = {name: rate_gap(entry, sweep["grid"]) for name, entry in models.items()}
+    gaps = {name: beta_sweep.rate_gap(entry, sweep["grid"]) for name, entry in models.items()}
     plot_rate_accuracy(sweep, variants, out_dir / "rate_accuracy.png")
-    seeds = repeat_seeds(
+    seeds = beta_sweep.repeat_seeds(
         settings, sweep, QUICK_SEEDS if settings.quick else FULL_SEEDS, hyper_options=HEADLINE
     )
     return {
@@ -138,11 +133,7 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
                 sweep["betas"], entry["values"], entry["values_sampled"], entry["kl_nats"],
                 strict=True)) + f"; {entry['train_wall_s']:.0f} s",
         ))  # fmt: skip
-    for name, gap in results["rate_gap"].items():
-        rows.append((
-            f"equal rate, {name}: KL range hyper / grid; largest shortfall",
-            equal_rate_text(gap, f"{gap['max_shortfall_points']:.2f} points"),
-        ))  # fmt: skip
+    rows += beta_sweep.equal_rate_rows(results["rate_gap"])
     seeds = results["seeds"]
     rows.append((
         f"over seeds {seeds['seeds']}: hyper best / grid at β={seeds['grid_best_beta']:.0e}",

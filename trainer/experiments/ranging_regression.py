@@ -27,15 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.experiments.beta_sweep import equal_rate, equal_rate_text
+from trainer.experiments import beta_sweep
 from trainer.experiments.common import Check, RunSettings, load_data, plot_lines
-from trainer.experiments.train_once_vs_grid import (
-    grid_betas,
-    repeat_seeds,
-    run_beta_sweep,
-    sweep_rows,
-    train_hyper_variant,
-)
+from trainer.experiments.train_once_vs_grid import sweep_rows
 
 NAME = "ranging-regression"
 PAPER = "Hyper-VIB Table I, Fig. 4 (ranging: Bluetooth, Wi-Fi)"
@@ -63,13 +57,17 @@ def trivial_mse(data, n_eval: int | None) -> float:
 
 def run_profile(settings: RunSettings, profile: str) -> dict:
     task = f"ranging-{profile}"
-    betas = grid_betas(settings.quick)
-    sweep = run_beta_sweep(settings, task, betas, loss_weight="none", hyper_options=HEADLINE)
+    betas = beta_sweep.grid_betas(settings.quick)
+    sweep = beta_sweep.run_beta_sweep(
+        settings, task, betas, loss_weight="none", hyper_options=HEADLINE
+    )
     variants = {
-        label: train_hyper_variant(settings, sweep, f"{task} hyper-VIB, {label}", **options)
+        label: beta_sweep.train_hyper_variant(
+            settings, sweep, f"{task} hyper-VIB, {label}", **options
+        )
         for label, options in VARIANTS.items()
     }
-    seeds = repeat_seeds(
+    seeds = beta_sweep.repeat_seeds(
         settings, sweep, QUICK_SEEDS if settings.quick else FULL_SEEDS, hyper_options=HEADLINE
     )
     data = load_data(task, settings.data_dir, settings.seed)
@@ -135,7 +133,7 @@ def rate_mse_gap(hyper: dict, grid: dict) -> dict:
     """The hyper model against the grid at equal rate: log MSE (z sampled) of the hyper model
     interpolated in KL at each grid model's KL inside the range both cover; the largest
     ratio hyper/grid there (> 1: the hyper model is worse at that rate)."""
-    ranges, pairs = equal_rate(hyper, grid, log_scale=True)
+    ranges, pairs = beta_sweep.equal_rate(hyper, grid, log_scale=True)
     ratios = [float(h / m) for h, m in pairs]
     return {
         **ranges,
@@ -225,11 +223,11 @@ def profile_rows(profile: str, result: dict) -> list[tuple[str, str]]:
                 sweep["betas"], entry["values"], entry["values_sampled"], entry["kl_nats"],
                 strict=True)),
         ))  # fmt: skip
-    for name, gap in result["rate_gap"].items():
-        rows.append((
-            f"{profile}: equal rate, {name}: KL range hyper / grid; largest MSE ratio hyper/grid",
-            equal_rate_text(gap, f"{gap['max_ratio']:.2f}"),
-        ))  # fmt: skip
+    rows += beta_sweep.equal_rate_rows(
+        result["rate_gap"],
+        f"{profile}: " + "equal rate, {name}: KL range hyper / grid; largest MSE ratio hyper/grid",
+        worst=lambda gap: f"{gap['max_ratio']:.2f}",
+    )
     rows.append((
         f"{profile}: over seeds {seeds['seeds']}: hyper best / grid at β="
         f"{seeds['grid_best_beta']:.0e} (MSE, μ sent)",

@@ -19,18 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from trainer.experiments.beta_sweep import (  # the sweep machinery, also imported from here
-    QUICK_BETAS,  # noqa: F401
-    SNR_DB,
-    best_of,  # noqa: F401
-    equal_rate_text,
-    grid_betas,
-    plot_sweep,
-    rate_gap,
-    repeat_seeds,
-    run_beta_sweep,
-    train_hyper_variant,
-)
+from trainer.experiments import beta_sweep
 from trainer.experiments.common import Check, RunSettings, plot_lines
 
 NAME = "train-once-vs-grid"
@@ -40,14 +29,20 @@ FULL_SEEDS, QUICK_SEEDS = 3, 2
 
 
 def run(settings: RunSettings, out_dir: Path) -> dict:
-    sweep = run_beta_sweep(settings, "fashion-mnist", grid_betas(settings.quick))
-    plot_sweep(sweep, out_dir / "accuracy_vs_beta.png", f"Fashion-MNIST, MLP, {SNR_DB:g} dB")
+    sweep = beta_sweep.run_beta_sweep(
+        settings, "fashion-mnist", beta_sweep.grid_betas(settings.quick)
+    )
+    beta_sweep.plot_sweep(
+        sweep, out_dir / "accuracy_vs_beta.png", f"Fashion-MNIST, MLP, {beta_sweep.SNR_DB:g} dB"
+    )
     plot_rate(sweep, out_dir / "rate_vs_beta.png")
-    paper = train_hyper_variant(settings, sweep, "hyper-VIB, paper objective", objective="paper")
-    gaps = {"weighted": rate_gap(sweep["hyper"], sweep["grid"]),
-            "paper": rate_gap(paper, sweep["grid"])}  # fmt: skip
+    paper = beta_sweep.train_hyper_variant(
+        settings, sweep, "hyper-VIB, paper objective", objective="paper"
+    )
+    gaps = {"weighted": beta_sweep.rate_gap(sweep["hyper"], sweep["grid"]),
+            "paper": beta_sweep.rate_gap(paper, sweep["grid"])}  # fmt: skip
     plot_rate_accuracy(sweep, paper, out_dir / "rate_accuracy.png")
-    seeds = repeat_seeds(settings, sweep, QUICK_SEEDS if settings.quick else FULL_SEEDS)
+    seeds = beta_sweep.repeat_seeds(settings, sweep, QUICK_SEEDS if settings.quick else FULL_SEEDS)
     return {
         "design": "hyper over β in [1e-5, 1] (our weighted objective, and the paper's eq. "
         "(15)-(17) in the same run) and VIB grid, all fixed_snr=20 (SNR gates off)",
@@ -156,20 +151,16 @@ def rate_rows(results: dict) -> list[tuple[str, str]]:
         return []
     paper = results["paper_objective"]
     per_beta = zip(results["sweep"]["betas"], paper["values"], paper["kl_nats"], strict=True)
-    rows = [
+    return [
         (
             "paper objective eq. (15)-(17): accuracy / KL (nats) per β",
             ", ".join(f"{b:.0e}: {v:.4f}/{k:.1f}" for b, v, k in per_beta),
-        )
+        ),
+        *beta_sweep.equal_rate_rows(
+            results["rate_gap"],
+            "equal rate, {name} objective: KL range hyper / grid; largest shortfall",
+        ),
     ]
-    for key, gap in results["rate_gap"].items():
-        rows.append(
-            (
-                f"equal rate, {key} objective: KL range hyper / grid; largest shortfall",
-                equal_rate_text(gap, f"{gap['max_shortfall_points']:.2f} points"),
-            )
-        )
-    return rows
 
 
 def summary_rows(results: dict) -> list[tuple[str, str]]:
