@@ -11,14 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.experiments.common import (
-    Check,
-    RunSettings,
-    evaluate,
-    load_data,
-    plot_lines,
-    train_one,
-)
+from trainer.experiments import common
+from trainer.experiments.common import Check, RunSettings
 
 NAME = "quantizer-bits"
 PAPER = "QML-IB Fig. 3"
@@ -43,15 +37,15 @@ def variants() -> dict[str, dict]:
 
 
 def run(settings: RunSettings, out_dir: Path) -> dict:
-    data = load_data("fashion-mnist", settings.data_dir, settings.seed)
+    data = common.load_data("fashion-mnist", settings.data_dir, settings.seed)
     rows = {}
     todo = variants()
     for k, (name, options) in enumerate(todo.items()):
-        model, info = train_one(
+        model, info = common.train_one(
             f"bits={name}", settings, data, f"[{k + 1}/{len(todo)}]",
             fixed_beta=BETA, fixed_snr=SNR_DB, **options,
         )  # fmt: skip
-        point = evaluate(model, data, settings, BETA, SNR_DB, f"bits={name}")
+        point = common.evaluate(model, data, settings, BETA, SNR_DB, f"bits={name}")
         rows[name] = {
             "kl_bound": options.get("kl_bound", "eq14") if options["bits"] else None,
             "accuracy": point["value"],
@@ -63,7 +57,7 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
             "params": info["params"],
         }
     names = [label(b) for b in BITS]
-    plot_lines(
+    common.plot_lines(
         out_dir / "error_vs_bits.png",
         {"error rate": (names, [rows[n]["error_rate"] for n in names])},
         "bits per symbol", "test error rate", f"Fashion-MNIST, PSNR {SNR_DB:g} dB, β = {BETA:g}",

@@ -13,15 +13,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.experiments.common import (
-    HYPER_EPOCH_FACTOR,
-    Check,
-    RunSettings,
-    evaluate,
-    load_data,
-    plot_lines,
-    train_one,
-)
+from trainer.experiments import common
+from trainer.experiments.common import HYPER_EPOCH_FACTOR, Check, RunSettings
 from trainer.experiments.grid import GridJob, train_grid
 
 NAME = "snr-adaptivity"
@@ -33,14 +26,16 @@ QUICK_TRAIN_SNRS = (0.0, 10.0, 20.0)
 
 
 def run(settings: RunSettings, out_dir: Path) -> dict:
-    data = load_data("fashion-mnist", settings.data_dir, settings.seed)
+    data = common.load_data("fashion-mnist", settings.data_dir, settings.seed)
     train_snrs = QUICK_TRAIN_SNRS if settings.quick else TEST_SNRS
     total = len(train_snrs) + 1
-    hyper, hyper_info = train_one(
+    hyper, hyper_info = common.train_one(
         "hyper over SNR U[0,25]", settings, data, f"[1/{total}]",
         epochs=settings.epochs * HYPER_EPOCH_FACTOR, fixed_beta=BETA, snr_range=(0.0, 25.0),
     )  # fmt: skip
-    hyper_values = [evaluate(hyper, data, settings, BETA, s, "hyper")["value"] for s in TEST_SNRS]
+    hyper_values = [
+        common.evaluate(hyper, data, settings, BETA, s, "hyper")["value"] for s in TEST_SNRS
+    ]
     jobs = [
         GridJob(f"single-SNR {snr:g} dB", f"[{k + 2}/{total}]",
                 options={"fixed_beta": BETA, "fixed_snr": snr})
@@ -49,7 +44,8 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
     single = {}
     for snr, (model, info) in zip(train_snrs, train_grid(jobs, settings), strict=True):
         values = [
-            evaluate(model, data, settings, BETA, s, f"{snr:g}dB")["value"] for s in TEST_SNRS
+            common.evaluate(model, data, settings, BETA, s, f"{snr:g}dB")["value"]
+            for s in TEST_SNRS
         ]
         single[f"{snr:g}"] = {"train_wall_s": info["train_wall_s"], "values": values}
     matched = {f"{s:g}": single[f"{s:g}"]["values"][TEST_SNRS.index(s)] for s in train_snrs}
@@ -59,7 +55,7 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
     for key, entry in single.items():
         series[f"trained at {key} dB"] = (TEST_SNRS, entry["values"])
         styles[f"trained at {key} dB"] = {"lw": 1, "alpha": 0.8}
-    plot_lines(
+    common.plot_lines(
         out_dir / "accuracy_vs_snr.png", series, "test PSNR (dB)", "accuracy",
         f"Fashion-MNIST, MLP, β = {BETA:g}", styles=styles,
     )  # fmt: skip

@@ -22,14 +22,8 @@ import torch
 
 from shared.channel import DEFAULT_BAUD, airtime_seconds
 from shared.nn.channel import noise_var_from_snr
-from trainer.experiments.common import (
-    Check,
-    RunSettings,
-    evaluate,
-    load_data,
-    plot_lines,
-    train_one,
-)
+from trainer.experiments import common
+from trainer.experiments.common import Check, RunSettings
 
 NAME = "variable-length"
 PAPER = "VL-VFE Fig. 6"
@@ -62,17 +56,17 @@ def betas_tested(options: dict) -> tuple[float, ...]:
 
 
 def run(settings: RunSettings, out_dir: Path) -> dict:
-    data = load_data("fashion-mnist", settings.data_dir, settings.seed)
+    data = common.load_data("fashion-mnist", settings.data_dir, settings.seed)
     models = {}
     for k, (name, options) in enumerate(MODELS.items()):
-        model, info = train_one(
+        model, info = common.train_one(
             name, settings, data, f"[{k + 1}/{len(MODELS)}]", **COMMON, **options,
         )  # fmt: skip
         table = {}
         for beta in betas_tested(options):
             rows = []
             for snr in PSNRS:
-                point = evaluate(model, data, settings, beta, snr, name)
+                point = common.evaluate(model, data, settings, beta, snr, name)
                 rows.append({
                     "psnr_db": snr,
                     "accuracy": point["value"],
@@ -113,10 +107,10 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
             for name, entry in models.items()
             for beta in entry["table"]
         }
-        path = plot_lines(out_dir / f"{metric}_vs_psnr.png", series, "PSNR (dB)", ylabel)
+        path = common.plot_lines(out_dir / f"{metric}_vs_psnr.png", series, "PSNR (dB)", ylabel)
         plots.append(path.name)
     dims = list(range(1, len(models["variable"]["gamma"]) + 1))
-    path = plot_lines(
+    path = common.plot_lines(
         out_dir / "gamma_per_dimension.png",
         {name: (dims, entry["gamma"]) for name, entry in models.items()},
         "dimension i", "mean γ_i",
