@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer.subcommands import add_subcommand
+
 QUICK = {"epochs": 2, "train_subset": 20000, "filters": 8}
 EVAL_SNRS = (0.0, 5.0, 10.0, 20.0)
 
@@ -87,10 +89,11 @@ def cmd_train_image(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser(
+    p = add_subcommand(
+        sub,
         "train-image",
-        help="train an image JSCC model (Hyper-AJSCC) and export it for the live path",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        "train an image JSCC model (Hyper-AJSCC) and export it for the live path",
+        cmd_train_image,
     )
     p.add_argument("--out", required=True, help="output folder, e.g. artifacts/image")
     p.add_argument("--task", default="fashion-mnist",
@@ -116,4 +119,3 @@ def add_parsers(sub) -> None:
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     p.add_argument("--quick", action="store_true", help=f"small run for tests/demos: {QUICK}")
     p.add_argument("--no-progress", action="store_true")
-    p.set_defaults(handler=cmd_train_image)

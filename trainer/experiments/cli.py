@@ -8,10 +8,10 @@ reports/<name>-quick/. ``report`` collects them into reports/README.md.
 
 from __future__ import annotations
 
-import argparse
 import sys
 
 from trainer.experiments.registry import EXPERIMENTS
+from trainer.subcommands import add_subcommand
 
 
 def cmd_experiment(args) -> int:
@@ -46,10 +46,8 @@ def cmd_report(args) -> int:
 
 
 def add_parsers(sub) -> None:
-    p = sub.add_parser(
-        "experiment",
-        help="reproduce one paper figure/table -> reports/<name>/",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    p = add_subcommand(
+        sub, "experiment", "reproduce one paper figure/table -> reports/<name>/", cmd_experiment
     )
     p.add_argument("name", choices=tuple(EXPERIMENTS))
     p.add_argument(
@@ -77,7 +75,6 @@ def add_parsers(sub) -> None:
         "--workers", type=int, default=1,
         help="processes the grid baselines are trained in (each with --threads torch threads)",
     )  # fmt: skip
-    p.set_defaults(handler=cmd_experiment)
     r = sub.add_parser("report", help="collect reports/*/results.json into reports/README.md")
     r.add_argument("--reports", default="reports")
     r.add_argument(
