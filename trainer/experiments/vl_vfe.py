@@ -57,62 +57,21 @@ PAPER_FIG7 = {"gaussian": (95.91, 21), "log-uniform": (97.99, 32)}
 def run(settings: RunSettings, out_dir: Path) -> dict:
     task = settings.extra.get("task", "fashion-mnist")
     data = load_data(task, settings.data_dir, settings.seed)
-    plan = QUICK_PLAN if settings.quick else FULL_PLAN
-    if parts.deepjscc_n(task) not in plan["deepjscc"][parts.DEEPJSCC_TRAIN_DB]:
-        plan = {**plan, "deepjscc": {**plan["deepjscc"], parts.DEEPJSCC_TRAIN_DB: (
-            *plan["deepjscc"][parts.DEEPJSCC_TRAIN_DB], parts.deepjscc_n(task))}}  # fmt: skip
+    plan = plan_for(task, settings.quick)
     psnrs = tuple(plan["betas"])
     job_list = parts.jobs(task, plan)
     trained = dict(zip((j.label for j in job_list), train_grid(job_list, settings), strict=True))
-    n, draws = settings.n_eval, settings.draws
     models = {label: {"train_wall_s": info["train_wall_s"], "params": info["params"]["total"]}
               for label, (_, info) in trained.items()}  # fmt: skip
-
-    def analog(label, beta, p):
-        point = parts.analog_point(trained[label][0], data, beta, p, p, draws, n)
-        print(f"    {label} at {p:g} dB: acc {point['accuracy']:.4f} "
-              f"({point['n_active']:.1f} symbols)", flush=True)  # fmt: skip
-        return point
-
-    static = {}  # PSNR -> method -> [points]
-    for p in psnrs:
-        static[f"{p:g}"] = {
-            "proposed": [analog(f"proposed/{p:g}/{b:g}", b, p) | {"beta": b}
-                         for b in plan["betas"][p]],
-            "deepjscc": [analog(f"deepjscc/{p:g}/{k}", 1.0, p) | {"n": k}
-                         for k in plan["deepjscc"][p]],
-            "quantization": [parts.quantized_point(trained[label][0], data, p, n)
-                             | {"model": label} for label in trained
-                             if label.startswith("quantization/")],
-        }  # fmt: skip
+    points = Evaluator(trained, data, settings.draws, settings.n_eval)
+    static = static_points(points, plan, psnrs)
     table = table_iii(static, psnrs)
+    prior = prior_points(points, plan)
     beta_g = plan["gaussian_betas"][-1]
-    prior = {
-        "log-uniform": [analog(f"proposed/20/{b:g}", b, 20.0) | {"beta": b}
-                        for b in plan["betas"][20.0]],
-        "gaussian": [analog(f"gaussian/20/{b:g}", b, 20.0) | {"beta": b}
-                     for b in plan["gaussian_betas"]],
-    }  # fmt: skip
     gammas = {name: parts.gamma_vector(trained[f"{key}/20/{beta_g:g}"][0])
               for name, key in (("log-uniform", "proposed"), ("gaussian", "gaussian"))}  # fmt: skip
     dj_label = f"deepjscc/{parts.DEEPJSCC_TRAIN_DB:g}/{parts.deepjscc_n(task)}"
-    dynamic = {"deepjscc": [analog(dj_label, 1.0, p) for p in parts.PSNRS]}
-    vl_model = trained[f"vl-vfe/{DYNAMIC_BETA:g}"][0]
-    for m in parts.PILOTS:
-        key = "m=inf" if m is None else f"m={m}"
-        dynamic[key] = []
-        for p in parts.PSNRS:
-            count = n or len(data.x_test)
-            told = parts.told_psnr(p, m, count, seed=settings.seed + int(p))
-            point = parts.analog_point(vl_model, data, DYNAMIC_BETA, p, told, draws, n)
-            point["told_psnr_db_mean"] = float(told.mean())
-            dynamic[key].append(point)
-            print(f"    vl-vfe {key} at {p:g} dB: acc {point['accuracy']:.4f} "
-                  f"({point['n_active']:.1f} symbols)", flush=True)  # fmt: skip
-    for beta in plan["dynamic_betas"][1:]:  # other β, m = ∞
-        dynamic[f"m=inf, β={beta:g}"] = [
-            parts.analog_point(trained[f"vl-vfe/{beta:g}"][0], data, beta, p, p, draws, n)
-            for p in parts.PSNRS]  # fmt: skip
+    dynamic = dynamic_points(points, plan, dj_label, settings.seed)
     results = {
         "task": task,
         "arch": parts.arch_for(task),
@@ -137,6 +96,93 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
     }
     results["plots"] = plots(results, out_dir)
     return results
+
+
+def plan_for(task: str, quick: bool) -> dict:
+    """The quick or full plan, with the task's DeepJSCC width among the DeepJSCC models
+    trained at DEEPJSCC_TRAIN_DB (Fig. 6's DeepJSCC) if the plan lacks it."""
+    plan = QUICK_PLAN if quick else FULL_PLAN
+    if parts.deepjscc_n(task) not in plan["deepjscc"][parts.DEEPJSCC_TRAIN_DB]:
+        plan = {**plan, "deepjscc": {**plan["deepjscc"], parts.DEEPJSCC_TRAIN_DB: (
+            *plan["deepjscc"][parts.DEEPJSCC_TRAIN_DB], parts.deepjscc_n(task))}}  # fmt: skip
+    return plan
+
+
+def report_point(name: str, psnr_db: float, point: dict) -> dict:
+    """Print a progress line for ``point`` (model ``name`` at ``psnr_db``) and return it."""
+    print(f"    {name} at {psnr_db:g} dB: acc {point['accuracy']:.4f} "
+          f"({point['n_active']:.1f} symbols)", flush=True)  # fmt: skip
+    return point
+
+
+class Evaluator:
+    """The trained models, by job label, evaluated on the first ``n`` test examples of
+    ``data`` (all when None) with ``draws`` noise draws per point."""
+
+    def __init__(self, trained: dict, data, draws: int, n: int | None):
+        self.trained, self.data, self.draws, self.n = trained, data, draws, n
+
+    def point(self, label: str, beta: float, psnr_db: float, told_db=None) -> dict:
+        """Model ``label`` at β over a channel of ``psnr_db``, both ends told ``told_db``
+        (default: the true PSNR); see :func:`vl_vfe_parts.analog_point`."""
+        told = psnr_db if told_db is None else told_db
+        model = self.trained[label][0]
+        return parts.analog_point(model, self.data, beta, psnr_db, told, self.draws, self.n)
+
+    def quantized(self, label: str, psnr_db: float) -> dict:
+        """Quantization model ``label``'s point at ``psnr_db``'s capacity (see
+        :func:`vl_vfe_parts.quantized_point`)."""
+        return parts.quantized_point(self.trained[label][0], self.data, psnr_db, self.n)
+
+    def analog(self, label: str, beta: float, psnr_db: float) -> dict:
+        """:meth:`point` told the true PSNR, with a progress line."""
+        return report_point(label, psnr_db, self.point(label, beta, psnr_db))
+
+
+def static_points(points: Evaluator, plan: dict, psnrs) -> dict:
+    """Table III and Fig. 3: PSNR -> method -> [points] of the static VFE models (one per
+    β), DeepJSCC (one per n) and every quantization model."""
+    static = {}
+    for p in psnrs:
+        static[f"{p:g}"] = {
+            "proposed": [points.analog(f"proposed/{p:g}/{b:g}", b, p) | {"beta": b}
+                         for b in plan["betas"][p]],
+            "deepjscc": [points.analog(f"deepjscc/{p:g}/{k}", 1.0, p) | {"n": k}
+                         for k in plan["deepjscc"][p]],
+            "quantization": [points.quantized(label, p) | {"model": label}
+                             for label in points.trained if label.startswith("quantization/")],
+        }  # fmt: skip
+    return static
+
+
+def prior_points(points: Evaluator, plan: dict) -> dict:
+    """Figs. 7/8: the log-uniform and the Gaussian prior's static models at 20 dB, per β."""
+    return {
+        "log-uniform": [points.analog(f"proposed/20/{b:g}", b, 20.0) | {"beta": b}
+                        for b in plan["betas"][20.0]],
+        "gaussian": [points.analog(f"gaussian/20/{b:g}", b, 20.0) | {"beta": b}
+                     for b in plan["gaussian_betas"]],
+    }  # fmt: skip
+
+
+def dynamic_points(points: Evaluator, plan: dict, deepjscc_label: str, seed: int) -> dict:
+    """Figs. 6, 9, 10 over parts.PSNRS: DeepJSCC (n fixed), VL-VFE told the PSNR by m pilots
+    ("m=0", "m=8", "m=inf"), and VL-VFE at the plan's other β with m = ∞."""
+    dynamic = {"deepjscc": [points.analog(deepjscc_label, 1.0, p) for p in parts.PSNRS]}
+    count = points.n or len(points.data.x_test)
+    for m in parts.PILOTS:
+        key = "m=inf" if m is None else f"m={m}"
+        dynamic[key] = []
+        for p in parts.PSNRS:
+            told = parts.told_psnr(p, m, count, seed=seed + int(p))
+            point = points.point(f"vl-vfe/{DYNAMIC_BETA:g}", DYNAMIC_BETA, p, told)
+            point["told_psnr_db_mean"] = float(told.mean())
+            dynamic[key].append(report_point(f"vl-vfe {key}", p, point))
+    for beta in plan["dynamic_betas"][1:]:  # other β, m = ∞
+        dynamic[f"m=inf, β={beta:g}"] = [
+            points.point(f"vl-vfe/{beta:g}", beta, p) for p in parts.PSNRS
+        ]
+    return dynamic
 
 
 def table_iii(static: dict, psnrs) -> dict:
