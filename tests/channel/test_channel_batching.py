@@ -14,47 +14,21 @@ from channel.service import ChannelService
 from channel.settings import parse_settings
 from shared.rpc import coinference_pb2 as pb
 from shared.service.errors import ServiceError
-from tests.channel.test_channel_service import EdgeRpcError
+from tests.stand_ins import StandInHop
 
 
-class SlowEdge:
+def spike_reply(t: pb.Transmission) -> pb.InferenceReply:
+    """The label is where the item's own spike is (see device_transmission)."""
+    label = int(np.argmax(np.asarray(t.symbols)))
+    return pb.InferenceReply(request_id=t.request_id, label=label,
+                             timings=pb.Timings(edge_total_s=0.001))  # fmt: skip
+
+
+def slow_edge(delay_s: float = 0.02) -> StandInHop:
     """An in-process edge whose Decode and DecodeBatch take ``delay_s``; request ids that
-    start with "bad" are refused per item (FAILED_PRECONDITION, as a wrong model id is);
-    ``die`` = True fails whole calls UNAVAILABLE (a replica killed mid-batch)."""
-
-    def __init__(self, delay_s: float = 0.02) -> None:
-        self.delay_s = delay_s
-        self.die = False
-        self.unary: list[pb.Transmission] = []
-        self.batches: list[list[pb.Transmission]] = []
-
-    def _reply(self, t: pb.Transmission) -> pb.InferenceReply:
-        label = int(np.argmax(np.asarray(t.symbols)))  # what this item itself carried
-        return pb.InferenceReply(request_id=t.request_id, label=label,
-                                 timings=pb.Timings(edge_total_s=0.001))  # fmt: skip
-
-    async def decode(self, t: pb.Transmission, timeout_s: float) -> pb.InferenceReply:
-        self.unary.append(t)
-        await asyncio.sleep(self.delay_s)
-        if self.die:
-            raise EdgeRpcError(grpc.StatusCode.UNAVAILABLE, "connection reset")
-        if t.request_id.startswith("bad"):
-            raise EdgeRpcError(grpc.StatusCode.FAILED_PRECONDITION, "model id differs")
-        return self._reply(t)
-
-    async def decode_batch(self, batch: pb.TransmissionBatch, timeout_s: float) -> pb.BatchReply:
-        self.batches.append(list(batch.items))
-        await asyncio.sleep(self.delay_s)
-        if self.die:
-            raise EdgeRpcError(grpc.StatusCode.UNAVAILABLE, "connection reset")
-        items = []
-        for t in batch.items:
-            if t.request_id.startswith("bad"):
-                code = grpc.StatusCode.FAILED_PRECONDITION.value[0]
-                items.append(pb.BatchItemReply(code=code, message="model id differs"))
-            else:
-                items.append(pb.BatchItemReply(reply=self._reply(t)))
-        return pb.BatchReply(items=items)
+    start with "bad" are refused per item (FAILED_PRECONDITION, as a wrong model id is)."""
+    refusal = (grpc.StatusCode.FAILED_PRECONDITION, "model id differs")
+    return StandInHop(spike_reply, delay_s=delay_s, refusal=refusal)
 
 
 def device_transmission(k: int, request_id: str | None = None, group: str = "") -> pb.Transmission:
@@ -66,8 +40,8 @@ def device_transmission(k: int, request_id: str | None = None, group: str = "") 
                            group_id=group)  # fmt: skip
 
 
-def service_over(edge: SlowEdge, **kwargs) -> ChannelService:
-    return ChannelService(edge.decode, seed=0, edge_batch_call=edge.decode_batch, **kwargs)
+def service_over(edge: StandInHop, **kwargs) -> ChannelService:
+    return ChannelService(edge, seed=0, edge_batch_call=edge.batch, **kwargs)
 
 
 async def transmit_all(service: ChannelService, transmissions, remaining_s=None) -> list:
@@ -77,13 +51,13 @@ async def transmit_all(service: ChannelService, transmissions, remaining_s=None)
 
 
 def test_concurrent_transmissions_go_to_the_edge_in_batches() -> None:
-    edge = SlowEdge()
+    edge = slow_edge()
     service = service_over(edge, edge_batch=16, edge_in_flight=2)
     replies = asyncio.run(transmit_all(service, [device_transmission(k) for k in range(40)]))
     assert [r.request_id for r in replies] == [f"dev-{k}" for k in range(40)]
     assert [r.label for r in replies] == [k % 16 for k in range(40)]  # each its own reply
-    assert len(edge.unary) == 2  # the first two went at once, the rest waited
-    assert [len(b) for b in edge.batches] == [16, 16, 6]
+    assert len(edge.received) == 2  # the first two went at once, the rest waited
+    assert edge.batch_sizes == [16, 16, 6]
     # each item met its own noise: no two received vectors alike, none equal to what was sent
     received = [tuple(t.symbols) for b in edge.batches for t in b]
     assert len(set(received)) == len(received)
@@ -94,15 +68,15 @@ def test_concurrent_transmissions_go_to_the_edge_in_batches() -> None:
 
 
 def test_batching_off_sends_one_decode_per_transmission() -> None:
-    edge = SlowEdge()
+    edge = slow_edge()
     service = service_over(edge, edge_batching=False)
     replies = asyncio.run(transmit_all(service, [device_transmission(k) for k in range(20)]))
     assert [r.label for r in replies] == [k % 16 for k in range(20)]
-    assert len(edge.unary) == 20 and edge.batches == []
+    assert len(edge.received) == 20 and edge.batches == []
 
 
 def test_an_item_the_edge_refuses_fails_alone() -> None:
-    edge = SlowEdge()
+    edge = slow_edge()
     service = service_over(edge, edge_in_flight=1)
     ids = [f"bad-{k}" if k in (5, 9) else None for k in range(12)]
     results = asyncio.run(
@@ -116,7 +90,7 @@ def test_an_item_the_edge_refuses_fails_alone() -> None:
 
 
 def test_an_invalid_transmission_fails_before_the_batch_and_alone() -> None:
-    edge = SlowEdge()
+    edge = slow_edge()
     service = service_over(edge, edge_in_flight=1)
     transmissions = [device_transmission(k) for k in range(8)]
     transmissions[3].link_psnr_db = 99.0  # outside [-10, 60] dB
@@ -125,12 +99,12 @@ def test_an_invalid_transmission_fails_before_the_batch_and_alone() -> None:
     assert results[3].code == grpc.StatusCode.INVALID_ARGUMENT
     assert "link_psnr_db" in results[3].message
     assert all(not isinstance(r, Exception) for k, r in enumerate(results) if k != 3)
-    sent = [t.request_id for t in edge.unary] + [t.request_id for b in edge.batches for t in b]
+    sent = [t.request_id for t in edge.received] + [t.request_id for b in edge.batches for t in b]
     assert "dev-3" not in sent and len(sent) == 7
 
 
 def test_an_edge_that_dies_mid_batch_fails_only_the_items_in_flight() -> None:
-    edge = SlowEdge(delay_s=0.05)
+    edge = slow_edge(delay_s=0.05)
     service = service_over(edge, edge_in_flight=1)
 
     async def run() -> tuple[list, list]:
@@ -139,9 +113,9 @@ def test_an_edge_that_dies_mid_batch_fails_only_the_items_in_flight() -> None:
             return_exceptions=True,
         )
         await asyncio.sleep(0.07)  # the lone first call is done, the batch of 9 is out
-        edge.die = True
+        edge.down = (grpc.StatusCode.UNAVAILABLE, "connection reset")  # a replica killed
         failed = await first
-        edge.die = False  # back (or another replica): later transmissions are served
+        edge.down = None  # back (or another replica): later transmissions are served
         return failed, await transmit_all(service, [device_transmission(k) for k in range(5)])
 
     during, after = asyncio.run(run())
@@ -152,18 +126,20 @@ def test_an_edge_that_dies_mid_batch_fails_only_the_items_in_flight() -> None:
 
 
 def test_grouped_transmissions_go_alone_by_their_group() -> None:
-    edge = SlowEdge()
+    edge = slow_edge()
     service = service_over(edge, edge_in_flight=1)
     transmissions = [device_transmission(k, group=f"obs-{k // 2}") for k in range(6)]
     transmissions += [device_transmission(k) for k in range(6, 12)]
     results = asyncio.run(transmit_all(service, transmissions))
     assert all(not isinstance(r, Exception) for r in results)
-    assert sorted(t.request_id for t in edge.unary if t.group_id) == [f"dev-{k}" for k in range(6)]
+    assert sorted(t.request_id for t in edge.received if t.group_id) == [
+        f"dev-{k}" for k in range(6)
+    ]
     assert all(not t.group_id for b in edge.batches for t in b)
 
 
 def test_a_waiting_transmission_keeps_its_own_deadline() -> None:
-    edge = SlowEdge(delay_s=0.3)
+    edge = slow_edge(delay_s=0.3)
     service = service_over(edge, edge_in_flight=1)
 
     async def run() -> list:
@@ -176,7 +152,7 @@ def test_a_waiting_transmission_keeps_its_own_deadline() -> None:
     first, short, long = asyncio.run(run())
     assert first.label == 0 and long.label == 2
     assert isinstance(short, ServiceError) and short.code == grpc.StatusCode.DEADLINE_EXCEEDED
-    assert [t.request_id for t in edge.unary] == ["dev-0", "dev-2"]  # never sent: expired
+    assert [t.request_id for t in edge.received] == ["dev-0", "dev-2"]  # never sent: expired
 
 
 def test_calls_in_flight_default_to_one_per_replica_the_target_names() -> None:

@@ -17,42 +17,12 @@ from channel.settings import parse_settings
 from shared.channel import airtime_seconds, estimate_noise_var, pilot_symbols
 from shared.rpc import coinference_pb2 as pb
 from shared.service.errors import ServiceError
-
-
-class EchoEdge:
-    """An in-process edge: remembers what it received and answers with fixed timings."""
-
-    def __init__(self, edge_total_s: float = 0.0) -> None:
-        self.received: list[pb.Transmission] = []
-        self.timeouts: list[float] = []
-        self.edge_total_s = edge_total_s
-
-    async def __call__(self, transmission: pb.Transmission, timeout_s: float) -> pb.InferenceReply:
-        self.received.append(transmission)
-        self.timeouts.append(timeout_s)
-        return pb.InferenceReply(
-            request_id=transmission.request_id,
-            model_id=transmission.model_id,
-            probabilities=[0.25, 0.75],
-            label=1,
-            timings=pb.Timings(edge_queue_s=0.0, decode_s=0.0, edge_total_s=self.edge_total_s),
-        )
-
-
-class EdgeRpcError(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode, details: str) -> None:
-        self._code, self._details = code, details
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-    def details(self) -> str:
-        return self._details
+from tests.stand_ins import RpcStatusError, StandInHop
 
 
 def failing_edge(code: grpc.StatusCode, details: str = "edge says no"):
     async def call(transmission, timeout_s):
-        raise EdgeRpcError(code, details)
+        raise RpcStatusError(code, details)
 
     return call
 
@@ -71,7 +41,7 @@ def transmission(symbols) -> pb.Transmission:
 
 @pytest.mark.parametrize("psnr_db", [0.0, 10.0, 20.0, 30.0])
 def test_noise_variance_matches_psnr(psnr_db: float) -> None:
-    edge = EchoEdge()
+    edge = StandInHop()
     service = ChannelService(edge, seed=1234)
     service.set_psnr(psnr_db)
     sent = np.where(np.arange(50_000) % 3 == 0, 0.8, -0.4).astype(np.float32)
@@ -86,7 +56,7 @@ def test_noise_variance_matches_psnr(psnr_db: float) -> None:
 
 
 def test_pilots_carry_the_same_noise() -> None:
-    edge = EchoEdge()
+    edge = StandInHop()
     service = ChannelService(edge, pilots=20_000, seed=5)
     service.set_psnr(13.0)
     reply = asyncio.run(service.transmit(transmission([0.1, 0.2])))
@@ -97,7 +67,7 @@ def test_pilots_carry_the_same_noise() -> None:
 
 
 def test_airtime_counts_symbols_and_pilots() -> None:
-    service = ChannelService(EchoEdge(), pilots=8, baud=1000.0, seed=0)
+    service = ChannelService(StandInHop(), pilots=8, baud=1000.0, seed=0)
     reply = asyncio.run(service.transmit(transmission([0.5] * 24)))
     assert reply.n_symbols == 24
     assert reply.airtime_s == pytest.approx(airtime_seconds(32, 1000.0))
@@ -105,7 +75,7 @@ def test_airtime_counts_symbols_and_pilots() -> None:
 
 
 def test_reply_merges_timings_and_csi() -> None:
-    service = ChannelService(EchoEdge(edge_total_s=0.0), seed=0)
+    service = ChannelService(StandInHop(), seed=0)
     service.set_psnr(17.0)
     reply = asyncio.run(service.transmit(transmission([0.5, -0.5])))
     t = reply.timings
@@ -118,7 +88,7 @@ def test_reply_merges_timings_and_csi() -> None:
 
 
 def test_edge_deadline_is_the_smaller_of_own_and_callers() -> None:
-    edge = EchoEdge()
+    edge = StandInHop()
     service = ChannelService(edge, deadline_s=2.0, seed=0)
     asyncio.run(service.transmit(transmission([0.1])))
     asyncio.run(service.transmit(transmission([0.1]), time_remaining_s=0.5))
@@ -158,7 +128,7 @@ def test_unexpected_edge_error_is_internal() -> None:
 
 @pytest.mark.parametrize("psnr_db", [float("nan"), float("inf"), -11.0, 61.0])
 def test_set_psnr_rejects_bad_values(psnr_db) -> None:
-    service = ChannelService(EchoEdge(), seed=0)
+    service = ChannelService(StandInHop(), seed=0)
     with pytest.raises(ServiceError, match="psnr_db") as info:
         service.set_psnr(psnr_db)
     assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
@@ -166,7 +136,7 @@ def test_set_psnr_rejects_bad_values(psnr_db) -> None:
 
 
 def test_state_reports_profile() -> None:
-    service = ChannelService(EchoEdge(), seed=0, edge_target="edge:1")
+    service = ChannelService(StandInHop(), seed=0, edge_target="edge:1")
     state = service.set_profile(RandomWalkProfile(5, 15, 1, 10))
     assert state.profile.startswith("random walk") and state.psnr_db == 10.0
     assert state.edge_target == "edge:1"
@@ -214,7 +184,7 @@ def test_settings_errors_are_clear(argv, message, capsys) -> None:
 
 
 def test_emulate_airtime_sleeps_the_modelled_time() -> None:
-    service = ChannelService(EchoEdge(), baud=1000.0, emulate_airtime=True, seed=0)
+    service = ChannelService(StandInHop(), baud=1000.0, emulate_airtime=True, seed=0)
     reply = asyncio.run(service.transmit(transmission([0.1] * 50)))  # 50 symbols at 1000 Bd = 50 ms
     assert reply.airtime_s == pytest.approx(0.05)
     assert reply.timings.channel_total_s >= 0.05
@@ -228,7 +198,7 @@ def test_edge_info_is_forwarded_with_a_deadline() -> None:
         timeouts.append(timeout_s)
         return pb.EdgeInfo(model_id="m", serving=True)
 
-    service = ChannelService(EchoEdge(), deadline_s=2.0, edge_info_call=info_call, seed=0)
+    service = ChannelService(StandInHop(), deadline_s=2.0, edge_info_call=info_call, seed=0)
     assert asyncio.run(service.edge_info()).model_id == "m"
     assert asyncio.run(service.edge_info(0.5)).serving
     assert timeouts[0] == 2.0 and 0 < timeouts[1] <= 0.5
@@ -236,16 +206,16 @@ def test_edge_info_is_forwarded_with_a_deadline() -> None:
 
 def test_edge_info_from_a_down_edge_is_unavailable() -> None:
     async def info_call(timeout_s: float) -> pb.EdgeInfo:
-        raise EdgeRpcError(grpc.StatusCode.UNAVAILABLE, "connection refused")
+        raise RpcStatusError(grpc.StatusCode.UNAVAILABLE, "connection refused")
 
-    service = ChannelService(EchoEdge(), edge_info_call=info_call, edge_target="edge:1", seed=0)
+    service = ChannelService(StandInHop(), edge_info_call=info_call, edge_target="edge:1", seed=0)
     with pytest.raises(ServiceError) as info:
         asyncio.run(service.edge_info())
     assert info.value.code == grpc.StatusCode.UNAVAILABLE and "edge:1" in info.value.message
 
 
 def test_a_transmissions_own_link_psnr_overrides_the_profile() -> None:
-    edge = EchoEdge()
+    edge = StandInHop()
     service = ChannelService(edge, seed=7)
     service.set_psnr(30.0)
     sent = np.zeros(50_000, dtype=np.float32)
@@ -260,7 +230,7 @@ def test_a_transmissions_own_link_psnr_overrides_the_profile() -> None:
 
 @pytest.mark.parametrize("link_psnr_db", [float("nan"), 61.0, -11.0])
 def test_bad_link_psnr_is_invalid_argument(link_psnr_db: float) -> None:
-    edge = EchoEdge()
+    edge = StandInHop()
     request = transmission([0.1])
     request.link_psnr_db = link_psnr_db
     with pytest.raises(ServiceError) as info:
@@ -273,38 +243,15 @@ def test_group_id_that_cannot_be_a_header_is_invalid_argument() -> None:
     request = transmission([0.1])
     request.group_id = "caméra"
     with pytest.raises(ServiceError) as info:
-        asyncio.run(ChannelService(EchoEdge(), seed=0).transmit(request))
+        asyncio.run(ChannelService(StandInHop(), seed=0).transmit(request))
     assert info.value.code == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_replies_are_counted_by_edge_replica() -> None:
-    service = ChannelService(EchoEdge(), seed=0)
+    service = ChannelService(StandInHop(), seed=0)
     asyncio.run(service.transmit(transmission([0.1])))
     replies = service.metrics.edge_replies.labels(replica="unnamed")._value.get()
     assert replies == 1
-
-
-class BatchEdge(EchoEdge):
-    """EchoEdge with DecodeBatch: ``fail`` = (code, details) for the whole call, request ids
-    starting with "bad" refused per item."""
-
-    def __init__(self, fail=None) -> None:
-        super().__init__()
-        self.fail = fail
-        self.batches: list[int] = []
-
-    async def decode_batch(self, batch: pb.TransmissionBatch, timeout_s: float) -> pb.BatchReply:
-        self.batches.append(len(batch.items))
-        if self.fail:
-            raise EdgeRpcError(*self.fail)
-        items = []
-        for t in batch.items:
-            if t.request_id.startswith("bad"):
-                code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
-                items.append(pb.BatchItemReply(code=code, message="beta=5 outside the range"))
-            else:
-                items.append(pb.BatchItemReply(reply=await self(t, timeout_s)))
-        return pb.BatchReply(items=items)
 
 
 def batch_of(*request_ids: str, group: str = "") -> pb.TransmissionBatch:
@@ -318,10 +265,10 @@ def batch_of(*request_ids: str, group: str = "") -> pb.TransmissionBatch:
 
 
 def test_a_batch_is_one_edge_call_and_each_item_keeps_its_outcome() -> None:
-    edge = BatchEdge()
-    service = ChannelService(edge, seed=0, pilots=4, edge_batch_call=edge.decode_batch)
+    edge = StandInHop()
+    service = ChannelService(edge, seed=0, pilots=4, edge_batch_call=edge.batch)
     reply = asyncio.run(service.transmit_batch(batch_of("a", "bad-b", "g-c", "d", group="o")))
-    assert edge.batches == [3]  # the grouped item never reaches the edge in a batch
+    assert edge.batch_sizes == [3]  # the grouped item never reaches the edge in a batch
     codes = [item.code for item in reply.items]
     assert codes == [0, grpc.StatusCode.INVALID_ARGUMENT.value[0],
                      grpc.StatusCode.INVALID_ARGUMENT.value[0], 0]  # fmt: skip
@@ -330,33 +277,33 @@ def test_a_batch_is_one_edge_call_and_each_item_keeps_its_outcome() -> None:
         assert item.reply.request_id == request_id
         assert item.reply.csi.n_pilots == 4 and item.reply.timings.preprocess_s == 0.01
         assert item.reply.n_symbols == 3 and item.reply.timings.channel_total_s > 0
-    noisy = [t.symbols for t in edge.received]
+    noisy = [t.symbols for t in edge.batches[0]]
     assert noisy[0] != noisy[1]  # each item got its own noise draw
 
 
 def test_a_failed_edge_batch_call_is_every_forwarded_items_status() -> None:
-    edge = BatchEdge(fail=(grpc.StatusCode.UNAVAILABLE, "connection refused"))
-    service = ChannelService(edge, seed=0, edge_batch_call=edge.decode_batch)
+    edge = StandInHop(down=(grpc.StatusCode.UNAVAILABLE, "connection refused"))
+    service = ChannelService(edge, seed=0, edge_batch_call=edge.batch)
     reply = asyncio.run(service.transmit_batch(batch_of("a", "b")))
     assert {item.code for item in reply.items} == {grpc.StatusCode.UNAVAILABLE.value[0]}
     assert all("unavailable" in item.message for item in reply.items)
 
 
 def test_an_edge_without_decode_batch_gets_one_decode_per_item() -> None:
-    edge = BatchEdge(fail=(grpc.StatusCode.UNIMPLEMENTED, "Method not found!"))
-    service = ChannelService(edge, seed=0, edge_batch_call=edge.decode_batch)
+    edge = StandInHop(no_batches=True)
+    service = ChannelService(edge, seed=0, edge_batch_call=edge.batch)
     for _ in range(2):
         reply = asyncio.run(service.transmit_batch(batch_of("a", "b", "c")))
         assert [item.reply.request_id for item in reply.items] == ["a", "b", "c"]
-    assert edge.batches == [3] and service.edge.edge_batch_call is None  # tried once, then unary
+    assert edge.batch_sizes == [3] and service.edge.edge_batch_call is None  # once, then unary
     assert len(edge.received) == 6
 
 
 def test_an_oversized_batch_is_refused_whole() -> None:
     from shared.service.errors import MAX_BATCH_ITEMS
 
-    edge = BatchEdge()
-    service = ChannelService(edge, seed=0, edge_batch_call=edge.decode_batch)
+    edge = StandInHop()
+    service = ChannelService(edge, seed=0, edge_batch_call=edge.batch)
     with pytest.raises(ServiceError) as failed:
         asyncio.run(
             service.transmit_batch(batch_of(*[f"r{i}" for i in range(MAX_BATCH_ITEMS + 1)]))
@@ -365,7 +312,7 @@ def test_an_oversized_batch_is_refused_whole() -> None:
 
 
 def test_reply_metrics_are_recorded_after_the_reply_is_returned() -> None:
-    service = ChannelService(EchoEdge(), seed=0)
+    service = ChannelService(StandInHop(), seed=0)
     symbols = service.metrics.symbols
 
     async def transmit_and_count() -> tuple[float, float]:
@@ -391,7 +338,7 @@ def test_fading_settings_build_the_channel() -> None:
 def test_faded_transmissions_carry_gain_and_instantaneous_snr() -> None:
     from shared.fading import Fading, fade
 
-    edge = EchoEdge()
+    edge = StandInHop()
     service = ChannelService(edge, seed=5, fading=Fading("rayleigh", csi="ls", pilots=2,
                                                          coherence=4))  # fmt: skip
     symbols = np.linspace(-1, 1, 16).astype(np.float32)
@@ -415,7 +362,7 @@ def test_digital_link_under_fading_counts_outages() -> None:
     pytest.importorskip("sionna.phy")
     from shared.fading import Fading
 
-    edge = EchoEdge()
+    edge = StandInHop()
     service = ChannelService(edge, seed=3, link_mode="ldpc-qam", fading=Fading("rayleigh"))
     service.set_psnr(8.0)
     lost = 0

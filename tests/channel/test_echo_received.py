@@ -1,6 +1,6 @@
 """Transmission.echo_received (the device page's constellation): the channel copies the
 symbols it delivered to the edge into the reply, only when asked and only on the analog link.
-ChannelService without sockets, the in-process edge of test_channel_service."""
+ChannelService without sockets, the in-process edge of tests/stand_ins.py."""
 
 from __future__ import annotations
 
@@ -9,13 +9,14 @@ import asyncio
 import numpy as np
 
 from channel.service import ChannelService
-from tests.channel.test_channel_service import EchoEdge, transmission
+from tests.channel.test_channel_service import transmission
+from tests.stand_ins import StandInHop
 
 SENT = [0.5, -0.25, 1.0, -1.0, 0.0, 0.75]
 
 
 def test_the_reply_carries_what_the_edge_received_when_asked():
-    edge = EchoEdge()
+    edge = StandInHop()
     service = ChannelService(edge, seed=7)
     service.set_psnr(5.0)
     asked = transmission(SENT)
@@ -27,6 +28,6 @@ def test_the_reply_carries_what_the_edge_received_when_asked():
 
 
 def test_nothing_extra_unless_asked():
-    service = ChannelService(EchoEdge(), seed=7)
+    service = ChannelService(StandInHop(), seed=7)
     reply = asyncio.run(service.transmit(transmission(SENT)))
     assert len(reply.received_symbols) == 0

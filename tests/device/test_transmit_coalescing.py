@@ -8,61 +8,34 @@ from __future__ import annotations
 
 import asyncio
 
-import grpc
 import pytest
 
 from device.channel_client import ChannelClient, ChannelRejected, ChannelUnavailable
 from shared.rpc import coinference_pb2 as pb
-from shared.rpc import coinference_pb2_grpc as pb_grpc
+from tests.loopback import bare_grpc_server
+from tests.stand_ins import ChannelStandIn, StandInHop
 
 
-class StandIn(pb_grpc.ChannelServicer):
-    """Answers after ``delay_s``; request ids starting with "bad" are refused (per item);
+def stand_in_channel(delay_s: float = 0.02, batches: bool = True) -> StandInHop:
+    """A channel that answers after ``delay_s`` with the number of symbols as the label;
+    request ids starting with "bad" are refused (per item), "quick" ones answered after 50 ms;
     ``batches=False`` leaves TransmitBatch unimplemented (as a channel that predates it)."""
-
-    def __init__(self, delay_s: float = 0.02, batches: bool = True) -> None:
-        self.delay_s, self.batches = delay_s, batches
-        self.unary: list[str] = []
-        self.batch_sizes: list[int] = []
-
-    def _reply(self, t: pb.Transmission) -> pb.InferenceReply:
-        return pb.InferenceReply(request_id=t.request_id, label=len(t.symbols))
-
-    async def Transmit(self, request, context):
-        self.unary.append(request.request_id)
-        await asyncio.sleep(0.05 if request.request_id.startswith("quick") else self.delay_s)
-        if request.request_id.startswith("bad"):
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, "beta outside the range")
-        return self._reply(request)
-
-    async def TransmitBatch(self, request, context):
-        if not self.batches:
-            await context.abort(grpc.StatusCode.UNIMPLEMENTED, "Method not found!")
-        self.batch_sizes.append(len(request.items))
-        await asyncio.sleep(self.delay_s)
-        items = []
-        for t in request.items:
-            if t.request_id.startswith("bad"):
-                code = grpc.StatusCode.INVALID_ARGUMENT.value[0]
-                items.append(pb.BatchItemReply(code=code, message="beta outside the range"))
-            else:
-                items.append(pb.BatchItemReply(reply=self._reply(t)))
-        return pb.BatchReply(items=items)
+    return StandInHop(
+        lambda t: pb.InferenceReply(request_id=t.request_id, label=len(t.symbols)),
+        delay_s=delay_s,
+        no_batches=not batches,
+    )
 
 
-async def run_against(stand_in: StandIn, requests, **client_args):
-    server = grpc.aio.server()
-    pb_grpc.add_ChannelServicer_to_server(stand_in, server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    client = ChannelClient(f"127.0.0.1:{port}", deadline_s=5.0, **client_args)
-    try:
-        return await asyncio.gather(
-            *(client.transmit(t, timeout) for t, timeout in requests), return_exceptions=True
-        )
-    finally:
-        await client.close()
-        await server.stop(None)
+async def run_against(stand_in: StandInHop, requests, **client_args):
+    async with bare_grpc_server("Channel", ChannelStandIn(stand_in)) as target:
+        client = ChannelClient(target, deadline_s=5.0, **client_args)
+        try:
+            return await asyncio.gather(
+                *(client.transmit(t, timeout) for t, timeout in requests), return_exceptions=True
+            )
+        finally:
+            await client.close()
 
 
 def request(request_id: str, n: int = 3, group: str = "") -> pb.Transmission:
@@ -70,7 +43,7 @@ def request(request_id: str, n: int = 3, group: str = "") -> pb.Transmission:
 
 
 def test_concurrent_requests_batch_and_each_gets_its_own_outcome() -> None:
-    stand_in = StandIn()
+    stand_in = stand_in_channel()
     requests = [(request(f"bad-{i}" if i % 7 == 3 else f"ok-{i}", n=i + 1), None)
                 for i in range(40)]  # fmt: skip
     calls: list[int] = []
@@ -85,44 +58,44 @@ def test_concurrent_requests_batch_and_each_gets_its_own_outcome() -> None:
         else:
             assert result.request_id == f"ok-{i}" and result.label == i + 1
     # the first two went alone (nothing in flight); the rest waited and went in batches of 8
-    assert len(stand_in.unary) == 2 and max(stand_in.batch_sizes) == 8
+    assert len(stand_in.received) == 2 and max(stand_in.batch_sizes) == 8
     assert 2 + sum(stand_in.batch_sizes) == 40
 
 
 def test_an_idle_client_sends_at_once_and_max_batch_1_never_batches() -> None:
-    stand_in = StandIn(delay_s=0.0)
+    stand_in = stand_in_channel(delay_s=0.0)
     asyncio.run(run_against(stand_in, [(request("only"), None)]))
-    assert stand_in.unary == ["only"] and stand_in.batch_sizes == []
-    stand_in = StandIn()
+    assert stand_in.received_ids == ["only"] and stand_in.batch_sizes == []
+    stand_in = stand_in_channel()
     requests = [(request(f"r{i}"), None) for i in range(10)]
     results = asyncio.run(run_against(stand_in, requests, max_batch=1))
     assert [r.request_id for r in results] == [f"r{i}" for i in range(10)]
-    assert len(stand_in.unary) == 10 and stand_in.batch_sizes == []
+    assert len(stand_in.received) == 10 and stand_in.batch_sizes == []
 
 
 def test_a_channel_without_transmit_batch_gets_one_call_per_request() -> None:
-    stand_in = StandIn(batches=False)
+    stand_in = stand_in_channel(batches=False)
     requests = [(request(f"r{i}"), None) for i in range(12)]
     calls: list[int] = []  # on_call: the size of every Transmit(Batch) call started
     results = asyncio.run(
         run_against(stand_in, requests, max_batch=8, max_in_flight=1, on_call=calls.append)
     )
     assert [r.request_id for r in results] == [f"r{i}" for i in range(12)]
-    assert sorted(stand_in.unary) == sorted(f"r{i}" for i in range(12))
+    assert sorted(stand_in.received_ids) == sorted(f"r{i}" for i in range(12))
     # one refused TransmitBatch of 8, then one Transmit per request
     assert sorted(calls) == [1] * 12 + [8]
 
 
 def test_grouped_transmissions_always_go_alone() -> None:
-    stand_in = StandIn()
+    stand_in = stand_in_channel()
     requests = [(request(f"g{i}", group=f"obs-{i}"), None) for i in range(6)]
     results = asyncio.run(run_against(stand_in, requests, max_batch=8, max_in_flight=1))
     assert [r.request_id for r in results] == [f"g{i}" for i in range(6)]
-    assert len(stand_in.unary) == 6 and stand_in.batch_sizes == []
+    assert len(stand_in.received) == 6 and stand_in.batch_sizes == []
 
 
 def test_each_request_keeps_its_own_deadline() -> None:
-    stand_in = StandIn(delay_s=0.3)
+    stand_in = stand_in_channel(delay_s=0.3)
     requests = [(request("patient"), 2.0), (request("hasty"), 0.05), (request("calm"), 2.0)]
     results = asyncio.run(run_against(stand_in, requests, max_batch=8, max_in_flight=1))
     assert results[0].request_id == "patient" and results[2].request_id == "calm"
@@ -151,25 +124,20 @@ def test_bad_coalescing_settings_are_refused(bad) -> None:
 
 def test_close_fails_waiting_and_in_flight_requests_at_once() -> None:
     async def scenario():
-        stand_in = StandIn(delay_s=5.0)
-        server = grpc.aio.server()
-        pb_grpc.add_ChannelServicer_to_server(stand_in, server)
-        port = server.add_insecure_port("127.0.0.1:0")
-        await server.start()
-        client = ChannelClient(f"127.0.0.1:{port}", deadline_s=10.0, max_batch=4,
-                               max_in_flight=1)  # fmt: skip
-        ids = ["quick"] + [f"r{i}" for i in range(1, 9)]
-        calls = [asyncio.ensure_future(client.transmit(request(i))) for i in ids]
-        # "quick" goes alone and returns after 50 ms; then r1..r4 leave as one batch (in
-        # flight for 5 s) while r5..r8 wait
-        await asyncio.sleep(0.3)
-        batches = list(stand_in.batch_sizes)
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        await client.close()
-        results = await asyncio.gather(*calls, return_exceptions=True)
-        await server.stop(None)
-        return results, batches, loop.time() - start
+        stand_in = stand_in_channel(delay_s=5.0)
+        async with bare_grpc_server("Channel", ChannelStandIn(stand_in)) as target:
+            client = ChannelClient(target, deadline_s=10.0, max_batch=4, max_in_flight=1)
+            ids = ["quick"] + [f"r{i}" for i in range(1, 9)]
+            calls = [asyncio.ensure_future(client.transmit(request(i))) for i in ids]
+            # "quick" goes alone and returns after 50 ms; then r1..r4 leave as one batch (in
+            # flight for 5 s) while r5..r8 wait
+            await asyncio.sleep(0.3)
+            batches = list(stand_in.batch_sizes)
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+            await client.close()
+            results = await asyncio.gather(*calls, return_exceptions=True)
+            return results, batches, loop.time() - start
 
     results, batches, took = asyncio.run(scenario())
     assert results[0].request_id == "quick" and batches == [4]

@@ -11,11 +11,8 @@ from channel.edge_client import EdgeClient
 from edge_server.settings import EdgeSettings
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
-from shared.service.grpc_server import GrpcServer
 from shared.service.metrics import ServiceMetrics
-from tests.procs import free_port
-
-EDGE = pb.DESCRIPTOR.services_by_name["Edge"].full_name
+from tests.loopback import service_grpc_server
 
 
 class PeerEdge(pb_grpc.EdgeServicer):
@@ -31,31 +28,24 @@ class PeerEdge(pb_grpc.EdgeServicer):
 
 async def calls_over(age_s: float, duration_s: float) -> tuple[int, int, set[str]]:
     settings = EdgeSettings(max_connection_age_s=age_s, grace_s=1.0)
-    edge, port = PeerEdge(), free_port()
-    server = GrpcServer(
-        (EDGE,),
-        lambda s: pb_grpc.add_EdgeServicer_to_server(edge, s),
-        ServiceMetrics("edge"),
-        "127.0.0.1",
-        port,
-        options=settings.server_options(),
-    )
-    await server.start(serving=True)
-    client = EdgeClient(f"127.0.0.1:{port}")
+    edge = PeerEdge()
     ok = failed = 0
-    try:
-        loop = asyncio.get_running_loop()
-        stop_at = loop.time() + duration_s
-        while loop.time() < stop_at:
-            try:
-                await client.decode(pb.Transmission(request_id="r"), 2.0)
-                ok += 1
-            except Exception:
-                failed += 1
-            await asyncio.sleep(0.005)
-    finally:
-        await client.close()
-        await server.stop(None)
+    async with service_grpc_server(
+        "Edge", edge, ServiceMetrics("edge"), options=settings.server_options()
+    ) as target:
+        client = EdgeClient(target)
+        try:
+            loop = asyncio.get_running_loop()
+            stop_at = loop.time() + duration_s
+            while loop.time() < stop_at:
+                try:
+                    await client.decode(pb.Transmission(request_id="r"), 2.0)
+                    ok += 1
+                except Exception:
+                    failed += 1
+                await asyncio.sleep(0.005)
+        finally:
+            await client.close()
     return ok, failed, set(edge.peers)
 
 

@@ -16,7 +16,6 @@ from device.settings import DeviceSettings
 from edge_server.settings import EdgeSettings
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
-from shared.service.grpc_server import GrpcServer
 from shared.service.metrics import ServiceMetrics
 from shared.service.security import (
     auth_metadata,
@@ -27,10 +26,10 @@ from shared.service.security import (
     token_matches,
 )
 from shared.service.settings import UsageError
-from tests.procs import REPO, free_port
+from tests.loopback import service_grpc_server
+from tests.procs import REPO
 from tests.tls_certs import make_certs
 
-CHANNEL = pb.DESCRIPTOR.services_by_name["Channel"].full_name
 TOKEN = "s3cret-token"
 
 
@@ -49,30 +48,18 @@ def certs(tmp_path_factory):
 
 async def _serve_and_call(server_creds, client_creds, calls, admin_token=None):
     """Start a Channel server, run ``calls(stub)`` from one client; returns (result, metrics)."""
-    port = free_port()
     metrics = ServiceMetrics("channel")
-    server = GrpcServer(
-        (CHANNEL,),
-        lambda s: pb_grpc.add_ChannelServicer_to_server(Channel(), s),
-        metrics,
-        "127.0.0.1",
-        port,
-        credentials=server_creds,
-        admin_methods=("SetPsnr",),
+    async with service_grpc_server(
+        "Channel", Channel(), metrics, credentials=server_creds, admin_methods=("SetPsnr",),
         admin_token=admin_token,
-    )
-    await server.start(serving=True)
-    target = f"127.0.0.1:{port}"
-    channel = (
-        grpc.aio.insecure_channel(target)
-        if client_creds is None
-        else grpc.aio.secure_channel(target, client_creds)
-    )
-    try:
+    ) as target:  # fmt: skip
+        channel = (
+            grpc.aio.insecure_channel(target)
+            if client_creds is None
+            else grpc.aio.secure_channel(target, client_creds)
+        )
         async with channel:
             return await calls(pb_grpc.ChannelStub(channel)), metrics
-    finally:
-        await server.stop(0)
 
 
 async def _state(stub):

@@ -18,6 +18,7 @@ from shared.service.errors import ServiceError
 from shared.service.grpc_server import GrpcServer
 from shared.service.metrics import ServiceMetrics
 from shared.service.settings import GrpcServiceSettings, StrictBool, parse_settings
+from tests.loopback import service_grpc_server
 from tests.procs import free_port
 
 EDGE = pb.DESCRIPTOR.services_by_name["Edge"].full_name
@@ -36,32 +37,21 @@ class Edge(pb_grpc.EdgeServicer):
 
 
 async def _exercise(metrics: ServiceMetrics) -> dict:
-    port = free_port()
-    server = GrpcServer(
-        (EDGE,),
-        lambda s: pb_grpc.add_EdgeServicer_to_server(Edge(), s),
-        metrics,
-        "127.0.0.1",
-        port,
-    )
-    await server.start(serving=True)
     outcomes = {}
-    try:
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = pb_grpc.EdgeStub(channel)
-            outcomes["ok"] = (
-                await stub.Decode(pb.Transmission(request_id="r"), timeout=2)
-            ).request_id
-            for model_id in ("other", "bug"):
-                try:
-                    await stub.Decode(pb.Transmission(model_id=model_id), timeout=2)
-                except grpc.aio.AioRpcError as exc:
-                    outcomes[model_id] = (exc.code(), exc.details())
-            health = health_pb2_grpc.HealthStub(channel)
-            reply = await health.Check(health_pb2.HealthCheckRequest(service=EDGE), timeout=2)
-            outcomes["health"] = reply.status
-    finally:
-        await server.stop(0)
+    async with (
+        service_grpc_server("Edge", Edge(), metrics) as target,
+        grpc.aio.insecure_channel(target) as channel,
+    ):
+        stub = pb_grpc.EdgeStub(channel)
+        outcomes["ok"] = (await stub.Decode(pb.Transmission(request_id="r"), timeout=2)).request_id
+        for model_id in ("other", "bug"):
+            try:
+                await stub.Decode(pb.Transmission(model_id=model_id), timeout=2)
+            except grpc.aio.AioRpcError as exc:
+                outcomes[model_id] = (exc.code(), exc.details())
+        health = health_pb2_grpc.HealthStub(channel)
+        reply = await health.Check(health_pb2.HealthCheckRequest(service=EDGE), timeout=2)
+        outcomes["health"] = reply.status
     return outcomes
 
 
@@ -114,20 +104,16 @@ def test_methods_are_wrapped_once_at_registration_and_reflection_still_lists_the
 
     async def run() -> tuple[list[str], float]:
         metrics = ServiceMetrics("edge")
-        port = free_port()
-        server = GrpcServer((EDGE,), lambda s: pb_grpc.add_EdgeServicer_to_server(Edge(), s),
-                            metrics, "127.0.0.1", port)  # fmt: skip
-        await server.start(serving=True)
-        try:
-            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-                await pb_grpc.EdgeStub(channel).GetInfo(pb.GetInfoRequest(), timeout=2)
-                stub = reflection_pb2_grpc.ServerReflectionStub(channel)
-                request = reflection_pb2.ServerReflectionRequest(list_services="")
-                names = []
-                async for reply in stub.ServerReflectionInfo(iter([request]), timeout=2):
-                    names = [s.name for s in reply.list_services_response.service]
-        finally:
-            await server.stop(0)
+        async with (
+            service_grpc_server("Edge", Edge(), metrics) as target,
+            grpc.aio.insecure_channel(target) as channel,
+        ):
+            await pb_grpc.EdgeStub(channel).GetInfo(pb.GetInfoRequest(), timeout=2)
+            stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+            request = reflection_pb2.ServerReflectionRequest(list_services="")
+            names = []
+            async for reply in stub.ServerReflectionInfo(iter([request]), timeout=2):
+                names = [s.name for s in reply.list_services_response.service]
         return names, metrics.requests_with("GetInfo", "OK")
 
     names, counted = asyncio.run(run())
