@@ -142,25 +142,6 @@ def test_state_reports_profile() -> None:
     assert state.edge_target == "edge:1"
 
 
-def test_settings_use_environment_fallbacks(tmp_path) -> None:
-    trace = tmp_path / "t.csv"
-    trace.write_text("0,10\n1,20\n")
-    settings = parse_settings(
-        ["--port", "6000"],
-        env={
-            "CHANNEL_PORT": "1",
-            "CHANNEL_PSNR": "7.5",
-            "CHANNEL_PILOTS": "4",
-            "CHANNEL_PROFILE": "trace",
-            "CHANNEL_TRACE": str(trace),
-            "CHANNEL_EMULATE_AIRTIME": "true",
-        },
-    )
-    assert settings.port == 6000  # the flag wins over the environment
-    assert settings.psnr_db == 7.5 and settings.pilots == 4 and settings.emulate_airtime
-    assert settings.build_profile().current() == 10.0
-
-
 @pytest.mark.parametrize(
     ("argv", "message"),
     [

@@ -310,20 +310,6 @@ def test_info_reports_manifest(decoder) -> None:
     assert list(info.class_names) == ["a", "b", "c"] and info.decoder_snr == "transmission"
 
 
-def test_settings_environment_fallbacks() -> None:
-    settings = parse_settings(
-        ["--max-batch-size", "4"],
-        env={
-            "EDGE_MODEL": "artifacts/x",
-            "EDGE_PORT": "7000",
-            "EDGE_MAX_BATCH_SIZE": "9",
-            "EDGE_DECODER_SNR": "csi",
-        },
-    )
-    assert str(settings.model) == "artifacts/x" and settings.port == 7000
-    assert settings.max_batch_size == 4 and settings.decoder_snr == "csi"
-
-
 def test_settings_default_to_no_queue_delay() -> None:
     assert parse_settings([], env={}).max_queue_delay_us == 0
 
