@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 
-import grpc
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
@@ -21,6 +20,7 @@ from device.service import DeviceService, request_id_for
 from device.settings import DeviceSettings
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
+from tests.loopback import bare_grpc_server
 
 
 def png() -> bytes:
@@ -66,21 +66,17 @@ class StandInChannel(pb_grpc.ChannelServicer):
 
 
 async def infer_through(model_dir, reply_id: str | None, request_id: str) -> dict:
-    server = grpc.aio.server()
-    pb_grpc.add_ChannelServicer_to_server(StandInChannel(reply_id), server)
-    port = server.add_insecure_port("127.0.0.1:0")
-    await server.start()
-    encoder = OnnxEncoder(model_dir)
-    service = DeviceService(
-        encoder,
-        ChannelClient(f"127.0.0.1:{port}", deadline_s=5.0),
-        KnobStore(encoder.manifest, default_knobs(encoder.manifest)),
-    )
-    try:
-        return await service.infer_image(png(), request_id)
-    finally:
-        await service.close()
-        await server.stop(None)
+    async with bare_grpc_server("Channel", StandInChannel(reply_id)) as target:
+        encoder = OnnxEncoder(model_dir)
+        service = DeviceService(
+            encoder,
+            ChannelClient(target, deadline_s=5.0),
+            KnobStore(encoder.manifest, default_knobs(encoder.manifest)),
+        )
+        try:
+            return await service.infer_image(png(), request_id)
+        finally:
+            await service.close()
 
 
 def test_the_reply_echoes_the_callers_request_id(quick_model_dir) -> None:
