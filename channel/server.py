@@ -21,16 +21,18 @@ from channel.settings import ChannelSettings, parse_settings
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
 from shared.service.errors import invalid_argument
-from shared.service.grpc_server import GrpcServer, grpc_options, serve_until_signal
-from shared.service.logs import setup_logging
+from shared.service.grpc_server import GrpcServer, ServiceServicer, grpc_options, serve_until_signal
 from shared.service.loop import loop_name
-from shared.service.loop import run as run_event_loop
+from shared.service.startup import service_main
 
 log = logging.getLogger("channel")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Channel"].full_name
 # The calls that change the channel's state: they need the admin token when one is set.
 ADMIN_METHODS = ("SetPsnr", "SetProfile", "SetLinkMode", "SetFading")
+# The settings ChannelService takes as they are, under the same names.
+SERVICE_SETTINGS = {"pilots", "baud", "deadline_s", "emulate_airtime", "seed", "link_mode",
+                    "edge_batching", "edge_batch"}  # fmt: skip
 
 
 def profile_from_request(request: pb.SetProfileRequest):
@@ -53,15 +55,12 @@ def profile_from_request(request: pb.SetProfileRequest):
     raise ValueError("SetProfile needs one of: fixed, random_walk, trace")
 
 
-class ChannelServicer(pb_grpc.ChannelServicer):
-    def __init__(self, service: ChannelService) -> None:
-        self.service = service
+class ChannelServicer(ServiceServicer, pb_grpc.ChannelServicer):
+    """The Channel service over a :class:`ChannelService`."""
 
-    async def Transmit(self, request, context):
-        return await self.service.transmit(request, context.time_remaining())
-
-    async def TransmitBatch(self, request, context):
-        return await self.service.transmit_batch(request, context.time_remaining())
+    service: ChannelService
+    Transmit = ServiceServicer.with_deadline("transmit")
+    TransmitBatch = ServiceServicer.with_deadline("transmit_batch")
 
     async def SetPsnr(self, request, context):
         link = request.link if request.HasField("link") else None
@@ -102,41 +101,33 @@ def build_service(settings: ChannelSettings) -> tuple[ChannelService, EdgeClient
     service = ChannelService(
         edge.decode,
         profile=settings.build_profile(),
-        pilots=settings.pilots,
-        baud=settings.baud,
-        deadline_s=settings.deadline_s,
-        emulate_airtime=settings.emulate_airtime,
-        seed=settings.seed,
         edge_target=settings.edge,
         metrics=ChannelMetrics(),
         edge_info_call=edge.info,
-        link_mode=settings.link_mode,
         edge_batch_call=edge.decode_batch,
         fading=settings.build_fading(),
-        edge_batching=settings.edge_batching,
-        edge_batch=settings.edge_batch,
         edge_in_flight=settings.edge_calls_in_flight(),
         edge_batch_delay_s=settings.edge_batch_delay_ms / 1e3,
+        **settings.model_dump(include=SERVICE_SETTINGS),
     )
     return service, edge
 
 
 def build_server(settings: ChannelSettings, service: ChannelService) -> GrpcServer:
     """Create (not start) the aio server over ``service``."""
-    return GrpcServer(
-        (SERVICE_NAME,),
-        lambda server: pb_grpc.add_ChannelServicer_to_server(ChannelServicer(service), server),
+    return GrpcServer.from_settings(
+        settings,
+        SERVICE_NAME,
+        pb_grpc.add_ChannelServicer_to_server,
+        ChannelServicer(service),
         service.metrics,
-        settings.host,
-        settings.port,
-        settings.max_message_bytes,
-        credentials=settings.server_credentials(),
         admin_methods=ADMIN_METHODS,
         admin_token=settings.admin_token_value(),
     )
 
 
-async def serve_async(settings: ChannelSettings) -> int:
+async def serve_async(settings: ChannelSettings, _loaded: None = None) -> int:
+    """Serve until SIGTERM/SIGINT."""
     service, edge = build_service(settings)
     service.metrics.serve(settings.metrics_port)
     server = build_server(settings, service)
@@ -165,10 +156,7 @@ async def serve_async(settings: ChannelSettings) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    settings = parse_settings(argv)
-    setup_logging(settings.log_level)
-    log.info("%s", settings.describe())
-    return run_event_loop(serve_async(settings), settings.event_loop)
+    return service_main(argv, parse_settings, log, serve_async)
 
 
 if __name__ == "__main__":

@@ -9,25 +9,18 @@ import logging
 import sys
 
 import uvicorn
+from fastapi import FastAPI
 
 from device.app import create_app
-from device.settings import parse_settings
-from shared.manifest import ManifestError
-from shared.service.logs import setup_logging
+from device.settings import DeviceSettings, parse_settings
 from shared.service.loop import resolve_event_loop
+from shared.service.startup import service_main
 
 log = logging.getLogger("device")
 
 
-def main(argv: list[str] | None = None) -> int:
-    settings = parse_settings(argv)
-    setup_logging(settings.log_level)
-    log.info("%s", settings.describe())
-    try:
-        app = create_app(settings)
-    except (ManifestError, ValueError) as exc:
-        log.error("cannot start: %s", exc)
-        return 2
+def serve(settings: DeviceSettings, app: FastAPI) -> int:
+    """Serve ``app`` with uvicorn until SIGINT/SIGTERM."""
     service = app.state.service
     manifest = service.manifest
     log.info(
@@ -45,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
         loop=resolve_event_loop(settings.event_loop),
     )
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return service_main(argv, parse_settings, log, serve, create_app)
 
 
 if __name__ == "__main__":

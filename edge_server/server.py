@@ -14,31 +14,29 @@ import sys
 from edge_server.metrics import EdgeMetrics
 from edge_server.service import EdgeDecoder
 from edge_server.settings import EdgeSettings, parse_settings
-from shared.manifest import ManifestError
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
-from shared.service.grpc_server import GrpcServer, serve_until_signal
-from shared.service.logs import setup_logging
+from shared.service.grpc_server import GrpcServer, ServiceServicer, serve_until_signal
 from shared.service.loop import loop_name
-from shared.service.loop import run as run_event_loop
+from shared.service.startup import service_main
 
 log = logging.getLogger("edge_server")
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Edge"].full_name
+# The settings EdgeDecoder takes as they are, under the same names.
+DECODER_SETTINGS = {"max_batch_size", "max_queue_delay_us", "decoder_snr", "probe_interval_s",
+                    "group_timeout_s"}  # fmt: skip
 
 
-class EdgeServicer(pb_grpc.EdgeServicer):
-    def __init__(self, edge: EdgeDecoder) -> None:
-        self.edge = edge
+class EdgeServicer(ServiceServicer, pb_grpc.EdgeServicer):
+    """The Edge service over an :class:`EdgeDecoder`."""
 
-    async def Decode(self, request, context):
-        return await self.edge.decode(request, context.time_remaining())
-
-    async def DecodeBatch(self, request, context):
-        return await self.edge.decode_batch(request, context.time_remaining())
+    service: EdgeDecoder
+    Decode = ServiceServicer.with_deadline("decode")
+    DecodeBatch = ServiceServicer.with_deadline("decode_batch")
 
     async def GetInfo(self, request, context):
-        return self.edge.info()
+        return self.service.info()
 
 
 def load_edge(settings: EdgeSettings) -> EdgeDecoder:
@@ -55,27 +53,21 @@ def load_edge(settings: EdgeSettings) -> EdgeDecoder:
     return EdgeDecoder(
         decoder,
         decoder.manifest,
-        max_batch_size=settings.max_batch_size,
-        max_queue_delay_us=settings.max_queue_delay_us,
-        decoder_snr=settings.decoder_snr,
         device=decoder.device,
         metrics=EdgeMetrics(),
-        probe_interval_s=settings.probe_interval_s,
-        group_timeout_s=settings.group_timeout_s,
         replica_id=settings.replica_name(),
+        **settings.model_dump(include=DECODER_SETTINGS),
     )
 
 
 def build_server(settings: EdgeSettings, edge: EdgeDecoder) -> GrpcServer:
     """Create (not start) the aio server; its health follows ``edge.serving``."""
-    server = GrpcServer(
-        (SERVICE_NAME,),
-        lambda aio_server: pb_grpc.add_EdgeServicer_to_server(EdgeServicer(edge), aio_server),
+    server = GrpcServer.from_settings(
+        settings,
+        SERVICE_NAME,
+        pb_grpc.add_EdgeServicer_to_server,
+        EdgeServicer(edge),
         edge.metrics,
-        settings.host,
-        settings.port,
-        settings.max_message_bytes,
-        credentials=settings.server_credentials(),
         options=settings.server_options(),
     )
     edge.on_health = server.set_serving
@@ -83,6 +75,8 @@ def build_server(settings: EdgeSettings, edge: EdgeDecoder) -> GrpcServer:
 
 
 async def serve_async(settings: EdgeSettings, edge: EdgeDecoder) -> int:
+    """Export the metrics, then serve ``edge`` until SIGTERM/SIGINT."""
+    edge.metrics.serve(settings.metrics_port)
     server = build_server(settings, edge)
     await server.start(serving=False)
     if not await edge.start():  # warm-up: health turns SERVING once the decoder has run
@@ -98,21 +92,8 @@ async def serve_async(settings: EdgeSettings, edge: EdgeDecoder) -> int:
     return await serve_until_signal(server, settings.grace_s, "edge", on_stopped=edge.close)
 
 
-def serve(settings: EdgeSettings) -> int:
-    log.info("%s", settings.describe())
-    try:
-        edge = load_edge(settings)
-    except (ManifestError, ValueError) as exc:
-        log.error("cannot load model: %s", exc)
-        return 2
-    edge.metrics.serve(settings.metrics_port)
-    return run_event_loop(serve_async(settings, edge), settings.event_loop)
-
-
 def main(argv: list[str] | None = None) -> int:
-    settings = parse_settings(argv)
-    setup_logging(settings.log_level)
-    return serve(settings)
+    return service_main(argv, parse_settings, log, serve_async, load_edge, "cannot load model")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ With an admin token, the wrapper refuses the service's admin methods (the calls 
 change state, e.g. the channel's ``SetPsnr``) without ``authorization: Bearer <token>``
 metadata: UNAUTHENTICATED, counted like any other status. TLS: ``credentials`` from
 :func:`shared.service.security.server_credentials` (None = plaintext).
-:func:`serve_until_signal` runs until SIGTERM/SIGINT, then shuts down gracefully.
+:meth:`GrpcServer.from_settings` builds one from a service's settings, over a servicer that
+derives from :class:`ServiceServicer`; :func:`serve_until_signal` runs until SIGTERM/SIGINT, then
+shuts down gracefully.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import logging
 import signal
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -29,6 +32,9 @@ from grpc_reflection.v1alpha import reflection
 from shared.service.errors import ServiceError
 from shared.service.metrics import ServiceMetrics
 from shared.service.security import AUTH_METADATA_KEY, bearer_token, check_admin
+
+if TYPE_CHECKING:
+    from shared.service.settings import GrpcServiceSettings
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +259,30 @@ class GrpcServer:
         else:
             self.port = self.server.add_secure_port(self.address, credentials)
 
+    @classmethod
+    def from_settings(
+        cls,
+        settings: GrpcServiceSettings,
+        service_name: str,
+        add_servicer: Callable[[Any, Any], None],
+        servicer: Any,
+        metrics: ServiceMetrics,
+        **options: Any,
+    ) -> GrpcServer:
+        """The server of one servicer at the address, message limit and TLS of ``settings``;
+        ``add_servicer`` is the generated ``add_<Service>Servicer_to_server``, ``options``
+        the further arguments of the constructor (admin methods, gRPC options)."""
+        return cls(
+            (service_name,),
+            lambda server: add_servicer(servicer, server),
+            metrics,
+            settings.host,
+            settings.port,
+            settings.max_message_bytes,
+            credentials=settings.server_credentials(),
+            **options,
+        )
+
     async def set_serving(self, serving: bool) -> None:
         status = health_pb2.HealthCheckResponse
         status = status.SERVING if serving else status.NOT_SERVING
@@ -267,6 +297,25 @@ class GrpcServer:
         """Health NOT_SERVING for everyone, then finish in-flight calls within ``grace_s``."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
+
+
+class ServiceServicer:
+    """Base of a thin servicer over a transport-free service object (:attr:`service`): the
+    service's own methods do the work, the servicer passes the requests on."""
+
+    def __init__(self, service: Any) -> None:
+        self.service = service
+
+    @staticmethod
+    def with_deadline(method: str):
+        """A servicer method that returns ``await self.service.<method>(request, timeout_s)``,
+        ``timeout_s`` being the caller's remaining time (None when it set no deadline)."""
+
+        async def call(self: ServiceServicer, request, context):
+            return await getattr(self.service, method)(request, context.time_remaining())
+
+        call.__doc__ = f"``service.{method}`` within the caller's deadline."
+        return call
 
 
 async def wait_for_stop_signal() -> None:
