@@ -21,21 +21,17 @@ METRIC_PATHS = frozenset(
 
 
 class BodyRefused(Exception):
-    """Raised from the wrapped ``receive`` when the body is refused (answered by UploadLimit)."""
+    """Raised from the wrapped ``receive`` when the body is refused (answered by UploadLimit
+    with ``status``; an inference counted as failed for ``reason``)."""
 
-    status = 400
-
-
-class BodyTooLarge(BodyRefused):
-    """A streamed body passed the size limit (413)."""
-
-    status = 413
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
 
 
-class BodyTimeout(BodyRefused):
-    """The body did not arrive within the body timeout (408)."""
-
-    status = 408
+TOO_LARGE = (413, "too_large")  # a declared or streamed body over the size limit
+BODY_TIMEOUT = (408, "body_timeout")  # the body did not arrive within the body timeout
 
 
 class UploadLimit:
@@ -55,8 +51,8 @@ class UploadLimit:
         self.metrics = metrics
         self.body_timeout_s = body_timeout_s
 
-    def _message(self, refused: type[BodyRefused]) -> dict[str, str]:
-        if refused is BodyTimeout:
+    def _message(self, refused: BodyRefused) -> dict[str, str]:
+        if refused.status == BODY_TIMEOUT[0]:
             return {
                 "detail": f"request body not received within {self.body_timeout_s:g} s: send "
                 "it at once (the limit is the device's --http-body-timeout-s)"
@@ -66,10 +62,15 @@ class UploadLimit:
             "image (the limit is the device's --max-upload-bytes)"
         }
 
-    def _count(self, path: str, refused: type[BodyRefused]) -> None:
+    def _count(self, path: str, refused: BodyRefused) -> None:
         if path == INFER_PATH:
-            reason = "too_large" if refused is BodyTooLarge else "body_timeout"
-            self.metrics.failures.labels(reason=reason).inc()
+            self.metrics.failures.labels(reason=refused.reason).inc()
+
+    async def _refuse(self, path: str, refused: BodyRefused, scope, receive, send) -> None:
+        """Count ``refused`` and answer it."""
+        self._count(path, refused)
+        response = JSONResponse(self._message(refused), status_code=refused.status)
+        await response(scope, receive, send)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -78,9 +79,7 @@ class UploadLimit:
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
-            self._count(path, BodyTooLarge)
-            response = JSONResponse(self._message(BodyTooLarge), status_code=413)
-            return await response(scope, receive, send)
+            return await self._refuse(path, BodyRefused(*TOO_LARGE), scope, receive, send)
 
         seen = 0
         body_done = False
@@ -94,12 +93,12 @@ class UploadLimit:
             try:
                 message = await asyncio.wait_for(receive(), deadline - time.monotonic())
             except TimeoutError:
-                raise BodyTimeout from None
+                raise BodyRefused(*BODY_TIMEOUT) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 body_done = not message.get("more_body", False)
                 if seen > self.max_bytes:
-                    raise BodyTooLarge
+                    raise BodyRefused(*TOO_LARGE)
             return message
 
         async def tracking_send(message):
@@ -109,11 +108,11 @@ class UploadLimit:
 
         try:
             await self.app(scope, limited_receive, tracking_send)
-        except BodyRefused as exc:
-            self._count(path, type(exc))
-            if not started:
-                response = JSONResponse(self._message(type(exc)), status_code=exc.status)
-                await response(scope, receive, send)
+        except BodyRefused as refused:
+            if started:  # the answer is on its way: only count the refusal
+                self._count(path, refused)
+            else:
+                await self._refuse(path, refused, scope, receive, send)
 
 
 class RequestMetrics:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from fastapi.exceptions import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from device.routes.deps import Service, require_admin
+from device.routes.deps import AdminToken, Service
 
 router = APIRouter()
 
@@ -51,29 +51,17 @@ async def get_channel(service: Service):
 
 
 @router.put("/v1/channel/psnr", summary="Set the channel PSNR in dB (SetPsnr)")
-async def put_channel_psnr(
-    update: PsnrUpdate,
-    service: Service,
-    token: str | None = Depends(require_admin("PUT /v1/channel/psnr")),
-):
+async def put_channel_psnr(update: PsnrUpdate, service: Service, token: AdminToken):
     if not math.isfinite(update.psnr_db):
         raise HTTPException(422, f"psnr_db must be finite, got {update.psnr_db}")
     return await service.set_channel_psnr(update.psnr_db, token)
 
 
 @router.put("/v1/channel/link-mode", summary="Switch the channel's link (SetLinkMode)")
-async def put_channel_link_mode(
-    update: LinkModeUpdate,
-    service: Service,
-    token: str | None = Depends(require_admin("PUT /v1/channel/link-mode")),
-):
+async def put_channel_link_mode(update: LinkModeUpdate, service: Service, token: AdminToken):
     return await service.set_channel_link_mode(update.mode, token)
 
 
 @router.put("/v1/channel/fading", summary="Set the channel's block fading (SetFading)")
-async def put_channel_fading(
-    update: FadingUpdate,
-    service: Service,
-    token: str | None = Depends(require_admin("PUT /v1/channel/fading")),
-):
+async def put_channel_fading(update: FadingUpdate, service: Service, token: AdminToken):
     return await service.set_channel_fading(update.model_dump(), token)

@@ -21,15 +21,16 @@ async def get_service(request: Request) -> DeviceService:
 Service = Annotated[DeviceService, Depends(get_service)]
 
 
-def require_admin(what: str):
-    """Dependency for the changing routes: 401 unless the request carries the admin token
-    (when one is set); returns the caller's token, passed on to the channel."""
+async def admin_token(request: Request) -> str | None:
+    """Dependency of the changing routes: 401 unless the request carries the admin token
+    (when one is set), naming the route (``PUT /v1/knobs``); returns the caller's token,
+    passed on to the channel."""
+    what = f"{request.method} {request.scope['route'].path}"
+    token = bearer_token(request.headers.get("authorization"))
+    problem = check_admin(what, token, request.app.state.admin_token)
+    if problem is not None:
+        raise HTTPException(401, problem, headers={"WWW-Authenticate": "Bearer"})
+    return token
 
-    async def check(request: Request) -> str | None:
-        token = bearer_token(request.headers.get("authorization"))
-        problem = check_admin(what, token, request.app.state.admin_token)
-        if problem is not None:
-            raise HTTPException(401, problem, headers={"WWW-Authenticate": "Bearer"})
-        return token
 
-    return check
+AdminToken = Annotated[str | None, Depends(admin_token)]

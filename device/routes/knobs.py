@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from device.knobs import SNR_MODES
-from device.routes.deps import Service, require_admin
+from device.routes.deps import AdminToken, Service
 from device.service import DeviceService
 
 router = APIRouter()
@@ -47,11 +47,7 @@ async def get_knobs(service: Service):
 
 
 @router.put("/v1/knobs", summary="Change knobs (partial update; 422 when out of range)")
-async def put_knobs(
-    update: KnobsUpdate,
-    service: Service,
-    _token: str | None = Depends(require_admin("PUT /v1/knobs")),
-):
+async def put_knobs(update: KnobsUpdate, service: Service, _token: AdminToken):
     changes = {name: getattr(update, name) for name in update.model_fields_set}
     knobs = service.knobs.update(changes)  # KnobError: 422 (device.http_errors)
     service.metrics.beta.set(knobs.beta)
