@@ -1,4 +1,5 @@
-"""Shared fixtures: one real quick model, trained once per source version and reused."""
+"""Shared fixtures: the real quick models, trained once per source version and reused, and
+the live stack of a test module (tests/live.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
+
+from tools.stack import Stack
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK_DIR = ROOT / "artifacts" / "test-quick"
@@ -112,3 +116,19 @@ def quick_multi_model_dir() -> Path:
 def quick_image_model_dir() -> Path:
     """artifacts/test-quick-image: a real image JSCC quick model (task reconstruction)."""
     return trained_model(QUICK_IMAGE_DIR, QUICK_IMAGE_ARGS, command="train-image")
+
+
+@pytest.fixture(scope="module")
+def live_stack(request) -> Iterator[Stack]:
+    """The test module's live stack (its ``LIVE_STACK``, a tests.live.LiveStackSpec): edge,
+    channel and device processes serving the quick model it names, once for the module."""
+    spec = request.module.LIVE_STACK
+    with spec.running(request.getfixturevalue(spec.model)) as stack:
+        yield stack
+
+
+@pytest.fixture(scope="module")
+def live_http(request, live_stack) -> Iterator[httpx.Client]:
+    """An HTTP client of the live stack's device."""
+    with request.module.LIVE_STACK.client(live_stack) as client:
+        yield client

@@ -9,9 +9,10 @@ import httpx
 import numpy as np
 import pytest
 
+from client.http import png_bytes
 from device.encoder import OnnxEncoder
 from device.preprocess import image_to_input, open_image
-from tests.integration.test_end_to_end import png, png_bytes
+from tests.live import png
 from tests.procs import running_stack
 
 PSNR_DB = 5.0

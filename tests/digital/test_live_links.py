@@ -4,7 +4,6 @@ processes on loopback serving the entropy-coded quick model (artifacts/test-quic
 from __future__ import annotations
 
 import grpc
-import httpx
 import numpy as np
 import pytest
 
@@ -12,33 +11,20 @@ from shared.entropy import payload_crc32
 from shared.link.modes import ideal_airtime_s
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
-from tests.integration.test_end_to_end import png, pytestmark  # noqa: F401 (same skip)
-from tools.stack import running_stack
+from tests.live import LiveStackSpec, infer_each, needs_test_set
+
+pytestmark = needs_test_set
 
 N_IMAGES = 12
+LIVE_STACK = LiveStackSpec(
+    "quick_digital_model_dir", 20.0, channel_flags=("--link-mode", "ideal"),
+    device_flags=("--deadline-s", 10), http_timeout_s=20.0,
+)  # fmt: skip
 
 
 @pytest.fixture(scope="module")
-def stack(quick_digital_model_dir):
-    with running_stack(
-        quick_digital_model_dir, 20.0,
-        edge_flags=["--device", "cpu"],
-        channel_flags=["--seed", 0, "--link-mode", "ideal"],
-        device_flags=["--deadline-s", 10],
-        start_timeout_s={"edge": 90},
-    ) as running:  # fmt: skip
-        yield running
-
-
-@pytest.fixture(scope="module")
-def http(stack):
-    with httpx.Client(base_url=stack.url, timeout=20.0) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def channel(stack):
-    with grpc.insecure_channel(stack.channel_target) as ch:
+def channel(live_stack):
+    with grpc.insecure_channel(live_stack.channel_target) as ch:
         yield pb_grpc.ChannelStub(ch)
 
 
@@ -52,19 +38,14 @@ def images():
 def send(http, images, beta=None):
     if beta is not None:
         assert http.put("/v1/knobs", json={"beta": beta}).status_code == 200
-    replies = []
-    for image in images:
-        response = http.post("/v1/infer", files=png(image))
-        assert response.status_code == 200, response.text
-        replies.append(response.json())
-    return replies
+    return infer_each(http, images)
 
 
-def test_ideal_link_bits_are_the_coded_length_and_fall_with_beta(http, channel, images):
+def test_ideal_link_bits_are_the_coded_length_and_fall_with_beta(live_http, channel, images):
     channel.SetPsnr(pb.SetPsnrRequest(psnr_db=20.0))
     assert channel.SetLinkMode(pb.LinkModeRequest(mode="ideal")).link_mode == "ideal"
-    low = send(http, images, beta=1e-4)
-    high = send(http, images, beta=1.0)
+    low = send(live_http, images, beta=1e-4)
+    high = send(live_http, images, beta=1.0)
     for reply in low + high:
         assert reply["link_mode"] == "ideal" and not reply["link_lost"]
         assert reply["bits_sent"] % 8 == 0  # whole bytes, trimmed (shared/entropy.py)
@@ -79,19 +60,19 @@ def test_ideal_link_bits_are_the_coded_length_and_fall_with_beta(http, channel, 
     assert bits_high < 0.6 * bits_low and bits_low < 256
 
 
-def test_ldpc_qam_delivers_at_high_psnr_and_loses_blocks_far_below(http, channel, images):
-    send(http, images[:1], beta=1e-2)
+def test_ldpc_qam_delivers_at_high_psnr_and_loses_blocks_far_below(live_http, channel, images):
+    send(live_http, images[:1], beta=1e-2)
     channel.SetPsnr(pb.SetPsnrRequest(psnr_db=20.0))
-    ideal = send(http, images)
+    ideal = send(live_http, images)
     state = channel.SetLinkMode(pb.LinkModeRequest(mode="ldpc-qam"))
     assert state.link_mode == "ldpc-qam" and state.mcs == "64-QAM 2/3"
-    good = send(http, images)
+    good = send(live_http, images)
     for a, b in zip(ideal, good, strict=True):
         assert b["link_mode"] == "ldpc-qam" and b["mcs"] == "64-QAM 2/3" and not b["link_lost"]
         assert b["label"] == a["label"] and b["bits_sent"] == a["bits_sent"]
         assert b["symbols_sent"] > 0 and b["airtime_s"] == pytest.approx(b["symbols_sent"] / 9600)
     channel.SetPsnr(pb.SetPsnrRequest(psnr_db=-9.0))  # QPSK 1/3 needs about 0 dB
-    lost = send(http, images[:4])
+    lost = send(live_http, images[:4])
     assert all(r["link_lost"] for r in lost)
     assert lost[-1]["block_error_rate"] > 0
     # decoded from zeros: the answer no longer depends on the image
@@ -101,21 +82,21 @@ def test_ldpc_qam_delivers_at_high_psnr_and_loses_blocks_far_below(http, channel
     channel.SetPsnr(pb.SetPsnrRequest(psnr_db=20.0))
 
 
-def test_analog_link_still_sends_the_symbols(http, channel, images):
+def test_analog_link_still_sends_the_symbols(live_http, channel, images):
     channel.SetLinkMode(pb.LinkModeRequest(mode="analog"))
-    reply = send(http, images[:1])[0]
+    reply = send(live_http, images[:1])[0]
     assert reply["link_mode"] == "analog" and reply["symbols_sent"] == 64
     assert reply["bits_sent"] == 256
 
 
-def test_bad_link_mode_and_corrupt_bytes_are_rejected(stack, channel, images):
+def test_bad_link_mode_and_corrupt_bytes_are_rejected(live_stack, channel, images):
     with pytest.raises(grpc.RpcError) as info:
         channel.SetLinkMode(pb.LinkModeRequest(mode="carrier-pigeon"))
     assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert "analog" in info.value.details()
     info_reply = channel.GetEdgeInfo(pb.GetInfoRequest())
     assert info_reply.entropy_coded
-    with grpc.insecure_channel(stack.edge_target) as ch:
+    with grpc.insecure_channel(live_stack.edge_target) as ch:
         edge = pb_grpc.EdgeStub(ch)
         bad = pb.Transmission(
             model_id=info_reply.model_id, beta=1e-2, snr_db=10.0, d=64, link_mode="ideal",
@@ -139,17 +120,17 @@ def test_bad_link_mode_and_corrupt_bytes_are_rejected(stack, channel, images):
         assert "CRC-32" in info.value.details()
 
 
-def test_the_device_switches_the_channels_link(http, images):
-    model = http.get("/v1/model").json()
+def test_the_device_switches_the_channels_link(live_http, images):
+    model = live_http.get("/v1/model").json()
     assert model["entropy_coded"] is True and model["power"] == "peak"
     try:
-        state = http.put("/v1/channel/link-mode", json={"mode": "analog"})
+        state = live_http.put("/v1/channel/link-mode", json={"mode": "analog"})
         assert state.status_code == 200 and state.json()["link_mode"] == "analog"
-        assert send(http, images[:2])[0]["link_mode"] == "analog"
-        state = http.put("/v1/channel/link-mode", json={"mode": "ideal"}).json()
+        assert send(live_http, images[:2])[0]["link_mode"] == "analog"
+        state = live_http.put("/v1/channel/link-mode", json={"mode": "ideal"}).json()
         assert state["link_mode"] == "ideal"
-        assert send(http, images[:2])[0]["link_mode"] == "ideal"
-        bad = http.put("/v1/channel/link-mode", json={"mode": "carrier-pigeon"})
+        assert send(live_http, images[:2])[0]["link_mode"] == "ideal"
+        bad = live_http.put("/v1/channel/link-mode", json={"mode": "carrier-pigeon"})
         assert bad.status_code == 422 and "mode" in bad.json()["detail"]
     finally:
-        http.put("/v1/channel/link-mode", json={"mode": "ideal"})
+        live_http.put("/v1/channel/link-mode", json={"mode": "ideal"})

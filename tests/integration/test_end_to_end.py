@@ -12,63 +12,36 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
-import httpx
 import numpy as np
 import pytest
 
 from client.http import png_bytes
 from device.encoder import OnnxEncoder
 from shared.channel import awgn
-from shared.idx import DEFAULT_DATA_DIR, load_test_set
+from shared.idx import load_test_set
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
-from tests.procs import running_stack
+from tests.live import LiveStackSpec, infer_ok, model_input, needs_test_set, png
 
-pytestmark = pytest.mark.skipif(
-    not any(DEFAULT_DATA_DIR.glob("t10k-images-idx3-ubyte*")),
-    reason=f"Fashion-MNIST IDX files not in {DEFAULT_DATA_DIR} (make data)",
-)
+pytestmark = needs_test_set
 
 PSNR_DB = 20.0
 DEADLINE_S = 1.5  # device's gRPC deadline in this stack
 N_ACCURACY = 1000
-
-
-def e2e_stack(model_dir):
-    """The stack these tests run: CPU edge, seeded channel at PSNR_DB, DEADLINE_S device."""
-    return running_stack(
-        model_dir,
-        PSNR_DB,
-        edge_flags=["--device", "cpu"],
-        channel_flags=["--seed", 0],
-        device_flags=["--deadline-s", DEADLINE_S],
-        start_timeout_s={"edge": 90},
-    )
+LIVE_STACK = LiveStackSpec("quick_model_dir", PSNR_DB, device_flags=("--deadline-s", DEADLINE_S))
 
 
 @pytest.fixture(scope="module")
-def stack(quick_model_dir):
-    with e2e_stack(quick_model_dir) as stack:
-        yield stack
-
-
-@pytest.fixture(scope="module")
-def http(stack):
-    with httpx.Client(base_url=stack.url, timeout=10.0) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
-def default_beta(http) -> float:
-    return http.get("/v1/knobs").json()["beta"]
+def default_beta(live_http) -> float:
+    return live_http.get("/v1/knobs").json()["beta"]
 
 
 @pytest.fixture(autouse=True)
-def reset_knobs_and_channel(http, default_beta):
+def reset_knobs_and_channel(live_http, default_beta):
     """Every test starts (and leaves the stack) at feedback mode, default beta, 20 dB."""
     yield
-    http.put("/v1/knobs", json={"beta": default_beta, "snr_mode": "feedback", "snr_db": None})
-    http.put("/v1/channel/psnr", json={"psnr_db": PSNR_DB})
+    live_http.put("/v1/knobs", json={"beta": default_beta, "snr_mode": "feedback", "snr_db": None})
+    live_http.put("/v1/channel/psnr", json={"psnr_db": PSNR_DB})
 
 
 @pytest.fixture(scope="module")
@@ -77,26 +50,13 @@ def test_set():
     return images, labels
 
 
-def png(image: np.ndarray) -> dict:
-    return {"file": ("image.png", png_bytes(image), "image/png")}
-
-
-def infer_ok(http: httpx.Client, image: np.ndarray) -> dict:
-    response = http.post("/v1/infer", files=png(image))
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
 def offline_accuracy(model_dir, images, labels, beta, snr_db, seeds=(0, 1, 2, 3, 4)) -> float:
     """Same path as deployed, in-process: ONNX encoder -> NumPy AWGN -> decoder runtime."""
     from edge_server.decoder import DecoderRuntime  # torch: test process only, never the device
 
     encoder = OnnxEncoder(model_dir)
     manifest = encoder.manifest
-    mean = np.asarray(manifest.input_mean, np.float32).reshape(-1, 1, 1)
-    std = np.asarray(manifest.input_std, np.float32).reshape(-1, 1, 1)
-    x = ((images[:, None].astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
-    encoded = encoder.encode(x, beta, snr_db)
+    encoded = encoder.encode(model_input(manifest, images), beta, snr_db)
     active = np.arange(manifest.d)[None] < encoded.n_active[:, None]
     decoder = DecoderRuntime(model_dir, device="cpu")
     n = len(images)
@@ -113,22 +73,24 @@ def offline_accuracy(model_dir, images, labels, beta, snr_db, seeds=(0, 1, 2, 3,
 
 
 # --- accuracy -----------------------------------------------------------------------------
-def test_accuracy_at_20_db_matches_the_offline_figure(stack, http, test_set, default_beta):
+def test_accuracy_at_20_db_matches_the_offline_figure(
+    live_stack, live_http, test_set, default_beta
+):
     images, labels = test_set
     with ThreadPoolExecutor(max_workers=4) as pool:
-        replies = list(pool.map(lambda image: infer_ok(http, image), images))
+        replies = list(pool.map(lambda image: infer_ok(live_http, image), images))
     assert {r["snr_db"] for r in replies} == {PSNR_DB}
     assert {r["beta"] for r in replies} == {default_beta}
     online = float(np.mean([r["label"] for r in replies] == labels))
-    offline = offline_accuracy(stack.model_dir, images, labels, default_beta, PSNR_DB)
+    offline = offline_accuracy(live_stack.model_dir, images, labels, default_beta, PSNR_DB)
     print(f"accuracy at {PSNR_DB} dB, beta={default_beta}: online {online:.4f}, "
           f"offline {offline:.4f} (n={len(labels)})")  # fmt: skip
     assert abs(online - offline) <= 0.01
 
 
-def test_reply_carries_rate_knobs_and_latency(http, test_set):
-    reply = infer_ok(http, test_set[0][0])
-    assert reply["class_name"] in http.get("/v1/model").json()["class_names"]
+def test_reply_carries_rate_knobs_and_latency(live_http, test_set):
+    reply = infer_ok(live_http, test_set[0][0])
+    assert reply["class_name"] in live_http.get("/v1/model").json()["class_names"]
     assert len(reply["probabilities"]) == 10
     assert abs(sum(reply["probabilities"]) - 1) < 1e-4
     assert reply["bits_sent"] == reply["symbols_sent"] * reply["bits_per_symbol"]
@@ -144,39 +106,39 @@ def test_reply_carries_rate_knobs_and_latency(http, test_set):
 
 
 # --- SNR feedback and manual SNR ---------------------------------------------------------
-def test_feedback_snr_follows_the_channel(stack, http, test_set):
+def test_feedback_snr_follows_the_channel(live_stack, live_http, test_set):
     image = test_set[0][0]
-    with grpc.insecure_channel(stack.channel_target) as channel:
+    with grpc.insecure_channel(live_stack.channel_target) as channel:
         pb_grpc.ChannelStub(channel).SetPsnr(pb.SetPsnrRequest(psnr_db=12.0), timeout=2.0)
-    first = infer_ok(http, image)  # encoded with the last feedback, carries the new CSI
+    first = infer_ok(live_http, image)  # encoded with the last feedback, carries the new CSI
     assert first["channel_psnr_db"] == 12.0
-    second = infer_ok(http, image)
+    second = infer_ok(live_http, image)
     assert second["snr_db"] == 12.0 and second["feedback_psnr_db"] == 12.0
     # through the device's own endpoint the very next request follows
-    assert http.put("/v1/channel/psnr", json={"psnr_db": 7.5}).json()["psnr_db"] == 7.5
-    assert infer_ok(http, image)["snr_db"] == 7.5
+    assert live_http.put("/v1/channel/psnr", json={"psnr_db": 7.5}).json()["psnr_db"] == 7.5
+    assert infer_ok(live_http, image)["snr_db"] == 7.5
 
 
 @pytest.mark.parametrize("psnr_db, bound", [(32.0, 25.0), (-6.0, 0.0)])
-def test_channel_psnr_outside_the_trained_range_is_reported(http, test_set, psnr_db, bound):
-    http.put("/v1/channel/psnr", json={"psnr_db": psnr_db}).raise_for_status()
-    reply = infer_ok(http, test_set[0][0])
+def test_channel_psnr_outside_the_trained_range_is_reported(live_http, test_set, psnr_db, bound):
+    live_http.put("/v1/channel/psnr", json={"psnr_db": psnr_db}).raise_for_status()
+    reply = infer_ok(live_http, test_set[0][0])
     assert reply["snr_out_of_range"] is True
     assert reply["snr_db"] == bound and reply["channel_psnr_db"] == psnr_db
     assert "nearest trained bound" in reply["snr_note"]
 
 
-def test_manual_snr_is_used_whatever_the_channel(http, test_set):
-    knobs = http.put("/v1/knobs", json={"snr_mode": "manual", "snr_db": 3.0})
+def test_manual_snr_is_used_whatever_the_channel(live_http, test_set):
+    knobs = live_http.put("/v1/knobs", json={"snr_mode": "manual", "snr_db": 3.0})
     assert knobs.status_code == 200 and knobs.json()["snr_mode"] == "manual"
-    reply = infer_ok(http, test_set[0][0])
+    reply = infer_ok(live_http, test_set[0][0])
     assert reply["snr_db"] == 3.0 and reply["snr_mode"] == "manual"
     assert reply["channel_psnr_db"] == PSNR_DB
 
 
-def test_beta_change_is_applied(http, test_set):
-    assert http.put("/v1/knobs", json={"beta": 0.1}).status_code == 200
-    assert infer_ok(http, test_set[0][0])["beta"] == 0.1
+def test_beta_change_is_applied(live_http, test_set):
+    assert live_http.put("/v1/knobs", json={"beta": 0.1}).status_code == 200
+    assert infer_ok(live_http, test_set[0][0])["beta"] == 0.1
 
 
 # --- bad input: a clear 4xx, and the stack keeps serving -----------------------------------
@@ -228,26 +190,28 @@ BAD_REQUESTS = {
 
 
 @pytest.mark.parametrize("case", list(BAD_REQUESTS))
-def test_bad_input_gets_a_clear_4xx_and_the_stack_keeps_serving(stack, http, test_set, case):
+def test_bad_input_gets_a_clear_4xx_and_the_stack_keeps_serving(
+    live_stack, live_http, test_set, case
+):
     send, status, message = BAD_REQUESTS[case]
-    knobs_before = http.get("/v1/knobs").json()
-    response = send(http)
+    knobs_before = live_http.get("/v1/knobs").json()
+    response = send(live_http)
     assert response.status_code == status, response.text
     assert message in response.text
     assert "Traceback" not in response.text
-    assert http.get("/v1/knobs").json() == knobs_before  # a refused change changes nothing
-    infer_ok(http, test_set[0][0])
-    assert stack.alive()
+    assert live_http.get("/v1/knobs").json() == knobs_before  # a refused change changes nothing
+    infer_ok(live_http, test_set[0][0])
+    assert live_stack.alive()
 
 
 # --- operations -----------------------------------------------------------------------------
-def test_health_readiness_docs_and_metrics(http, test_set):
-    infer_ok(http, test_set[0][0])
-    assert http.get("/healthz").status_code == 200
-    assert http.get("/readyz").json()["status"] == "ready"
-    assert http.get("/docs").status_code == 200
-    assert "/v1/infer" in http.get("/openapi.json").json()["paths"]
-    metrics = http.get("/metrics").text
+def test_health_readiness_docs_and_metrics(live_http, test_set):
+    infer_ok(live_http, test_set[0][0])
+    assert live_http.get("/healthz").status_code == 200
+    assert live_http.get("/readyz").json()["status"] == "ready"
+    assert live_http.get("/docs").status_code == 200
+    assert "/v1/infer" in live_http.get("/openapi.json").json()["paths"]
+    metrics = live_http.get("/metrics").text
     for name in ('coinference_requests_total{code="200",method="/v1/infer",service="device"}',
                  "coinference_device_failures_total",
                  'coinference_stage_seconds_bucket{le="0.005",service="device",stage="encode"}',
@@ -256,29 +220,29 @@ def test_health_readiness_docs_and_metrics(http, test_set):
         assert name in metrics, name
 
 
-def test_stopped_edge_gives_503_within_the_deadline_then_recovers(stack, http, test_set):
+def test_stopped_edge_gives_503_within_the_deadline_then_recovers(live_stack, live_http, test_set):
     image = test_set[0][0]
-    stack.stop("edge")
+    live_stack.stop("edge")
     for _ in range(3):
         start = time.perf_counter()
-        response = http.post("/v1/infer", files=png(image))
+        response = live_http.post("/v1/infer", files=png(image))
         elapsed = time.perf_counter() - start
         assert response.status_code == 503, response.text
         assert "unavailable" in response.json()["detail"] or "deadline" in response.json()["detail"]
         assert elapsed < DEADLINE_S + 1.0
-    stack.start_edge()  # same port
+    live_stack.start_edge()  # same port
     deadline = time.monotonic() + 30
     while True:
-        response = http.post("/v1/infer", files=png(image))
+        response = live_http.post("/v1/infer", files=png(image))
         if response.status_code == 200 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
     assert response.status_code == 200, response.text
-    assert all(http.post("/v1/infer", files=png(image)).status_code == 200 for _ in range(3))
+    assert all(live_http.post("/v1/infer", files=png(image)).status_code == 200 for _ in range(3))
 
 
 def test_concurrent_requests_are_coalesced_and_each_gets_its_own_answer(
-    stack, http, test_set, default_beta
+    live_stack, live_http, test_set, default_beta
 ):
     """32 clients at once: the device sends what arrives while calls are out in one
     TransmitBatch (its transmit_batch_size histogram shows batches above 1), every reply
@@ -287,19 +251,19 @@ def test_concurrent_requests_are_coalesced_and_each_gets_its_own_answer(
     images, labels = images[:500], labels[:500]
 
     def one(index: int) -> dict:
-        response = http.post("/v1/infer", content=png_bytes(images[index]),
-                             headers={"Content-Type": "image/png",
-                                      "X-Request-Id": f"coalesce-{index}"})  # fmt: skip
+        response = live_http.post("/v1/infer", content=png_bytes(images[index]),
+                                  headers={"Content-Type": "image/png",
+                                           "X-Request-Id": f"coalesce-{index}"})  # fmt: skip
         assert response.status_code == 200, response.text
         return response.json()
 
-    before = batch_size_buckets(http)
+    before = batch_size_buckets(live_http)
     with ThreadPoolExecutor(max_workers=32) as pool:
         replies = list(pool.map(one, range(len(images))))
-    after = batch_size_buckets(http)
+    after = batch_size_buckets(live_http)
     assert [r["request_id"] for r in replies] == [f"coalesce-{i}" for i in range(len(images))]
     online = float(np.mean([r["label"] for r in replies] == labels))
-    offline = offline_accuracy(stack.model_dir, images, labels, default_beta, PSNR_DB)
+    offline = offline_accuracy(live_stack.model_dir, images, labels, default_beta, PSNR_DB)
     assert abs(online - offline) <= 0.02, (online, offline)
     counts = {bound: after[bound] - before.get(bound, 0.0) for bound in after}
     calls = counts["+Inf"]

@@ -11,55 +11,37 @@ setting is INVALID_ARGUMENT and leaves the channel as it was; "none" is AWGN aga
 from __future__ import annotations
 
 import grpc
-import httpx
 import numpy as np
 import pytest
 
 from client.http import png_bytes
 from device.encoder import OnnxEncoder
 from shared.fading import Fading, fade
-from shared.idx import DEFAULT_DATA_DIR, load_test_set
+from shared.idx import load_test_set
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
-from tests.procs import running_stack
+from tests.live import LiveStackSpec, infer_each, model_input, needs_test_set
 
-pytestmark = pytest.mark.skipif(
-    not any(DEFAULT_DATA_DIR.glob("t10k-images-idx3-ubyte*")),
-    reason=f"Fashion-MNIST IDX files not in {DEFAULT_DATA_DIR} (make data)",
-)
+pytestmark = needs_test_set
 
 PSNR_DB = 12.0
 SEED = 13
 N_IMAGES = 200
+LIVE_STACK = LiveStackSpec(
+    "quick_model_dir", PSNR_DB, seed=SEED, channel_flags=("--fading", "rayleigh")
+)
 
 
-@pytest.fixture(scope="module")
-def fading_stack(quick_model_dir):
-    with running_stack(
-        quick_model_dir, PSNR_DB, edge_flags=["--device", "cpu"],
-        channel_flags=["--seed", SEED, "--fading", "rayleigh"], start_timeout_s={"edge": 90},
-    ) as stack, httpx.Client(base_url=stack.url, timeout=10.0) as http:  # fmt: skip
-        yield stack, http
-
-
-def test_live_fading_equals_the_offline_path_image_by_image(fading_stack, quick_model_dir):
+def test_live_fading_equals_the_offline_path_image_by_image(live_http, quick_model_dir):
     from edge_server.decoder import DecoderRuntime  # torch: test process only
 
-    _, http = fading_stack
     images, labels = load_test_set(None, N_IMAGES)
-    replies = []
-    for image in images:
-        r = http.post("/v1/infer", files={"file": ("x.png", png_bytes(image), "image/png")})
-        assert r.status_code == 200, r.text
-        replies.append(r.json())
+    replies = infer_each(live_http, images)
     encoder = OnnxEncoder(quick_model_dir)
     manifest = encoder.manifest
     beta, snr_db = replies[0]["beta"], replies[0]["snr_db"]
     assert snr_db == PSNR_DB  # feedback mode: the device is told the average PSNR
-    mean = np.asarray(manifest.input_mean, np.float32).reshape(-1, 1, 1)
-    std = np.asarray(manifest.input_std, np.float32).reshape(-1, 1, 1)
-    x = ((images[:, None].astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
-    encoded = encoder.encode(x, beta, snr_db)
+    encoded = encoder.encode(model_input(manifest, images), beta, snr_db)
     rng = np.random.default_rng(SEED)
     received = np.zeros((N_IMAGES, manifest.d), np.float32)
     decoder_snr = np.zeros(N_IMAGES, np.float32)
@@ -85,9 +67,8 @@ def test_live_fading_equals_the_offline_path_image_by_image(fading_stack, quick_
     assert np.mean(live_labels == labels) > 0.3  # the fading link still carries the task
 
 
-def test_set_fading_is_validated_and_switches_back_to_awgn(fading_stack):
-    stack, http = fading_stack
-    with grpc.insecure_channel(stack.channel_target) as ch:
+def test_set_fading_is_validated_and_switches_back_to_awgn(live_stack, live_http):
+    with grpc.insecure_channel(live_stack.channel_target) as ch:
         channel = pb_grpc.ChannelStub(ch)
         state = channel.GetState(pb.GetStateRequest())
         assert state.fading.startswith("rayleigh") and state.fading_settings.kind == "rayleigh"
@@ -103,32 +84,31 @@ def test_set_fading_is_validated_and_switches_back_to_awgn(fading_stack):
         rician = channel.SetFading(pb.SetFadingRequest(
             fading=pb.FadingSettings(kind="rician", k_factor=3.0, coherence=8)))  # fmt: skip
         assert rician.fading_settings.k_factor == 3.0 and "coherence 8" in rician.fading
-        r = http.post("/v1/infer", content=png_bytes(np.zeros((28, 28), np.uint8)),
-                      headers={"content-type": "image/png"})  # fmt: skip
+        r = live_http.post("/v1/infer", content=png_bytes(np.zeros((28, 28), np.uint8)),
+                           headers={"content-type": "image/png"})  # fmt: skip
         assert r.status_code == 200 and r.json()["channel_gain"] is not None
         off = channel.SetFading(pb.SetFadingRequest(fading=pb.FadingSettings(kind="none")))
         assert off.fading == "none (AWGN)"
-        r = http.post("/v1/infer", content=png_bytes(np.zeros((28, 28), np.uint8)),
-                      headers={"content-type": "image/png"})  # fmt: skip
+        r = live_http.post("/v1/infer", content=png_bytes(np.zeros((28, 28), np.uint8)),
+                           headers={"content-type": "image/png"})  # fmt: skip
         body = r.json()
         assert body["channel_gain"] is None and body["instantaneous_snr_db"] is None
         channel.SetFading(pb.SetFadingRequest(fading=pb.FadingSettings(kind="rayleigh")))
 
 
-def test_the_device_route_sets_the_channels_fading(fading_stack):
-    _, http = fading_stack
-    r = http.put("/v1/channel/fading", json={"kind": "rician", "k_factor": 2.0})
+def test_the_device_route_sets_the_channels_fading(live_http):
+    r = live_http.put("/v1/channel/fading", json={"kind": "rician", "k_factor": 2.0})
     assert r.status_code == 200, r.text
     assert r.json()["fading"].startswith("rician K=2")
-    assert http.get("/v1/channel").json()["fading"].startswith("rician K=2")
+    assert live_http.get("/v1/channel").json()["fading"].startswith("rician K=2")
     # the channel's own check (a K-factor with rayleigh) and the route's schema: 422 both
-    r = http.put("/v1/channel/fading", json={"kind": "rayleigh", "k_factor": 2.0})
+    r = live_http.put("/v1/channel/fading", json={"kind": "rayleigh", "k_factor": 2.0})
     assert r.status_code == 422 and "rician" in r.json()["detail"]
     for bad in ({"kind": "nakagami"}, {"kind": "rician", "k_factor": -1},
                 {"kind": "rayleigh", "coherence": 0}, {"kind": "rayleigh", "csi": "oracle"},
                 {"kind": "rayleigh", "pilots": "2"}, {"k_factor": 1.0}):  # fmt: skip
-        r = http.put("/v1/channel/fading", json=bad)
+        r = live_http.put("/v1/channel/fading", json=bad)
         assert r.status_code == 422, (bad, r.text)
-    assert http.get("/v1/channel").json()["fading"].startswith("rician K=2")  # untouched
-    r = http.put("/v1/channel/fading", json={"kind": "rayleigh"})
+    assert live_http.get("/v1/channel").json()["fading"].startswith("rician K=2")  # untouched
+    r = live_http.put("/v1/channel/fading", json={"kind": "rayleigh"})
     assert r.status_code == 200 and r.json()["fading"].startswith("rayleigh")

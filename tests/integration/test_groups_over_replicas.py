@@ -8,18 +8,14 @@ spread over the replicas, each half would wait out the group timeout and come ba
 from __future__ import annotations
 
 import httpx
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from client.groups import run_groups, summarise_groups
 from client.http import DeviceHttp, fashion_samples
-from shared.idx import DEFAULT_DATA_DIR
+from tests.live import needs_test_set
 from tests.procs import running_stack
 
-pytestmark = pytest.mark.skipif(
-    not any(DEFAULT_DATA_DIR.glob("t10k-images-idx3-ubyte*")),
-    reason=f"Fashion-MNIST IDX files not in {DEFAULT_DATA_DIR} (make data)",
-)
+pytestmark = needs_test_set
 
 N_IMAGES = 40
 REPLICAS = ("edge", "edge-1")

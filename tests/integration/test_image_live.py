@@ -12,7 +12,6 @@ import base64
 import io
 
 import grpc
-import httpx
 import numpy as np
 import pytest
 from PIL import Image
@@ -25,37 +24,21 @@ from shared.idx import DEFAULT_DATA_DIR, load_test_set
 from shared.image_metrics import psnr_db
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
-from tests.procs import running_stack
+from tests.live import LiveStackSpec, infer_each, needs_test_set
 
-pytestmark = pytest.mark.skipif(
-    not any(DEFAULT_DATA_DIR.glob("t10k-images-idx3-ubyte*")),
-    reason=f"Fashion-MNIST IDX files not in {DEFAULT_DATA_DIR} (make data)",
-)
+pytestmark = needs_test_set
 
 SNR_DB = 10.0
 SEED = 11
 N_IMAGES = 40
+LIVE_STACK = LiveStackSpec("quick_image_model_dir", SNR_DB, seed=SEED)
 
 
-@pytest.fixture(scope="module")
-def image_stack(quick_image_model_dir):
-    with running_stack(
-        quick_image_model_dir, SNR_DB, edge_flags=["--device", "cpu"],
-        channel_flags=["--seed", SEED], start_timeout_s={"edge": 90},
-    ) as stack, httpx.Client(base_url=stack.url, timeout=10.0) as http:  # fmt: skip
-        yield stack, http
-
-
-def test_live_reconstructions_equal_the_offline_path(image_stack, quick_image_model_dir):
+def test_live_reconstructions_equal_the_offline_path(live_http, quick_image_model_dir):
     from edge_server.decoder import DecoderRuntime  # torch: test process only
 
-    stack, http = image_stack
     images, _ = load_test_set(DEFAULT_DATA_DIR, N_IMAGES)
-    replies = []
-    for image in images:
-        r = http.post("/v1/infer", files={"file": ("x.png", png_bytes(image), "image/png")})
-        assert r.status_code == 200, r.text
-        replies.append(r.json())
+    replies = infer_each(live_http, images)
     encoder = OnnxEncoder(quick_image_model_dir)
     x = images[:, None].astype(np.float32) / 255.0
     snr = replies[0]["snr_db"]
@@ -77,14 +60,13 @@ def test_live_reconstructions_equal_the_offline_path(image_stack, quick_image_mo
     assert mean_psnr > 11.0  # above the mean image's ~10.7 dB on Fashion-MNIST
 
 
-def test_images_of_any_size_and_mode_are_converted(image_stack):
-    _, http = image_stack
+def test_images_of_any_size_and_mode_are_converted(live_http):
     data = png_bytes(np.zeros((28, 28), np.uint8))
-    r = http.post("/v1/infer?task=classification", content=data,
-                  headers={"content-type": "image/png"})  # fmt: skip
+    r = live_http.post("/v1/infer?task=classification", content=data,
+                       headers={"content-type": "image/png"})  # fmt: skip
     assert r.status_code == 422 and "reconstruction" in r.json()["detail"]
-    r = http.post("/v1/infer?task=reconstruction", content=data,
-                  headers={"content-type": "image/png"})  # fmt: skip
+    r = live_http.post("/v1/infer?task=reconstruction", content=data,
+                       headers={"content-type": "image/png"})  # fmt: skip
     assert r.status_code == 200 and "reconstruction" in r.json()
     rng = np.random.default_rng(0)
     for mode, size in (("RGB", (90, 40)), ("RGBA", (28, 28)), ("L", (300, 200))):
@@ -92,7 +74,9 @@ def test_images_of_any_size_and_mode_are_converted(image_stack):
         img = Image.fromarray(pixels.squeeze(), mode=mode if mode != "L" else None)
         buf = io.BytesIO()
         img.save(buf, format="PNG")
-        r = http.post("/v1/infer", content=buf.getvalue(), headers={"content-type": "image/png"})
+        r = live_http.post(
+            "/v1/infer", content=buf.getvalue(), headers={"content-type": "image/png"}
+        )
         assert r.status_code == 200, r.text
         rec = r.json()["reconstruction"]
         assert rec["shape"] == [1, 28, 28] and 0.0 <= rec["ssim"] <= 1.0
@@ -103,12 +87,11 @@ def _transmission(model_id: str, symbols, power: str) -> pb.Transmission:
                            d=128, symbols=symbols, power=power)  # fmt: skip
 
 
-def test_wrong_power_convention_and_power_budget_are_refused(image_stack):
-    stack, http = image_stack
-    model_id = http.get("/v1/model").json()["model_id"]
+def test_wrong_power_convention_and_power_budget_are_refused(live_stack, live_http):
+    model_id = live_http.get("/v1/model").json()["model_id"]
     with (
-        grpc.insecure_channel(stack.edge_target) as edge_ch,
-        grpc.insecure_channel(stack.channel_target) as channel_ch,
+        grpc.insecure_channel(live_stack.edge_target) as edge_ch,
+        grpc.insecure_channel(live_stack.channel_target) as channel_ch,
     ):
         edge, channel = pb_grpc.EdgeStub(edge_ch), pb_grpc.ChannelStub(channel_ch)
         info = edge.GetInfo(pb.GetInfoRequest())
@@ -131,12 +114,11 @@ def test_wrong_power_convention_and_power_budget_are_refused(image_stack):
         assert len(reply.reconstruction) == 784
 
 
-def test_client_snr_sweep_reports_psnr_and_ssim(image_stack):
+def test_client_snr_sweep_reports_psnr_and_ssim(live_stack):
     import subprocess
     import sys
 
-    stack, _ = image_stack
-    cmd = [sys.executable, "-m", "client", "--url", stack.url, "--test-samples", "20",
+    cmd = [sys.executable, "-m", "client", "--url", live_stack.url, "--test-samples", "20",
            "--snr-sweep", "0,20"]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
     assert "img PSNR" in out and "SSIM" in out
@@ -148,10 +130,9 @@ def test_client_snr_sweep_reports_psnr_and_ssim(image_stack):
     assert set(rows) == {0.0, 20.0} and rows[20.0] > rows[0.0]
 
 
-def test_an_image_transmission_is_refused_on_a_digital_link(image_stack):
-    stack, http = image_stack
-    model_id = http.get("/v1/model").json()["model_id"]
-    with grpc.insecure_channel(stack.channel_target) as channel_ch:
+def test_an_image_transmission_is_refused_on_a_digital_link(live_stack, live_http):
+    model_id = live_http.get("/v1/model").json()["model_id"]
+    with grpc.insecure_channel(live_stack.channel_target) as channel_ch:
         channel = pb_grpc.ChannelStub(channel_ch)
         assert channel.SetLinkMode(pb.LinkModeRequest(mode="ideal")).link_mode == "ideal"
         try:
@@ -159,8 +140,8 @@ def test_an_image_transmission_is_refused_on_a_digital_link(image_stack):
                 channel.Transmit(_transmission(model_id, [1.0, -1.0] * 64, "average"))
             assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
             assert "analog" in err.value.details()
-            r = http.post("/v1/infer", content=png_bytes(np.zeros((28, 28), np.uint8)),
-                          headers={"content-type": "image/png"})  # fmt: skip
+            r = live_http.post("/v1/infer", content=png_bytes(np.zeros((28, 28), np.uint8)),
+                               headers={"content-type": "image/png"})  # fmt: skip
             assert r.status_code == 502 and "analog" in r.json()["detail"]
         finally:
             channel.SetLinkMode(pb.LinkModeRequest(mode="analog"))

@@ -16,43 +16,26 @@ tests before any given test runs.
 
 from __future__ import annotations
 
-import httpx
 import numpy as np
 import pytest
 
-from client.http import png_bytes
 from device.encoder import OnnxEncoder
 from shared.channel import awgn
-from shared.idx import DEFAULT_DATA_DIR, load_test_set
-from tests.procs import running_stack
+from shared.idx import load_test_set
+from tests.live import LiveStackSpec, infer_each, model_input, needs_test_set
 
-pytestmark = pytest.mark.skipif(
-    not any(DEFAULT_DATA_DIR.glob("t10k-images-idx3-ubyte*")),
-    reason=f"Fashion-MNIST IDX files not in {DEFAULT_DATA_DIR} (make data)",
-)
+pytestmark = needs_test_set
 
 PSNR_DB = 20.0
 SEED = 7
 N_IMAGES = 1000
 
 
-def live_replies(model_dir, images: np.ndarray) -> list[dict]:
+def live_replies(model: str, model_dir, images: np.ndarray) -> list[dict]:
     """Each image through a fresh seeded stack, one request at a time (C=1, in order)."""
-    with running_stack(
-        model_dir,
-        PSNR_DB,
-        edge_flags=["--device", "cpu"],
-        channel_flags=["--seed", SEED],
-        start_timeout_s={"edge": 90},
-    ) as stack, httpx.Client(base_url=stack.url, timeout=10.0) as http:  # fmt: skip
-        replies = []
-        for image in images:
-            response = http.post(
-                "/v1/infer", files={"file": ("image.png", png_bytes(image), "image/png")}
-            )
-            assert response.status_code == 200, response.text
-            replies.append(response.json())
-    return replies
+    spec = LiveStackSpec(model, PSNR_DB, seed=SEED)
+    with spec.running(model_dir) as stack, spec.client(stack) as http:
+        return infer_each(http, images)
 
 
 def offline_probabilities(model_dir, images: np.ndarray, replies: list[dict]) -> np.ndarray:
@@ -66,10 +49,7 @@ def offline_probabilities(model_dir, images: np.ndarray, replies: list[dict]) ->
     variable_length = {r["variable_length"] for r in replies}
     assert len(beta) == len(snr_db) == len(variable_length) == 1, (beta, snr_db)
     beta, snr_db, variable_length = beta.pop(), snr_db.pop(), variable_length.pop()
-    mean = np.asarray(manifest.input_mean, np.float32).reshape(-1, 1, 1)
-    std = np.asarray(manifest.input_std, np.float32).reshape(-1, 1, 1)
-    x = ((images[:, None].astype(np.float32) / 255.0 - mean) / std).astype(np.float32)
-    encoded = encoder.encode(x, beta, snr_db)
+    encoded = encoder.encode(model_input(manifest, images), beta, snr_db)
     rng = np.random.default_rng(SEED)
     received = np.zeros((len(images), manifest.d), np.float32)
     for i, reply in enumerate(replies):
@@ -87,7 +67,7 @@ def offline_probabilities(model_dir, images: np.ndarray, replies: list[dict]) ->
 def test_live_answers_equal_the_offline_path_image_by_image(model, request):
     model_dir = request.getfixturevalue(model)
     images, labels = load_test_set(None, N_IMAGES)
-    replies = live_replies(model_dir, images)
+    replies = live_replies(model, model_dir, images)
     live = np.asarray([r["probabilities"] for r in replies], np.float64)
     offline = offline_probabilities(model_dir, images, replies)
     live_labels = np.asarray([r["label"] for r in replies])

@@ -16,15 +16,12 @@ import pytest
 
 from client.groups import run_groups, summarise_groups
 from client.http import DeviceHttp, fashion_samples
-from shared.idx import DEFAULT_DATA_DIR
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
+from tests.live import needs_test_set
 from tests.procs import REPO, running_stack
 
-pytestmark = pytest.mark.skipif(
-    not any(DEFAULT_DATA_DIR.glob("t10k-images-idx3-ubyte*")),
-    reason=f"Fashion-MNIST IDX files not in {DEFAULT_DATA_DIR} (make data)",
-)
+pytestmark = needs_test_set
 
 GROUP_TIMEOUT_S = 0.4
 N_IMAGES = 40

@@ -22,17 +22,15 @@ from torch import nn
 
 from client.http import png_bytes
 from shared.channel import awgn
-from shared.idx import DEFAULT_DATA_DIR, load_test_set
+from shared.idx import load_test_set
 from shared.manifest import load_manifest
 from shared.nn.channel import awgn as awgn_torch
 from shared.nn.model import ModelConfig
 from shared.nn.zoo import register
+from tests.live import needs_test_set
 from tests.procs import running_stack
 
-pytestmark = pytest.mark.skipif(
-    not any(DEFAULT_DATA_DIR.glob("t10k-images-idx3-ubyte*")),
-    reason=f"Fashion-MNIST IDX files not in {DEFAULT_DATA_DIR} (make data)",
-)
+pytestmark = needs_test_set
 
 FAMILY = "linear-two-layer"
 MODULE = "tests.integration.test_own_model"  # what the edge imports (--model-module)
