@@ -8,6 +8,7 @@ fields are None.
 
 from __future__ import annotations
 
+import ast
 import subprocess
 from pathlib import Path
 
@@ -38,10 +39,49 @@ def code_version(cwd: Path = REPO) -> dict:
 
 
 def changed_since(commit: str, paths: list[str], cwd: Path = REPO) -> list[str] | None:
-    """Files under ``paths`` that differ between ``commit`` and the working tree (committed or
-    not); None when the commit is unknown to this checkout (a shallow clone, a rewritten
-    history)."""
+    """Files under ``paths`` whose code differs between ``commit`` and the working tree
+    (committed or not); None when the commit is unknown to this checkout (a shallow clone, a
+    rewritten history). A Python file whose change touches only comments, docstrings or layout
+    (the same syntax tree without docstrings) does not count: it cannot move a figure."""
     if git("cat-file", "-e", f"{commit}^{{commit}}", cwd=cwd) is None:
         return None
     out = git("diff", "--name-only", commit, "--", *paths, cwd=cwd)
-    return None if out is None else [line for line in out.splitlines() if line]
+    if out is None:
+        return None
+    return [p for p in out.splitlines() if p and not _same_code(commit, p, cwd)]
+
+
+def code_tree(source: str) -> str | None:
+    """The syntax tree of Python ``source`` without its docstrings, as text (comments and
+    layout are not in the tree); None when it does not parse."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return None
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (
+            isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+            and body
+            and isinstance(body[0], ast.Expr)
+            and isinstance(body[0].value, ast.Constant)
+            and isinstance(body[0].value.value, str)
+        ):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def _same_code(commit: str, path: str, cwd: Path) -> bool:
+    """Whether Python file ``path`` has the same code (``code_tree``) at ``commit`` and in the
+    working tree; False for other files, added or deleted ones."""
+    if not path.endswith(".py"):
+        return False
+    before = git("show", f"{commit}:{path}", cwd=cwd)
+    try:
+        now = (cwd / path).read_text()
+    except OSError:
+        return False
+    if before is None:
+        return False
+    old_tree = code_tree(before)
+    return old_tree is not None and old_tree == code_tree(now)

@@ -207,3 +207,24 @@ def test_an_experiment_goes_stale_with_the_trainer_modules_it_imports(tmp_path):
         "trainer/train_helpers.py",
         "trainer/deep.py",
     }
+
+
+def test_report_check_passes_over_comment_and_docstring_changes(checkout, tmp_path):
+    reports = tmp_path / "reports"
+    model = checkout / "shared/nn/model.py"
+    model.write_text('"""A model."""\n\n\ndef f(a):\n    return a + 1\n')
+    _git(checkout, "commit", "-qam", "code")
+    commit = _git(checkout, "rev-parse", "HEAD")
+    _write(reports, "quantizer-bits", _synthetic(0.8, 0.81) | {"code": {"commit": commit}})
+    model.write_text(
+        '"""A model, described\nat more length."""\n\n\ndef f(a):  # the one function\n'
+        '    """Adds one."""\n    return a + 1\n'
+    )
+    assert stale_results(reports, repo=checkout) == []
+    model.write_text('"""A model."""\n\n\ndef f(a):\n    return a + 2\n')
+    ((where, why),) = stale_results(reports, repo=checkout)
+    assert where == "quantizer-bits" and "shared/nn/model.py" in why
+    model.write_text('"""A model."""\n\n\ndef f(a):\n    "a docstring too"; return a + 1\n')
+    assert stale_results(reports, repo=checkout) == []  # a leading string is a docstring
+    model.write_text('"""A model."""\n\n\ndef f(a):\n    return (a + 1\n')  # does not parse
+    assert [w for w, _ in stale_results(reports, repo=checkout)] == ["quantizer-bits"]
