@@ -122,7 +122,7 @@ def beta_weight(beta: torch.Tensor, d: int, mode: str, knee: float | None = None
     It stops the large-β draws (whose β·KL is ~d·β times larger) from dominating the shared
     weights when β is sampled per example. A positive w(β) keeps each β's optimum only for a
     model with separate parameters per β; with shared weights it moves the solution
-    (tests/nn/test_loss_weight.py works an example), so "none" is the paper's reference.
+    (tests/shared/nn/test_loss_weight.py works an example), so "none" is the paper's reference.
     """
     beta = beta.sum(dim=1) if beta.dim() == 2 else beta.view(-1)  # K links: Σ_k β_k
     if mode == "none":

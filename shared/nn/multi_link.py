@@ -6,7 +6,7 @@ link at its own β_k and SNR_k, seeing view k of the image (shared/views.py). Th
 ``kl`` [N, K], so the loss is eq. (18): task loss on the fused output + Σ_k β_k·KL*_k
 (shared.nn.losses.vib_loss). K = 1 runs the single-device model's own code: the link's
 ``transmit`` is ``CoInferenceModel.forward`` up to the decoder, and the fusion decoder with
-one link is MlpDecoder (tests/nn/test_multi_link.py pins both).
+one link is MlpDecoder (tests/shared/nn/test_multi_link.py pins both).
 
 Link drop-out (training only): each link is dropped with probability ``link_dropout``, never
 all of them; a dropped link's received features are zeros, as VL-VFE treats inactive
