@@ -38,6 +38,7 @@ from shared.channel import (
 )
 from shared.fading import NO_FADING, Fading, draw_gains, fade
 from shared.rpc import coinference_pb2 as pb
+from shared.service.checks import check_at_least, check_positive
 from shared.service.deadlines import forward_timeout
 from shared.service.errors import ServiceError, check_batch_size, item_error, status_of
 
@@ -85,10 +86,8 @@ class ChannelService:
         edge_in_flight: int = DEFAULT_EDGE_IN_FLIGHT,
         edge_batch_delay_s: float = 0.0,
     ) -> None:
-        if pilots < 0:
-            raise ValueError(f"pilots must be >= 0, got {pilots}")
-        if baud <= 0:
-            raise ValueError(f"baud must be > 0 symbols/s, got {baud}")
+        check_at_least("pilots", pilots, 0)
+        check_positive("baud", baud, "symbols/s")
         self.edge_info_call = edge_info_call
         self.pilots = int(pilots)
         self.baud = float(baud)

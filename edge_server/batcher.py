@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from shared.service.checks import check_at_least
+
 log = logging.getLogger(__name__)
 
 
@@ -126,10 +128,8 @@ class AdaptiveBatcher:
         max_queue: int = 1024,
         on_batch: BatchHook | None = None,
     ) -> None:
-        if max_batch_size < 1:
-            raise ValueError(f"max_batch_size must be >= 1, got {max_batch_size}")
-        if max_queue_delay_s < 0:
-            raise ValueError(f"max_queue_delay_s must be >= 0, got {max_queue_delay_s}")
+        check_at_least("max_batch_size", max_batch_size, 1)
+        check_at_least("max_queue_delay_s", max_queue_delay_s, 0)
         self.run_batch = run_batch
         self.max_batch_size = max_batch_size
         self.max_queue_delay_s = max_queue_delay_s

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import grpc
 import numpy as np
 
+from shared.service.checks import check_positive
 from shared.service.errors import ServiceError
 
 
@@ -82,8 +83,7 @@ class GroupAssembler:
     ) -> None:
         if n_links < 2:
             raise ValueError(f"a group has at least 2 links, got {n_links}")
-        if timeout_s <= 0:
-            raise ValueError(f"group timeout must be > 0 s, got {timeout_s}")
+        check_positive("group timeout", timeout_s, "s")
         self.n_links, self.d, self.timeout_s = n_links, d, timeout_s
         self.decide = decide
         self.max_groups = max_groups

@@ -40,6 +40,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
+from shared.service.checks import check_at_least
+
 REPO = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 HOST = "127.0.0.1"
@@ -245,8 +247,7 @@ class Stack:
         n_devices: int = 1,
         checkout: str | Path = REPO,
     ) -> None:
-        if edge_replicas < 1:
-            raise ValueError(f"edge_replicas must be >= 1, got {edge_replicas}")
+        check_at_least("edge_replicas", edge_replicas, 1)
         self.grpc_tls = grpc_tls
         self.edge_replicas = edge_replicas
         self.replicas = [replica_name(i) for i in range(edge_replicas)]
