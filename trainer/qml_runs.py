@@ -1,11 +1,14 @@
 """The runs behind QML-IB Figs. 2–4: one model per (method, setting, seed), seeds added where
 a comparison is close, and Theorem 2 measured on every quantized model of ours.
 
-A ``Point`` is one setting of one method: ours (QML-IB, shared/nn/qml_ib.py) or the VDDIB
-baseline (shared/nn/vddib.py), quantized (bits) or not, K devices sharing ``total`` symbols per
-observation (d = total/K each; latency = total/baud), views with ``overlap`` pixels.
-``Runs`` trains each point at PSNR ``train_psnr`` for the seeds asked, tests it at every PSNR
-asked and keeps the errors (fractions) by label, seed and PSNR.
+A ``Point`` is one setting of one method: ours (QML-IB, shared/nn/qml_ib.py), the VDDIB
+baseline without retransmission (shared/nn/vddib.py) or VDDIB-SR, the paper's baseline
+(trainer/vddib_sr.py), quantized (bits) or not, K devices and ``total`` symbols per observation
+summed over the links (latency = total/baud): d = total/K each for the fixed-length methods; for
+VDDIB-SR ``total`` is the expected symbols sent (first round + retransmissions), its threshold
+set on held-out images to meet it at each test PSNR. ``Runs`` trains each point at PSNR
+``train_psnr`` for the seeds asked, tests it at every PSNR asked and keeps the errors
+(fractions) by label, seed and PSNR, and VDDIB-SR's symbols actually sent.
 """
 
 from __future__ import annotations
@@ -18,16 +21,18 @@ import torch
 from shared.nn.qml_ib import QmlIbModel
 from shared.nn.vddib import VddibModel
 from trainer import qml_theorem2 as th2
-from trainer.qml_train import Split, error_rate, noise_var, train
+from trainer.qml_train import Split, inference_means, noise_var, train
+from trainer.vddib_sr import VddibSrModel, calibrate, round_dims_for_budget
 
-FAMILIES = ("ours", "vddib")
+FAMILIES = ("ours", "vddib", "vddib-sr")
+NAMES = {"ours": "ours", "vddib": "VDDIB", "vddib-sr": "VDDIB-SR"}
 CLOSE_POINTS = 1.0  # a comparison whose margin is under this many points gets 3 seeds
 THEOREM2_EXAMPLES = 32
 
 
 @dataclass(frozen=True)
 class Point:
-    family: str  # "ours" | "vddib"
+    family: str  # "ours" | "vddib" | "vddib-sr"
     bits: int | None  # None = unquantized
     k: int = 2
     total: int = 48
@@ -39,10 +44,12 @@ class Point:
             raise ValueError(f"family must be one of {FAMILIES}, got {self.family!r}")
         if self.total % self.k:
             raise ValueError(f"{self.total} symbols do not split over {self.k} devices")
+        if self.family == "vddib-sr":
+            round_dims_for_budget(self.total, self.k)  # raises on a budget that does not split
 
     @property
     def method(self) -> str:
-        name = "ours" if self.family == "ours" else "VDDIB"
+        name = NAMES[self.family]
         quant = "unquantized" if self.bits is None else f"{self.bits} bits"
         return f"{name} {quant}" + (", trained through the link" if self.train_noise else "")
 
@@ -55,6 +62,9 @@ class Point:
         d = self.total // self.k
         if self.family == "ours":
             return QmlIbModel(self.k, d, self.bits, self.overlap)
+        if self.family == "vddib-sr":
+            return VddibSrModel(self.k, round_dims_for_budget(self.total, self.k), self.bits,
+                                self.overlap, train_noise=self.train_noise)  # fmt: skip
         return VddibModel(self.k, d, self.bits, self.overlap, train_noise=self.train_noise)
 
 
@@ -92,14 +102,28 @@ def theorem2_row(model: QmlIbModel, x: torch.Tensor, psnr_db: float) -> dict:
     }
 
 
+def score_point(point: Point, model, data: Split, psnr_db: float, draws: int, seed: int,
+               on_validation: bool = False) -> dict:  # fmt: skip
+    """{"error" (fraction), "sent" (symbols per observation; None for fixed length)} of a
+    trained model of ``point`` at PSNR on the test images, or the held-out ones. VDDIB-SR's
+    threshold is first set on the held-out images, at this PSNR, so that its expected symbols
+    sent meet the point's budget ``point.total``."""
+    if point.family == "vddib-sr":
+        calibrate(model, data.x_val, psnr_db, point.total, seed)
+    x, y = (data.x_val, data.y_val) if on_validation else (data.x_test, data.y_test)
+    return inference_means(model, x, y, psnr_db, draws, seed)
+
+
 class Runs:
-    """Trains and tests points on demand; ``errors[label][seed][psnr]`` (fractions)."""
+    """Trains and tests points on demand; ``errors[label][seed][psnr]`` (fractions) and, for
+    VDDIB-SR, ``sent[label][seed][psnr]`` (symbols sent per observation, summed over links)."""
 
     def __init__(self, data: Split, betas: dict[str, float], epochs: int, draws: int,
                  train_psnr: float):  # fmt: skip
         self.data, self.betas, self.epochs, self.draws = data, betas, epochs, draws
         self.train_psnr = train_psnr
         self.errors: dict[str, dict[int, dict[float, float]]] = {}
+        self.sent: dict[str, dict[int, dict[float, float]]] = {}
         self.theorem2: dict[str, dict] = {}
         self.train_s: dict[str, list[float]] = {}
         self.models: dict[tuple[str, int], torch.nn.Module] = {}
@@ -135,15 +159,29 @@ class Runs:
             got = self.errors.setdefault(point.label, {}).setdefault(seed, {})
             for psnr in psnrs:
                 if psnr not in got:
-                    got[psnr] = error_rate(self.models[key], self.data.x_test, self.data.y_test,
-                                           psnr, self.draws, seed)  # fmt: skip
+                    means = score_point(point, self.models[key], self.data, psnr, self.draws, seed)
+                    got[psnr] = means["error"]
+                    if means["sent"] is not None:
+                        sent = self.sent.setdefault(point.label, {}).setdefault(seed, {})
+                        sent[psnr] = means["sent"]
             errors = ", ".join(f"{100 * got[p]:.2f}% at {p:g} dB" for p in psnrs)
+            sent = self.sent.get(point.label, {}).get(seed)
+            if sent:
+                errors += " (symbols sent " + ", ".join(f"{sent[p]:.1f}" for p in psnrs) + ")"
             print(f"      {point.label}, seed {seed}: error {errors}", flush=True)
 
-    def values(self, point: Point, psnr: float | None = None) -> list[float]:
+    def _at(self, table: dict, point: Point, psnr: float | None) -> list[float]:
         psnr = self.train_psnr if psnr is None else psnr
-        return [by_psnr[psnr] for by_psnr in self.errors.get(point.label, {}).values()
+        return [by_psnr[psnr] for by_psnr in table.get(point.label, {}).values()
                 if psnr in by_psnr]  # fmt: skip
+
+    def values(self, point: Point, psnr: float | None = None) -> list[float]:
+        """The point's test errors (fractions), one per seed tested at ``psnr``."""
+        return self._at(self.errors, point, psnr)
+
+    def sent_values(self, point: Point, psnr: float | None = None) -> list[float]:
+        """VDDIB-SR's symbols sent per observation, one per seed tested (empty otherwise)."""
+        return self._at(self.sent, point, psnr)
 
     def margin_points(self, a: Point, b: Point, psnr: float | None = None) -> float:
         """Mean error of b − mean error of a, in points."""

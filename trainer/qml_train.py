@@ -1,4 +1,5 @@
-"""Training and testing the QML-IB paper models (shared/nn/qml_ib.py, shared/nn/vddib.py).
+"""Training and testing the QML-IB paper models (shared/nn/qml_ib.py, shared/nn/vddib.py,
+trainer/vddib_sr.py).
 
 Algorithm 1 of QML-IB: mini-batches of M = 128, one noise sample per transmission (L = 1),
 Adam; the channel noise variance σ² is fixed per model (Algorithm 1 takes σ_k² as input).
@@ -91,18 +92,29 @@ def train(model, s: Split, beta, psnr_db: float, epochs: int, seed: int, label: 
 
 
 @torch.no_grad()
-def error_rate(model, x: torch.Tensor, y: torch.Tensor, psnr_db: float, draws: int,
-               seed: int) -> float:  # fmt: skip
-    """Test error (fraction) of the inference path at PSNR, mean over ``draws`` noise draws."""
+def inference_means(model, x: torch.Tensor, y: torch.Tensor, psnr_db: float, draws: int,
+               seed: int) -> dict:  # fmt: skip
+    """The inference path at PSNR, mean over ``draws`` noise draws: {"error" (fraction),
+    "sent" (symbols sent per observation, summed over the links, where the model reports them
+    (VDDIB-SR's retransmissions); None for the fixed-length models)}."""
     model.eval()
     torch.manual_seed(10_000 + seed)
     var = noise_var(psnr_db)
-    wrong = 0
+    wrong, sent = 0, None
     for _ in range(draws):
         for i in range(0, len(x), EVAL_BATCH):
-            pred = model(x[i : i + EVAL_BATCH], var)["outputs"].argmax(dim=1)
-            wrong += int((pred != y[i : i + EVAL_BATCH]).sum())
-    return wrong / (draws * len(x))
+            out = model(x[i : i + EVAL_BATCH], var)
+            wrong += int((out["outputs"].argmax(dim=1) != y[i : i + EVAL_BATCH]).sum())
+            if "sent" in out:
+                sent = (sent or 0.0) + float(out["sent"].sum())
+    n = draws * len(x)
+    return {"error": wrong / n, "sent": None if sent is None else sent / n}
+
+
+def error_rate(model, x: torch.Tensor, y: torch.Tensor, psnr_db: float, draws: int,
+               seed: int) -> float:  # fmt: skip
+    """Test error (fraction) of the inference path at PSNR, mean over ``draws`` noise draws."""
+    return inference_means(model, x, y, psnr_db, draws, seed)["error"]
 
 
 def mean_sd(values) -> dict:

@@ -79,5 +79,5 @@ def test_points_reject_uneven_splits_and_unknown_methods():
     with pytest.raises(ValueError, match="split"):
         Point("ours", 4, k=4, total=18)
     with pytest.raises(ValueError, match="family"):
-        Point("vddib-sr", 4)
+        Point("vddib-x", 4)
     assert multi_device.ref(Point("ours", 4), k=4).label.startswith("ours 4 bits | K=4")
