@@ -2,24 +2,35 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from trainer.experiments import multi_device
-from trainer.experiments.multi_device_checks import checks
+from trainer.experiments.multi_device_checks import FIGS, checks, notes, summary_rows
 from trainer.qml_runs import Point, Runs
 
 
-def _stat(mean, sd=0.1):
-    return {"mean": mean, "sd": sd, "n": 3, "values": [mean - sd, mean, mean + sd]}
+def _stat(mean, sd=0.1, method="", budget=48):
+    stat = {"mean": mean, "sd": sd, "n": 3, "values": [mean - sd, mean, mean + sd]}
+    if method.startswith("VDDIB-SR"):  # sent exactly its latency budget
+        stat |= {"symbols_sent": float(budget), "symbols_budget": budget}
+    return stat
 
 
-def _results(vddib_at_20db=14.0, err4=12.0, err_none=11.9, overlap=11.5, gap=5.0):
+def _results(vddib_at_20db=14.0, err4=12.0, err_none=11.9, overlap=11.5, gap=5.0, sr=None):
+    """Hand-made results; ``sr`` (error %) adds VDDIB-SR at that error everywhere."""
     methods = {"ours 4 bits": 12.0, "ours unquantized": 11.9, "VDDIB 4 bits": 14.0,
                "VDDIB unquantized": 13.5}  # fmt: skip
+    if sr is not None:
+        methods |= {"VDDIB-SR 4 bits": sr, "VDDIB-SR unquantized": sr}
     latency = {"16": 2.0, "32": 1.0, "48": 0.0}  # error falls with latency
-    fig2a = {m: {t: _stat(e + d) for t, d in latency.items()} for m, e in methods.items()}
-    fig2b = {m: {k: _stat(e) for k in ("1", "2", "4")} for m, e in methods.items()}
-    fig2c = {m: {s: _stat(e) for s in ("0.0", "10.0", "20.0")} for m, e in methods.items()}
+    fig2a = {m: {t: _stat(e + d, method=m, budget=int(t)) for t, d in latency.items()}
+             for m, e in methods.items()}  # fmt: skip
+    fig2b = {m: {k: _stat(e, method=m) for k in ("1", "2", "4")} for m, e in methods.items()}
+    fig2c = {m: {s: _stat(e, method=m) for s in ("0.0", "10.0", "20.0")}
+             for m, e in methods.items()}  # fmt: skip
     fig2c["VDDIB 4 bits"]["20.0"] = _stat(vddib_at_20db)
     return {
         "fig2a_error_vs_symbols": fig2a,
@@ -54,6 +65,49 @@ def test_fig3_and_fig4_targets_can_miss():
     assert not _met(results, "4-bit − unquantized")  # 0.5 > 0.3 points
     assert not _met(results, "without − with overlap")  # overlap raised the error
     assert _met(results, "Theorem 2")
+
+
+def test_with_vddib_sr_the_checks_compare_against_it_and_keep_vddib_as_extra_rows():
+    results = _results(sr=12.05)  # VDDIB-SR 0.05 points behind ours (4 bits): inside one sd
+    figures = [c.figure for c in checks(results)]
+    assert any(f.startswith("ours − VDDIB-SR, 4 bits") for f in figures)
+    assert any(f.startswith("ours − VDDIB, 4 bits") for f in figures)  # the extra row
+    assert not _met(results, "ours − VDDIB-SR, 4 bits")
+    assert _met(results, "ours − VDDIB, 4 bits")
+    assert _met(results, "symbols sent / latency budget")
+    assert all(c.met for c in checks(_results(sr=13.0)))
+
+
+def test_vddib_sr_sending_over_its_budget_misses():
+    results = _results(sr=13.0)
+    results["fig2b_error_vs_k"]["VDDIB-SR 4 bits"]["4"]["symbols_sent"] = 52.0  # 8% over 48
+    assert not _met(results, "symbols sent / latency budget")
+
+
+def test_without_vddib_sr_vddib_is_the_baseline():
+    figures = [c.figure for c in checks(_results())]
+    assert not any("VDDIB-SR" in f for f in figures)
+    assert any(f.startswith("ours − VDDIB, 4 bits") for f in figures)
+
+
+def test_report_rows_and_notes_name_vddib_sr_where_results_have_it():
+    """On the committed results (written before VDDIB-SR), then with VDDIB-SR added."""
+    path = Path(__file__).parents[2] / "reports" / "multi-device" / "results.json"
+    results = json.loads(path.read_text())
+    for fig in FIGS:
+        results[fig] = {m: row for m, row in results[fig].items() if "VDDIB-SR" not in m}
+    assert "Ours − VDDIB (4 bits)" in notes(results)
+    assert not any("VDDIB-SR" in name for name, _ in summary_rows(results))
+    for fig in FIGS:
+        for quant in ("4 bits", "unquantized"):
+            results[fig][f"VDDIB-SR {quant}"] = {
+                x: s | {"symbols_sent": 47.5, "symbols_budget": int(x) if fig == FIGS[0] else 48}
+                for x, s in results[fig][f"VDDIB {quant}"].items()
+            }
+    text = notes(results)
+    assert "Ours − VDDIB-SR (4 bits)" in text and "Ours − VDDIB (4 bits)" in text
+    sent = [v for name, v in summary_rows(results) if name.startswith("Fig. 2 symbols sent")]
+    assert len(sent) == 6 and "47.5 (48)" in sent[0]
 
 
 def test_results_of_the_earlier_design_say_rerun():
