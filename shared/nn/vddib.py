@@ -1,6 +1,6 @@
 """The baseline of QML-IB §IV: VDDIB (Shao, Mao & Zhang, "Task-oriented communication for
-multidevice cooperative edge inference", IEEE TWC 2022; QML-IB ref. [18]), without its
-selective retransmission (SR).
+multidevice cooperative edge inference", IEEE TWC 2022; QML-IB ref. [18]), the model on which
+selective retransmission (SR) is built.
 
 VDDIB is the variational form of the distributed (deterministic) information bottleneck of
 Aguerri & Zaidi (QML-IB ref. [19]): besides the fused classifier q_ψ(y | z_1:K), every device k
@@ -19,8 +19,8 @@ link. The device and server networks are QML-IB's Table I, the same as ours
 (shared/nn/qml_ib.py); the auxiliary classifiers are FC 256 + ReLU + FC.
 
 Selective retransmission (a second round of features that the server asks for when it is not
-confident) is not reproduced here: its round structure and threshold rule are not given in
-QML-IB, and the baseline is named "VDDIB" (not "VDDIB-SR") in every report.
+confident) lives in trainer/vddib_sr.py and trainer/selective_retransmission.py (VDDIB-SR, the
+paper's baseline); this model alone is the baseline named "VDDIB" (no SR) in the reports.
 """
 
 from __future__ import annotations
