@@ -19,10 +19,8 @@ import argparse
 import json
 import sys
 import time
-from concurrent import futures
 from pathlib import Path
 
-import grpc
 import numpy as np
 import torch
 
@@ -32,8 +30,7 @@ sys.path.insert(0, str(REPO))
 from shared.manifest import load_manifest  # noqa: E402
 from shared.nn.model import CoInferenceModel  # noqa: E402
 from shared.nn.zoo import load_model  # noqa: E402
-
-METHOD = "/bench.EdgeOnly/Classify"
+from tools.bench.echo import EDGE_ONLY_SERVICE, serve_raw  # noqa: E402
 
 
 def load_full_model(model_dir: Path) -> CoInferenceModel:
@@ -78,16 +75,8 @@ def serve(args) -> int:
     def classify(request: bytes, _context) -> bytes:
         return path(request)
 
-    handler = grpc.method_handlers_generic_handler(
-        "bench.EdgeOnly",
-        {"Classify": grpc.unary_unary_rpc_method_handler(classify)},  # raw bytes both ways
-    )
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=args.workers))
-    server.add_generic_rpc_handlers((handler,))
-    server.add_insecure_port(f"127.0.0.1:{args.port}")
-    server.start()
-    print(f"edge-only: {args.model} on 127.0.0.1:{args.port}", flush=True)
-    server.wait_for_termination()
+    banner = f"edge-only: {args.model} on 127.0.0.1:{args.port}"
+    serve_raw(EDGE_ONLY_SERVICE, "Classify", classify, args.port, args.workers, banner)
     return 0
 
 

@@ -11,6 +11,7 @@ tools/stack.py, which the bench and the demo share).
 Processes are always stopped on exit (SIGTERM, wait, then SIGKILL if they hang).
 """
 
+from tools.processes import wait_for_grpc_ready  # noqa: F401 (re-exported)
 from tools.stack import (  # noqa: F401 (re-exported)
     PYTHON,
     REPO,
@@ -20,6 +21,5 @@ from tools.stack import (  # noqa: F401 (re-exported)
     free_port,
     running_stack,
     wait_for_grpc_health,
-    wait_for_grpc_ready,
     wait_for_http,
 )

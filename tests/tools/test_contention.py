@@ -51,8 +51,8 @@ def test_target_text_and_tables_show_the_quiet_rounds_beside_all_rounds() -> Non
 
 
 def test_per_round_figures_skip_rounds_without_answers_and_correlate_only_real_series() -> None:
-    from tools.bench.cli import _correlation, _per_round
     from tools.bench.load import PairedRun
+    from tools.bench.span import _correlation, _per_round
 
     ok = lambda r, total: {"ok": True, "round": r, "stages": {"total": total}}  # noqa: E731
     records = [ok(0, 2e-3), ok(0, 4e-3), {"ok": False, "round": 1}, ok(2, 1e-3)]
