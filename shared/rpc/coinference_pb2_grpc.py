@@ -75,6 +75,11 @@ class ChannelStub:
                 request_serializer=coinference__pb2.SetFadingRequest.SerializeToString,
                 response_deserializer=coinference__pb2.ChannelState.FromString,
                 _registered_method=True)
+        self.TransmitStream = channel.stream_stream(
+                '/coinference.v1.Channel/TransmitStream',
+                request_serializer=coinference__pb2.Transmission.SerializeToString,
+                response_deserializer=coinference__pb2.BatchItemReply.FromString,
+                _registered_method=True)
 
 
 class ChannelServicer:
@@ -133,6 +138,19 @@ class ChannelServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TransmitStream(self, request_iterator, context):
+        """Transmit over one long-lived stream per device (per-call gRPC work paid once per
+        stream, not per transmission). Each Transmission is handled as a Transmit call would
+        be, concurrently; each gets one BatchItemReply, in completion order, matched by its
+        request_id (give every transmission of a stream its own). A failed item is a reply
+        with its gRPC code and message; the stream stays open. Every item's deadline is the
+        stream's deadline (none: the channel's own per-transmission deadline, as for Transmit);
+        the channel stops reading while a stream has its limit of items in flight.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ChannelServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -175,6 +193,11 @@ def add_ChannelServicer_to_server(servicer, server):
                     servicer.SetFading,
                     request_deserializer=coinference__pb2.SetFadingRequest.FromString,
                     response_serializer=coinference__pb2.ChannelState.SerializeToString,
+            ),
+            'TransmitStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.TransmitStream,
+                    request_deserializer=coinference__pb2.Transmission.FromString,
+                    response_serializer=coinference__pb2.BatchItemReply.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -394,6 +417,33 @@ class Channel:
             '/coinference.v1.Channel/SetFading',
             coinference__pb2.SetFadingRequest.SerializeToString,
             coinference__pb2.ChannelState.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TransmitStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/coinference.v1.Channel/TransmitStream',
+            coinference__pb2.Transmission.SerializeToString,
+            coinference__pb2.BatchItemReply.FromString,
             options,
             channel_credentials,
             insecure,

@@ -85,7 +85,12 @@ def test_services_and_profiles_exist() -> None:
         "SetLinkMode",  # digital link
         "TransmitBatch",  # coalesced transmissions
         "SetFading",  # block fading
+        "TransmitStream",  # one long-lived stream per device
     }
+    stream = channel.methods_by_name["TransmitStream"]
+    assert stream.client_streaming and stream.server_streaming
+    assert stream.output_type.name == "BatchItemReply"
+    assert "request_id" in pb.BatchItemReply.DESCRIPTOR.fields_by_name
     assert {m.name for m in edge.methods} == {"Decode", "GetInfo", "DecodeBatch"}
     assert hasattr(pb_grpc, "ChannelStub") and hasattr(pb_grpc, "EdgeStub")
     request = pb.SetProfileRequest(random_walk=pb.RandomWalkProfile(low_db=5, high_db=15))
