@@ -18,6 +18,7 @@ from channel.metrics import ChannelMetrics
 from channel.profiles import FixedProfile, RandomWalkProfile, TracePoint, TraceProfile
 from channel.service import ChannelService
 from channel.settings import ChannelSettings, parse_settings
+from channel.streams import DEFAULT_STREAM_IN_FLIGHT, TransmitStream
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
 from shared.service.errors import invalid_argument
@@ -56,11 +57,19 @@ def profile_from_request(request: pb.SetProfileRequest):
 
 
 class ChannelServicer(ServiceServicer, pb_grpc.ChannelServicer):
-    """The Channel service over a :class:`ChannelService`."""
+    """The Channel service over a :class:`ChannelService`; ``stream_in_flight`` items of one
+    TransmitStream at most are in flight (channel/streams.py)."""
 
     service: ChannelService
     Transmit = ServiceServicer.with_deadline("transmit")
     TransmitBatch = ServiceServicer.with_deadline("transmit_batch")
+
+    def __init__(self, service: ChannelService, stream_in_flight: int = DEFAULT_STREAM_IN_FLIGHT):
+        super().__init__(service)
+        self.stream_in_flight = stream_in_flight
+
+    async def TransmitStream(self, request_iterator, context):
+        await TransmitStream(self.service, context, self.stream_in_flight).serve(request_iterator)
 
     async def SetPsnr(self, request, context):
         link = request.link if request.HasField("link") else None
@@ -119,7 +128,7 @@ def build_server(settings: ChannelSettings, service: ChannelService) -> GrpcServ
         settings,
         SERVICE_NAME,
         pb_grpc.add_ChannelServicer_to_server,
-        ChannelServicer(service),
+        ChannelServicer(service, settings.stream_in_flight),
         service.metrics,
         admin_methods=ADMIN_METHODS,
         admin_token=settings.admin_token_value(),

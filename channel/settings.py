@@ -19,6 +19,7 @@ from channel.profiles import (
     check_psnr_db,
     parse_trace_csv,
 )
+from channel.streams import DEFAULT_STREAM_IN_FLIGHT
 from shared.channel import DEFAULT_BAUD
 from shared.fading import NO_FADING, Fading
 from shared.service.errors import MAX_BATCH_ITEMS
@@ -96,6 +97,13 @@ class ChannelSettings(GrpcServiceSettings, AdminTokenSettings):
     )
     deadline_s: float = Field(
         2.0, gt=0, description="deadline of the call to the edge (or less: the caller's), s"
+    )
+    stream_in_flight: int = Field(
+        DEFAULT_STREAM_IN_FLIGHT,
+        ge=1,
+        le=MAX_BATCH_ITEMS,
+        description="TransmitStream: items of one stream in flight before the channel stops "
+        "reading it (backpressure)",
     )
     fading: Literal["none", "rayleigh", "rician"] = Field(
         "none", description="block fading on every link (shared/fading.py); none = AWGN"

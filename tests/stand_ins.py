@@ -8,7 +8,9 @@ channel behind a device), with the refusals and failures the real one can give.
         ...  # a device's ChannelClient(target) against it (tests/loopback.py)
 
 Request ids starting with "bad" are refused with the hop's ``refusal`` (per item in a batch);
-ids starting with "quick" are answered after 50 ms whatever ``delay_s`` is.
+ids starting with "quick" are answered after 50 ms whatever ``delay_s`` is. ``slow_edge()``
+answers ``device_transmission(k)`` with label k (where its spike is), so a reply handed to
+the wrong caller shows.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 from collections.abc import Callable
 
 import grpc
+import numpy as np
 
 from shared.rpc import coinference_pb2 as pb
 from shared.rpc import coinference_pb2_grpc as pb_grpc
@@ -118,6 +121,29 @@ class StandInHop:
             code, message = self.refusal
             return pb.BatchItemReply(code=code.value[0], message=message)
         return pb.BatchItemReply(reply=self.answer(transmission))
+
+
+def spike_reply(t: pb.Transmission) -> pb.InferenceReply:
+    """The label is where the item's own spike is (see device_transmission)."""
+    label = int(np.argmax(np.asarray(t.symbols)))
+    return pb.InferenceReply(request_id=t.request_id, label=label,
+                             timings=pb.Timings(edge_total_s=0.001))  # fmt: skip
+
+
+def slow_edge(delay_s: float = 0.02) -> StandInHop:
+    """An in-process edge whose Decode and DecodeBatch take ``delay_s``; request ids that
+    start with "bad" are refused per item (FAILED_PRECONDITION, as a wrong model id is)."""
+    refusal = (grpc.StatusCode.FAILED_PRECONDITION, "model id differs")
+    return StandInHop(spike_reply, delay_s=delay_s, refusal=refusal)
+
+
+def device_transmission(k: int, request_id: str | None = None, group: str = "") -> pb.Transmission:
+    """Device k's transmission: a spike at symbol k (the label its reply must carry)."""
+    symbols = [0.0] * 16
+    symbols[k % 16] = 1.0
+    return pb.Transmission(request_id=request_id or f"dev-{k}", model_id="m", beta=1e-3,
+                           snr_db=20, d=16, symbols=symbols, link_psnr_db=40.0,
+                           group_id=group)  # fmt: skip
 
 
 class ChannelStandIn(pb_grpc.ChannelServicer):

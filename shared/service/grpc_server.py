@@ -22,7 +22,7 @@ import asyncio
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -68,12 +68,21 @@ class _Oversized:
     def __init__(self, size: int) -> None:
         self.size = size
 
+    def error(self, method: str, limit: int | None) -> ServiceError:
+        return ServiceError(
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            f"{method}: message of {self.size} bytes is over the limit of {limit} bytes "
+            "(the server's --max-message-bytes); send less",
+        )
+
 
 class ServiceMethods:
-    """Metrics, error mapping and the admin-token check around the unary methods of
-    ``service_names``, applied once when the servicers are registered (a per-call server
-    interceptor cost about 25 us per call, docs/SERVING.md); ``admin_methods`` (short names)
-    need ``admin_token`` when it is set."""
+    """Metrics, error mapping and the admin-token check around the unary and
+    stream-stream methods of ``service_names``, applied once when the servicers are
+    registered (a per-call server interceptor cost about 25 us per call, docs/SERVING.md);
+    ``admin_methods`` (short names) need ``admin_token`` when it is set. A stream-stream
+    method is a coroutine that writes with ``context.write``; its call is timed and counted
+    once, whole, and a request over the message limit ends it with RESOURCE_EXHAUSTED."""
 
     def __init__(
         self,
@@ -95,13 +104,10 @@ class ServiceMethods:
 
     def wrap(self, service_name: str, method: str, handler: grpc.RpcMethodHandler):
         """``handler`` of ``/service_name/method`` with the service's behaviour around it
-        (other services' and non-unary handlers are returned as they are)."""
-        if service_name not in self.service_names or handler.unary_unary is None:
+        (other services' handlers, and unary-stream or stream-unary ones, are returned as
+        they are)."""
+        if service_name not in self.service_names:
             return handler
-        full_method = f"/{service_name}/{method}"
-        behaviour = handler.unary_unary
-        metrics = self.metrics
-        admin_token = self.admin_token if method in self.admin_methods else None
         limit = self.max_message_bytes
         deserialize = handler.request_deserializer
 
@@ -110,41 +116,64 @@ class ServiceMethods:
                 return _Oversized(len(raw))
             return deserialize(raw) if deserialize is not None else raw
 
-        async def call(request, context):
-            start = time.perf_counter()
-            code = grpc.StatusCode.OK
-            try:
-                if isinstance(request, _Oversized):
-                    raise ServiceError(
-                        grpc.StatusCode.RESOURCE_EXHAUSTED,
-                        f"{method}: message of {request.size} bytes is over the limit of "
-                        f"{limit} bytes (the server's --max-message-bytes); send less",
-                    )
-                if admin_token is not None:
-                    _check_admin(method, context, admin_token)
-                return await behaviour(request, context)
-            except ServiceError as exc:
-                code = exc.code
-                await context.abort(exc.code, exc.message)
-            except asyncio.CancelledError:  # the caller gave up (or the server stops)
-                code = grpc.StatusCode.CANCELLED
-                raise
-            except Exception as exc:
-                code = _code_of(context)
-                if code is None:  # a bug: log it, answer without a stack trace
-                    code = grpc.StatusCode.INTERNAL
-                    log.exception("%s failed", full_method)
-                    await context.abort(code, f"internal error: {type(exc).__name__}")
-                raise
-            finally:
-                elapsed = time.perf_counter() - start
-                metrics.later(metrics.observe_request, method, code.name, elapsed)
+        serialize = handler.response_serializer
+        full_method = f"/{service_name}/{method}"
+        if handler.stream_stream is not None:
+            streaming = handler.stream_stream
 
-        return grpc.unary_unary_rpc_method_handler(
-            call,
-            request_deserializer=limited_deserialize,
-            response_serializer=handler.response_serializer,
-        )
+            async def stream(requests, context):
+                work = streaming(_within_limit(requests, method, limit), context)
+                return await self._outcome(method, full_method, context, work)
+
+            return grpc.stream_stream_rpc_method_handler(stream, limited_deserialize, serialize)
+        if handler.unary_unary is None:
+            return handler
+        behaviour = handler.unary_unary
+        admin_token = self.admin_token if method in self.admin_methods else None
+
+        async def checked(request, context):
+            if isinstance(request, _Oversized):
+                raise request.error(method, limit)
+            if admin_token is not None:
+                _check_admin(method, context, admin_token)
+            return await behaviour(request, context)
+
+        async def call(request, context):
+            return await self._outcome(method, full_method, context, checked(request, context))
+
+        return grpc.unary_unary_rpc_method_handler(call, limited_deserialize, serialize)
+
+    async def _outcome(self, method: str, full_method: str, context, work: Awaitable):
+        """``await work``: timed and counted by its status; a ServiceError aborts the call
+        with its status, an unexpected exception with INTERNAL (logged here)."""
+        start = time.perf_counter()
+        code = grpc.StatusCode.OK
+        try:
+            return await work
+        except ServiceError as exc:
+            code = exc.code
+            await context.abort(exc.code, exc.message)
+        except asyncio.CancelledError:  # the caller gave up (or the server stops)
+            code = grpc.StatusCode.CANCELLED
+            raise
+        except Exception as exc:
+            code = _code_of(context)
+            if code is None:  # a bug: log it, answer without a stack trace
+                code = grpc.StatusCode.INTERNAL
+                log.exception("%s failed", full_method)
+                await context.abort(code, f"internal error: {type(exc).__name__}")
+            raise
+        finally:
+            metrics = self.metrics
+            metrics.later(metrics.observe_request, method, code.name, time.perf_counter() - start)
+
+
+async def _within_limit(requests: AsyncIterator, method: str, limit: int | None):
+    """The stream's requests; ServiceError(RESOURCE_EXHAUSTED) at one over the limit."""
+    async for request in requests:
+        if isinstance(request, _Oversized):
+            raise request.error(method, limit)
+        yield request
 
 
 class _Registrar:
