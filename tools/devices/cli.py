@@ -15,7 +15,7 @@ from pathlib import Path
 
 from shared.manifest import ManifestError, load_manifest
 from shared.provenance import code_version
-from tools.devices.driver import drive, saturate
+from tools.devices.driver import drive
 from tools.devices.population import beta_levels, make_devices
 from tools.devices.report import by_device, device_spread, summarise, write_devices_csv
 from tools.devices.symbols import SymbolBook
@@ -140,11 +140,8 @@ def run_once(args, target: str, n_devices: int, replicas: int, batching, book, p
     before = {name: cpu_seconds(pid) for name, pid in procs.items()}
     driver_before = time.process_time()
     batches_before = batch_counts(metrics_urls)
-    if args.concurrency:
-        load = saturate(target, devices, book, args.duration_s, args.concurrency,
-                        args.deadline_s, args.seed)  # fmt: skip
-    else:
-        load = drive(target, devices, book, args.duration_s, args.deadline_s, args.seed)
+    load = drive(target, devices, book, args.duration_s, args.deadline_s, args.seed,
+                 concurrency=args.concurrency)  # fmt: skip
     records, run_s = asyncio.run(load)
     cpu = {name: cpu_seconds(pid) - before[name] for name, pid in procs.items()}
     cpu["driver"] = time.process_time() - driver_before

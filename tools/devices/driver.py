@@ -2,8 +2,9 @@
 ``Transmit``, never waiting for earlier answers, and records what came back.
 
 Latency is measured from the *scheduled* arrival time, so any lag of the driver itself counts
-(no coordinated omission); ``lag_s`` records that lag separately. :func:`saturate` is the
-closed-loop variant that keeps a fixed number of requests out (throughput at saturation).
+(no coordinated omission); ``lag_s`` records that lag separately. With a ``concurrency``,
+:func:`drive` runs closed loop instead, a fixed number of requests out (throughput at
+saturation).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import grpc
 import numpy as np
 
 from shared.rpc import coinference_pb2 as pb
+from shared.service.checks import check_at_least
 from tools.devices.population import Device, arrivals
 from tools.devices.symbols import SymbolBook
 
@@ -101,55 +103,52 @@ async def drive(
     deadline_s: float = 2.0,
     seed: int = 0,
     connections: int = 4,
+    concurrency: int = 0,
 ) -> tuple[list[Record], float]:
-    """Run the schedule against the channel at ``target``; returns the records and the real
-    length of the run (s, until the last answer)."""
+    """Run the load against the channel at ``target`` for ``duration_s``; returns the records
+    and the real length of the run (s, until the last answer).
+
+    ``concurrency`` 0: open loop, every scheduled arrival sent at its time. ``concurrency``
+    N > 0: closed loop at saturation, N requests always out (each sender sends its next
+    request, for the next device in turn, as soon as the last is answered; latency runs
+    from each send)."""
+    check_at_least("concurrency", concurrency, 0)
     channels = open_channels(target, connections)
     sender = Sender(channels, book, devices, deadline_s, seed)
-    tasks: set[asyncio.Task] = set()
     try:
-        for scheduled_s, i in arrivals(devices, duration_s, seed):
-            wait_s = sender.start + scheduled_s - time.perf_counter()
-            if wait_s > 0:
-                await asyncio.sleep(wait_s)
-            sent_at = time.perf_counter() - sender.start
-            task = asyncio.create_task(sender.send(devices[i], scheduled_s, sent_at))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
-        if tasks:
-            await asyncio.gather(*tasks)
+        if concurrency:
+            await _saturate(sender, devices, duration_s, concurrency)
+        else:
+            await _schedule(sender, devices, duration_s, seed)
     finally:
         for channel in channels:
             await channel.close()
     return sender.records, time.perf_counter() - sender.start
 
 
-async def saturate(
-    target: str,
-    devices: list[Device],
-    book: SymbolBook,
-    duration_s: float,
-    concurrency: int,
-    deadline_s: float = 2.0,
-    seed: int = 0,
-    connections: int = 4,
-) -> tuple[list[Record], float]:
-    """Closed loop at saturation: ``concurrency`` requests always out (each sender sends its
-    next request, for the next device in turn, as soon as the last is answered) for
-    ``duration_s``; latency runs from each send. Returns the records and the run's length."""
-    if concurrency < 1:
-        raise ValueError(f"concurrency must be >= 1, got {concurrency}")
-    channels = open_channels(target, connections)
-    sender = Sender(channels, book, devices, deadline_s, seed)
+async def _schedule(sender: Sender, devices: list[Device], duration_s: float, seed: int) -> None:
+    """Open loop: each arrival of the schedule sent at its time, never waiting for answers."""
+    tasks: set[asyncio.Task] = set()
+    for scheduled_s, i in arrivals(devices, duration_s, seed):
+        wait_s = sender.start + scheduled_s - time.perf_counter()
+        if wait_s > 0:
+            await asyncio.sleep(wait_s)
+        sent_at = time.perf_counter() - sender.start
+        task = asyncio.create_task(sender.send(devices[i], scheduled_s, sent_at))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+    if tasks:
+        await asyncio.gather(*tasks)
+
+
+async def _saturate(
+    sender: Sender, devices: list[Device], duration_s: float, concurrency: int
+) -> None:
+    """Closed loop: ``concurrency`` senders, each sending as soon as its last answer came."""
     turn = itertools.cycle(devices)
 
     async def loop() -> None:
         while (now := time.perf_counter() - sender.start) < duration_s:
             await sender.send(next(turn), now, now)
 
-    try:
-        await asyncio.gather(*(loop() for _ in range(concurrency)))
-    finally:
-        for channel in channels:
-            await channel.close()
-    return sender.records, time.perf_counter() - sender.start
+    await asyncio.gather(*(loop() for _ in range(concurrency)))
