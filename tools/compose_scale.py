@@ -24,34 +24,21 @@ served again.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
+from dataclasses import dataclass
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tools.compose_faults import compose_command, wait_ready
+from tools import compose
 
-REPO = Path(__file__).resolve().parents[1]
 METRICS_PORT = 9100  # EDGE_METRICS_PORT / CHANNEL_METRICS_PORT in docker-compose.yml
 SCRAPE = (
     "import urllib.request; print(urllib.request.urlopen("
     f"'http://127.0.0.1:{METRICS_PORT}/metrics', timeout=5).read().decode())"
 )
-
-
-def compose_run(compose: list[str], *args: str, check: bool = True, capture: bool = False):
-    if not capture:
-        print("$", " ".join([*compose, *args]), flush=True)
-    return subprocess.run(
-        [*compose, *args], cwd=REPO, check=check, text=True, capture_output=capture
-    )
 
 
 def samples(text: str, name: str) -> list[tuple[dict, float]]:
@@ -63,28 +50,28 @@ def samples(text: str, name: str) -> list[tuple[dict, float]]:
     ]
 
 
-def scrape(compose: list[str], service: str, index: int = 1) -> str:
+def scrape(command: list[str], service: str, index: int = 1) -> str:
     """The /metrics text of one container of ``service`` (empty when it does not answer)."""
-    result = compose_run(
-        compose, "exec", "-T", "--index", str(index), service, "python", "-c", SCRAPE,
+    result = compose.run(
+        command, "exec", "-T", "--index", str(index), service, "python", "-c", SCRAPE,
         check=False, capture=True,
     )  # fmt: skip
     return result.stdout if result.returncode == 0 else ""
 
 
-def replies_by_replica(compose: list[str]) -> dict[str, float]:
+def replies_by_replica(command: list[str]) -> dict[str, float]:
     """The channel's count of edge replies per replica id (hostname:port of the replica)."""
-    text = scrape(compose, "channel")
+    text = scrape(command, "channel")
     return {
         labels["replica"]: value
         for labels, value in samples(text, "coinference_channel_edge_replies_total")
     }
 
 
-def decodes_by_container(compose: list[str], replicas: int) -> dict[str, float]:
+def decodes_by_container(command: list[str], replicas: int) -> dict[str, float]:
     """Each replica's own count of Decode calls answered OK (container index -> count)."""
     with ThreadPoolExecutor(replicas) as pool:
-        texts = list(pool.map(lambda i: scrape(compose, "edge_server", i), range(1, replicas + 1)))
+        texts = list(pool.map(lambda i: scrape(command, "edge_server", i), range(1, replicas + 1)))
     return {
         f"edge_server_{index}": sum(
             value
@@ -93,23 +80,6 @@ def decodes_by_container(compose: list[str], replicas: int) -> dict[str, float]:
         )
         for index, text in enumerate(texts, start=1)
     }
-
-
-def stream(url: str, images: list[bytes], stop: threading.Event, log: list, start: float):
-    """One client, closed loop: (seconds since ``start``, HTTP status or 'error', replica)."""
-    with httpx.Client(base_url=url, timeout=5.0) as client:
-        k = 0
-        while not stop.is_set():
-            replica = ""
-            try:
-                response = client.post("/v1/infer", files={"file": ("x.png", images[k % 200])})
-                status = response.status_code
-                if status == 200:
-                    replica = response.json().get("edge_replica") or ""
-            except httpx.HTTPError:
-                status = "error"
-            log.append((time.monotonic() - start, status, replica))
-            k += 1
 
 
 def by_replica(log: list, start_s: float, end_s: float) -> dict[str, int]:
@@ -124,15 +94,96 @@ def delta(after: dict[str, float], before: dict[str, float]) -> dict[str, float]
     return {k: after.get(k, 0.0) - before.get(k, 0.0) for k in sorted(set(after) | set(before))}
 
 
-def statuses(log: list, start_s: float, end_s: float) -> dict[str, int]:
-    counts: dict[str, int] = {}
-    for t, status, _ in log:
-        if start_s <= t < end_s:
-            counts[str(status)] = counts.get(str(status), 0) + 1
-    return counts
+def scale_edge(command: list[str], replicas: int) -> None:
+    """Compose's own way to change the number of edge replicas under load; scaling down
+    stops one with ``docker stop`` (SIGTERM: the edge turns NOT_SERVING and finishes its
+    in-flight calls, then it is removed)."""
+    compose.run(command, "up", "-d", "--no-recreate", "--no-deps",
+        "--scale", f"edge_server={replicas}", "edge_server")  # fmt: skip
 
 
-def main(argv=None) -> int:
+@dataclass
+class Timeline:
+    """One run: every answer, when each step happened (s since the load started), and the
+    per-replica counts read just before the stop."""
+
+    log: list
+    stopped_at: float
+    scaled_at: float
+    rejoin_at: float
+    end_s: float
+    replica_metrics: dict[str, float]
+    channel_metrics: dict[str, float]
+
+
+def run_timeline(command: list[str], args: argparse.Namespace, images: list[bytes]) -> Timeline:
+    """Load from the start; read the counts and scale down by one at ``--stop-after-s``;
+    after ``--after-s`` scale back up (unless ``--rejoin-s`` 0) for ``--rejoin-s``."""
+    load = compose.Load(args.url, images, clients=args.clients)
+    time.sleep(args.stop_after_s)
+    # per-replica counts as each process exports them (cumulative), just before the stop,
+    # read side by side (each read is a `compose exec`, seconds under the podman wrapper)
+    with ThreadPoolExecutor(2) as pool:
+        replica_read = pool.submit(decodes_by_container, command, args.replicas)
+        channel_read = pool.submit(replies_by_replica, command)
+        replica_metrics, channel_metrics = replica_read.result(), channel_read.result()
+    stopped_at = load.elapsed()
+    scale_edge(command, args.replicas - 1)
+    scaled_at = load.elapsed()
+    time.sleep(args.after_s)
+    rejoin_at = load.elapsed()
+    if args.rejoin_s > 0:  # scale back up: a new replica the channel must discover
+        scale_edge(command, args.replicas)
+        rejoin_at = load.elapsed()
+        time.sleep(args.rejoin_s)
+    end_s = load.stop()
+    return Timeline(load.log, stopped_at, scaled_at, rejoin_at, end_s, replica_metrics,
+                    channel_metrics)  # fmt: skip
+
+
+def summarise(command: list[str], args: argparse.Namespace, run_: Timeline) -> dict:
+    """results.json of a run; ``ok``: every replica served > 30% before the stop, the
+    remaining ones everything after it and (with ``--rejoin-s``) the new one again."""
+    log, stopped_at, scaled_at, rejoin_at, end_s = (
+        run_.log, run_.stopped_at, run_.scaled_at, run_.rejoin_at, run_.end_s,
+    )  # fmt: skip
+    before = by_replica(log, 0.0, stopped_at)
+    after = by_replica(log, scaled_at + 1.0, rejoin_at)
+    total_before = sum(before.values()) or 1
+    after_s = max(rejoin_at - scaled_at - 1.0, 1e-9)
+    results = {
+        "compose": " ".join(command),
+        "replicas": args.replicas,
+        "clients": args.clients,
+        "stop_started_at_s": stopped_at,
+        "stop_done_at_s": scaled_at,
+        "duration_s": end_s,
+        "answered_by_replica_before_stop": before,
+        "share_before_stop": {k: v / total_before for k, v in before.items()},
+        "replica_metrics_decodes_at_stop": run_.replica_metrics,
+        "channel_metrics_replies_at_stop": run_.channel_metrics,
+        "statuses_before_stop": compose.statuses(log, 0.0, stopped_at),
+        "statuses_during_stop": compose.statuses(log, stopped_at, scaled_at + 1.0),
+        "statuses_after_stop": compose.statuses(log, scaled_at + 1.0, rejoin_at),
+        "answered_by_replica_after_stop": after,
+        "answered_per_s_before": sum(before.values()) / stopped_at,
+        "answered_per_s_after": sum(after.values()) / after_s,
+    }
+    if args.rejoin_s > 0:
+        results["scaled_up_at_s"] = rejoin_at
+        results["statuses_after_scale_up"] = compose.statuses(log, rejoin_at, end_s + 1)
+        # when the new replica got its first request, and the split over the last 10 s
+        first = [t for t, status, r in log if t >= rejoin_at and status == 200 and r not in after]
+        results["new_replica_first_served_after_s"] = min(first) - rejoin_at if first else None
+        results["answered_by_replica_last_10_s"] = by_replica(log, end_s - 10.0, end_s + 1)
+    served_all = sum(1 for v in before.values() if v > 0.3 * total_before) == args.replicas
+    results["ok"] = served_all and len(after) == args.replicas - 1 and sum(after.values()) > 0
+    if args.rejoin_s > 0:
+        results["ok"] = results["ok"] and results["new_replica_first_served_after_s"] is not None
+    return results
+
+
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.compose_scale", description=__doc__)
     p.add_argument("--replicas", type=int, default=2)
     p.add_argument("--project", default="hypervib-scale", help="compose project name")
@@ -148,100 +199,24 @@ def main(argv=None) -> int:
         "0 = skip",
     )
     p.add_argument("--clients", type=int, default=4, help="concurrent streaming clients")
-    p.add_argument("--out", default=str(REPO / "reports" / "compose-scale"))
+    p.add_argument("--out", default=str(compose.REPO / "reports" / "compose-scale"))
     p.add_argument("--no-build", action="store_true")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
     if args.replicas < 2:
-        p.error("--replicas must be >= 2 (one is stopped under load)")
-
-    from client.http import png_bytes
-    from shared.idx import load_test_set
-
+        parser.error("--replicas must be >= 2 (one is stopped under load)")
     os.environ.setdefault("IMAGE_TAG", "scale")
-    images = [png_bytes(image) for image in load_test_set(None, 200)[0]]
-    compose = [*compose_command(), "-p", args.project]
-    up = ["up", "-d", "--scale", f"edge_server={args.replicas}"]
-    up += [] if args.no_build else ["--build"]
-    compose_run(compose, *up, "edge_server", "channel", "device")
-    try:
-        ready_s = wait_ready(args.url, 600)
-        print(f"stack ready after {ready_s:.1f} s", flush=True)
-        log: list = []
-        stop = threading.Event()
-        start = time.monotonic()
-        clients = [
-            threading.Thread(target=stream, args=(args.url, images, stop, log, start))
-            for _ in range(args.clients)
-        ]
-        for client in clients:
-            client.start()
-        time.sleep(args.stop_after_s)
-        # per-replica counts as each process exports them (cumulative), just before the stop,
-        # read side by side (each read is a `compose exec`, seconds under the podman wrapper)
-        with ThreadPoolExecutor(2) as pool:
-            replica_read = pool.submit(decodes_by_container, compose, args.replicas)
-            channel_read = pool.submit(replies_by_replica, compose)
-            replica_metrics, channel_metrics = replica_read.result(), channel_read.result()
-        stopped_at = time.monotonic() - start
-        # compose's own way to stop one replica under load: scale down by one (docker stop:
-        # SIGTERM, the edge turns NOT_SERVING and finishes its in-flight calls; then removed)
-        compose_run(
-            compose, "up", "-d", "--no-recreate", "--no-deps",
-            "--scale", f"edge_server={args.replicas - 1}", "edge_server",
-        )  # fmt: skip
-        scaled_at = time.monotonic() - start
-        time.sleep(args.after_s)
-        rejoin_at = time.monotonic() - start
-        if args.rejoin_s > 0:  # scale back up: a new replica the channel must discover
-            compose_run(
-                compose, "up", "-d", "--no-recreate", "--no-deps",
-                "--scale", f"edge_server={args.replicas}", "edge_server",
-            )  # fmt: skip
-            rejoin_at = time.monotonic() - start
-            time.sleep(args.rejoin_s)
-        stop.set()
-        for client in clients:
-            client.join()
-        end_s = time.monotonic() - start
-    finally:
-        compose_run(compose, "down", "-v", check=False)
-    before = by_replica(log, 0.0, stopped_at)
-    after = by_replica(log, scaled_at + 1.0, rejoin_at)
-    total_before = sum(before.values()) or 1
-    after_s = max(rejoin_at - scaled_at - 1.0, 1e-9)
-    results = {
-        "compose": " ".join(compose),
-        "replicas": args.replicas,
-        "clients": args.clients,
-        "stop_started_at_s": stopped_at,
-        "stop_done_at_s": scaled_at,
-        "duration_s": end_s,
-        "answered_by_replica_before_stop": before,
-        "share_before_stop": {k: v / total_before for k, v in before.items()},
-        "replica_metrics_decodes_at_stop": replica_metrics,
-        "channel_metrics_replies_at_stop": channel_metrics,
-        "statuses_before_stop": statuses(log, 0.0, stopped_at),
-        "statuses_during_stop": statuses(log, stopped_at, scaled_at + 1.0),
-        "statuses_after_stop": statuses(log, scaled_at + 1.0, rejoin_at),
-        "answered_by_replica_after_stop": after,
-        "answered_per_s_before": sum(before.values()) / stopped_at,
-        "answered_per_s_after": sum(after.values()) / after_s,
-    }
-    if args.rejoin_s > 0:
-        results["scaled_up_at_s"] = rejoin_at
-        results["statuses_after_scale_up"] = statuses(log, rejoin_at, end_s + 1)
-        # when the new replica got its first request, and the split over the last 10 s
-        first = [t for t, status, r in log if t >= rejoin_at and status == 200 and r not in after]
-        results["new_replica_first_served_after_s"] = min(first) - rejoin_at if first else None
-        results["answered_by_replica_last_10_s"] = by_replica(log, end_s - 10.0, end_s + 1)
-    served_all = sum(1 for v in before.values() if v > 0.3 * total_before) == args.replicas
-    results["ok"] = served_all and len(after) == args.replicas - 1 and sum(after.values()) > 0
-    if args.rejoin_s > 0:
-        results["ok"] = results["ok"] and results["new_replica_first_served_after_s"] is not None
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    images = compose.load_images()
+    command = [*compose.compose_command(), "-p", args.project]
+    up = ["--scale", f"edge_server={args.replicas}"] + ([] if args.no_build else ["--build"])
+    with compose.stack_up(command, args.url, up, 600):
+        timeline = run_timeline(command, args, images)
+    results = summarise(command, args, timeline)
+    compose.write_results(args.out, results)
     return 0 if results["ok"] else 1
 
 
