@@ -8,5 +8,8 @@
   reflection, metrics/error wrapper of each method, graceful shutdown on SIGTERM/SIGINT);
 - :mod:`shared.service.security`: TLS credentials for servers and clients, the admin token
   (bearer parsing, constant-time comparison);
-- :mod:`shared.service.logs`: logging set-up.
+- :mod:`shared.service.logs`: logging set-up;
+- :mod:`shared.service.startup`: the start every service's ``main`` shares (settings, logging,
+  the load that exits 2 on a bad model, serving in the chosen event loop);
+- :mod:`shared.service.checks`: range checks of a component's numeric arguments.
 """
