@@ -19,6 +19,7 @@ from tools.devices.driver import drive
 from tools.devices.population import beta_levels, make_devices
 from tools.devices.report import by_device, device_spread, summarise, write_devices_csv
 from tools.devices.symbols import SymbolBook
+from tools.devices.transports import TRANSPORTS
 from tools.stack import REPO, Stack
 
 KEY = (
@@ -28,6 +29,7 @@ KEY = (
     "edge_batching",
     "concurrency",
     "channel_flags",
+    "transport",
 )
 SWITCH = {"on": True, "off": False}
 
@@ -53,6 +55,14 @@ def switch_list(text: str) -> list[bool]:
     return values
 
 
+def transport_list(text: str) -> list[str]:
+    """``unary,stream`` -> ["unary", "stream"]: how the devices reach the channel, one run each."""
+    values = [part.strip() for part in text.split(",") if part.strip()]
+    if not values or not set(values) <= set(TRANSPORTS):
+        raise argparse.ArgumentTypeError(f"expected unary, stream or unary,stream; got {text!r}")
+    return values
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m tools.devices", description=__doc__)
     p.add_argument("--model", default="artifacts/quick", help="model folder")
@@ -70,6 +80,13 @@ def parser() -> argparse.ArgumentParser:
         type=switch_list,
         default=[True, False],
         help="the channel's --edge-batching, one run each, same load (default on,off)",
+    )
+    p.add_argument(
+        "--transport",
+        type=transport_list,
+        default=["unary"],
+        help="how each device reaches the channel: a unary Transmit call per request, or one "
+        "TransmitStream per device; a list runs each against a fresh stack (default unary)",
     )
     p.add_argument(
         "--concurrency",
@@ -131,7 +148,7 @@ def mean_batches(before: dict, after: dict) -> dict[str, float | None]:
 
 
 def run_once(args, target: str, n_devices: int, replicas: int, batching, book, procs: dict,
-             metrics_urls: list[str] = ()):  # fmt: skip
+             metrics_urls: list[str] = (), transport: str = "unary"):  # fmt: skip
     """One load run against ``target``; the row for results.json (and the device rows)."""
     betas = book.betas
     devices = make_devices(n_devices, args.rate, betas, args.psnr_low, args.psnr_high,
@@ -141,7 +158,7 @@ def run_once(args, target: str, n_devices: int, replicas: int, batching, book, p
     driver_before = time.process_time()
     batches_before = batch_counts(metrics_urls)
     load = drive(target, devices, book, args.duration_s, args.deadline_s, args.seed,
-                 concurrency=args.concurrency)  # fmt: skip
+                 concurrency=args.concurrency, transport=transport)  # fmt: skip
     records, run_s = asyncio.run(load)
     cpu = {name: cpu_seconds(pid) - before[name] for name, pid in procs.items()}
     cpu["driver"] = time.process_time() - driver_before
@@ -158,6 +175,7 @@ def run_once(args, target: str, n_devices: int, replicas: int, batching, book, p
         "edge_batching": batching,
         "concurrency": args.concurrency,
         "channel_flags": " ".join(args.channel_flag),
+        "transport": transport,
         "offered_per_s": None if args.concurrency else sum(d.rate_per_s for d in devices),
         "duration_s": args.duration_s,
         "run_s": run_s,
@@ -195,7 +213,8 @@ def run_name(row: dict) -> str:
     )
     flags = re.sub(r"[^a-z0-9.]+", "-", row.get("channel_flags", "")).strip("-")
     option = f"-{flags}" if flags else ""
-    return f"devices-{row['devices']}x{row['edge_replicas']}{batching}{option}-{load}.csv"
+    stream = "-stream" if row.get("transport") == "stream" else ""
+    return f"devices-{row['devices']}x{row['edge_replicas']}{batching}{option}{stream}-{load}.csv"
 
 
 def merge_rows(path: Path, new_rows: list[dict]) -> list[dict]:
@@ -222,10 +241,11 @@ def main(argv=None) -> int:
         parser().error(str(exc))
     code = code_version()  # the commit these runs measure (dirty: uncommitted changes)
     results = []
-    settings = [(0, None)] if args.channel else [
-        (replicas, batching) for replicas in args.edge_replicas for batching in args.edge_batching
+    settings = [(0, None, transport) for transport in args.transport] if args.channel else [
+        (replicas, batching, transport) for replicas in args.edge_replicas
+        for batching in args.edge_batching for transport in args.transport
     ]  # fmt: skip
-    for replicas, batching in settings:
+    for replicas, batching, transport in settings:
         stack = None
         target, procs, metrics_urls = args.channel, {}, []
         if not args.channel:  # a fresh stack per setting: R edge replicas + channel
@@ -237,7 +257,7 @@ def main(argv=None) -> int:
         try:
             for n_devices in args.devices:
                 row, device_rows = run_once(args, target, n_devices, replicas, batching, book,
-                                            procs, metrics_urls)  # fmt: skip
+                                            procs, metrics_urls, transport)  # fmt: skip
                 results.append(row)
                 write_devices_csv(device_rows, out / run_name(row))
                 shown = (*KEY, "offered_per_s", "throughput_per_s", "p50_s", "p99_s",

@@ -1,5 +1,6 @@
 """The open-loop driver: sends every scheduled arrival at its time over the channel's gRPC
-``Transmit``, never waiting for earlier answers, and records what came back.
+``Transmit`` (or the device's ``TransmitStream``), never waiting for earlier answers, and
+records what came back.
 
 Latency is measured from the *scheduled* arrival time, so any lag of the driver itself counts
 (no coordinated omission); ``lag_s`` records that lag separately. With a ``concurrency``,
@@ -21,6 +22,7 @@ from shared.rpc import coinference_pb2 as pb
 from shared.service.checks import check_at_least
 from tools.devices.population import Device, arrivals
 from tools.devices.symbols import SymbolBook
+from tools.devices.transports import TRANSPORTS, Failed
 
 STAGES = (
     "edge_queue_s", "decode_s", "edge_total_s", "channel_s", "channel_to_edge_s",
@@ -43,22 +45,16 @@ class Record:
     stages: dict[str, float] = field(default_factory=dict)
 
 
-TRANSMIT = "/coinference.v1.Channel/Transmit"
-
-
 class Sender:
-    """Sends one device's transmission over the channel's ``Transmit`` and records the
-    outcome. The request is the book's pre-serialized message of the device's (β, SNR) and a
-    random image, with this request's id and link PSNR appended (no per-request protobuf
-    building of the symbols: the driver's CPU stays small beside the services')."""
+    """Sends one device's transmission through ``transport`` (tools/devices/transports.py: a
+    unary ``Transmit`` call, or the device's ``TransmitStream``) and records the outcome. The
+    request is the book's pre-serialized message of the device's (β, SNR) and a random
+    image, with this request's id and link PSNR appended (no per-request protobuf building of
+    the symbols: the driver's CPU stays small beside the services')."""
 
-    def __init__(self, channels, book: SymbolBook, devices: list[Device], deadline_s: float,
+    def __init__(self, transport, book: SymbolBook, devices: list[Device], deadline_s: float,
                  seed: int) -> None:  # fmt: skip
-        self.calls = itertools.cycle([
-            ch.unary_unary(TRANSMIT, request_serializer=None,
-                           response_deserializer=pb.InferenceReply.FromString)
-            for ch in channels
-        ])  # fmt: skip
+        self.transport = transport
         self.book, self.deadline_s = book, deadline_s
         self.rng = np.random.default_rng([seed, 2])
         self.beta_index = [book.beta_index(d.beta) for d in devices]
@@ -71,18 +67,19 @@ class Sender:
         book = self.book
         psnr_db = device.walk.at(scheduled_s)
         image = int(self.rng.integers(book.n_images))
-        own = pb.Transmission(request_id=f"{device.device_id}-{scheduled_s:.6f}",
-                              link_psnr_db=psnr_db).SerializeToString()  # fmt: skip
+        request_id = f"{device.device_id}-{scheduled_s:.6f}"
+        own = pb.Transmission(request_id=request_id, link_psnr_db=psnr_db).SerializeToString()
         raw = book.message(self.beta_index[device.device_id], book.snr_index(psnr_db), image)
         record = Record(device.device_id, scheduled_s, sent_at - scheduled_s, 0.0, "OK")
         record.psnr_db = psnr_db
         try:
-            reply = await next(self.calls)(raw + own, timeout=self.deadline_s)
+            reply = await self.transport.request(device.device_id, request_id, raw + own,
+                                                 self.deadline_s)  # fmt: skip
             record.correct = int(reply.label) == int(book.labels[image])
             record.replica = reply.replica_id
             record.stages = {name: getattr(reply.timings, name) for name in STAGES}
-        except grpc.aio.AioRpcError as exc:
-            record.code = exc.code().name
+        except Failed as exc:
+            record.code = exc.code
         record.latency_s = time.perf_counter() - self.start - scheduled_s
         self.records.append(record)
 
@@ -104,26 +101,35 @@ async def drive(
     seed: int = 0,
     connections: int = 4,
     concurrency: int = 0,
+    transport: str = "unary",
 ) -> tuple[list[Record], float]:
     """Run the load against the channel at ``target`` for ``duration_s``; returns the records
-    and the real length of the run (s, until the last answer).
+    and the real length of the run (s, until the last answer). ``transport`` "unary": a
+    ``Transmit`` call per request; "stream": one ``TransmitStream`` per device, all opened
+    before the first arrival (tools/devices/transports.py).
 
     ``concurrency`` 0: open loop, every scheduled arrival sent at its time. ``concurrency``
     N > 0: closed loop at saturation, N requests always out (each sender sends its next
     request, for the next device in turn, as soon as the last is answered; latency runs
     from each send)."""
     check_at_least("concurrency", concurrency, 0)
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport must be one of {sorted(TRANSPORTS)}, got {transport!r}")
     channels = open_channels(target, connections)
-    sender = Sender(channels, book, devices, deadline_s, seed)
+    carrier = TRANSPORTS[transport](channels, len(devices))
     try:
+        await carrier.open()
+        sender = Sender(carrier, book, devices, deadline_s, seed)
         if concurrency:
             await _saturate(sender, devices, duration_s, concurrency)
         else:
             await _schedule(sender, devices, duration_s, seed)
+        run_s = time.perf_counter() - sender.start
+        await carrier.close()
     finally:
         for channel in channels:
             await channel.close()
-    return sender.records, time.perf_counter() - sender.start
+    return sender.records, run_s
 
 
 async def _schedule(sender: Sender, devices: list[Device], duration_s: float, seed: int) -> None:
