@@ -25,7 +25,7 @@ log = logging.getLogger("edge_server")
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["Edge"].full_name
 # The settings EdgeDecoder takes as they are, under the same names.
 DECODER_SETTINGS = {"max_batch_size", "max_queue_delay_us", "decoder_snr", "probe_interval_s",
-                    "group_timeout_s"}  # fmt: skip
+                    "group_timeout_s", "inline_decode_max"}  # fmt: skip
 
 
 class EdgeServicer(ServiceServicer, pb_grpc.EdgeServicer):

@@ -55,6 +55,7 @@ class EdgeDecoder:
         decoder_snr: str = "transmission",
         max_batch_size: int = 32,
         max_queue_delay_us: float = 0.0,
+        inline_decode_max: int = 0,
         group_timeout_s: float = 0.5,
         probe_interval_s: float = 5.0,
     ) -> None:
@@ -72,6 +73,8 @@ class EdgeDecoder:
             max_batch_size=max_batch_size,
             max_queue_delay_s=max_queue_delay_us * 1e-6,
             on_batch=self._after_batch,
+            # a batch decoded on the event loop blocks it: only for the CPU's short calls
+            inline_max=inline_decode_max if device == "cpu" else 0,
         )
         self.health = DecoderHealth(self.batcher, self.warm_up, probe_interval_s, on_health)
         self.n_links = manifest.n_links

@@ -37,6 +37,13 @@ class EdgeSettings(GrpcServiceSettings):
         description="added wait for a batch to fill, microseconds; 0 = none: an idle "
         "decoder runs a request at once",
     )
+    inline_decode_max: int = Field(
+        0,
+        ge=0,
+        description="decode a batch of at most this many requests on the event loop instead "
+        "of the decoder thread when the decoder runs on the CPU (no thread hop and hand-back; "
+        "a small model decodes a few requests in microseconds); 0 = always the thread",
+    )
     decoder_snr: Literal["transmission", "csi"] = Field(
         "transmission", description="decoder SNR input: the encoder's or the channel's (csi)"
     )

@@ -153,6 +153,38 @@ def test_bad_settings_are_refused() -> None:
         AdaptiveBatcher(Recorder(), max_batch_size=0)
     with pytest.raises(ValueError, match="max_queue_delay_s"):
         AdaptiveBatcher(Recorder(), max_queue_delay_s=-1)
+    with pytest.raises(ValueError, match="inline_max"):
+        AdaptiveBatcher(Recorder(), inline_max=-1)
+
+
+class ThreadRecorder(Recorder):
+    """A :class:`Recorder` that also notes the thread each batch ran in."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.threads: list[int] = []
+
+    def __call__(self, items):
+        self.threads.append(threading.get_ident())
+        return super().__call__(items)
+
+
+async def test_small_batches_run_inline_on_the_event_loop() -> None:
+    """Batches of at most ``inline_max`` items run on the loop's thread, larger ones in the
+    decoder thread; an inline failure fails only its own batch."""
+    recorder = ThreadRecorder(fail_on="bad")
+    loop_thread = threading.get_ident()
+    async with running(AdaptiveBatcher(recorder, max_batch_size=8, inline_max=2)) as batcher:
+        assert (await batcher.submit("a", timeout_s=1.0)).value == "out-a"
+        pair = await asyncio.gather(batcher.submit("b"), batcher.submit("c"))
+        four = await asyncio.gather(*(batcher.submit(name) for name in "defg"))
+        with pytest.raises(RuntimeError, match="bad item"):
+            await batcher.submit("bad")
+        assert (await batcher.submit("h")).value == "out-h" and batcher.running
+    assert [len(b) for b in recorder.batches] == [1, 2, 4, 1, 1]
+    assert [r.batch_size for r in (*pair, *four)] == [2, 2, 4, 4, 4, 4]
+    inline = [thread == loop_thread for thread in recorder.threads]
+    assert inline == [True, True, False, True, True]
 
 
 async def test_decoder_thread_runs_calls_in_order_and_hands_back_errors() -> None:

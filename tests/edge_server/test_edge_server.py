@@ -43,11 +43,15 @@ def flaky():
 
 
 @asynccontextmanager
-async def serving(decoder) -> AsyncIterator[tuple[EdgeDecoder, grpc.aio.Channel]]:
-    """The edge's gRPC server over ``decoder`` on a free loopback port, and a channel to it;
-    both stopped on the way out."""
+async def serving(
+    decoder, inline_decode_max: int = 0
+) -> AsyncIterator[tuple[EdgeDecoder, grpc.aio.Channel]]:
+    """The edge's gRPC server over ``decoder`` on a free loopback port (batches of at most
+    ``inline_decode_max`` decoded on the event loop), and a channel to it; both stopped on
+    the way out."""
     settings = EdgeSettings(host="127.0.0.1", port=free_port(), probe_interval_s=0.05)
-    edge = EdgeDecoder(decoder, make_manifest(), probe_interval_s=settings.probe_interval_s)
+    edge = EdgeDecoder(decoder, make_manifest(), probe_interval_s=settings.probe_interval_s,
+                       inline_decode_max=inline_decode_max)  # fmt: skip
     server = build_server(settings, edge)
     await server.start()
     await edge.start()
@@ -59,9 +63,14 @@ async def serving(decoder) -> AsyncIterator[tuple[EdgeDecoder, grpc.aio.Channel]
         await edge.close()
 
 
-async def test_health_follows_whether_the_decoder_runs(flaky) -> None:
+INLINE = pytest.mark.parametrize("inline", [0, 32], ids=["decoder-thread", "inline"])
+
+
+@INLINE
+async def test_health_follows_whether_the_decoder_runs(flaky, inline) -> None:
     flaky.broken.set()  # the model cannot run from the start
-    async with serving(flaky) as (_, channel):
+    async with serving(flaky, inline) as (edge, channel):
+        assert edge.batcher.inline_max == inline
         for service in ("", SERVICE_NAME):
             assert await health_status(channel, service) == NOT_SERVING
         info = await pb_grpc.EdgeStub(channel).GetInfo(pb.GetInfoRequest(), timeout=2)
@@ -99,9 +108,11 @@ async def test_errors_keep_their_status_over_grpc(flaky) -> None:
         assert reply.request_id == "r1" and len(reply.probabilities) == 3
 
 
-async def test_decode_batch_answers_each_item_with_its_own_status(flaky) -> None:
+@INLINE
+async def test_decode_batch_answers_each_item_with_its_own_status(flaky, inline) -> None:
     """DecodeBatch: good items decode (in the batcher with each other), a bad item gets the
-    status Decode would give it, a grouped item is sent to Decode; order is kept."""
+    status Decode would give it, a grouped item is sent to Decode; order is kept (decoded in
+    the decoder thread, or on the event loop)."""
     items = [
         transmission(request_id="a"),
         transmission(request_id="b", beta=7.0),  # outside the trained range
@@ -109,7 +120,7 @@ async def test_decode_batch_answers_each_item_with_its_own_status(flaky) -> None
         transmission(request_id="d", group_id="obs-1", link_index=0, n_links=1),
         transmission(request_id="e", symbols=[0.1, 0.2]),
     ]
-    async with serving(flaky) as (edge, channel):
+    async with serving(flaky, inline) as (edge, channel):
         stub = pb_grpc.EdgeStub(channel)
         reply = await stub.DecodeBatch(pb.TransmissionBatch(items=items), timeout=2)
         empty = await stub.DecodeBatch(pb.TransmissionBatch(), timeout=2)

@@ -314,6 +314,14 @@ def test_settings_default_to_no_queue_delay() -> None:
     assert parse_settings([], env={}).max_queue_delay_us == 0
 
 
+def test_inline_decoding_is_a_cpu_option_off_by_default(decoder) -> None:
+    assert parse_settings([], env={}).inline_decode_max == 0
+    assert parse_settings(["--inline-decode-max", "8"], env={}).inline_decode_max == 8
+    on_cpu = EdgeDecoder(decoder, make_manifest(), device="cpu", inline_decode_max=8)
+    on_cuda = EdgeDecoder(decoder, make_manifest(), device="cuda", inline_decode_max=8)
+    assert (on_cpu.batcher.inline_max, on_cuda.batcher.inline_max) == (8, 0)
+
+
 def test_settings_reject_zero_batch(capsys) -> None:
     with pytest.raises(SystemExit):
         parse_settings(["--max-batch-size", "0"], env={})

@@ -146,6 +146,10 @@ def test_run_names_tell_batching_and_load_apart() -> None:
     assert run_name(row) == "devices-1000x1-unbatched-c256.csv"
     row.update(edge_batching=True, concurrency=0, channel_flags="--edge-batch-delay-ms=5")
     assert run_name(row) == "devices-1000x1-batched-edge-batch-delay-ms-5-rate1.csv"
+    row.update(edge_flags="--inline-decode-max 8")
+    assert run_name(row) == (
+        "devices-1000x1-batched-edge-batch-delay-ms-5-edge-inline-decode-max-8-rate1.csv"
+    )
 
 
 def test_the_plot_pairs_batching_on_and_off_of_each_load(tmp_path) -> None:
@@ -184,3 +188,19 @@ def test_profile_summary_places_each_sample_by_its_innermost_frame(tmp_path) -> 
     assert "50.0% gRPC's Python layer" in summary
     assert "20.0% the event loop" in summary
     assert "50.0% _invoke (grpc/aio/_call.py:595)" in summary
+
+
+def test_each_edge_flags_setting_reaches_its_own_stack(monkeypatch) -> None:
+    """``--edge-flags`` repeats: one setting each ('' = the edge's defaults), and the edge
+    replicas of that setting's stack are started with its flags."""
+    from tools.devices.cli import parser, start_stack
+    from tools.stack import Stack
+
+    args = parser().parse_args(["--edge-flags", "", "--edge-flags", "--inline-decode-max 8"])
+    assert args.edge_flags == ["", "--inline-decode-max 8"]
+    assert parser().parse_args([]).edge_flags is None
+    monkeypatch.setattr(Stack, "start", lambda self, services=None: self)
+    stacks = [start_stack(args, 2, True, flags) for flags in args.edge_flags]
+    assert stacks[0].command("edge")[-2:] == ["--metrics-port", stacks[0].metrics_ports["edge"]]
+    for name in ("edge", "edge-1"):
+        assert stacks[1].command(name)[-2:] == ["--inline-decode-max", "8"]

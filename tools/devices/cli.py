@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import time
 import urllib.request
 from pathlib import Path
@@ -30,6 +31,7 @@ KEY = (
     "concurrency",
     "channel_flags",
     "transport",
+    "edge_flags",
 )
 SWITCH = {"on": True, "off": False}
 
@@ -101,6 +103,13 @@ def parser() -> argparse.ArgumentParser:
         default=[],
         help="one more flag for the channel (repeat), e.g. --channel-flag=--edge-in-flight=4",
     )
+    p.add_argument(
+        "--edge-flags",
+        action="append",
+        help="edge flags of one setting, space-separated, e.g. --edge-flags='--inline-decode-max "
+        "8'; repeat to compare settings (each against a fresh stack, same load; '' = the "
+        "defaults). Default: one setting with none",
+    )
     p.add_argument("--deadline-s", type=float, default=2.0, help="deadline per request, s")
     p.add_argument("--beta-levels", type=int, default=4, help="β values (log-spaced)")
     p.add_argument("--psnr-low", type=float, default=5.0, help="PSNR walk low bound, dB")
@@ -148,7 +157,8 @@ def mean_batches(before: dict, after: dict) -> dict[str, float | None]:
 
 
 def run_once(args, target: str, n_devices: int, replicas: int, batching, book, procs: dict,
-             metrics_urls: list[str] = (), transport: str = "unary"):  # fmt: skip
+             metrics_urls: list[str] = (), transport: str = "unary",
+             edge_flags: str = ""):  # fmt: skip
     """One load run against ``target``; the row for results.json (and the device rows)."""
     betas = book.betas
     devices = make_devices(n_devices, args.rate, betas, args.psnr_low, args.psnr_high,
@@ -176,6 +186,7 @@ def run_once(args, target: str, n_devices: int, replicas: int, batching, book, p
         "concurrency": args.concurrency,
         "channel_flags": " ".join(args.channel_flag),
         "transport": transport,
+        "edge_flags": edge_flags,
         "offered_per_s": None if args.concurrency else sum(d.rate_per_s for d in devices),
         "duration_s": args.duration_s,
         "run_s": run_s,
@@ -196,11 +207,12 @@ def run_once(args, target: str, n_devices: int, replicas: int, batching, book, p
     return row, rows
 
 
-def start_stack(args, replicas: int, batching: bool) -> Stack:
-    """R edge replicas and a channel with ``--edge-batching`` on or off (metrics ports on)."""
+def start_stack(args, replicas: int, batching: bool, edge_flags: str = "") -> Stack:
+    """R edge replicas (with ``edge_flags``) and a channel with ``--edge-batching`` on or
+    off (metrics ports on)."""
     flags = ["--edge-batching", "on" if batching else "off", *args.channel_flag]
     stack = Stack(args.model, None, edge_replicas=replicas, metrics_ports=True,
-                  channel_flags=flags)  # fmt: skip
+                  channel_flags=flags, edge_flags=shlex.split(edge_flags))  # fmt: skip
     stack.start(("edge", "channel"))
     return stack
 
@@ -211,8 +223,11 @@ def run_name(row: dict) -> str:
     load = (
         f"c{row['concurrency']}" if row["concurrency"] else f"rate{row['rate_per_device_per_s']:g}"
     )
-    flags = re.sub(r"[^a-z0-9.]+", "-", row.get("channel_flags", "")).strip("-")
-    option = f"-{flags}" if flags else ""
+    option = ""
+    for who, prefix in (("channel", ""), ("edge", "edge-")):
+        flags = re.sub(r"[^a-z0-9.]+", "-", row.get(f"{who}_flags", "")).strip("-")
+        if flags:
+            option += f"-{prefix}{flags}"
     stream = "-stream" if row.get("transport") == "stream" else ""
     return f"devices-{row['devices']}x{row['edge_replicas']}{batching}{option}{stream}-{load}.csv"
 
@@ -241,15 +256,17 @@ def main(argv=None) -> int:
         parser().error(str(exc))
     code = code_version()  # the commit these runs measure (dirty: uncommitted changes)
     results = []
-    settings = [(0, None, transport) for transport in args.transport] if args.channel else [
-        (replicas, batching, transport) for replicas in args.edge_replicas
+    variants = args.edge_flags or [""]
+    settings = [(0, None, transport, "") for transport in args.transport] if args.channel else [
+        (replicas, batching, transport, edge_flags) for replicas in args.edge_replicas
         for batching in args.edge_batching for transport in args.transport
+        for edge_flags in variants
     ]  # fmt: skip
-    for replicas, batching, transport in settings:
+    for replicas, batching, transport, edge_flags in settings:
         stack = None
         target, procs, metrics_urls = args.channel, {}, []
         if not args.channel:  # a fresh stack per setting: R edge replicas + channel
-            stack = start_stack(args, replicas, batching)
+            stack = start_stack(args, replicas, batching, edge_flags)
             target = stack.channel_target
             procs = {name: p.pid for name, p in stack.procs.items()}
             metrics_urls = [f"http://127.0.0.1:{port}/metrics"
@@ -257,7 +274,8 @@ def main(argv=None) -> int:
         try:
             for n_devices in args.devices:
                 row, device_rows = run_once(args, target, n_devices, replicas, batching, book,
-                                            procs, metrics_urls, transport)  # fmt: skip
+                                            procs, metrics_urls, transport,
+                                            edge_flags)  # fmt: skip
                 results.append(row)
                 write_devices_csv(device_rows, out / run_name(row))
                 shown = (*KEY, "offered_per_s", "throughput_per_s", "p50_s", "p99_s",
