@@ -209,6 +209,39 @@ class AdaptiveBatcher:
         finally:
             expiry.cancel()
 
+    async def submit_many(
+        self, items: Sequence[Any], timeout_s: float | None = None
+    ) -> list[BatchResult | BaseException]:
+        """:meth:`submit` for several items at once (they may share a batch) with one timer
+        for all: each item's :class:`BatchResult`, or the exception :meth:`submit` would
+        raise for it (an item the full queue cannot take fails alone)."""
+        if not self.running:
+            return [WorkerStopped("decoder worker is not running") for _ in items]
+        loop = asyncio.get_running_loop()
+        now = time.perf_counter()
+        deadline = None if timeout_s is None else now + timeout_s
+        futures = []
+        for item in items:
+            pending = _Pending(item, now, deadline, loop.create_future())
+            try:
+                self._queue.put_nowait(pending)
+            except asyncio.QueueFull:
+                _fail(pending, QueueFullError(f"edge queue full ({self.max_queue} requests "
+                                              "waiting)"))  # fmt: skip
+            futures.append(pending.future)
+        self._arrived.set()
+        expiry = None
+        if timeout_s is not None:
+            expiry = loop.call_later(max(timeout_s, 0.0), _expire_all, futures, timeout_s)
+        try:
+            return [await _outcome(future) for future in futures]
+        except asyncio.CancelledError:  # the caller gave up: the worker skips the rest
+            _abandon(futures)
+            raise
+        finally:
+            if expiry is not None:
+                expiry.cancel()
+
     # -- worker --------------------------------------------------------------------------
     async def _run(self, live: list[_Pending]) -> Sequence[Any]:
         """``run_batch`` of the live items: on the event loop for a batch of at most
@@ -285,6 +318,30 @@ class AdaptiveBatcher:
 
 def _expire(future: asyncio.Future, timeout_s: float) -> None:
     _reject(future, DeadlineExpired(f"decode did not finish in {timeout_s:.3g} s"))
+
+
+def _expire_all(futures: list[asyncio.Future], timeout_s: float) -> None:
+    for future in futures:
+        _expire(future, timeout_s)
+
+
+async def _outcome(future: asyncio.Future) -> BatchResult | BaseException:
+    """The future's result, or its exception (a caller's cancellation still raises)."""
+    try:
+        return await future
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:
+        return exc
+
+
+def _abandon(futures: list[asyncio.Future]) -> None:
+    """Cancel what is still waiting; mark the exceptions of the others as seen."""
+    for future in futures:
+        if not future.done():
+            future.cancel()
+        elif not future.cancelled():
+            future.exception()
 
 
 def _fail(pending: _Pending, error: BaseException) -> None:

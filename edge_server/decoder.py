@@ -8,6 +8,8 @@ gets back depends on the manifest's task only.
 
 from __future__ import annotations
 
+import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +18,8 @@ import torch
 from shared.manifest import Manifest, ManifestError, load_manifest
 from shared.nn.accelerator import pick_device
 from shared.nn.zoo import load_model
+
+log = logging.getLogger(__name__)
 
 
 class DecoderRuntime:
@@ -29,7 +33,11 @@ class DecoderRuntime:
     """
 
     def __init__(
-        self, model_dir: str | Path, device: str = "auto", manifest: Manifest | None = None
+        self,
+        model_dir: str | Path,
+        device: str = "auto",
+        manifest: Manifest | None = None,
+        trace: bool = False,
     ):
         self.manifest = manifest if manifest is not None else load_manifest(model_dir)
         self.device = pick_device(device)
@@ -41,6 +49,45 @@ class DecoderRuntime:
         self.config = model.config
         self.n_links = self.manifest.n_links
         self.d = self.manifest.d
+        self.decode = self.model.decode
+        self.traced = trace and self._trace()
+
+    def _trace(self) -> bool:
+        """Run the model's decode as a frozen TorchScript trace (no Python module calls per
+        layer; TorchScript is deprecated upstream in favour of torch.compile, which costs a
+        compile per batch shape); kept only if it gives the eager outputs on batches of other
+        sizes than the example, else the eager model stays (logged)."""
+        eager = self.model.decode
+        try:
+            with torch.inference_mode(), warnings.catch_warnings():
+                warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript's, said below
+                module = torch.jit.trace_module(self.model, {"decode": self._example(2)})
+                traced = torch.jit.freeze(module.eval(), preserved_attrs=["decode"]).decode
+                same = all(torch.allclose(traced(*self._example(n)), eager(*self._example(n)),
+                                          rtol=1e-4, atol=1e-6) for n in (1, 5))  # fmt: skip
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the eager model
+            log.warning("decoder trace failed (%s); decoding eagerly", exc)
+            return False
+        if not same:
+            log.warning("traced decoder differs from the eager one; decoding eagerly")
+            return False
+        self.decode = traced
+        return True
+
+    def _example(self, n: int) -> list[torch.Tensor]:
+        """Decoder inputs of ``n`` rows, each its own β and SNR within the trained ranges
+        (seeded by ``n``, on the device)."""
+        k, d = self.n_links, self.d
+        rows = torch.Generator().manual_seed(n)
+        (beta_low, beta_high), (snr_low, snr_high) = (np.log(self.manifest.beta_range),
+                                                      self.manifest.snr_db_range)  # fmt: skip
+        uniform = [torch.rand((n, k), generator=rows) for _ in range(2)]
+        inputs = [torch.randn((n, k, d) if k > 1 else (n, d), generator=rows),
+                  torch.exp(beta_low + (beta_high - beta_low) * uniform[0]),
+                  snr_low + (snr_high - snr_low) * uniform[1]]  # fmt: skip
+        if k > 1:
+            inputs.append(torch.ones(n, k))
+        return [tensor.to(self.device) for tensor in inputs]
 
     @torch.inference_mode()
     def __call__(self, received, beta, snr_db, present=None) -> np.ndarray:
@@ -57,7 +104,7 @@ class DecoderRuntime:
             ones = np.ones((len(received), k), np.float32) if present is None else present
             tensors.append(torch.as_tensor(np.asarray(ones, np.float32).reshape(-1, k),
                                            device=self.device))  # fmt: skip
-        return self.finish(self.model.decode(y, *tensors))
+        return self.finish(self.decode(y, *tensors))
 
     def finish(self, out: torch.Tensor) -> np.ndarray:
         """The model's output as the caller gets it, by the manifest's task."""

@@ -73,7 +73,7 @@ def _add_output(reply: pb.InferenceReply, manifest: Manifest, output: np.ndarray
     """Probabilities and label, a reconstructed image, or a regression value."""
     if manifest.task == "classification":
         reply.probabilities.extend(output.tolist())
-        reply.label = int(np.argmax(output))
+        reply.label = int(output.argmax())
     elif manifest.task == "reconstruction":
         reply.reconstruction.extend(output.tolist())
         reply.reconstruction_shape.extend(manifest.input_shape)

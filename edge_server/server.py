@@ -49,7 +49,7 @@ def load_edge(settings: EdgeSettings) -> EdgeDecoder:
     # a batch of 4 took 21 ms with 2 threads on 2 busy cores, 0.13 ms with 1 (docs/SERVING.md)
     torch.set_num_threads(settings.torch_threads)
     import_families(settings.model_modules())
-    decoder = DecoderRuntime(settings.model, device=settings.device)
+    decoder = DecoderRuntime(settings.model, device=settings.device, trace=settings.decoder_trace)
     return EdgeDecoder(
         decoder,
         decoder.manifest,
@@ -84,10 +84,11 @@ async def serve_async(settings: EdgeSettings, edge: EdgeDecoder) -> int:
     m = edge.manifest
     log.info(
         "edge %s serving model %s (%s, d=%d) on %s:%d (%s) [%s, max batch %d, queue delay %g us, "
-        "%s loop]",
+        "%s loop, decoder %s]",
         *(edge.replica_id, m.model_id, m.task, m.d, settings.host, settings.port),
         *("TLS" if server.tls else "plaintext", edge.device),
         *(settings.max_batch_size, settings.max_queue_delay_us, loop_name()),
+        "traced" if getattr(edge.decoder, "traced", False) else "eager",
     )
     return await serve_until_signal(server, settings.grace_s, "edge", on_stopped=edge.close)
 

@@ -200,38 +200,60 @@ class EdgeDecoder:
     async def decode_batch(
         self, batch: pb.TransmissionBatch, timeout_s: float | None = None
     ) -> pb.BatchReply:
-        """:meth:`decode` for every item at once (each joins the batcher as it would alone);
-        an item's failure is its own status in the reply, never the other items'."""
+        """:meth:`decode` for every item at once (the items join the batcher together, under
+        one timer); an item's failure is its own status in the reply, never the other items'."""
         check_batch_size(len(batch.items), "DecodeBatch")
         start = time.perf_counter()
-        outcomes = await asyncio.gather(
-            *(self._decode_item(item, timeout_s, start) for item in batch.items)
-        )
-        return pb.BatchReply(items=outcomes)
+        items = list(batch.items)
+        outcomes: list = [None] * len(items)
+        queued: list[tuple[int, DecodeJob]] = []
+        for index, transmission in enumerate(items):
+            try:
+                queued.append((index, self._batch_job(transmission)))
+            except ServiceError as exc:
+                outcomes[index] = exc
+        results = await self.batcher.submit_many([job for _, job in queued], timeout_s)
+        timings = []
+        for (index, job), result in zip(queued, results, strict=True):
+            if isinstance(result, BaseException):
+                outcomes[index] = service_error(result)
+                continue
+            outcomes[index], timing = self._reply(items[index], job, result, start)
+            timings.append(timing)
+        self.metrics.later(self._record_all_stages, timings)  # after the reply is sent
+        return pb.BatchReply(items=[self._batch_item(outcome) for outcome in outcomes])
 
-    async def _decode_item(self, transmission, timeout_s, start) -> pb.BatchItemReply:
-        try:
-            if transmission.group_id:
-                raise ServiceError(
-                    grpc.StatusCode.INVALID_ARGUMENT,
-                    "grouped transmissions (group_id set) go through Decode, not DecodeBatch",
-                )
-            reply = await self._decode(transmission, timeout_s, start)
-        except ServiceError as exc:
-            self.metrics.count_request("DecodeBatch.item", exc.code.name)
-            return item_error(exc)
+    def _batch_job(self, transmission: pb.Transmission) -> DecodeJob:
+        """The job of one DecodeBatch item (a grouped one goes through Decode)."""
+        if transmission.group_id:
+            raise ServiceError(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "grouped transmissions (group_id set) go through Decode, not DecodeBatch",
+            )
+        return self.validate(transmission)
+
+    def _batch_item(self, outcome: pb.InferenceReply | ServiceError) -> pb.BatchItemReply:
+        """One item of a DecodeBatch reply, counted by its status."""
+        if isinstance(outcome, ServiceError):
+            self.metrics.count_request("DecodeBatch.item", outcome.code.name)
+            return item_error(outcome)
         self.metrics.count_request("DecodeBatch.item", "OK")
-        return pb.BatchItemReply(reply=reply)
+        return pb.BatchItemReply(reply=outcome)
 
     async def _decode(self, transmission, timeout_s, start) -> pb.InferenceReply:
         job = self.validate(transmission)
         result, decision, wait_s = await self._submit(transmission, job, timeout_s)
+        reply, timings = self._reply(transmission, job, result, start, decision, wait_s)
+        self.metrics.later(self._record_stages, timings)  # after the reply is sent
+        return reply
+
+    def _reply(self, transmission, job, result, start, decision=None, wait_s=0.0):
+        """The reply to a decoded ``transmission`` (with its group's decision) and its
+        timings."""
         reply = inference_reply(self.manifest, self.replica_id, transmission, job, result.value)
         if decision is not None:
             add_group(reply, transmission, self.n_links, decision, wait_s)
-        timings = add_timings(reply, transmission, result, start)
-        self.metrics.later(self._record_stages, timings)  # after the reply is sent
-        return reply
+        return reply, add_timings(reply, transmission, result, start)
 
     async def _submit(
         self, transmission: pb.Transmission, job: DecodeJob, timeout_s: float | None
@@ -247,17 +269,12 @@ class EdgeDecoder:
                 timeout_s,
             )
             return decision.value, decision, wait_s
-        except ServiceError:
-            raise
-        except (DeadlineExpired, TimeoutError) as exc:
-            raise ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED, str(exc) or "deadline passed "
-                               "while waiting for the group") from None  # fmt: skip
-        except QueueFullError as exc:
-            raise ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc)) from None
-        except WorkerStopped as exc:
-            raise ServiceError(grpc.StatusCode.UNAVAILABLE, f"decoder unavailable: {exc}") from None
         except Exception as exc:
-            raise ServiceError(grpc.StatusCode.INTERNAL, f"decoder failed: {exc}") from None
+            raise service_error(exc) from None
+
+    def _record_all_stages(self, all_timings: list[pb.Timings]) -> None:
+        for timings in all_timings:
+            self._record_stages(timings)
 
     def _record_stages(self, timings: pb.Timings) -> None:
         for stage, value in (
@@ -266,3 +283,17 @@ class EdgeDecoder:
             ("total", timings.edge_total_s),
         ):
             self.metrics.observe_stage(stage, value)
+
+
+def service_error(exc: BaseException) -> ServiceError:
+    """The status of a decode that failed with ``exc``."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, DeadlineExpired | TimeoutError):
+        return ServiceError(grpc.StatusCode.DEADLINE_EXCEEDED,
+                            str(exc) or "deadline passed while waiting for the group")  # fmt: skip
+    if isinstance(exc, QueueFullError):
+        return ServiceError(grpc.StatusCode.RESOURCE_EXHAUSTED, str(exc))
+    if isinstance(exc, WorkerStopped):
+        return ServiceError(grpc.StatusCode.UNAVAILABLE, f"decoder unavailable: {exc}")
+    return ServiceError(grpc.StatusCode.INTERNAL, f"decoder failed: {exc}")

@@ -10,7 +10,7 @@ from typing import ClassVar, Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from shared.service.settings import GrpcServiceSettings, optional
+from shared.service.settings import GrpcServiceSettings, StrictBool, optional
 from shared.service.settings import parse_settings as _parse
 
 
@@ -43,6 +43,11 @@ class EdgeSettings(GrpcServiceSettings):
         description="decode a batch of at most this many requests on the event loop instead "
         "of the decoder thread when the decoder runs on the CPU (no thread hop and hand-back; "
         "a small model decodes a few requests in microseconds); 0 = always the thread",
+    )
+    decoder_trace: StrictBool = Field(
+        False,
+        description="run the decoder as a frozen TorchScript trace (fewer Python calls per "
+        "batch); kept only if it matches the eager model on test batches at start-up",
     )
     decoder_snr: Literal["transmission", "csi"] = Field(
         "transmission", description="decoder SNR input: the encoder's or the channel's (csi)"

@@ -109,7 +109,7 @@ class TransmissionValidator:
         if m.task == "reconstruction" and n != m.d:
             raise invalid(f"{n} symbols sent: an image transmission carries all d={m.d} symbols")
         received = np.asarray(transmission.symbols, dtype=np.float32)
-        if not np.all(np.isfinite(received)):
+        if not np.isfinite(received).all():
             raise invalid("symbols contain NaN or infinity")
         if transmission.pilots_received and not np.all(
             np.isfinite(np.asarray(transmission.pilots_received, dtype=np.float64))

@@ -207,3 +207,34 @@ async def test_decoder_thread_runs_calls_in_order_and_hands_back_errors() -> Non
         thread.shutdown(wait=False)
     with pytest.raises(WorkerStopped):  # at once, even before the thread has ended
         thread.run(lambda: None)
+
+
+async def test_submit_many_shares_a_batch_and_keeps_each_outcome() -> None:
+    """Items submitted together join one batch under one timer; a full queue, a failed batch
+    or the deadline is each item's own outcome, not an exception of the whole call."""
+    recorder = Recorder(delay_s=0.05)
+    async with running(AdaptiveBatcher(recorder, max_batch_size=8, max_queue=3)) as batcher:
+        results = await batcher.submit_many(["a", "b"], timeout_s=1.0)
+        assert [r.value for r in results] == ["out-a", "out-b"] and recorder.batches == [["a", "b"]]
+        recorder.running.clear()
+        busy = await submitted_and_running(batcher, recorder, "busy")
+        outcomes = await batcher.submit_many(["c", "d", "e", "f"], timeout_s=0.01)
+        await busy
+    assert [type(o).__name__ for o in outcomes] == ["DeadlineExpired"] * 3 + ["QueueFullError"]
+    assert recorder.batches == [["a", "b"], ["busy"]]  # the expired items never ran
+    stopped = await batcher.submit_many(["g"])
+    assert isinstance(stopped[0], WorkerStopped)
+
+
+async def test_a_cancelled_submit_many_leaves_its_items_out() -> None:
+    recorder = Recorder(delay_s=0.05)
+    async with running(AdaptiveBatcher(recorder, max_batch_size=8)) as batcher:
+        busy = await submitted_and_running(batcher, recorder, "busy")
+        caller = asyncio.ensure_future(batcher.submit_many(["x", "y"], timeout_s=1.0))
+        await asyncio.sleep(0.01)
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        await busy
+        assert (await batcher.submit("z")).value == "out-z"
+    assert recorder.batches == [["busy"], ["z"]]
