@@ -25,11 +25,14 @@ from trainer.experiments.grid import train_grid
 
 NAME = "vl-vfe"
 PAPER = "VL-VFE Table III, Figs. 3, 6, 7, 9, 10"
-FULL_EPOCHS = 4
+# every model's epochs (the paper: 60 on MNIST). In 4 epochs no static VFE at 10 or 15 dB pruned
+# a dimension (γ_i stayed ≥ 0.16 > γ0 at β = 0.03, 10 dB); in 20 the same model keeps 10 of 64
+# (81.5%; 60 epochs: 10, 82.3%), so the pruning of Alg. 1 needs the longer schedule at low PSNR.
+FULL_EPOCHS = 20
 DYNAMIC_BETA = 1e-2  # the VL-VFE model of Figs. 6, 9, 10 (and of variable-length)
-# β of the static VFE per PSNR: the paper sweeps [1e-4, 1e-2] on MNIST over 60 epochs; in 4
-# epochs γ_i must fall from 1 to γ0, which needs larger β, the more so at low PSNR, where the
-# log-uniform KL (α = σ²/z²) pushes less. More points at 10 and 20 dB (Fig. 3's curves).
+# β of the static VFE per PSNR: the paper sweeps [1e-4, 1e-2] on MNIST over 60 epochs; γ_i must
+# fall from 1 to γ0, which needs larger β at low PSNR, where the log-uniform KL (α = σ²/z²)
+# pushes less. More points at 10 and 20 dB (Fig. 3's curves).
 FULL_PLAN = {
     "betas": {10.0: (1e-2, 3e-2, 1e-1), 15.0: (1e-2, 3e-2, 1e-1), 20.0: (3e-3, 1e-2, 3e-2),
               25.0: (3e-3, 1e-2)},
