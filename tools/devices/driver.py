@@ -92,9 +92,6 @@ def open_channels(target: str, connections: int) -> list[grpc.aio.Channel]:
     ]
 
 
-STREAMS_PER_CONNECTION = 250  # devices' streams on one connection at the most
-
-
 async def drive(
     target: str,
     devices: list[Device],
@@ -118,10 +115,9 @@ async def drive(
     check_at_least("concurrency", concurrency, 0)
     if transport not in TRANSPORTS:
         raise ValueError(f"transport must be one of {sorted(TRANSPORTS)}, got {transport!r}")
-    if transport == "stream":  # at most STREAMS_PER_CONNECTION devices' streams on one connection
-        connections = max(connections, -(-len(devices) // STREAMS_PER_CONNECTION))
-    channels = open_channels(target, connections)
-    carrier = TRANSPORTS[transport](channels, len(devices))
+    kind = TRANSPORTS[transport]
+    channels = open_channels(target, kind.connections(len(devices), connections))
+    carrier = kind(channels, len(devices))
     try:
         await carrier.open()
         sender = Sender(carrier, book, devices, deadline_s, seed)

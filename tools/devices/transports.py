@@ -45,6 +45,11 @@ class UnaryTransport:
             for ch in channels
         ])  # fmt: skip
 
+    @staticmethod
+    def connections(n_devices: int, least: int) -> int:
+        """How many connections to open: ``least`` (calls are spread over them)."""
+        return least
+
     async def open(self) -> None:
         """Nothing to open: every request makes its own call."""
 
@@ -122,6 +127,7 @@ class DeviceStream:
 
 
 OPEN_WAVE = 250  # devices whose streams open together
+STREAMS_PER_CONNECTION = 250  # devices' streams on one connection at the most
 OPEN_TRIES = 3
 
 
@@ -131,6 +137,12 @@ class StreamTransport:
     def __init__(self, channels: list[grpc.aio.Channel], n_devices: int) -> None:
         self.channels, self.n_devices = channels, n_devices
         self.streams: list[DeviceStream] = []
+
+    @staticmethod
+    def connections(n_devices: int, least: int) -> int:
+        """How many connections to open: ``least``, and more so that no connection carries more
+        than ``STREAMS_PER_CONNECTION`` devices' streams."""
+        return max(least, -(-n_devices // STREAMS_PER_CONNECTION))
 
     async def open(self) -> None:
         """Open every device's stream and wait until each is established: ``OPEN_WAVE`` devices
