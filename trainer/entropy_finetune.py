@@ -35,6 +35,7 @@ from shared.nn.model import CoInferenceModel
 from shared.nn.variable_length import active_mask, apply_mask
 from shared.nn.zoo import load_model
 from trainer.evaluate import encode_dataset
+from trainer.loop import batch_sums, run_epochs, save_run
 
 PROB_FLOOR = 1e-6  # empirical-frequency init: no level starts at probability 0
 
@@ -118,15 +119,12 @@ def init_prior_from_counts(prior, model, x, snr_range, rng: np.random.Generator)
 
 def train_digital(model: CoInferenceModel, data, base_cfg, cfg: DigitalConfig):
     """Fine-tune (model, prior) with the bit rate; returns (model, prior, log)."""
-    from trainer.train import sample_beta, sample_snr, seed_everything
+    from trainer.train import sample_beta, sample_snr, seed_everything, training_tensors
 
     if model.quantizer is None:
         raise ValueError("entropy coding needs a quantized model (train with --bits)")
     seed_everything(cfg.seed)
-    x_all = torch.from_numpy(data.x_train)
-    y_all = torch.from_numpy(data.y_train)
-    if cfg.train_subset:
-        x_all, y_all = x_all[: cfg.train_subset], y_all[: cfg.train_subset]
+    x_all, y_all = training_tensors(data, cfg.train_subset)
     prior = LearnedIndexPrior(
         model.config.d, 2**model.config.bits, base_cfg.trained_beta_range, cfg.n_grid
     )
@@ -139,56 +137,42 @@ def train_digital(model: CoInferenceModel, data, base_cfg, cfg: DigitalConfig):
         groups.append({"params": model.parameters(), "lr": cfg.lr})
     optimiser = torch.optim.Adam(groups)
     gen = torch.Generator().manual_seed(cfg.seed)
-    steps = math.ceil(len(x_all) / cfg.batch_size)
-    log = {"digital_config": asdict(cfg), "epochs": []}
-    start = time.perf_counter()
-    for epoch in range(cfg.epochs):
+
+    def order(epoch: int) -> torch.Tensor:
         model.train(not cfg.freeze_encoder)
         model.requires_grad_(not cfg.freeze_encoder)
-        order = torch.randperm(len(x_all), generator=gen)
-        totals = {"loss": 0.0, "rate_bits": 0.0, "correct": 0, "n": 0}
-        for step in range(steps):
-            idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-            x, y = x_all[idx], y_all[idx]
-            beta = sample_beta(len(idx), base_cfg, gen)
-            snr = sample_snr(len(idx), base_cfg, gen)
-            out = digital_forward(model, prior, x, beta, snr, hard=cfg.freeze_encoder)
-            dist = distortion(out["outputs"], y, data.task)
-            if teacher is not None:
-                with torch.no_grad():
-                    teacher.eval()  # the base model's own answer: z = μ, hard levels
-                    target = digital_forward(teacher, prior, x, beta, snr)["outputs"]
-                dist = dist + cfg.distill * distillation(
-                    out["outputs"], target, cfg.distill_temperature
-                )
-            weight = beta_weight(beta, model.config.d, base_cfg.loss_weight)
-            loss = vib_loss(dist, out["rate_bits"] * LN2, beta, weight)
-            if cfg.freeze_encoder:  # only the prior learns: minimise the code length itself
-                loss = out["rate_bits"].mean()
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            n = len(idx)
-            totals["loss"] += loss.item() * n
-            totals["rate_bits"] += out["rate_bits"].mean().item() * n
-            totals["n"] += n
-            if data.task == "classification":
-                totals["correct"] += (out["outputs"].argmax(1) == y).sum().item()
-        record = {
-            "epoch": epoch + 1,
-            "loss": totals["loss"] / totals["n"],
-            "rate_bits": totals["rate_bits"] / totals["n"],
-            "train_accuracy": totals["correct"] / totals["n"],
-            "wall_s": time.perf_counter() - start,
-        }
-        log["epochs"].append(record)
-        if cfg.progress:
-            print(
-                f"digital epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} rate "
-                f"{record['rate_bits']:.1f} bits, train acc {record['train_accuracy']:.4f} "
-                f"({record['wall_s']:.0f} s)",
-                flush=True,
+        return torch.randperm(len(x_all), generator=gen)
+
+    def step(idx: torch.Tensor, global_step: int) -> dict:
+        x, y = x_all[idx], y_all[idx]
+        beta = sample_beta(len(idx), base_cfg, gen)
+        snr = sample_snr(len(idx), base_cfg, gen)
+        out = digital_forward(model, prior, x, beta, snr, hard=cfg.freeze_encoder)
+        dist = distortion(out["outputs"], y, data.task)
+        if teacher is not None:
+            with torch.no_grad():
+                teacher.eval()  # the base model's own answer: z = μ, hard levels
+                target = digital_forward(teacher, prior, x, beta, snr)["outputs"]
+            dist = dist + cfg.distill * distillation(
+                out["outputs"], target, cfg.distill_temperature
             )
+        weight = beta_weight(beta, model.config.d, base_cfg.loss_weight)
+        loss = vib_loss(dist, out["rate_bits"] * LN2, beta, weight)
+        if cfg.freeze_encoder:  # only the prior learns: minimise the code length itself
+            loss = out["rate_bits"].mean()
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        return batch_sums(
+            data.task, out["outputs"], y, loss=loss, rate_bits=out["rate_bits"].mean()
+        )
+
+    start = time.perf_counter()
+    steps = math.ceil(len(x_all) / cfg.batch_size)
+    epochs = run_epochs(
+        cfg.epochs, steps, cfg.batch_size, order, step, label="digital epoch", progress=cfg.progress
+    )
+    log = {"digital_config": asdict(cfg), "epochs": epochs}
     log["train_wall_s"] = time.perf_counter() - start
     return model.eval(), prior.eval(), log
 
@@ -197,16 +181,8 @@ def export_digital(model, prior, data, base_cfg, out_dir: Path, log: dict) -> di
     """The usual artifacts (encoder.onnx, decoder.pt, manifest) plus the entropy table."""
     from trainer.export import write_artifacts
 
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    torch.save(
-        {"config": model.config.to_dict(), "state_dict": model.state_dict()},
-        out_dir / "checkpoint.pt",
-    )
+    out_dir = save_run(model, {"train_config": asdict(base_cfg), **log}, out_dir)
     torch.save(prior.state_dict(), out_dir / "entropy_prior.pt")
-    (out_dir / "train_log.json").write_text(
-        json.dumps({"train_config": asdict(base_cfg), **log}, indent=2, default=str)
-    )
     return write_artifacts(
         model, data, base_cfg.trained_beta_range, base_cfg.trained_snr_range, out_dir,
         extra={"entropy_model": prior.to_dict()},

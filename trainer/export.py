@@ -41,6 +41,18 @@ class EncoderGraph(nn.Module):
         return out["symbols"], out["n_active"]
 
 
+def runtime_versions() -> dict:
+    """The library versions an export was made with, for the manifest's ``versions``."""
+    import onnxruntime
+
+    return {
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numpy": np.__version__,
+        "onnx_opset": str(ONNX_OPSET),
+    }
+
+
 def output_names(model: CoInferenceModel) -> list[str]:
     names = ["symbols", "n_active"]
     return names + ["levels"] if getattr(model, "quantizer", None) is not None else names
@@ -156,7 +168,6 @@ def write_artifacts(
     if multi:
         extra = {"multi_link": links_section(model, encoder_paths, beta_range, snr_range),
                  **(extra or {})}  # fmt: skip
-    import onnxruntime
 
     manifest = {
         "schema_version": SCHEMA_VERSION,
@@ -190,12 +201,7 @@ def write_artifacts(
         if data.task == "regression"
         else None,
         "metrics": metrics or {},
-        "versions": {
-            "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "numpy": np.__version__,
-            "onnx_opset": str(ONNX_OPSET),
-        },
+        "versions": runtime_versions(),
         **(extra or {}),
     }
     (out_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))

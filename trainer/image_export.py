@@ -14,13 +14,12 @@ import logging
 import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from shared.manifest import DECODER_NAME, ENCODER_NAME, MANIFEST_NAME, SCHEMA_VERSION, content_hash
 from shared.nn.image_jscc import POWER_CONVENTION, ImageJSCC, save_image_decoder
-from trainer.export import ONNX_OPSET
+from trainer.export import ONNX_OPSET, runtime_versions
 
 IMAGE_BETA = 1.0  # the β an image model's manifest fixes (it has no β knob)
 
@@ -65,7 +64,6 @@ def write_image_artifacts(
     metrics: dict | None = None,
 ) -> dict:
     """Write encoder.onnx, decoder.pt and manifest.json into ``out_dir``; return the manifest."""
-    import onnxruntime
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -102,12 +100,7 @@ def write_image_artifacts(
         },
         "target": None,
         "metrics": metrics or {},
-        "versions": {
-            "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__,
-            "numpy": np.__version__,
-            "onnx_opset": str(ONNX_OPSET),
-        },
+        "versions": runtime_versions(),
     }
     (out_dir / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2))
     return manifest

@@ -19,7 +19,6 @@ weakest at the edges of their training range).
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import platform
@@ -29,7 +28,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from shared.fading import FEEDBACK_MODES, NO_FADING, Fading, check_feedback, feedback_snr_db
 from shared.fading import draw as draw_fading
@@ -40,6 +38,7 @@ from shared.nn.model import ModelConfig
 from shared.nn.zoo import build
 from trainer import distributed
 from trainer.dataset import Dataset
+from trainer.loop import batch_sums, run_epochs, save_run
 
 BETA_DISTS = ("log-uniform", "uniform")
 # "weighted": β per example (log-uniform by default) and the loss weight w(β), the project's
@@ -238,6 +237,19 @@ def machine_info(device: str) -> dict:
     return info
 
 
+def training_tensors(data: Dataset, subset: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training inputs and targets as tensors: regression targets standardised with the
+    data set's mean and std (the decoder predicts standard units), the first ``subset``
+    examples only when given."""
+    x_all = torch.from_numpy(data.x_train)
+    y_all = torch.from_numpy(data.y_train)
+    if data.task == "regression":
+        y_all = (y_all - data.target_mean) / data.target_std
+    if subset:
+        x_all, y_all = x_all[:subset], y_all[:subset]
+    return x_all, y_all
+
+
 def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
     """Train one model; returns (model, log dict). Writes checkpoint.pt and train_log.json.
 
@@ -252,85 +264,49 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
     links = model.config.n_links
     net = distributed.wrap(model, ranks, device)
     batch_size = distributed.batch_per_rank(cfg.batch_size, ranks)
-    x_all = torch.from_numpy(data.x_train)
-    y_all = torch.from_numpy(data.y_train)
-    if data.task == "regression":
-        y_all = (y_all - data.target_mean) / data.target_std
-    if cfg.train_subset:
-        x_all, y_all = x_all[: cfg.train_subset], y_all[: cfg.train_subset]
+    x_all, y_all = training_tensors(data, cfg.train_subset)
     gen = torch.Generator().manual_seed(distributed.rank_seed(cfg.seed, ranks.rank))
     optimiser = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     steps_per_epoch = math.ceil(distributed.shard_size(len(x_all), ranks) / batch_size)
     schedule = torch.optim.lr_scheduler.OneCycleLR(
         optimiser, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15
     )
-    log = {"train_config": asdict(cfg), "model_config": model.config.to_dict(), "epochs": []}
+    fading = cfg.fading_channel()
+    fading_rng = np.random.default_rng(distributed.rank_seed(cfg.seed, ranks.rank) + 7)
+
+    def order(epoch: int) -> torch.Tensor:
+        model.train()
+        return distributed.epoch_indices(len(x_all), epoch, cfg.seed, ranks, gen)
+
+    def step(idx: torch.Tensor, global_step: int) -> dict:
+        x, y = x_all[idx].to(device), y_all[idx].to(device)
+        beta = sample_beta(len(idx), cfg, gen, links).to(device)
+        snr = sample_snr(len(idx), cfg, gen, links).to(device)
+        if fading.active:
+            out = net(x, beta, **fading_inputs(cfg, fading, snr, model.config.d, fading_rng))
+        else:
+            out = net(x, beta, snr)
+        dist = distortion(out["outputs"], y, data.task)
+        done = (global_step + 1) / steps_per_epoch  # epochs done, counting this step
+        warmup = min(1.0, done / cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs else 1.0
+        weight = beta_weight(beta, model.config.d, cfg.loss_weight, cfg.weight_knee)
+        loss = vib_loss(dist, out["kl"], beta * warmup, weight)
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        kl = out["kl"].reshape(len(idx), -1).sum(dim=1).mean()
+        return batch_sums(data.task, out["outputs"], y, loss=loss, distortion=dist.mean(), kl=kl)
+
+    log = {"train_config": asdict(cfg), "model_config": model.config.to_dict()}
     log["machine"] = machine_info(device)
     log["world_size"] = ranks.world_size
     log["distributed"] = {"backend": ranks.backend, "batch_size_per_rank": batch_size}
-    progress_on = cfg.progress and ranks.is_main
-    fading = cfg.fading_channel()
-    fading_rng = np.random.default_rng(distributed.rank_seed(cfg.seed, ranks.rank) + 7)
     start, start_cpu = time.perf_counter(), time.process_time()
-    for epoch in range(cfg.epochs):
-        model.train()
-        order = distributed.epoch_indices(len(x_all), epoch, cfg.seed, ranks, gen)
-        totals = {"loss": 0.0, "distortion": 0.0, "kl": 0.0, "correct": 0, "n": 0}
-        bar = tqdm(
-            range(steps_per_epoch),
-            desc=f"epoch {epoch + 1}/{cfg.epochs}",
-            disable=not progress_on,
-            leave=False,
-            mininterval=1.0,
-        )
-        for step in bar:
-            idx = order[step * batch_size : (step + 1) * batch_size]
-            x, y = x_all[idx].to(device), y_all[idx].to(device)
-            beta = sample_beta(len(idx), cfg, gen, links).to(device)
-            snr = sample_snr(len(idx), cfg, gen, links).to(device)
-            if fading.active:
-                out = net(x, beta, **fading_inputs(cfg, fading, snr, model.config.d, fading_rng))
-            else:
-                out = net(x, beta, snr)
-            dist = distortion(out["outputs"], y, data.task)
-            progress = (epoch * steps_per_epoch + step + 1) / steps_per_epoch
-            warmup = min(1.0, progress / cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs else 1.0
-            weight = beta_weight(beta, model.config.d, cfg.loss_weight, cfg.weight_knee)
-            loss = vib_loss(dist, out["kl"], beta * warmup, weight)
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-            schedule.step()
-            n = len(idx)
-            totals["loss"] += loss.item() * n
-            totals["distortion"] += dist.mean().item() * n
-            totals["kl"] += out["kl"].reshape(n, -1).sum(dim=1).mean().item() * n
-            totals["n"] += n
-            if data.task == "classification":
-                totals["correct"] += (out["outputs"].argmax(1) == y).sum().item()
-            if step % 50 == 0:
-                bar.set_postfix(loss=f"{totals['loss'] / totals['n']:.3f}")
-        totals = distributed.sum_over_ranks(totals)
-        record = {
-            "epoch": epoch + 1,
-            "loss": totals["loss"] / totals["n"],
-            "distortion": totals["distortion"] / totals["n"],
-            "kl": totals["kl"] / totals["n"],
-            "wall_s": time.perf_counter() - start,
-        }
-        if data.task == "classification":
-            record["train_accuracy"] = totals["correct"] / totals["n"]
-        log["epochs"].append(record)
-        if progress_on:
-            extra = (
-                f" train acc {record['train_accuracy']:.4f}" if "train_accuracy" in record else ""
-            )
-            print(
-                f"epoch {epoch + 1}/{cfg.epochs}: loss {record['loss']:.4f} "
-                f"distortion {record['distortion']:.4f} kl {record['kl']:.2f}{extra} "
-                f"({record['wall_s']:.0f} s)",
-                flush=True,
-            )
+    log["epochs"] = run_epochs(
+        cfg.epochs, steps_per_epoch, batch_size, order, step,
+        progress=cfg.progress and ranks.is_main, reduce=distributed.sum_over_ranks,
+    )  # fmt: skip
     log["train_wall_s"] = time.perf_counter() - start
     # CPU time of this process: what the wall time would be on an idle core with one torch
     # thread; on a machine shared with other jobs it varies far less than the wall time
@@ -339,11 +315,5 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
     log["train_cpu_s_all_ranks"] = distributed.sum_over_ranks({"s": log["train_cpu_s"]})["s"]
     model = model.cpu().eval()
     if out_dir is not None and ranks.is_main:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        torch.save(
-            {"config": model.config.to_dict(), "state_dict": model.state_dict()},
-            out_dir / "checkpoint.pt",
-        )
-        (out_dir / "train_log.json").write_text(json.dumps(log, indent=2))
+        save_run(model, log, out_dir)
     return model, log

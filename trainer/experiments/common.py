@@ -233,6 +233,32 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value)}")
 
 
+def new_axes():
+    """(pyplot, figure, axes) of one 6 × 4 in figure on the Agg backend (no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    return plt, fig, ax
+
+
+def finish_axes(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str = "") -> Path:
+    """Labels, a light grid and the legend on ``ax``; the figure saved as PNG at ``path``
+    (120 dpi) and closed."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
 def plot_lines(
     path: Path,
     series: dict[str, tuple],
@@ -245,12 +271,7 @@ def plot_lines(
 ) -> Path:
     """One line per series {label: (x, y)}; PNG via the Agg backend; ``styles`` per label
     (matplotlib keywords, e.g. ``{"ls": "--"}``)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
+    plt, fig, ax = new_axes()
     for label, (x, y) in series.items():
         style = {"marker": "o", "ms": 3, **((styles or {}).get(label, {}))}
         ax.plot(x, y, label=label, **style)
@@ -258,16 +279,7 @@ def plot_lines(
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if title:
-        ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return finish_axes(plt, fig, ax, path, xlabel, ylabel, title)
 
 
 def points(values: list[float]) -> list[float]:

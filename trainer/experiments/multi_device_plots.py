@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from trainer.experiments.common import finish_axes, new_axes
+
 STYLE = {
     "ours 4 bits": {"color": "C0", "marker": "o"},
     "ours unquantized": {"color": "C0", "marker": "o", "ls": "--", "mfc": "none"},
@@ -14,16 +16,6 @@ STYLE = {
     "VDDIB-SR 4 bits": {"color": "C2", "marker": "^"},
     "VDDIB-SR unquantized": {"color": "C2", "marker": "^", "ls": "--", "mfc": "none"},
 }
-
-
-def _axes():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    return plt, fig, ax
 
 
 def _save(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> str:
@@ -41,7 +33,7 @@ def _save(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> str
 def _lines(path: Path, table: dict, to_x, xlabel: str, title: str, sent_to_x=None) -> str:
     """One line per method; ``sent_to_x`` places a point by its "symbols_sent" where it has
     one (VDDIB-SR), ``to_x`` by its key otherwise."""
-    plt, fig, ax = _axes()
+    plt, fig, ax = new_axes()
     for method, row in table.items():
         xs = list(row)
         pos = [sent_to_x(row[x]["symbols_sent"]) if sent_to_x and "symbols_sent" in row[x]
@@ -49,11 +41,11 @@ def _lines(path: Path, table: dict, to_x, xlabel: str, title: str, sent_to_x=Non
         ax.errorbar(pos, [row[x]["mean"] for x in xs],
                     yerr=[row[x]["sd"] for x in xs], capsize=3, ms=4, label=method,
                     **STYLE.get(method, {}))  # fmt: skip
-    return _save(plt, fig, ax, path, xlabel, "test error (%)", title)
+    return finish_axes(plt, fig, ax, path, xlabel, "test error (%)", title).name
 
 
 def _bars(path: Path, groups: dict[str, dict], title: str) -> str:
-    plt, fig, ax = _axes()
+    plt, fig, ax = new_axes()
     names = list(groups)
     inner = list(next(iter(groups.values())))
     width = 0.8 / len(inner)
@@ -64,11 +56,11 @@ def _bars(path: Path, groups: dict[str, dict], title: str) -> str:
     ax.set_xticks(range(len(names)), names)
     low = min(groups[n][k]["mean"] for n in names for k in inner)
     ax.set_ylim(bottom=max(0.0, low - 3))
-    return _save(plt, fig, ax, path, "", "test error (%)", title)
+    return finish_axes(plt, fig, ax, path, "", "test error (%)", title).name
 
 
 def _theorem2(path: Path, rows: dict) -> str:
-    plt, fig, ax = _axes()
+    plt, fig, ax = new_axes()
     names = list(rows)
     ax.semilogy(range(len(names)), [rows[n]["max_gap_nats"] for n in names], "o",
                 label="largest measured gap D*_KL − D_KL")  # fmt: skip
@@ -77,8 +69,8 @@ def _theorem2(path: Path, rows: dict) -> str:
     ticks = [n.replace("ours ", "").replace(" | ", ", ") for n in names]
     ax.set_xticks(range(len(names)), ticks, rotation=80, fontsize=6)
     fig.set_size_inches(8, 5)
-    return _save(plt, fig, ax, path, "model (ours)", "nats per example",
-                 "Theorem 2 on trained models, PSNR 10 dB")  # fmt: skip
+    theorem = "Theorem 2 on trained models, PSNR 10 dB"
+    return finish_axes(plt, fig, ax, path, "model (ours)", "nats per example", theorem).name
 
 
 def make_plots(out_dir: Path, r: dict) -> list[str]:

@@ -24,7 +24,7 @@ MODEL_CODE = [
     "shared/manifest.py", "shared/fading.py",
     "trainer/__main__.py", "trainer/data.py", "trainer/dataset.py", "trainer/entropy_finetune.py",
     "trainer/evaluate.py", "trainer/export.py", "trainer/multi_link_eval.py",
-    "trainer/ranging.py", "trainer/train.py", "trainer/image_jscc.py",
+    "trainer/ranging.py", "trainer/train.py", "trainer/loop.py", "trainer/image_jscc.py",
     "trainer/image_separation.py", "trainer/experiments/common.py",
     "trainer/experiments/grid.py",
 ]  # fmt: skip
