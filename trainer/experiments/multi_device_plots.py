@@ -18,18 +18,6 @@ STYLE = {
 }
 
 
-def _save(plt, fig, ax, path: Path, xlabel: str, ylabel: str, title: str) -> str:
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path.name
-
-
 def _lines(path: Path, table: dict, to_x, xlabel: str, title: str, sent_to_x=None) -> str:
     """One line per method; ``sent_to_x`` places a point by its "symbols_sent" where it has
     one (VDDIB-SR), ``to_x`` by its key otherwise."""
