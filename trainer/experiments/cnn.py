@@ -36,6 +36,13 @@ FULL_SEEDS, QUICK_SEEDS = 3, 2
 HEADLINE = {"conv_gate": "kernel", "beta_per": "minibatch"}
 VARIANTS = {  # label: TrainConfig options of the hyper models trained beside the headline
     "per-channel gates (option)": {"conv_gate": "channel"},
+    # Alg. 1 averages T draws of β, each with its own minibatch of M examples, per update
+    # (eq. 17); β per example is T = batch size, M = 1 (the headline: T = 1, M = batch size).
+    # Same eq. (14) gates as the headline: this row separates the gate form from the draw.
+    "eq. (14) gates, β per example (Alg. 1 with M = 1)": {
+        "conv_gate": "kernel",
+        "beta_per": "example",
+    },
     "paper objective eq. (15)-(17)": {"objective": "paper", "conv_gate": "kernel"},
 }
 
@@ -66,7 +73,8 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
     )
     return {
         "design": "as train-once-vs-grid with arch=cnn; headline eq. (14) kernel-block gates, "
-        "one β per minibatch; per-channel gates and the paper objective beside it; grid one "
+        "one β per minibatch; per-channel gates, eq. (14) gates with β per example and the "
+        "paper objective beside it; grid one "
         "model per decade (6 models); wall-time target on the ratio scaled to 11 models",
         "settings": asdict(settings),
         "sweep": sweep,
