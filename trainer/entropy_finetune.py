@@ -96,7 +96,8 @@ def digital_forward(
         else torch.ones_like(mu)
     )
     symbols = apply_mask(model.quantizer(z), mask)
-    outputs = model.decoder(awgn(symbols, snr_db), beta, snr_db)
+    received = torch.where(mask > 0, awgn(symbols, snr_db), symbols)  # only the prefix is sent
+    outputs = model.decoder(received, beta, snr_db)
     rate = prior.rate_bits(level_distribution(model, mu, theta, hard), beta, mask)
     return {"outputs": outputs, "rate_bits": rate, "mask": mask}
 

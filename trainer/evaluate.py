@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shared.nn.channel import noise_var_from_snr
+from shared.nn.channel import awgn_sent, noise_var_from_snr
 from shared.nn.model import CoInferenceModel
 from trainer.dataset import Dataset
 
@@ -46,14 +46,16 @@ def encode_dataset(
 
 
 @torch.no_grad()
-def decode_dataset(model, symbols, beta, snr_db, seed: int, batch: int = 2500):
-    """Add AWGN at snr_db (seeded) and run the decoder; returns raw outputs [N, C]."""
+def decode_dataset(model, symbols, beta, snr_db, seed: int, batch: int = 2500, n_active=None):
+    """Add AWGN at snr_db (seeded) on the sent prefix of ``n_active`` dimensions (all when
+    None; zeros past it, as the edge decodes) and run the decoder; returns raw outputs [N, C]."""
     gen = torch.Generator().manual_seed(seed)
     sigma = float(noise_var_from_snr(torch.tensor(snr_db)).sqrt())
     outputs = []
     for start in range(0, len(symbols), batch):
         s = symbols[start : start + batch]
-        y = s + sigma * torch.randn(s.shape, generator=gen)
+        sent = None if n_active is None else n_active[start : start + batch]
+        y = awgn_sent(s, sigma, sent, gen)
         n = len(s)
         outputs.append(model.decode(y, torch.full((n, 1), beta), torch.full((n, 1), snr_db)))
     return torch.cat(outputs)
@@ -139,7 +141,8 @@ def evaluate_point(model, data: Dataset, beta, snr_db, draws=5, n=None, seed=123
     y = data.y_test[:n] if n else data.y_test
     symbols, n_active = encode_dataset(model, x, beta, snr_db)
     values = [
-        score(decode_dataset(model, symbols, beta, snr_db, seed + k), data, y) for k in range(draws)
+        score(decode_dataset(model, symbols, beta, snr_db, seed + k, n_active=n_active), data, y)
+        for k in range(draws)
     ]
     mean_active = float(n_active.float().mean())
     kl, sampled = rate_point(model, x, y, data, beta, snr_db, seed)

@@ -14,7 +14,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from shared.nn.channel import noise_var_from_snr
+from shared.nn.channel import awgn_sent, noise_var_from_snr
 from shared.nn.model import CoInferenceModel
 from shared.nn.multi_link import MultiLinkModel
 from shared.views import View
@@ -42,9 +42,10 @@ def _per_link(values, k: int) -> list[float]:
     return values
 
 
-def _noisy(symbols: torch.Tensor, snr_db: float, gen: torch.Generator) -> torch.Tensor:
+def _noisy(sent: dict, snr_db: float, gen: torch.Generator) -> torch.Tensor:
+    """One link's received symbols: AWGN at ``snr_db`` on what ``encode`` sent."""
     sigma = float(noise_var_from_snr(torch.tensor(snr_db)).sqrt())
-    return symbols + sigma * torch.randn(symbols.shape, generator=gen)
+    return awgn_sent(sent["symbols"], sigma, sent.get("n_active"), gen)
 
 
 @torch.no_grad()
@@ -56,7 +57,7 @@ def fused_probabilities(model: MultiLinkModel, x, beta, snr_db, present, gen) ->
     p = torch.tensor([present], dtype=torch.float32).expand(n, k)
     sent = model.encode(torch.from_numpy(x), b, s)
     received = torch.stack(
-        [_noisy(out["symbols"], snr, gen) for out, snr in zip(sent, snr_db, strict=True)], dim=1
+        [_noisy(out, snr, gen) for out, snr in zip(sent, snr_db, strict=True)], dim=1
     )
     return torch.softmax(model.decode(received, b, s, p), dim=1)
 
@@ -70,8 +71,8 @@ def averaged_probabilities(models, views, x, beta, snr_db, present, gen) -> torc
             continue
         n = len(x)
         bt, st = torch.full((n, 1), b_k), torch.full((n, 1), s_k)
-        symbols = model.encode(torch.from_numpy(view.crop(x)), bt, st)["symbols"]
-        total = total + torch.softmax(model.decode(_noisy(symbols, s_k, gen), bt, st), dim=1)
+        sent = model.encode(torch.from_numpy(view.crop(x)), bt, st)
+        total = total + torch.softmax(model.decode(_noisy(sent, s_k, gen), bt, st), dim=1)
         count += 1
     return total / count
 

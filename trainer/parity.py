@@ -61,9 +61,18 @@ def parity(model, model_dir, data: Dataset, beta: float, snr_db: float, seed: in
         result["symbol_agreement"] = float(
             (np.abs(ort_out["symbols"] - torch_symbols.numpy()) <= 1e-5).mean()
         )
-    acc_torch = score(decode_dataset(model, torch_symbols, beta, snr_db, seed), data, data.y_test)
+    acc_torch = score(
+        decode_dataset(model, torch_symbols, beta, snr_db, seed, n_active=torch_active),
+        data,
+        data.y_test,
+    )
     ort_symbols = torch.from_numpy(ort_out["symbols"])
-    acc_ort = score(decode_dataset(model, ort_symbols, beta, snr_db, seed), data, data.y_test)
+    ort_active = torch.from_numpy(np.asarray(ort_out["n_active"]))
+    acc_ort = score(
+        decode_dataset(model, ort_symbols, beta, snr_db, seed, n_active=ort_active),
+        data,
+        data.y_test,
+    )
     result.update(
         {"metric_torch": acc_torch, "metric_onnx": acc_ort, "metric_gap": acc_ort - acc_torch}
     )

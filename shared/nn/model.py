@@ -163,8 +163,14 @@ class CoInferenceModel(nn.Module):
         symbols = self.quantizer(z) if self.quantizer is not None else z
         mask = self._mask(gamma, mu, self.training)
         symbols = apply_mask(symbols, mask)  # straight-through: pruned dims still get gradient
+        received = awgn(symbols, snr_db) if channel is None else channel(symbols)
+        if self.config.variable_length or self.config.prune:
+            # only the active prefix crosses the channel: the decoder gets zeros past it, as
+            # the edge zero-fills what was not sent (VL-VFE's code masks the training noise);
+            # the gradient still reaches a pruned dimension's symbol (straight-through)
+            received = torch.where(mask > 0, received, symbols)
         return {
-            "received": awgn(symbols, snr_db) if channel is None else channel(symbols),
+            "received": received,
             "symbols": symbols,
             "n_active": mask.sum(dim=1),
             "kl": self.kl(mu * mask, theta * mask, gamma, symbols, noise_var),

@@ -12,6 +12,7 @@ import torch
 from shared.channel import DEFAULT_BAUD
 from shared.entropy import IndexEntropyModel, decode_indices, encode_indices
 from shared.link.modes import channel_uses
+from shared.nn.channel import awgn_sent
 
 
 def digital_snr(model) -> torch.Tensor:
@@ -41,8 +42,8 @@ def analog_accuracy(model, x, y, beta: float, psnr_db: float, seed: int = 0) -> 
     snr = float(np.clip(psnr_db, 0.0, 25.0))
     n = len(x)
     b, s = torch.full((n, 1), beta), torch.full((n, 1), snr)
-    symbols = model.encode(torch.from_numpy(x), b, s)["symbols"]
-    noisy = symbols + (10 ** (-psnr_db / 20)) * torch.randn(symbols.shape, generator=gen)
+    sent = model.encode(torch.from_numpy(x), b, s)
+    noisy = awgn_sent(sent["symbols"], 10 ** (-psnr_db / 20), sent["n_active"], gen)
     return accuracy(model.decode(noisy, b, s), y)
 
 

@@ -26,6 +26,7 @@ import torch
 
 from shared.channel import DEFAULT_BAUD, noise_var_from_psnr, pilot_noise_var_estimates
 from shared.link.modes import bit_budget, ideal_airtime_s
+from shared.nn.channel import awgn_sent
 from trainer.evaluate import decode_received, encode_dataset, score
 from trainer.experiments.grid import GridJob
 
@@ -110,7 +111,7 @@ def analog_point(model, data, beta, psnr_db, told_db, draws: int, n=None, seed=1
     values = []
     for k in range(draws):
         gen = torch.Generator().manual_seed(seed + k)
-        received = symbols + sigma * torch.randn(symbols.shape, generator=gen)
+        received = awgn_sent(symbols, sigma, n_active, gen)
         values.append(score(decode_received(model, received.numpy(), beta, told), data, y))
     mean_active = float(n_active.float().mean())
     return {

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from shared import channel
-from shared.nn.channel import awgn, noise_var_from_snr
+from shared.nn.channel import awgn, awgn_sent, noise_var_from_snr
 from shared.nn.model import CoInferenceModel, ModelConfig
 from shared.nn.variable_length import VariableLengthImportance, active_mask
 
@@ -93,3 +93,59 @@ def test_invalid_modes_raise():
         ModelConfig(prior="log-uniform", head="gaussian")
     with pytest.raises(ValueError, match="variable_length"):
         CoInferenceModel(ModelConfig(variable_length=True))
+
+
+def _vl_model(**kwargs) -> CoInferenceModel:
+    config = {"head": "deterministic", "prior": "log-uniform", "variable_length": True}
+    return CoInferenceModel(ModelConfig(**{**config, **kwargs}))
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_unsent_dimensions_reach_the_decoder_as_zeros(training):
+    """Only the active prefix crosses the channel: past it the decoder gets exactly zero, as
+    the edge zero-fills what a variable-length transmission did not send; the prefix is noisy."""
+    torch.manual_seed(0)
+    model = _vl_model(gamma0=0.3).train(training)
+    x = torch.randn(32, 1, 28, 28)
+    out = model.transmit(x, torch.full((32, 1), 1e-3), torch.full((32, 1), 5.0))
+    n_active = out["n_active"].long()
+    assert 0 < int(n_active.min()) and int(n_active.max()) < model.config.d  # some are pruned
+    for row, sent, k in zip(out["received"], out["symbols"], n_active, strict=True):
+        assert torch.all(row[int(k) :] == 0)
+        assert torch.all(row[: int(k)] != sent[: int(k)])  # noise on every sent dimension
+
+
+def test_a_pruned_dimension_still_gets_its_gradient():
+    """The mask is straight-through (VL-VFE's code): zeroing the unsent received symbols must
+    not cut the gradient that tells a pruned dimension whether to come back."""
+    torch.manual_seed(0)
+    model = _vl_model(gamma0=0.3).train()
+    out = model.transmit(
+        torch.randn(8, 1, 28, 28), torch.full((8, 1), 1e-3), torch.full((8, 1), 5.0)
+    )
+    assert int(out["n_active"].min()) < model.config.d
+    (grad,) = torch.autograd.grad(out["received"].sum(), out["symbols"])
+    assert torch.all(grad == 1)
+
+
+def test_fixed_length_models_get_noise_on_every_dimension():
+    torch.manual_seed(0)
+    model = CoInferenceModel(ModelConfig()).train()
+    out = model.transmit(
+        torch.randn(8, 1, 28, 28), torch.full((8, 1), 1e-3), torch.full((8, 1), 5.0)
+    )
+    assert torch.all(out["received"] != out["symbols"])
+
+
+def test_awgn_sent_zero_fills_past_the_prefix():
+    n_active = torch.tensor([4, 2, 6])
+    symbols = 0.5 * (torch.arange(6) < n_active[:, None]).float()  # zero past each prefix
+    received = awgn_sent(symbols, 0.3, n_active, torch.Generator().manual_seed(0))
+    for row, sent, k in zip(received, symbols, n_active.tolist(), strict=True):
+        assert torch.all(row[k:] == 0)  # (row 2 sends all six: nothing past its prefix)
+        assert torch.all(row[:k] != sent[:k])
+    # every dimension sent: the same draw as no prefix at all, to the bit
+    full = awgn_sent(symbols, 0.3, torch.full((3,), 6), torch.Generator().manual_seed(1))
+    plain = awgn_sent(symbols, 0.3, None, torch.Generator().manual_seed(1))
+    assert torch.equal(full, plain)
+    assert float((plain - symbols).std()) == pytest.approx(0.3, rel=0.5)
