@@ -114,6 +114,15 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         help="one β per example, or one per minibatch as Hyper-VIB Alg. 1 (--objective paper)",
     )  # fmt: skip
     p.add_argument(
+        "--beta-draws", type=positive_int, default=1,
+        help="with one β per minibatch: T draws of β per update, each for n/T of the examples "
+        "(Hyper-VIB Alg. 1's T; eq. 17 averages the T losses)",
+    )  # fmt: skip
+    p.add_argument(
+        "--snr-dist", default="uniform-db", choices=("uniform-db", "uniform-noise-var"),
+        help="training SNR draw: uniform in dB, or σ² uniform (VL-VFE §IV-B)",
+    )  # fmt: skip
+    p.add_argument(
         "--weight-knee", type=float, default=None,
         help="the knee β of --loss-weight knee: w(β) = 1/(1 + β/knee)",
     )  # fmt: skip
@@ -161,7 +170,8 @@ def train_config_from(args):
         fixed_beta=args.fixed_beta, snr_range=(args.snr_min, args.snr_max),
         fixed_snr=args.fixed_snr, snr_margin_db=args.snr_margin,
         loss_weight=args.loss_weight or ("none" if args.objective == "paper" else "inverse-d-beta"),
-        weight_knee=args.weight_knee, beta_per=args.beta_per,
+        weight_knee=args.weight_knee, beta_per=args.beta_per, beta_draws=args.beta_draws,
+        snr_dist=args.snr_dist,
         fading=args.fading, k_factor=args.k_factor, coherence=args.coherence,
         fading_feedback=args.fading_feedback,
         kl_warmup_epochs=args.kl_warmup_epochs, seed=args.seed, device=args.device,

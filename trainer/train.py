@@ -48,6 +48,10 @@ OBJECTIVES = ("weighted", "paper")
 # β per example (the default) or one β per minibatch as Hyper-VIB Alg. 1 draws it (the paper
 # objective always does); with one β per batch eq. (14)'s kernel gates run as one plain conv
 BETA_PER = ("example", "minibatch")
+# how training draws the SNR: uniform in dB (the default), or the noise variance σ² uniform
+# over the range (VL-VFE §IV-B: "we sample the channel variance σ² from the uniform
+# distribution p(σ²)"), which puts more draws at low SNR
+SNR_DISTS = ("uniform-db", "uniform-noise-var")
 
 
 # ModelConfig fields a user chooses; the data set fills task/input_shape/n_outputs and the
@@ -76,6 +80,10 @@ class TrainConfig:
     loss_weight: str = "inverse-d-beta"  # w(β): one of LOSS_WEIGHTS
     weight_knee: float | None = None  # the knee β of loss_weight="knee": w = 1/(1 + β/knee)
     beta_per: str = "example"  # one of BETA_PER
+    # Hyper-VIB Alg. 1's T with one β per minibatch: T draws of β per update, each shared by
+    # its own n/T examples of the minibatch (eq. 17 averages the T losses); 1 = one β per batch
+    beta_draws: int = 1
+    snr_dist: str = "uniform-db"  # one of SNR_DISTS
     objective: str = "weighted"  # one of OBJECTIVES
     kl_warmup_epochs: float = 0.0  # β·KL ramps linearly from 0 over this many epochs
     # block fading in place of AWGN (shared/fading.py): "none" | "rayleigh" | "rician"
@@ -108,6 +116,15 @@ class TrainConfig:
             raise ValueError(f"loss_weight 'knee' needs weight_knee > 0, got {self.weight_knee}")
         if self.beta_per not in BETA_PER:
             raise ValueError(f"beta_per must be one of {BETA_PER}, got {self.beta_per!r}")
+        if self.snr_dist not in SNR_DISTS:
+            raise ValueError(f"snr_dist must be one of {SNR_DISTS}, got {self.snr_dist!r}")
+        if self.beta_draws < 1:
+            raise ValueError(f"beta_draws must be >= 1, got {self.beta_draws}")
+        if self.beta_draws > 1 and self.beta_per != "minibatch" and self.objective != "paper":
+            raise ValueError(
+                "beta_draws > 1 draws β per part of a minibatch: it needs "
+                "beta_per 'minibatch' or objective 'paper'"
+            )
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
         if self.objective == "paper" and (self.beta_dist, self.loss_weight) != ("uniform", "none"):
@@ -173,7 +190,10 @@ def sample_beta(n: int, cfg: TrainConfig, gen: torch.Generator, links: int = 1) 
     if cfg.fixed_beta is not None:
         return torch.full((n, links), float(cfg.fixed_beta))
     lo, hi = cfg.beta_range
-    if cfg.objective == "paper" or cfg.beta_per == "minibatch":
+    if (cfg.objective == "paper" or cfg.beta_per == "minibatch") and cfg.beta_draws > 1:
+        draws = min(cfg.beta_draws, n)  # T parts of ⌈n/T⌉ examples (the last may be shorter)
+        u = torch.rand(draws, links, generator=gen).repeat_interleave(math.ceil(n / draws), 0)[:n]
+    elif cfg.objective == "paper" or cfg.beta_per == "minibatch":
         u = torch.rand(1, links, generator=gen).expand(n, links)
     else:
         u = torch.rand(n, links, generator=gen)
@@ -184,11 +204,16 @@ def sample_beta(n: int, cfg: TrainConfig, gen: torch.Generator, links: int = 1) 
 
 def sample_snr(n: int, cfg: TrainConfig, gen: torch.Generator, links: int = 1) -> torch.Tensor:
     """SNR in dB per example and link [n, links]: uniform over the range widened by the
-    margin (each link its own draw), or fixed."""
+    margin (each link its own draw), or fixed; with ``snr_dist="uniform-noise-var"`` the noise
+    variance σ² = 10^(-SNR/10) is uniform over that range instead (VL-VFE §IV-B)."""
     if cfg.fixed_snr is not None:
         return torch.full((n, links), float(cfg.fixed_snr))
     lo, hi = cfg.snr_range[0] - cfg.snr_margin_db, cfg.snr_range[1] + cfg.snr_margin_db
-    return lo + (hi - lo) * torch.rand(n, links, generator=gen)
+    u = torch.rand(n, links, generator=gen)
+    if cfg.snr_dist == "uniform-noise-var":
+        var_lo, var_hi = 10.0 ** (-hi / 10.0), 10.0 ** (-lo / 10.0)
+        return -10.0 * torch.log10(var_lo + (var_hi - var_lo) * u)
+    return lo + (hi - lo) * u
 
 
 def fading_inputs(cfg: TrainConfig, fading: Fading, snr: torch.Tensor, d: int, rng) -> dict:

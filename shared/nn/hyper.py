@@ -168,6 +168,9 @@ class HyperConv2d(_Gated):
             gates = self.beta_gate_kernel(beta[:1]).view(out_ch, in_ch, 1, 1)
             bias = self.conv.bias * self.beta_gate_bias(beta[:1])[0]
             return F.conv2d(x, self.conv.weight * gates, bias, stride, padding)
+        parts = None if torch.compiler.is_exporting() else equal_parts(beta)
+        if parts is not None and 1 < parts < n:
+            return self._parts_gated_conv(x, beta, parts)
         gates = self.beta_gate_kernel(beta).view(n, out_ch, in_ch, 1, 1)
         weight = self.conv.weight.unsqueeze(0) * gates  # [N, out, in, kh, kw]
         bias = self.conv.bias * self.beta_gate_bias(beta)  # [N, out]
@@ -185,3 +188,41 @@ class HyperConv2d(_Gated):
             groups=n,
         )
         return out.view(n, out_ch, *out.shape[2:])
+
+    def _parts_gated_conv(self, x: torch.Tensor, beta: torch.Tensor, parts: int) -> torch.Tensor:
+        """The batch in ``parts`` equal runs of examples, one β each (Hyper-VIB Alg. 1 with T
+        draws per update): one kernel per run, a grouped conv with the runs as the groups
+        (weights [T·out, in, k, k]), so the cost grows with T, not with the batch."""
+        n, in_ch, height, width = x.shape
+        out_ch, _, kh, kw = self.conv.weight.shape
+        size = n // parts
+        first = beta[::size]  # [T, 1]: each run's β
+        gates = self.beta_gate_kernel(first).view(parts, out_ch, in_ch, 1, 1)
+        weight = (self.conv.weight.unsqueeze(0) * gates).reshape(parts * out_ch, in_ch, kh, kw)
+        bias = (self.conv.bias * self.beta_gate_bias(first)).reshape(-1)  # [T·out]
+        runs = x.reshape(parts, size, in_ch, height, width).transpose(0, 1)
+        out = F.conv2d(
+            runs.reshape(size, parts * in_ch, height, width),
+            weight,
+            bias,
+            self.conv.stride,
+            self.conv.padding,
+            groups=parts,
+        )
+        out = out.view(size, parts, out_ch, *out.shape[2:]).transpose(0, 1)
+        return out.reshape(n, out_ch, *out.shape[3:])
+
+
+def equal_parts(beta: torch.Tensor) -> int | None:
+    """How many equal runs of consecutive examples, each with one β, make up the batch
+    (``beta`` [N, 1]); None when it is not so split (e.g. a shorter last run)."""
+    values = beta.reshape(-1)
+    n = len(values)
+    changes = torch.nonzero(values[1:] != values[:-1])
+    if len(changes) == 0:
+        return 1
+    size = int(changes[0]) + 1
+    if n % size:
+        return None
+    runs = values.view(n // size, size)
+    return n // size if bool((runs == runs[:, :1]).all()) else None

@@ -262,3 +262,45 @@ def test_fading_options_that_do_not_fit_are_refused(tmp_path, capsys):
     assert "rician" in capsys.readouterr().err
     with pytest.raises(ValueError, match="single-device"):
         TrainConfig.from_options(fading="rayleigh", n_links=2)
+
+
+def test_beta_draws_give_each_part_of_a_minibatch_its_own_beta():
+    """Hyper-VIB Alg. 1 with T = 4: four draws of β per update, each shared by a quarter of
+    the minibatch; T = 1 is one β for the whole minibatch."""
+    import argparse
+
+    from trainer.__main__ import add_train_flags, train_config_from
+
+    cfg = TrainConfig.from_options(objective="paper", beta_range=(0.2, 0.6), beta_draws=4)
+    gen = torch.Generator().manual_seed(0)
+    betas = sample_beta(128, cfg, gen)[:, 0].view(4, 32)
+    assert torch.all(betas == betas[:, :1]) and betas[:, 0].unique().numel() == 4
+    assert betas.min() >= 0.2 and betas.max() <= 0.6
+    short = sample_beta(10, cfg, gen)[:, 0]  # a last minibatch of 10: parts of 3, 3, 3, 1
+    _, counts = torch.unique_consecutive(short, return_counts=True)
+    assert counts.tolist() == [3, 3, 3, 1]
+    with pytest.raises(ValueError, match="beta_draws"):
+        TrainConfig(beta_draws=4)  # β per example: nothing to split
+    with pytest.raises(ValueError, match="beta_draws"):
+        TrainConfig(beta_per="minibatch", beta_draws=0)
+    parser = argparse.ArgumentParser()
+    add_train_flags(parser)
+    args = parser.parse_args(["--beta-per", "minibatch", "--beta-draws", "8"])
+    assert train_config_from(args).beta_draws == 8
+
+
+def test_noise_variance_uniform_draw_follows_vl_vfe():
+    """snr_dist="uniform-noise-var": σ² uniform over [10^(-25/10), 10^(-10/10)] (VL-VFE §IV-B),
+    so P(SNR < 15 dB) = (0.1 - 10^-1.5) / (0.1 - 10^-2.5) ≈ 0.70; uniform in dB gives 1/3."""
+    gen = torch.Generator().manual_seed(0)
+    cfg = TrainConfig(snr_range=(10, 25), snr_margin_db=0.0, snr_dist="uniform-noise-var")
+    snr = sample_snr(200_000, cfg, gen)[:, 0]
+    assert snr.min() >= 10 - 1e-4 and snr.max() <= 25 + 1e-4
+    expected = (0.1 - 10**-1.5) / (0.1 - 10**-2.5)
+    assert (snr < 15).float().mean().item() == pytest.approx(expected, abs=0.005)
+    noise_var = 10 ** (-snr / 10)
+    assert noise_var.mean().item() == pytest.approx((0.1 + 10**-2.5) / 2, rel=0.01)
+    in_db = sample_snr(200_000, TrainConfig(snr_range=(10, 25), snr_margin_db=0.0), gen)
+    assert (in_db < 15).float().mean().item() == pytest.approx(1 / 3, abs=0.005)
+    with pytest.raises(ValueError, match="snr_dist"):
+        TrainConfig(snr_dist="log")
