@@ -123,6 +123,10 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
         help="training SNR draw: uniform in dB, or σ² uniform (VL-VFE §IV-B)",
     )  # fmt: skip
     p.add_argument(
+        "--rate-scale", default="none", choices=("none", "inverse-sigma"),
+        help="β of the rate term as it is, or β·0.1/σ at each example's SNR (VL-VFE's code)",
+    )  # fmt: skip
+    p.add_argument(
         "--weight-knee", type=float, default=None,
         help="the knee β of --loss-weight knee: w(β) = 1/(1 + β/knee)",
     )  # fmt: skip
@@ -171,7 +175,7 @@ def train_config_from(args):
         fixed_snr=args.fixed_snr, snr_margin_db=args.snr_margin,
         loss_weight=args.loss_weight or ("none" if args.objective == "paper" else "inverse-d-beta"),
         weight_knee=args.weight_knee, beta_per=args.beta_per, beta_draws=args.beta_draws,
-        snr_dist=args.snr_dist,
+        snr_dist=args.snr_dist, rate_scale=args.rate_scale,
         fading=args.fading, k_factor=args.k_factor, coherence=args.coherence,
         fading_feedback=args.fading_feedback,
         kl_warmup_epochs=args.kl_warmup_epochs, seed=args.seed, device=args.device,

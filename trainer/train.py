@@ -52,6 +52,10 @@ BETA_PER = ("example", "minibatch")
 # over the range (VL-VFE §IV-B: "we sample the channel variance σ² from the uniform
 # distribution p(σ²)"), which puts more draws at low SNR
 SNR_DISTS = ("uniform-db", "uniform-noise-var")
+# the rate term's weight per example: β as it is, or β·0.1/σ at the example's training SNR
+# (σ² = 10^(-SNR/10)): not in VL-VFE's text, but its authors' code trains VL-VFE so (the rate
+# weighs less at low SNR, where the features need the room, and more at high SNR)
+RATE_SCALES = ("none", "inverse-sigma")
 
 
 # ModelConfig fields a user chooses; the data set fills task/input_shape/n_outputs and the
@@ -84,6 +88,7 @@ class TrainConfig:
     # its own n/T examples of the minibatch (eq. 17 averages the T losses); 1 = one β per batch
     beta_draws: int = 1
     snr_dist: str = "uniform-db"  # one of SNR_DISTS
+    rate_scale: str = "none"  # one of RATE_SCALES
     objective: str = "weighted"  # one of OBJECTIVES
     kl_warmup_epochs: float = 0.0  # β·KL ramps linearly from 0 over this many epochs
     # block fading in place of AWGN (shared/fading.py): "none" | "rayleigh" | "rician"
@@ -118,6 +123,8 @@ class TrainConfig:
             raise ValueError(f"beta_per must be one of {BETA_PER}, got {self.beta_per!r}")
         if self.snr_dist not in SNR_DISTS:
             raise ValueError(f"snr_dist must be one of {SNR_DISTS}, got {self.snr_dist!r}")
+        if self.rate_scale not in RATE_SCALES:
+            raise ValueError(f"rate_scale must be one of {RATE_SCALES}, got {self.rate_scale!r}")
         if self.beta_draws < 1:
             raise ValueError(f"beta_draws must be >= 1, got {self.beta_draws}")
         if self.beta_draws > 1 and self.beta_per != "minibatch" and self.objective != "paper":
@@ -214,6 +221,14 @@ def sample_snr(n: int, cfg: TrainConfig, gen: torch.Generator, links: int = 1) -
         var_lo, var_hi = 10.0 ** (-hi / 10.0), 10.0 ** (-lo / 10.0)
         return -10.0 * torch.log10(var_lo + (var_hi - var_lo) * u)
     return lo + (hi - lo) * u
+
+
+def rate_scale(cfg: TrainConfig, snr_db: torch.Tensor) -> torch.Tensor | float:
+    """The factor on β in the rate term (``cfg.rate_scale``): 1, or 0.1/σ with σ the noise
+    standard deviation at each example's training SNR, snr_db [N, links]."""
+    if cfg.rate_scale == "inverse-sigma":
+        return 0.1 * torch.pow(10.0, snr_db / 20.0)
+    return 1.0
 
 
 def fading_inputs(cfg: TrainConfig, fading: Fading, snr: torch.Tensor, d: int, rng) -> dict:
@@ -315,7 +330,7 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
         done = (global_step + 1) / steps_per_epoch  # epochs done, counting this step
         warmup = min(1.0, done / cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs else 1.0
         weight = beta_weight(beta, model.config.d, cfg.loss_weight, cfg.weight_knee)
-        loss = vib_loss(dist, out["kl"], beta * warmup, weight)
+        loss = vib_loss(dist, out["kl"], beta * warmup * rate_scale(cfg, snr), weight)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

@@ -304,3 +304,16 @@ def test_noise_variance_uniform_draw_follows_vl_vfe():
     assert (in_db < 15).float().mean().item() == pytest.approx(1 / 3, abs=0.005)
     with pytest.raises(ValueError, match="snr_dist"):
         TrainConfig(snr_dist="log")
+
+
+def test_rate_scale_inverse_sigma_weighs_the_rate_by_the_snr():
+    """rate_scale="inverse-sigma" (VL-VFE's code): β·0.1/σ, σ = 10^(-SNR/20): 0.316 β at
+    10 dB, β at 20 dB, 1.78 β at 25 dB; "none" leaves β as it is."""
+    from trainer.train import rate_scale
+
+    snr = torch.tensor([[10.0], [20.0], [25.0]])
+    scaled = rate_scale(TrainConfig(rate_scale="inverse-sigma"), snr)
+    torch.testing.assert_close(scaled, torch.tensor([[0.1 / 0.1**0.5], [1.0], [0.1 / 10**-1.25]]))
+    assert rate_scale(TrainConfig(), snr) == 1.0
+    with pytest.raises(ValueError, match="rate_scale"):
+        TrainConfig(rate_scale="sigma")

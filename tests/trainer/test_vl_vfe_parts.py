@@ -7,6 +7,7 @@ import pytest
 
 from shared.channel import pilot_noise_var_estimates
 from shared.link.modes import bit_budget, ideal_airtime_s
+from trainer.experiments import vl_vfe_parts as parts
 from trainer.experiments.vl_vfe_parts import budget_dims, quant_sizes
 
 
@@ -71,9 +72,30 @@ def test_vl_vfe_quick_runs_end_to_end(tmp_path, one_thread):
             assert row[method]["latency_ms"] <= 3.25
         quant = row["quantization"]
         assert quant["bits"] <= bit_budget(3.25e-3, float(psnr))
-    assert set(stored["dynamic"]) == {"deepjscc", "m=0", "m=8", "m=inf"}
+    assert set(stored["dynamic"]) == {
+        "deepjscc", "m=0", "m=8", "m=inf", "m=inf, authors-recipe, β=0.01",
+    }  # fmt: skip
+    variant = stored["models"]["vl-vfe authors-recipe/0.01"]
+    assert variant["params"] == stored["models"]["vl-vfe/0.01"]["params"]
     m0 = stored["dynamic"]["m=0"]  # told 10 dB at every PSNR: the same prefix everywhere
     assert len({q["n_active"] for q in m0}) == 1 and m0[0]["told_psnr_db_mean"] == 10.0
     assert len(stored["checks"]) == 9
     for name in stored["plots"]:
         assert (tmp_path / name).stat().st_size > 1000
+
+
+def test_dynamic_variants_train_with_their_own_channel_draws():
+    """A dynamic VL-VFE variant is the headline's model and schedule with its training options
+    on top: σ² uniform over 10-25 dB (§IV-B), plus β·0.1/σ for the authors' recipe."""
+    variants = (("authors-recipe", 3e-3, parts.AUTHORS_RECIPE),)
+    plan = {"betas": {}, "gaussian_betas": (), "dynamic_betas": (1e-2,), "deepjscc": {},
+            "quant_bits": {}, "dynamic_variants": variants}  # fmt: skip
+    by_label = {job.label: job.options for job in parts.jobs("fashion-mnist", plan)}
+    headline, variant = by_label["vl-vfe/0.01"], by_label["vl-vfe authors-recipe/0.003"]
+    assert variant["fixed_beta"] == 3e-3 and headline["fixed_beta"] == 1e-2
+    assert (variant["snr_dist"], variant["snr_margin_db"], variant["rate_scale"]) == (
+        "uniform-noise-var", 0.0, "inverse-sigma",
+    )  # fmt: skip
+    assert "snr_dist" not in headline and "rate_scale" not in headline
+    rest = {k: v for k, v in variant.items() if k not in {*parts.AUTHORS_RECIPE, "fixed_beta"}}
+    assert rest == {k: v for k, v in headline.items() if k != "fixed_beta"}

@@ -43,6 +43,12 @@ VARIANTS = {  # label: TrainConfig options of the hyper models trained beside th
         "conv_gate": "kernel",
         "beta_per": "example",
     },
+    # T = 8 draws per update, 16 examples each: one grouped conv over the 8 parts
+    "eq. (14) gates, T = 8 β draws per update (Alg. 1)": {
+        "conv_gate": "kernel",
+        "beta_per": "minibatch",
+        "beta_draws": 8,
+    },
     "paper objective eq. (15)-(17)": {"objective": "paper", "conv_gate": "kernel"},
 }
 
@@ -73,8 +79,8 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
     )
     return {
         "design": "as train-once-vs-grid with arch=cnn; headline eq. (14) kernel-block gates, "
-        "one β per minibatch; per-channel gates, eq. (14) gates with β per example and the "
-        "paper objective beside it; grid one "
+        "one β per minibatch; per-channel gates, eq. (14) gates with β per example and with "
+        "T = 8 draws per update, and the paper objective beside it; grid one "
         "model per decade (6 models); wall-time target on the ratio scaled to 11 models",
         "settings": asdict(settings),
         "sweep": sweep,

@@ -40,6 +40,11 @@ FULL_PLAN = {
               20.0: (3e-3, 1e-2, 3e-2), 25.0: (1e-3, 3e-3, 1e-2)},
     "gaussian_betas": (1e-2,),
     "dynamic_betas": (DYNAMIC_BETA, 3e-3, 1e-3),
+    "dynamic_variants": (
+        ("sigma2-uniform", DYNAMIC_BETA, parts.SIGMA2_UNIFORM),
+        ("authors-recipe", 3e-3, parts.AUTHORS_RECIPE),
+        ("authors-recipe", 1e-3, parts.AUTHORS_RECIPE),
+    ),
     "deepjscc": {10.0: (31,), 15.0: (31,), 20.0: (31, 36), 25.0: (31,)},
     "quant_bits": {10.0: (2, 4), 15.0: (2,), 20.0: (2, 4), 25.0: (2,)},
 }  # fmt: skip
@@ -47,6 +52,7 @@ QUICK_PLAN = {
     "betas": {10.0: (3e-2,), 20.0: (3e-2,)},
     "gaussian_betas": (3e-2,),
     "dynamic_betas": (DYNAMIC_BETA,),
+    "dynamic_variants": (("authors-recipe", DYNAMIC_BETA, parts.AUTHORS_RECIPE),),
     "deepjscc": {10.0: (31,), 20.0: (31, 36)},
     "quant_bits": {10.0: (2,), 20.0: (2,)},
 }
@@ -186,6 +192,10 @@ def dynamic_points(points: Evaluator, plan: dict, deepjscc_label: str, seed: int
     for beta in plan["dynamic_betas"][1:]:  # other β, m = ∞
         dynamic[f"m=inf, β={beta:g}"] = [
             points.point(f"vl-vfe/{beta:g}", beta, p) for p in parts.PSNRS
+        ]
+    for name, beta, _ in plan.get("dynamic_variants", ()):  # training options, m = ∞
+        dynamic[f"m=inf, {name}, β={beta:g}"] = [
+            points.point(parts.variant_label(name, beta), beta, p) for p in parts.PSNRS
         ]
     return dynamic
 

@@ -39,6 +39,12 @@ DEEPJSCC_TRAIN_DB = 20.0  # §V-C
 DEEPJSCC_N = {"cifar10": 16}  # §V-C: n = 36 for MNIST, 16 for CIFAR-10
 NOISELESS_DB = 100.0  # σ = 1e-5: the ideal digital link delivers the levels intact
 DYNAMIC_RANGE = (10.0, 25.0)  # §V-C
+# VL-VFE trained beside the headline with other draws of the channel (m = ∞ rows of Fig. 6):
+# σ² uniform over §V-C's range as §IV-B says ("we sample the channel variance σ² from the
+# uniform distribution"; the headline draws the PSNR uniform in dB, 3 dB wider), and that plus
+# the rate weighted β·0.1/σ, as the authors' public code trains VL-VFE (not in the text)
+SIGMA2_UNIFORM = {"snr_dist": "uniform-noise-var", "snr_margin_db": 0.0}
+AUTHORS_RECIPE = {**SIGMA2_UNIFORM, "rate_scale": "inverse-sigma"}
 PILOTS = (0, 8, None)  # App. C: m = 0 (PSNR assumed 10 dB), m = 8, m = ∞ (None)
 ASSUMED_DB = 10.0  # m = 0
 ESTIMATOR = "known-pilots"  # 1/m: unbiased with known pilots (shared.channel)
@@ -64,10 +70,15 @@ def quant_sizes(bits_per_psnr: dict) -> list[tuple[int, int]]:
     return sorted(sizes, key=lambda s: (s[1], s[0]))
 
 
+def variant_label(name: str, beta: float) -> str:
+    """The model label of a dynamic VL-VFE variant (``plan["dynamic_variants"]``)."""
+    return f"vl-vfe {name}/{beta:g}"
+
+
 def jobs(task: str, plan: dict) -> list[GridJob]:
     """Every model of the run, in training order. ``plan``: ``betas`` {PSNR: [β]} of the
     static VFE, ``gaussian_betas``, ``dynamic_betas``, ``deepjscc`` {PSNR: [n]} and
-    ``quant_bits`` {PSNR: [bits]}."""
+    ``quant_bits`` {PSNR: [bits]}; ``dynamic_variants`` [(name, β, training options)]."""
     common = {"task": task, "arch": arch_for(task), "head": "deterministic",
               "loss_weight": "none", "gamma0": GAMMA0}  # fmt: skip
     vfe = {**common, "d": D_INIT, "prune": True, "kl_warmup_epochs": 1.0}
@@ -75,6 +86,8 @@ def jobs(task: str, plan: dict) -> list[GridJob]:
                "snr_range": DYNAMIC_RANGE, "kl_warmup_epochs": 1.0}  # fmt: skip
     out = [GridJob(f"vl-vfe/{b:g}", options={**dynamic, "fixed_beta": b})
            for b in plan["dynamic_betas"]]  # fmt: skip
+    out += [GridJob(variant_label(name, b), options={**dynamic, **extra, "fixed_beta": b})
+            for name, b, extra in plan.get("dynamic_variants", ())]  # fmt: skip
     for p, betas in plan["betas"].items():
         for beta in betas:
             options = {**vfe, "prior": "log-uniform", "fixed_snr": p, "fixed_beta": beta}
