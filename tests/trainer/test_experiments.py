@@ -105,7 +105,8 @@ def _git(repo: Path, *argv: str) -> str:
 def checkout(tmp_path):
     """A small git checkout with one model file, one experiment module and one service file."""
     repo = tmp_path / "repo"
-    for path in ("shared/nn/model.py", "trainer/experiments/quantizer_bits.py", "device/app.py"):
+    for path in ("shared/nn/model.py", "trainer/experiments/quantizer_bits.py", "device/app.py",
+                 "trainer/__main__.py", "trainer/experiments/cli.py"):  # fmt: skip
         (repo / path).parent.mkdir(parents=True, exist_ok=True)
         (repo / path).write_text("x = 1\n")
     _git(repo, "init", "-q")
@@ -128,6 +129,19 @@ def test_report_check_names_runs_whose_model_code_changed(checkout, tmp_path):
     (checkout / "trainer/experiments/quantizer_bits.py").write_text("x = 2\n")
     stale = dict(stale_results(reports, repo=checkout))
     assert "trainer/experiments/quantizer_bits.py" in stale["quantizer-bits"]
+
+
+def test_the_experiments_command_line_is_model_code_the_trainers_is_not(checkout, tmp_path):
+    """`python -m trainer experiment` runs through trainer/experiments/cli.py (settings, torch
+    threads): a change there can move a figure; trainer/__main__.py only hands it over."""
+    reports = tmp_path / "reports"
+    commit = _git(checkout, "rev-parse", "HEAD")
+    _write(reports, "quantizer-bits", _synthetic(0.8, 0.81) | {"code": {"commit": commit}})
+    (checkout / "trainer/__main__.py").write_text("x = 2\n")
+    assert stale_results(reports, repo=checkout) == []
+    (checkout / "trainer/experiments/cli.py").write_text("x = 2\n")
+    ((where, why),) = stale_results(reports, repo=checkout)
+    assert where == "quantizer-bits" and "trainer/experiments/cli.py" in why
 
 
 def test_report_check_names_a_commit_it_cannot_find(checkout, tmp_path):

@@ -17,12 +17,16 @@ from trainer.experiments.common import Check
 from trainer.experiments.registry import EXPERIMENTS
 
 # The model and experiment code every experiment depends on; each also depends on its own
-# module in trainer/experiments/. The services, tools and tests are not in it.
+# module in trainer/experiments/. The services, tools and tests are not in it, nor the
+# trainer's own command line (trainer/__main__.py: train, export, eval, parity), which only
+# hands `experiment` to the experiments' command line (trainer/experiments/cli.py: settings,
+# torch threads), which is in it.
 MODEL_CODE = [
     "shared/nn", "shared/channel.py", "shared/entropy.py", "shared/quantizer.py",
     "shared/link", "shared/idx.py", "shared/image_metrics.py", "shared/views.py",
     "shared/manifest.py", "shared/fading.py",
-    "trainer/__main__.py", "trainer/data.py", "trainer/dataset.py", "trainer/entropy_finetune.py",
+    "trainer/experiments/cli.py", "trainer/data.py", "trainer/dataset.py",
+    "trainer/entropy_finetune.py",
     "trainer/evaluate.py", "trainer/export.py", "trainer/multi_link_eval.py",
     "trainer/ranging.py", "trainer/train.py", "trainer/loop.py", "trainer/image_jscc.py",
     "trainer/image_separation.py", "trainer/experiments/common.py",
