@@ -35,6 +35,54 @@ def non_negative_float(text: str) -> float:
     return value
 
 
+# (flag, default, choices, help) of the flags that pick one of a few named modes
+MODEL_MODES = (
+    ("--conv-gate", "channel", ("channel", "kernel"),
+     "CNN β gates: per output channel, or per kernel block + bias (Hyper-VIB eq. 14)"),
+    ("--kl-bound", "eq14", ("eq14", "mixture"),
+     "quantized rate term: QML-IB eq. 14, or its tighter mixture term"),
+)  # fmt: skip
+
+
+def train_modes() -> tuple:
+    """The run's mode flags, as MODEL_MODES: β and SNR draws, the loss, fading."""
+    from shared.fading import FADING_KINDS
+    from shared.nn.losses import LOSS_WEIGHTS
+
+    return (
+        ("--beta-dist", None, ("log-uniform", "uniform"),
+         "default log-uniform (uniform with --objective paper)"),
+        ("--objective", "weighted", ("weighted", "paper"),
+         "weighted: β per example and the weight w(β) (default); paper: Hyper-VIB eq. (15)-(17), "
+         "one β ~ U[a, b] per minibatch, no weight"),
+        ("--beta-per", "example", ("example", "minibatch"),
+         "one β per example, or one per minibatch as Hyper-VIB Alg. 1 (--objective paper)"),
+        ("--loss-weight", None, LOSS_WEIGHTS,
+         "per-example weight w(β) of the loss: 1, 1/(1+d·β), 1/β or 1/(1+β/knee) "
+         "(default inverse-d-beta; none with --objective paper)"),
+        ("--snr-dist", "uniform-db", ("uniform-db", "uniform-noise-var"),
+         "training SNR draw: uniform in dB, or σ² uniform (VL-VFE §IV-B)"),
+        ("--rate-scale", "none", ("none", "inverse-sigma"),
+         "β of the rate term as it is, or β·0.1/σ at each example's SNR (VL-VFE's code)"),
+        ("--fading", "none", FADING_KINDS,
+         "block fading in place of AWGN (zero forcing with perfect CSI; shared/fading.py)"),
+        ("--fading-feedback", "average", ("average", "instantaneous"),
+         "the SNR the encoder's gates get under fading"),
+    )  # fmt: skip
+
+
+def add_modes(p: argparse.ArgumentParser, modes) -> None:
+    """One flag per (flag, default, choices, help)."""
+    for flag, default, choices, text in modes:
+        p.add_argument(flag, default=default, choices=choices, help=text)
+
+
+def add_values(p: argparse.ArgumentParser, values) -> None:
+    """One flag per (flag, type, default, help)."""
+    for flag, kind, default, text in values:
+        p.add_argument(flag, type=kind, default=default, help=text)
+
+
 def add_model_flags(p: argparse.ArgumentParser) -> None:
     """The data set and the architecture: what goes into the model's ModelConfig."""
     from trainer.data import TASKS
@@ -54,95 +102,43 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bits", type=int, default=0, choices=(0, 1, 2, 4, 8), help="0 = no quantizer")
     p.add_argument("--quantizer-train", default="soft", choices=("soft", "ste"))
     p.add_argument("--variable-length", action="store_true")
-    p.add_argument(
-        "--conv-gate", default="channel", choices=("channel", "kernel"),
-        help="CNN β gates: per output channel, or per kernel block + bias (Hyper-VIB eq. 14)",
-    )  # fmt: skip
-    p.add_argument(
-        "--kl-bound", default="eq14", choices=("eq14", "mixture"),
-        help="quantized rate term: QML-IB eq. 14, or its tighter mixture term",
-    )  # fmt: skip
+    add_modes(p, MODEL_MODES)
     p.add_argument(
         "--n-links", type=int, default=1, choices=(1, 2, 4),
         help="QML-IB devices K, each seeing one equal sub-image (2: halves, 4: quadrants)",
     )  # fmt: skip
     p.add_argument("--overlap", type=int, default=0, help="pixels each view extends (K > 1)")
-    p.add_argument(
-        "--link-dropout", type=float, default=None,
-        help="training: probability a link is dropped (default 0.15 when K > 1, else 0)",
-    )  # fmt: skip
-    p.add_argument(
-        "--family", default=None,
-        help="model family of the zoo (shared/nn/zoo.py, docs/OWN_MODEL.md); default hyper-vib, "
-        "multi-link with --n-links > 1; a family of your own needs --model-module",
-    )  # fmt: skip
+    add_values(p, (
+        ("--link-dropout", float, None,
+         "training: probability a link is dropped (default 0.15 when K > 1, else 0)"),
+        ("--family", str, None,
+         "model family of the zoo (shared/nn/zoo.py, docs/OWN_MODEL.md); default hyper-vib, "
+         "multi-link with --n-links > 1; a family of your own needs --model-module"),
+    ))  # fmt: skip
 
 
 def add_train_flags(p: argparse.ArgumentParser) -> None:
     """The model's flags (add_model_flags), then the run's: β and SNR draws, the loss, fading,
     the schedule."""
-    from shared.fading import FADING_KINDS
-    from shared.nn.losses import LOSS_WEIGHTS
-
     add_model_flags(p)
     p.add_argument("--beta-min", type=float, default=1e-5)
     p.add_argument("--beta-max", type=float, default=1.0)
-    p.add_argument(
-        "--beta-dist", default=None, choices=("log-uniform", "uniform"),
-        help="default log-uniform (uniform with --objective paper)",
-    )  # fmt: skip
-    p.add_argument(
-        "--objective", default="weighted", choices=("weighted", "paper"),
-        help="weighted: β per example and the weight w(β) (default); paper: Hyper-VIB "
-        "eq. (15)-(17), one β ~ U[a, b] per minibatch, no weight",
-    )  # fmt: skip
     p.add_argument("--fixed-beta", type=float, default=None, help="plain VIB baseline at one β")
     p.add_argument("--snr-min", type=float, default=0.0)
     p.add_argument("--snr-max", type=float, default=25.0)
     p.add_argument("--fixed-snr", type=float, default=None, help="baseline trained at one SNR")
-    p.add_argument(
-        "--snr-margin", type=float, default=3.0,
-        help="dB: training draws SNR from [snr-min - margin, snr-max + margin]",
-    )  # fmt: skip
-    p.add_argument(
-        "--loss-weight", default=None, choices=LOSS_WEIGHTS,
-        help="per-example weight w(β) of the loss: 1, 1/(1+d·β), 1/β or 1/(1+β/knee) "
-        "(default inverse-d-beta; none with --objective paper)",
-    )  # fmt: skip
-    p.add_argument(
-        "--beta-per", default="example", choices=("example", "minibatch"),
-        help="one β per example, or one per minibatch as Hyper-VIB Alg. 1 (--objective paper)",
-    )  # fmt: skip
-    p.add_argument(
-        "--beta-draws", type=positive_int, default=1,
-        help="with one β per minibatch: T draws of β per update, each for n/T of the examples "
-        "(Hyper-VIB Alg. 1's T; eq. 17 averages the T losses)",
-    )  # fmt: skip
-    p.add_argument(
-        "--snr-dist", default="uniform-db", choices=("uniform-db", "uniform-noise-var"),
-        help="training SNR draw: uniform in dB, or σ² uniform (VL-VFE §IV-B)",
-    )  # fmt: skip
-    p.add_argument(
-        "--rate-scale", default="none", choices=("none", "inverse-sigma"),
-        help="β of the rate term as it is, or β·0.1/σ at each example's SNR (VL-VFE's code)",
-    )  # fmt: skip
-    p.add_argument(
-        "--weight-knee", type=float, default=None,
-        help="the knee β of --loss-weight knee: w(β) = 1/(1 + β/knee)",
-    )  # fmt: skip
-    p.add_argument(
-        "--fading", default="none", choices=FADING_KINDS,
-        help="block fading in place of AWGN (zero forcing with perfect CSI; shared/fading.py)",
-    )  # fmt: skip
-    p.add_argument("--k-factor", type=non_negative_float, default=0.0, help="Rician K (linear)")
-    p.add_argument(
-        "--coherence", type=positive_int, default=None,
-        help="complex symbols per fading block (default: one block per transmission)",
-    )  # fmt: skip
-    p.add_argument(
-        "--fading-feedback", default="average", choices=("average", "instantaneous"),
-        help="the SNR the encoder's gates get under fading",
-    )  # fmt: skip
+    add_values(p, (
+        ("--snr-margin", float, 3.0,
+         "dB: training draws SNR from [snr-min - margin, snr-max + margin]"),
+        ("--beta-draws", positive_int, 1,
+         "with one β per minibatch: T draws of β per update, each for n/T of the examples "
+         "(Hyper-VIB Alg. 1's T; eq. 17 averages the T losses)"),
+        ("--weight-knee", float, None, "the knee β of --loss-weight knee: w(β) = 1/(1 + β/knee)"),
+        ("--k-factor", non_negative_float, 0.0, "Rician K (linear)"),
+        ("--coherence", positive_int, None,
+         "complex symbols per fading block (default: one block per transmission)"),
+    ))  # fmt: skip
+    add_modes(p, train_modes())
     p.add_argument("--kl-warmup-epochs", type=float, default=0.0, help="β·KL ramps up over these")
     p.add_argument("--epochs", type=int, default=None, help="default 30 (4 with --quick)")
     p.add_argument("--batch-size", type=int, default=None, help="default 128")
