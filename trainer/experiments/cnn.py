@@ -2,12 +2,15 @@
 
 Same design as ``train-once-vs-grid`` (hyper over β vs a VIB grid, both at 20 dB), with
 ``arch="cnn"``. The headline hyper model gates its conv layers as eq. (14) writes it: one gate
-per kernel block W[o, i] and one per bias (``conv_gate="kernel"``), and draws one β per
-minibatch as Alg. 1 does (``beta_per="minibatch"``), so each step runs one plain conv with the
-gated kernel (per-example β would need a grouped conv, ~1.8x the time). Beside it, in the same
-run: the per-output-channel gates (Hyper-AJSCC's form, ``conv_gate="channel"``, β per example)
-as a named option, and the paper's objective as written (eq. (15)-(17): β ~ U[1e-5, 1] per
-minibatch, no weight) with eq. (14)'s gates. All are compared with the grid at equal β and along
+per kernel block W[o, i] and one per bias (``conv_gate="kernel"``), and trains as Alg. 1 does:
+T draws of β per update, each with its own M examples, eq. (17) averaging the T losses (T = 8,
+M = 16: ``beta_per="minibatch", beta_draws=8``), so each step runs one grouped conv over the 8
+parts (per-example β, T = 128, needs one over 128: about 2x the time). Beside it, in the same
+run: the same gates at T = 1 (one β per minibatch: best 83.13% against T = 8's 85.30% in the
+run that chose T = 8) and at T = 128 (β per example), the per-output-channel gates
+(Hyper-AJSCC's form, ``conv_gate="channel"``, β per example) as a named option, and the paper's
+objective as written (eq. (15)-(17): β ~ U[1e-5, 1] per minibatch, no weight) with eq. (14)'s
+gates. The paper gives no T. All are compared with the grid at equal β and along
 the rate–accuracy trade-off (KL in nats; z sampled and μ sent).
 
 To fit the CPU budget the full run uses 3 epochs on the first 30,000 training images and a
@@ -33,22 +36,17 @@ FULL_EPOCHS = 3
 QUICK_SUBSET = 2000
 FULL_SUBSET = 30000
 FULL_SEEDS, QUICK_SEEDS = 3, 2
-HEADLINE = {"conv_gate": "kernel", "beta_per": "minibatch"}
+HEADLINE = {"conv_gate": "kernel", "beta_per": "minibatch", "beta_draws": 8}
 VARIANTS = {  # label: TrainConfig options of the hyper models trained beside the headline
     "per-channel gates (option)": {"conv_gate": "channel"},
     # Alg. 1 averages T draws of β, each with its own minibatch of M examples, per update
-    # (eq. 17); β per example is T = batch size, M = 1 (the headline: T = 1, M = batch size).
-    # Same eq. (14) gates as the headline: this row separates the gate form from the draw.
+    # (eq. 17); β per example is T = batch size, M = 1 (the headline: T = 8, M = 16).
+    # Same eq. (14) gates as the headline: these rows separate the gate form from the draw.
     "eq. (14) gates, β per example (Alg. 1 with M = 1)": {
         "conv_gate": "kernel",
         "beta_per": "example",
     },
-    # T = 8 draws per update, 16 examples each: one grouped conv over the 8 parts
-    "eq. (14) gates, T = 8 β draws per update (Alg. 1)": {
-        "conv_gate": "kernel",
-        "beta_per": "minibatch",
-        "beta_draws": 8,
-    },
+    "eq. (14) gates, T = 1: one β per minibatch": {"conv_gate": "kernel", "beta_per": "minibatch"},
     "paper objective eq. (15)-(17)": {"objective": "paper", "conv_gate": "kernel"},
 }
 
@@ -79,8 +77,8 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
     )
     return {
         "design": "as train-once-vs-grid with arch=cnn; headline eq. (14) kernel-block gates, "
-        "one β per minibatch; per-channel gates, eq. (14) gates with β per example and with "
-        "T = 8 draws per update, and the paper objective beside it; grid one "
+        "Alg. 1 with T = 8 β draws per update; per-channel gates, eq. (14) gates with β per "
+        "example and with one β per minibatch (T = 1), and the paper objective beside it; grid one "
         "model per decade (6 models); wall-time target on the ratio scaled to 11 models",
         "settings": asdict(settings),
         "sweep": sweep,
@@ -168,7 +166,7 @@ def notes(results: dict) -> str:
     if "variants" in results:
         seeds = results["seeds"]
         text += (
-            f" The headline uses eq. (14)'s kernel-block gates with one β per minibatch "
+            f" The headline uses eq. (14)'s kernel-block gates with T = 8 β draws per update "
             f"({sweep['hyper']['train_wall_s']:.0f} s of training); "
             + "; ".join(
                 f"{label}: best {v['best_value']:.4f} in {v['train_wall_s']:.0f} s"
