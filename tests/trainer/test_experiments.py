@@ -144,6 +144,22 @@ def test_the_experiments_command_line_is_model_code_the_trainers_is_not(checkout
     assert where == "quantizer-bits" and "trainer/experiments/cli.py" in why
 
 
+def test_a_trainer_module_makes_stale_only_the_experiments_that_import_it(checkout, tmp_path):
+    reports = tmp_path / "reports"
+    (checkout / "trainer/export.py").write_text("x = 1\n")
+    _git(checkout, "add", ".")
+    _git(checkout, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "export")
+    commit = _git(checkout, "rev-parse", "HEAD")
+    _write(reports, "quantizer-bits", _synthetic(0.8, 0.81) | {"code": {"commit": commit}})
+    (checkout / "trainer/export.py").write_text("x = 2\n")
+    assert stale_results(reports, repo=checkout) == []  # quantizer_bits does not import it
+    (checkout / "trainer/experiments/quantizer_bits.py").write_text(
+        "from trainer.export import x\n"
+    )
+    ((where, why),) = stale_results(reports, repo=checkout)
+    assert where == "quantizer-bits" and "trainer/export.py" in why
+
+
 def test_report_check_names_a_commit_it_cannot_find(checkout, tmp_path):
     reports = tmp_path / "reports"
     _write(reports, "quantizer-bits", _synthetic(0.8, 0.81) | {"code": {"commit": "f" * 40}})

@@ -16,21 +16,18 @@ from shared.provenance import REPO, changed_since
 from trainer.experiments.common import Check
 from trainer.experiments.registry import EXPERIMENTS
 
-# The model and experiment code every experiment depends on; each also depends on its own
-# module in trainer/experiments/. The services, tools and tests are not in it, nor the
-# trainer's own command line (trainer/__main__.py: train, export, eval, parity), which only
-# hands `experiment` to the experiments' command line (trainer/experiments/cli.py: settings,
-# torch threads), which is in it.
+# The code every experiment depends on whether it imports it or not: the torch-free and model
+# code under shared/ (the zoo builds families by name) and the experiments' command line
+# (trainer/experiments/cli.py: settings, torch threads). The trainer modules an experiment
+# uses are the ones it imports, directly or through each other (``trainer_imports``): a change
+# to one of them makes stale exactly the experiments that import it. The services, tools and
+# tests are not in it, nor the trainer's own command line (trainer/__main__.py), which only
+# hands `experiment` over.
 MODEL_CODE = [
     "shared/nn", "shared/channel.py", "shared/entropy.py", "shared/quantizer.py",
     "shared/link", "shared/idx.py", "shared/image_metrics.py", "shared/views.py",
     "shared/manifest.py", "shared/fading.py",
-    "trainer/experiments/cli.py", "trainer/data.py", "trainer/dataset.py",
-    "trainer/entropy_finetune.py",
-    "trainer/evaluate.py", "trainer/export.py", "trainer/multi_link_eval.py",
-    "trainer/ranging.py", "trainer/train.py", "trainer/loop.py", "trainer/image_jscc.py",
-    "trainer/image_separation.py", "trainer/experiments/common.py",
-    "trainer/experiments/grid.py",
+    "trainer/experiments/cli.py",
 ]  # fmt: skip
 
 
@@ -77,11 +74,14 @@ def trainer_imports(path: Path, repo: Path = REPO) -> set[str]:
     return seen
 
 
-def experiment_code(name: str) -> list[str]:
-    """The paths whose change makes experiment ``name``'s figures stale: the model code every
-    experiment shares, the experiment's module and the trainer modules it imports."""
-    own = Path(inspect.getfile(EXPERIMENTS[name]))
-    return [*MODEL_CODE, *sorted(trainer_imports(own) - set(MODEL_CODE))]
+def experiment_code(name: str, repo: Path = REPO) -> list[str]:
+    """The paths whose change makes experiment ``name``'s figures stale: the code every
+    experiment depends on, the experiment's module and the trainer modules it imports, as
+    they are in the checkout ``repo``."""
+    own = Path(inspect.getfile(EXPERIMENTS[name])).resolve().relative_to(REPO)
+    if not (repo / own).is_file():
+        return [*MODEL_CODE, str(own)]
+    return [*MODEL_CODE, *sorted(trainer_imports(repo / own, repo) - set(MODEL_CODE))]
 
 
 def stale_results(reports_dir: str | Path, repo: Path = REPO) -> list[tuple[str, str]]:
@@ -99,11 +99,13 @@ def stale_results(reports_dir: str | Path, repo: Path = REPO) -> list[tuple[str,
                 stale.append((where, "no commit recorded (ran before provenance was kept)"))
                 continue
             if code.get("dirty"):
-                dirty = [p for p in code.get("dirty_paths", []) if _under(p, experiment_code(name))]
+                dirty = [
+                    p for p in code.get("dirty_paths", []) if _under(p, experiment_code(name, repo))
+                ]
                 if dirty:
                     stale.append((where, f"ran with uncommitted changes to {', '.join(dirty)}"))
                     continue
-            changed = changed_since(code["commit"], experiment_code(name), cwd=repo)
+            changed = changed_since(code["commit"], experiment_code(name, repo), cwd=repo)
             if changed is None:
                 stale.append((where, f"commit {code['commit'][:12]} is not in this checkout"))
             elif changed:
