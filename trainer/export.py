@@ -68,16 +68,22 @@ def export_encoder(model: CoInferenceModel, path: str | Path) -> Path:
         torch.full((n, 1), 1e-3),
         torch.full((n, 1), 10.0),
     )
+    return export_graph(EncoderGraph(model), example, output_names(model), path)
+
+
+def export_graph(graph: nn.Module, example: tuple, outputs: list[str], path: str | Path) -> Path:
+    """``graph`` (inputs x, beta, snr_db) as one ONNX file at ``path``: opset 18, a dynamic
+    batch, the torch.onnx dynamo exporter; what every device encoder is exported with."""
     batch = torch.export.Dim("batch", min=1, max=65536)
     dynamic = {"x": {0: batch}, "beta": {0: batch}, "snr_db": {0: batch}}
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
-            EncoderGraph(model),
+            graph,
             example,
             input_names=["x", "beta", "snr_db"],
-            output_names=output_names(model),
+            output_names=outputs,
             dynamic_shapes=dynamic,
             dynamo=True,
             external_data=False,
@@ -85,7 +91,7 @@ def export_encoder(model: CoInferenceModel, path: str | Path) -> Path:
             verbose=False,
         )
     program.save(str(path), external_data=False)
-    return path
+    return Path(path)
 
 
 def link_encoder_name(k: int) -> str:

@@ -10,8 +10,6 @@ manifest's β range is [1, 1]), and every image sends all d symbols. The manifes
 from __future__ import annotations
 
 import json
-import logging
-import warnings
 from pathlib import Path
 
 import torch
@@ -19,7 +17,7 @@ from torch import nn
 
 from shared.manifest import DECODER_NAME, ENCODER_NAME, MANIFEST_NAME, SCHEMA_VERSION, content_hash
 from shared.nn.image_jscc import POWER_CONVENTION, ImageJSCC, save_image_decoder
-from trainer.export import ONNX_OPSET, runtime_versions
+from trainer.export import export_graph, runtime_versions
 
 IMAGE_BETA = 1.0  # the β an image model's manifest fixes (it has no β knob)
 
@@ -39,21 +37,9 @@ class ImageEncoderGraph(nn.Module):
 
 
 def export_image_encoder(model: ImageJSCC, path: str | Path) -> Path:
-    path = Path(path)
     model = model.eval()
     example = (torch.zeros(2, *model.image_shape), torch.ones(2, 1), torch.full((2, 1), 10.0))
-    batch = torch.export.Dim("batch", min=1, max=65536)
-    dynamic = {"x": {0: batch}, "beta": {0: batch}, "snr_db": {0: batch}}
-    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            ImageEncoderGraph(model), example, input_names=["x", "beta", "snr_db"],
-            output_names=["symbols", "n_active"], dynamic_shapes=dynamic, dynamo=True,
-            external_data=False, opset_version=ONNX_OPSET, verbose=False,
-        )  # fmt: skip
-    program.save(str(path), external_data=False)
-    return path
+    return export_graph(ImageEncoderGraph(model), example, ["symbols", "n_active"], path)
 
 
 def write_image_artifacts(

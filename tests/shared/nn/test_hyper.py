@@ -1,5 +1,4 @@
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -183,28 +182,15 @@ def test_kernel_mode_gradients_reach_gate_parameters():
 
 def test_kernel_mode_exports_to_onnx_with_dynamic_batch(tmp_path):
     ort = pytest.importorskip("onnxruntime")
+    from trainer.export import export_graph
+
     layer = HyperConv2d(2, 3, 3, stride=2, padding=1, conv_gate="kernel").eval()
     with torch.no_grad():
         layer.beta_gate_kernel.u.copy_(torch.linspace(-1, 0.5, 6))
         layer.beta_gate_bias.u.copy_(torch.tensor([-0.5, 0.2, 1.0]))
         layer.snr_scale.omega.fill_(0.3)
     example = (torch.randn(2, 2, 9, 9), torch.full((2, 1), 1e-2), torch.full((2, 1), 10.0))
-    batch = torch.export.Dim("batch", min=1, max=1024)
-    dynamic = {"x": {0: batch}, "beta": {0: batch}, "snr_db": {0: batch}}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            layer,
-            example,
-            input_names=["x", "beta", "snr_db"],
-            dynamic_shapes=dynamic,
-            dynamo=True,
-            external_data=False,
-            opset_version=18,
-            verbose=False,
-        )
-    path = tmp_path / "conv.onnx"
-    program.save(str(path), external_data=False)
+    path = export_graph(layer, example, ["out"], tmp_path / "conv.onnx")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for n in (1, 4):
         x = torch.randn(n, 2, 9, 9)
