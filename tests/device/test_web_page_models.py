@@ -70,8 +70,8 @@ def test_variable_length_model_fixed_beta_switch_and_range_warning(vl_url, tmp_p
         assert warning.is_visible()
         assert warning.inner_text().startswith("outside the model's range: ")
         assert "10" in warning.inner_text()  # the nearest trained SNR the encoder used
-        short = int(page.locator("#transmission").inner_text().split(" of ")[0])
-        assert 0 < short < 64  # the active prefix only
+        at_10_db = int(page.locator("#transmission").inner_text().split(" of ")[0])
+        assert 0 < at_10_db <= 64  # the active prefix (at 10 dB the quick model may send all)
 
         # the switch off: all d = 64 symbols, 32 I/Q pairs in the constellation
         page.locator("#variable-length").uncheck()
@@ -93,7 +93,8 @@ def test_variable_length_model_fixed_beta_switch_and_range_warning(vl_url, tmp_p
         assert warning.is_hidden()
         _send_random(page)
         assert warning.is_hidden()
-        assert int(page.locator("#transmission").inner_text().split(" of ")[0]) <= short
+        at_20_db = int(page.locator("#transmission").inner_text().split(" of ")[0])
+        assert 0 < at_20_db < 64 and at_20_db <= at_10_db  # a shorter prefix, a better channel
         _screenshot(page, "screenshot-vl.png", tmp_path)
         assert errors == []
 
