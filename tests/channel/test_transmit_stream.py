@@ -119,7 +119,11 @@ def test_deadline_per_item_is_the_streams_time_left_within_the_channels() -> Non
     assert edge.timeouts == [2.0] * 3  # no stream deadline: the channel's own
     edge.timeouts.clear()
     asyncio.run(stream_all(service, [device_transmission(k) for k in range(3)], timeout_s=1.0))
-    assert all(0.5 < t <= 1.0 for t in edge.timeouts), edge.timeouts
+    # the stream's time left as the server sees it: gRPC sends the client's timeout in the
+    # grpc-timeout header, rounded up to a value the header can carry, and the server counts
+    # it from when the call arrived, so it can exceed 1.0 s by a few ms (1.009 s seen in a
+    # clean-clone run); far below the channel's own 2 s either way
+    assert all(0.5 < t <= 1.05 for t in edge.timeouts), edge.timeouts
 
 
 class GatedEdge(StandInHop):
