@@ -29,6 +29,7 @@ import torch
 from shared.channel import DEFAULT_BAUD, capacity_bits_per_symbol
 from shared.entropy import IndexEntropyModel
 from shared.link.modes import MCS_TABLE, ideal_airtime_s, mcs_for_psnr
+from shared.nn.channel import sent_prefix
 from trainer.entropy_finetune import DigitalConfig, hard_indices, train_digital
 from trainer.experiments.common import Check, RunSettings, load_data, plot_lines, train_one
 from trainer.experiments.digital_link_eval import (
@@ -170,7 +171,7 @@ def beta_rows(model, table, vl, x, y, betas, base_rows):
         coded_us.append(us)
         acc = accuracy(decode_levels(model, idx, beta, digital_snr(model)), y)
         vl_idx, vl_active = hard_indices(vl, x, beta, AIRTIME_PSNR_DB)
-        vl_mask = (torch.arange(vl.config.d) < vl_active.unsqueeze(1)).float()
+        vl_mask = sent_prefix(vl_active, vl.config.d)
         vl_acc = accuracy(decode_levels(vl, vl_idx, beta, digital_snr(vl), vl_mask), y)
         vl_bits = float(vl_active.float().mean()) * 4
         row = {
