@@ -140,6 +140,12 @@ def add_train_flags(p: argparse.ArgumentParser) -> None:
     ))  # fmt: skip
     add_modes(p, train_modes())
     p.add_argument("--kl-warmup-epochs", type=float, default=0.0, help="β·KL ramps up over these")
+    p.add_argument(
+        "--kl-delay-epochs",
+        type=float,
+        default=0.0,
+        help="cross-entropy only for these epochs, before the β·KL ramp",
+    )
     p.add_argument("--epochs", type=int, default=None, help="default 30 (4 with --quick)")
     p.add_argument("--batch-size", type=int, default=None, help="default 128")
     p.add_argument("--lr", type=float, default=None, help="default 1e-3 (2e-3 with --quick)")
@@ -174,7 +180,8 @@ def train_config_from(args):
         snr_dist=args.snr_dist, rate_scale=args.rate_scale,
         fading=args.fading, k_factor=args.k_factor, coherence=args.coherence,
         fading_feedback=args.fading_feedback,
-        kl_warmup_epochs=args.kl_warmup_epochs, seed=args.seed, device=args.device,
+        kl_warmup_epochs=args.kl_warmup_epochs, kl_delay_epochs=args.kl_delay_epochs,
+        seed=args.seed, device=args.device,
         train_subset=args.train_subset, family=args.family,
         progress=not args.no_progress,
     )  # fmt: skip

@@ -91,6 +91,7 @@ class TrainConfig:
     rate_scale: str = "none"  # one of RATE_SCALES
     objective: str = "weighted"  # one of OBJECTIVES
     kl_warmup_epochs: float = 0.0  # β·KL ramps linearly from 0 over this many epochs
+    kl_delay_epochs: float = 0.0  # cross-entropy only for this many epochs before the ramp
     # block fading in place of AWGN (shared/fading.py): "none" | "rayleigh" | "rician"
     fading: str = "none"
     k_factor: float = 0.0  # Rician K (linear)
@@ -145,8 +146,8 @@ class TrainConfig:
             raise ValueError(f"training feedback must be one of {FEEDBACK_MODES[:2]}")
         if self.fading != "none" and self.model.n_links > 1:
             raise ValueError("fading trains single-device models only (n_links 1)")
-        if self.snr_margin_db < 0 or self.kl_warmup_epochs < 0:
-            raise ValueError("snr_margin_db and kl_warmup_epochs must be >= 0")
+        if min(self.snr_margin_db, self.kl_warmup_epochs, self.kl_delay_epochs) < 0:
+            raise ValueError("snr_margin_db, kl_warmup_epochs and kl_delay_epochs must be >= 0")
 
     @classmethod
     def from_options(cls, **options) -> TrainConfig:
@@ -198,8 +199,11 @@ def sample_beta(n: int, cfg: TrainConfig, gen: torch.Generator, links: int = 1) 
         return torch.full((n, links), float(cfg.fixed_beta))
     lo, hi = cfg.beta_range
     if (cfg.objective == "paper" or cfg.beta_per == "minibatch") and cfg.beta_draws > 1:
-        draws = min(cfg.beta_draws, n)  # T parts of ⌈n/T⌉ examples (the last may be shorter)
-        u = torch.rand(draws, links, generator=gen).repeat_interleave(math.ceil(n / draws), 0)[:n]
+        # T interleaved parts: example i takes draw i mod T (a minibatch is a random sample,
+        # so which examples share a draw does not matter; interleaved, the grouped conv of
+        # shared/nn/hyper.py needs no copies). A last minibatch of n < T examples: n draws.
+        draws = min(cfg.beta_draws, n)
+        u = torch.rand(draws, links, generator=gen).repeat(math.ceil(n / draws), 1)[:n]
     elif cfg.objective == "paper" or cfg.beta_per == "minibatch":
         u = torch.rand(1, links, generator=gen).expand(n, links)
     else:
@@ -221,6 +225,16 @@ def sample_snr(n: int, cfg: TrainConfig, gen: torch.Generator, links: int = 1) -
         var_lo, var_hi = 10.0 ** (-hi / 10.0), 10.0 ** (-lo / 10.0)
         return -10.0 * torch.log10(var_lo + (var_hi - var_lo) * u)
     return lo + (hi - lo) * u
+
+
+def rate_ramp(epochs_done: float, delay: float, warmup: float) -> float:
+    """The factor on β·KL after ``epochs_done`` epochs: 0 for the first ``delay`` epochs
+    (cross-entropy only), then rising linearly to 1 over ``warmup`` epochs (1 at once when
+    ``warmup`` is 0). VL-VFE's public code trains 5 epochs without the rate term, then ramps β
+    over 10 (not in the paper's text)."""
+    if epochs_done <= delay:
+        return 0.0
+    return min(1.0, (epochs_done - delay) / warmup) if warmup else 1.0
 
 
 def rate_scale(cfg: TrainConfig, snr_db: torch.Tensor) -> torch.Tensor | float:
@@ -328,7 +342,7 @@ def train(cfg: TrainConfig, data: Dataset, out_dir: str | Path | None = None):
             out = net(x, beta, snr)
         dist = distortion(out["outputs"], y, data.task)
         done = (global_step + 1) / steps_per_epoch  # epochs done, counting this step
-        warmup = min(1.0, done / cfg.kl_warmup_epochs) if cfg.kl_warmup_epochs else 1.0
+        warmup = rate_ramp(done, cfg.kl_delay_epochs, cfg.kl_warmup_epochs)
         weight = beta_weight(beta, model.config.d, cfg.loss_weight, cfg.weight_knee)
         loss = vib_loss(dist, out["kl"], beta * warmup * rate_scale(cfg, snr), weight)
         optimiser.zero_grad(set_to_none=True)

@@ -190,39 +190,36 @@ class HyperConv2d(_Gated):
         return out.view(n, out_ch, *out.shape[2:])
 
     def _parts_gated_conv(self, x: torch.Tensor, beta: torch.Tensor, parts: int) -> torch.Tensor:
-        """The batch in ``parts`` equal runs of examples, one β each (Hyper-VIB Alg. 1 with T
-        draws per update): one kernel per run, a grouped conv with the runs as the groups
-        (weights [T·out, in, k, k]), so the cost grows with T, not with the batch."""
+        """The batch in ``parts`` interleaved parts, one β each (Hyper-VIB Alg. 1 with T draws
+        per update; example i belongs to part i mod T): one kernel per part, a grouped conv
+        with the parts as the groups (weights [T·out, in, k, k]), so the cost grows with T, not
+        with the batch. Interleaving makes [N, in, H, W] → [N/T, T·in, H, W] a view of the
+        same memory (no copy in or out), which is what keeps T = 8 near the one-β cost."""
         n, in_ch, height, width = x.shape
         out_ch, _, kh, kw = self.conv.weight.shape
-        size = n // parts
-        first = beta[::size]  # [T, 1]: each run's β
+        first = beta[:parts]  # [T, 1]: each part's β
         gates = self.beta_gate_kernel(first).view(parts, out_ch, in_ch, 1, 1)
         weight = (self.conv.weight.unsqueeze(0) * gates).reshape(parts * out_ch, in_ch, kh, kw)
         bias = (self.conv.bias * self.beta_gate_bias(first)).reshape(-1)  # [T·out]
-        runs = x.reshape(parts, size, in_ch, height, width).transpose(0, 1)
         out = F.conv2d(
-            runs.reshape(size, parts * in_ch, height, width),
+            x.reshape(n // parts, parts * in_ch, height, width),
             weight,
             bias,
             self.conv.stride,
             self.conv.padding,
             groups=parts,
         )
-        out = out.view(size, parts, out_ch, *out.shape[2:]).transpose(0, 1)
-        return out.reshape(n, out_ch, *out.shape[3:])
+        return out.reshape(n, out_ch, *out.shape[2:])
 
 
 def equal_parts(beta: torch.Tensor) -> int | None:
-    """How many equal runs of consecutive examples, each with one β, make up the batch
-    (``beta`` [N, 1]); None when it is not so split (e.g. a shorter last run)."""
+    """How many interleaved parts, each with one β, make up the batch (``beta`` [N, 1]): the
+    smallest T dividing N with β_i = β_(i mod T) for every example i; 1 when the whole batch
+    has one β, None when no T < N does it (then every example is on its own)."""
     values = beta.reshape(-1)
     n = len(values)
-    changes = torch.nonzero(values[1:] != values[:-1])
-    if len(changes) == 0:
-        return 1
-    size = int(changes[0]) + 1
-    if n % size:
-        return None
-    runs = values.view(n // size, size)
-    return n // size if bool((runs == runs[:, :1]).all()) else None
+    # the period T repeats β_0 at T: only those places are candidates
+    for parts in (torch.nonzero(values[1:] == values[0]).reshape(-1) + 1).tolist():
+        if n % parts == 0 and bool((values.view(n // parts, parts) == values[:parts]).all()):
+            return parts
+    return None

@@ -266,19 +266,19 @@ def test_fading_options_that_do_not_fit_are_refused(tmp_path, capsys):
 
 def test_beta_draws_give_each_part_of_a_minibatch_its_own_beta():
     """Hyper-VIB Alg. 1 with T = 4: four draws of β per update, each shared by a quarter of
-    the minibatch; T = 1 is one β for the whole minibatch."""
+    the minibatch (example i takes draw i mod T); T = 1 is one β for the whole minibatch."""
     import argparse
 
     from trainer.__main__ import add_train_flags, train_config_from
 
     cfg = TrainConfig.from_options(objective="paper", beta_range=(0.2, 0.6), beta_draws=4)
     gen = torch.Generator().manual_seed(0)
-    betas = sample_beta(128, cfg, gen)[:, 0].view(4, 32)
-    assert torch.all(betas == betas[:, :1]) and betas[:, 0].unique().numel() == 4
+    betas = sample_beta(128, cfg, gen)[:, 0].view(32, 4)
+    assert torch.all(betas == betas[:1]) and betas[0].unique().numel() == 4
     assert betas.min() >= 0.2 and betas.max() <= 0.6
-    short = sample_beta(10, cfg, gen)[:, 0]  # a last minibatch of 10: parts of 3, 3, 3, 1
-    _, counts = torch.unique_consecutive(short, return_counts=True)
-    assert counts.tolist() == [3, 3, 3, 1]
+    short = sample_beta(10, cfg, gen)[:, 0]  # a last minibatch of 10: parts of 3, 3, 2, 2
+    assert torch.equal(short[4:8], short[:4]) and torch.equal(short[8:], short[:2])
+    assert short[:4].unique().numel() == 4
     with pytest.raises(ValueError, match="beta_draws"):
         TrainConfig(beta_draws=4)  # β per example: nothing to split
     with pytest.raises(ValueError, match="beta_draws"):
@@ -317,3 +317,22 @@ def test_rate_scale_inverse_sigma_weighs_the_rate_by_the_snr():
     assert rate_scale(TrainConfig(), snr) == 1.0
     with pytest.raises(ValueError, match="rate_scale"):
         TrainConfig(rate_scale="sigma")
+
+
+def test_kl_delay_trains_cross_entropy_only_then_ramps_the_rate(fashion):
+    """kl_delay_epochs (VL-VFE's code: 5 epochs without the rate term, then a β ramp): the
+    logged loss is the distortion alone through the delay, and carries β·KL after it."""
+    from trainer.train import rate_ramp
+
+    assert [rate_ramp(t, 2.0, 4.0) for t in (0.5, 2.0, 3.0, 6.0, 9.0)] == [0, 0, 0.25, 1, 1]
+    assert rate_ramp(1.5, 1.0, 0.0) == 1.0 and rate_ramp(0.5, 0.0, 2.0) == 0.25
+    cfg = TrainConfig.from_options(
+        epochs=2, train_subset=512, fixed_beta=0.05, fixed_snr=20.0, loss_weight="none",
+        kl_delay_epochs=1.0, progress=False,
+    )  # fmt: skip
+    _, log = train(cfg, fashion)
+    first, second = log["epochs"]
+    assert first["loss"] == pytest.approx(first["distortion"], rel=1e-6)
+    assert second["loss"] > second["distortion"] + 0.01
+    with pytest.raises(ValueError, match="kl_delay_epochs"):
+        TrainConfig(kl_delay_epochs=-1)

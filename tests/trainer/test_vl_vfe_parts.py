@@ -86,7 +86,8 @@ def test_vl_vfe_quick_runs_end_to_end(tmp_path, one_thread):
 
 def test_dynamic_variants_train_with_their_own_channel_draws():
     """A dynamic VL-VFE variant is the headline's model and schedule with its training options
-    on top: σ² uniform over 10-25 dB (§IV-B), plus β·0.1/σ for the authors' recipe."""
+    on top: σ² uniform over 10-25 dB (§IV-B), plus β·0.1/σ and 5 cross-entropy-only epochs
+    before a 10-epoch β ramp for the authors' recipe."""
     variants = (("authors-recipe", 3e-3, parts.AUTHORS_RECIPE),)
     plan = {"betas": {}, "gaussian_betas": (), "dynamic_betas": (1e-2,), "deepjscc": {},
             "quant_bits": {}, "dynamic_variants": variants}  # fmt: skip
@@ -96,6 +97,9 @@ def test_dynamic_variants_train_with_their_own_channel_draws():
     assert (variant["snr_dist"], variant["snr_margin_db"], variant["rate_scale"]) == (
         "uniform-noise-var", 0.0, "inverse-sigma",
     )  # fmt: skip
+    assert (variant["kl_delay_epochs"], variant["kl_warmup_epochs"]) == (5.0, 10.0)
     assert "snr_dist" not in headline and "rate_scale" not in headline
+    assert "kl_delay_epochs" not in headline and headline["kl_warmup_epochs"] == 1.0
     rest = {k: v for k, v in variant.items() if k not in {*parts.AUTHORS_RECIPE, "fixed_beta"}}
-    assert rest == {k: v for k, v in headline.items() if k != "fixed_beta"}
+    schedule = {"fixed_beta", "kl_warmup_epochs"}
+    assert rest == {k: v for k, v in headline.items() if k not in schedule}
