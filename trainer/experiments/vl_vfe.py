@@ -44,6 +44,7 @@ FULL_PLAN = {
     "dynamic_betas": (DYNAMIC_BETA, 3e-3, 1e-3),
     "dynamic_variants": (
         ("sigma2-uniform", DYNAMIC_BETA, parts.SIGMA2_UNIFORM),
+        ("authors-recipe", DYNAMIC_BETA, parts.AUTHORS_RECIPE),
         ("authors-recipe", 3e-3, parts.AUTHORS_RECIPE),
         ("authors-recipe", 1e-3, parts.AUTHORS_RECIPE),
     ),
