@@ -58,7 +58,11 @@ class Point:
         extra = f", overlap {self.overlap} px" if self.overlap else ""
         return f"{self.method} | K={self.k}, {self.total} symbols{extra}"
 
-    def build(self):
+    def build(self, seed: int = 0):
+        """The point's untrained model, its initial weights drawn from ``seed`` (torch's
+        global generator starts from a random seed in each process, so an unseeded build
+        would make the run differ from one process to the next)."""
+        torch.manual_seed(seed)
         d = self.total // self.k
         if self.family == "ours":
             return QmlIbModel(self.k, d, self.bits, self.overlap)
@@ -150,7 +154,7 @@ class Runs:
         for seed in seeds:
             key = (point.label, seed)
             if key not in self.models:
-                model = point.build()
+                model = point.build(seed)
                 print(f"    train {point.label}, seed {seed} (β = {self.beta(point):g})",
                       flush=True)  # fmt: skip
                 info = train(model, self.data, self.beta(point), self.train_psnr,

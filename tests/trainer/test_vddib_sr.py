@@ -116,3 +116,15 @@ def test_a_tiny_end_to_end_run_meets_its_budget(tiny_split, one_thread):
     plain = score_point(Point("vddib", 4, total=16), Point("vddib", 4, total=16).build(),
                         tiny_split, 10.0, draws=1, seed=0)  # fmt: skip
     assert plain["sent"] is None
+
+
+def test_a_point_builds_the_same_initial_weights_for_a_seed():
+    """A multi-device run is the same from one process to the next: a point's untrained model
+    depends on its seed only, not on what drew from torch's global generator before."""
+    point = Point("ours", 4, k=2, total=16)
+    first = point.build(3).state_dict()
+    torch.rand(1000)  # other draws in between change nothing
+    again = point.build(3).state_dict()
+    other = point.build(4).state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert any(not torch.equal(first[k], other[k]) for k in first)

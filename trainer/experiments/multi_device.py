@@ -78,7 +78,7 @@ def grid_search(settings: RunSettings, runs: Runs) -> dict:
     for method in FIG2_METHODS:
         val, models = {}, {}
         for beta in betas:
-            models[beta] = method.build()
+            models[beta] = method.build(SEEDS[0])
             info = train(models[beta], runs.data, beta, TRAIN_PSNR, settings.epochs, SEEDS[0])
             models[beta].train_wall_s = info["train_wall_s"]
             val[beta] = score_point(method, models[beta], runs.data, TRAIN_PSNR, 1, 0,
