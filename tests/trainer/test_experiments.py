@@ -192,6 +192,27 @@ def test_rate_gap_compares_at_equal_rate_by_hand():
     assert ahead["max_shortfall_points"] == 0.0  # the hyper model above the grid: no shortfall
 
 
+def test_the_unweighted_hyper_model_gets_its_own_checks_when_it_ran():
+    """train-once-vs-grid's third hyper model (eq. 16 unweighted, β log-uniform): its equal-rate
+    shortfall and its best accuracy are checked beside the other two; a run before it has the
+    two objectives' checks only."""
+    from trainer.experiments.train_once_vs_grid import rate_checks
+
+    def gap(shortfall, lowest):
+        return {"max_shortfall_points": shortfall, "hyper_kl_range": [lowest, 50.0]}
+
+    two = {"sweep": {"grid": {"best_value": 0.90}}, "paper_objective": {"best_value": 0.75},
+           "rate_gap": {"weighted": gap(4.5, 4.8), "paper": gap(9.4, 1.5)}}  # fmt: skip
+    three = {**two, "unweighted": {"best_value": 0.8974},
+             "rate_gap": {**two["rate_gap"], "unweighted": gap(0.35, 2.2)}}  # fmt: skip
+    before, after = rate_checks(two), rate_checks(three)
+    assert len(after) == len(before) + 3
+    added = {c.figure: c for c in after if "unweighted" in c.figure}
+    shortfall, lowest, best = added.values()
+    assert shortfall.value == 0.35 and shortfall.met and lowest.value == 2.2 and lowest.met
+    assert best.value == pytest.approx(0.26) and not best.met  # 0.26 points > 0.2
+
+
 def test_code_version_names_the_changed_paths_whole(tmp_path):
     """A porcelain status line is "XY path"; a modified-only file's line starts with a space,
     which must not cost the first path its first letter."""
