@@ -73,10 +73,16 @@ def test_vl_vfe_quick_runs_end_to_end(tmp_path, one_thread):
         quant = row["quantization"]
         assert quant["bits"] <= bit_budget(3.25e-3, float(psnr))
     assert set(stored["dynamic"]) == {
-        "deepjscc", "m=0", "m=8", "m=inf", "m=inf, authors-recipe, β=0.01",
+        "deepjscc", "m=0", "m=8", "m=inf", "m=inf, uniform-dB, β=0.01",
     }  # fmt: skip
-    variant = stored["models"]["vl-vfe authors-recipe/0.01"]
+    variant = stored["models"]["vl-vfe uniform-dB/0.01"]
     assert variant["params"] == stored["models"]["vl-vfe/0.01"]["params"]
+    # the prefix sweep: k caps what is sent, so no point sends more than k symbols, and
+    # the uncapped k = 64 is the m = ∞ point itself
+    for psnr, points in stored["prefix_sweep"].items():
+        assert all(q["n_active"] <= q["cap"] for q in points)
+        full = next(q for q in stored["dynamic"]["m=inf"] if q["psnr_db"] == float(psnr))
+        assert points[-1]["cap"] == 64 and points[-1]["accuracy"] == full["accuracy"]
     m0 = stored["dynamic"]["m=0"]  # told 10 dB at every PSNR: the same prefix everywhere
     assert len({q["n_active"] for q in m0}) == 1 and m0[0]["told_psnr_db_mean"] == 10.0
     assert len(stored["checks"]) == 9
@@ -84,22 +90,33 @@ def test_vl_vfe_quick_runs_end_to_end(tmp_path, one_thread):
         assert (tmp_path / name).stat().st_size > 1000
 
 
-def test_dynamic_variants_train_with_their_own_channel_draws():
-    """A dynamic VL-VFE variant is the headline's model and schedule with its training options
-    on top: σ² uniform over 10-25 dB (§IV-B), plus β·0.1/σ and 5 cross-entropy-only epochs
-    before a 10-epoch β ramp for the authors' recipe."""
-    variants = (("authors-recipe", 3e-3, parts.AUTHORS_RECIPE),)
-    plan = {"betas": {}, "gaussian_betas": (), "dynamic_betas": (1e-2,), "deepjscc": {},
-            "quant_bits": {}, "dynamic_variants": variants}  # fmt: skip
-    by_label = {job.label: job.options for job in parts.jobs("fashion-mnist", plan)}
-    headline, variant = by_label["vl-vfe/0.01"], by_label["vl-vfe authors-recipe/0.003"]
+def test_dynamic_models_train_as_the_authors_code_and_the_variant_with_its_own_draws():
+    """The dynamic VL-VFE trains with the authors' recipe (σ² uniform over 10-25 dB, §IV-B;
+    β·0.1/σ; 5 cross-entropy-only epochs, then a 10-epoch β ramp) for 200 epochs where the
+    static models train 60; the uniform-dB variant is the same model and schedule with the
+    PSNR uniform in dB, β flat and a 1-epoch ramp; Fig. 6's DeepJSCC trains as long as the
+    dynamic model, Table III's as long as the static ones; the longest jobs come first."""
+    variants = (("uniform-dB", 3e-3, parts.UNIFORM_DB),)
+    plan = {"betas": {20.0: (1e-2,)}, "gaussian_betas": (), "dynamic_betas": (1e-2,),
+            "deepjscc": {20.0: (31, 36)}, "quant_bits": {},
+            "dynamic_variants": variants}  # fmt: skip
+    job_list = parts.jobs("fashion-mnist", plan, 60)
+    by_label = {job.label: job for job in job_list}
+    headline, variant = by_label["vl-vfe/0.01"].options, by_label["vl-vfe uniform-dB/0.003"].options
     assert variant["fixed_beta"] == 3e-3 and headline["fixed_beta"] == 1e-2
-    assert (variant["snr_dist"], variant["snr_margin_db"], variant["rate_scale"]) == (
+    assert (headline["snr_dist"], headline["snr_margin_db"], headline["rate_scale"]) == (
         "uniform-noise-var", 0.0, "inverse-sigma",
     )  # fmt: skip
-    assert (variant["kl_delay_epochs"], variant["kl_warmup_epochs"]) == (5.0, 10.0)
-    assert "snr_dist" not in headline and "rate_scale" not in headline
-    assert "kl_delay_epochs" not in headline and headline["kl_warmup_epochs"] == 1.0
-    rest = {k: v for k, v in variant.items() if k not in {*parts.AUTHORS_RECIPE, "fixed_beta"}}
-    schedule = {"fixed_beta", "kl_warmup_epochs"}
-    assert rest == {k: v for k, v in headline.items() if k not in schedule}
+    assert (headline["kl_delay_epochs"], headline["kl_warmup_epochs"]) == (5.0, 10.0)
+    assert (variant["snr_dist"], variant["snr_margin_db"], variant["rate_scale"]) == (
+        "uniform-db", 3.0, "none",
+    )  # fmt: skip
+    assert (variant["kl_delay_epochs"], variant["kl_warmup_epochs"]) == (0.0, 1.0)
+    rest = {k: v for k, v in variant.items() if k not in {*parts.UNIFORM_DB, "fixed_beta"}}
+    assert rest == {k: v for k, v in headline.items() if k not in {*parts.UNIFORM_DB, "fixed_beta"}}
+    epochs = {job.label: job.epochs for job in job_list}
+    assert epochs["vl-vfe/0.01"] == epochs["vl-vfe uniform-dB/0.003"] == 200
+    assert epochs["deepjscc/20/36"] == 200 and epochs["deepjscc/20/31"] is None  # the run's 60
+    assert epochs["proposed/20/0.01"] is None
+    assert [job.epochs for job in job_list] == [200, 200, 200, None, None]
+    assert parts.dynamic_epochs(6) == 20 and parts.dynamic_epochs(1) == 3
