@@ -15,6 +15,7 @@ from pathlib import Path
 from shared.provenance import REPO, changed_since
 from trainer.experiments.common import Check
 from trainer.experiments.registry import EXPERIMENTS
+from trainer.experiments.seed_runs import check_spread, find_repeats, spread_lines
 
 # The code every experiment depends on whether it imports it or not: the torch-free and model
 # code under shared/ (the zoo builds families by name) and the experiments' command line
@@ -84,35 +85,56 @@ def experiment_code(name: str, repo: Path = REPO) -> list[str]:
     return [*MODEL_CODE, *sorted(trainer_imports(repo / own, repo) - set(MODEL_CODE))]
 
 
+def why_stale(name: str, results: dict, repo: Path = REPO) -> str | None:
+    """Why the run ``results`` of experiment ``name`` no longer matches the model or
+    experiment code in the checkout ``repo`` (None when it does)."""
+    code = results.get("code") or {}
+    if not code.get("commit"):
+        return "no commit recorded (ran before provenance was kept)"
+    if code.get("dirty"):
+        dirty = [p for p in code.get("dirty_paths", []) if _under(p, experiment_code(name, repo))]
+        if dirty:
+            return f"ran with uncommitted changes to {', '.join(dirty)}"
+    changed = changed_since(code["commit"], experiment_code(name, repo), cwd=repo)
+    if changed is None:
+        return f"commit {code['commit'][:12]} is not in this checkout"
+    if changed:
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        return f"changed since {code['commit'][:12]}: {', '.join(changed[:5])}{more}"
+    return None
+
+
 def stale_results(reports_dir: str | Path, repo: Path = REPO) -> list[tuple[str, str]]:
-    """[(results folder, why)] for each shown run whose model or experiment code changed since
-    it ran (committed or not), or that cannot say which code it ran from; ``repo`` is the git
-    checkout to compare with."""
+    """[(results folder, why)] for each shown run, and each of its seed repeats
+    (``seed_runs``), whose model or experiment code changed since it ran (committed or not),
+    or that cannot say which code it ran from; ``repo`` is the git checkout to compare with."""
     stale = []
     for name, slots in find_results(reports_dir).items():
         if name not in EXPERIMENTS:
             continue
         for results in slots.values():
-            where = results["_dir"]
-            code = results.get("code") or {}
-            if not code.get("commit"):
-                stale.append((where, "no commit recorded (ran before provenance was kept)"))
-                continue
-            if code.get("dirty"):
-                dirty = [
-                    p for p in code.get("dirty_paths", []) if _under(p, experiment_code(name, repo))
-                ]
-                if dirty:
-                    stale.append((where, f"ran with uncommitted changes to {', '.join(dirty)}"))
-                    continue
-            changed = changed_since(code["commit"], experiment_code(name, repo), cwd=repo)
-            if changed is None:
-                stale.append((where, f"commit {code['commit'][:12]} is not in this checkout"))
-            elif changed:
-                more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
-                stale.append((where, f"changed since {code['commit'][:12]}: "
-                                     f"{', '.join(changed[:5])}{more}"))  # fmt: skip
+            repeats, _ = find_repeats(results, Path(reports_dir) / results["_dir"])
+            for run in (results, *repeats):
+                why = why_stale(name, run, repo)
+                if why is not None:
+                    stale.append((run["_dir"], why))
     return sorted(stale)
+
+
+def current_repeats(
+    name: str, results: dict, reports_dir: Path, repo: Path = REPO
+) -> tuple[list[dict], list]:
+    """(the seed repeats of ``results`` with its settings and the code of the checkout
+    ``repo``, [(folder, why left out)])."""
+    repeats, left = find_repeats(results, reports_dir / results["_dir"])
+    kept = []
+    for repeat in repeats:
+        why = why_stale(name, repeat, repo)
+        if why is None:
+            kept.append(repeat)
+        else:
+            left.append((repeat["_dir"], why))
+    return kept, left
 
 
 def _code_line(results: dict) -> str:
@@ -135,7 +157,11 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
-def experiment_section(name: str, results: dict) -> str:
+def experiment_section(
+    name: str, results: dict, repeats: list[dict] = (), left: list[tuple[str, str]] = ()
+) -> str:
+    """The report's section for ``results``, with the spread over its seed ``repeats`` (and
+    the repeats ``left`` out, with why) when there are any."""
     module = EXPERIMENTS[name]
     mode = results.get("mode", "full")
     title = f"## {name} ({module.PAPER})"
@@ -166,6 +192,11 @@ def experiment_section(name: str, results: dict) -> str:
         lines += ["", "| number | value |", "| --- | --- |"]
         lines += [f"| {k} | {v} |" for k, v in rows]
     lines.append("")
+    if repeats:
+        runs = [results, *repeats]
+        lines += spread_lines(name, runs, [checks] + [check_rows(name, r) for r in repeats])
+    for where, why in left:
+        lines += [f"Seed repeat `reports/{where}/` left out: {why}.", ""]
     missed = [c for c in checks if not c.met]
     verdict = (
         "All targets met." if not missed
@@ -184,7 +215,7 @@ def experiment_section(name: str, results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def build_report(reports_dir: str | Path) -> str:
+def build_report(reports_dir: str | Path, repo: Path = REPO) -> str:
     found = find_results(reports_dir)
     out = [
         "# Experiments: our numbers against the papers",
@@ -207,11 +238,16 @@ def build_report(reports_dir: str | Path) -> str:
             sections.append(f"## {name} ({EXPERIMENTS[name].PAPER})\n\nNot run yet.\n")
             continue
         checks = check_rows(name, results)
-        out.append(
-            f"| {name} | {results.get('mode', 'full')} | "
-            f"{sum(c.met for c in checks)}/{len(checks)} |"
-        )
-        sections.append(experiment_section(name, results))
+        repeats, left = current_repeats(name, results, Path(reports_dir), repo)
+        met = f"{sum(c.met for c in checks)}/{len(checks)}"
+        if repeats:
+            spreads = check_spread([checks] + [check_rows(name, r) for r in repeats])
+            met += (
+                f" (on the mean of {1 + len(repeats)} seeds: "
+                f"{sum(s.on_mean.met for s in spreads)}/{len(spreads)})"
+            )
+        out.append(f"| {name} | {results.get('mode', 'full')} | {met} |")
+        sections.append(experiment_section(name, results, repeats, left))
     return "\n".join(out) + "\n\n" + "\n".join(sections)
 
 

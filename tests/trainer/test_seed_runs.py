@@ -1,0 +1,61 @@
+"""The spread of an experiment's figures over its seed repeats (trainer.experiments.seed_runs)."""
+
+import json
+import math
+
+import pytest
+
+from trainer.experiments.common import Check
+from trainer.experiments.seed_runs import Spread, check_spread, field_spread, find_repeats
+
+
+def test_spread_of_three_values():
+    spread = Spread("gap", (1.0, 2.0, 4.0), ">=", 2.0, "points")
+    assert spread.mean == pytest.approx(7 / 3)
+    assert spread.sd == pytest.approx(math.sqrt(7 / 3))  # (16 + 1 + 25) / 9 / 2
+    assert spread.on_mean.met and spread.met_count == 2
+    assert Spread("gap", (1.0, 2.0, 4.0), "<=", 2.0).on_mean.status() == "missed by 0.333"
+    assert math.isnan(Spread("one", (3.0,), ">=", 0.0).sd)
+
+
+def test_checks_are_matched_by_figure_in_the_first_runs_order():
+    first = [Check("a", 1.0, ">=", 0.0), Check("b", 2.0, "<=", 5.0), Check("c", 0.0, ">=", 1.0)]
+    second = [Check("c", 3.0, ">=", 1.0), Check("a", -1.0, ">=", 0.0)]
+    spreads = check_spread([first, second])
+    assert [(s.figure, s.values) for s in spreads] == [("a", (1.0, -1.0)), ("c", (0.0, 3.0))]
+
+
+def test_field_spread_expands_keys_and_names_list_items_by_psnr():
+    runs = [
+        {"t": {"10": {"acc": 0.8, "n": 3}, "20": {"acc": 0.9, "n": "x"}},
+         "d": {"m": [{"psnr_db": 10.0, "acc": 0.5}, {"psnr_db": 12.5, "acc": 0.6}]}},
+        {"t": {"10": {"acc": 0.7, "n": 4}},
+         "d": {"m": [{"psnr_db": 10.0, "acc": 0.4}, {"psnr_db": 12.5, "acc": 0.7}]}},
+    ]  # fmt: skip
+    assert field_spread(runs, "t/*/acc") == [("t/10/acc", (0.8, 0.7))]  # 20 lacks in run 2
+    assert field_spread(runs, "t/*/n") == [("t/10/n", (3.0, 4.0))]
+    assert field_spread(runs, "d/*/*/acc") == [
+        ("d/m/10 dB/acc", (0.5, 0.4)), ("d/m/12.5 dB/acc", (0.6, 0.7))
+    ]  # fmt: skip
+    assert field_spread(runs, "t/30/acc") == []
+
+
+def _run(seed, **extra):
+    return {"experiment": "e", "mode": "full", "settings": {"epochs": 3, "seed": seed}, **extra}
+
+
+def test_find_repeats_keeps_matching_runs_in_seed_order(tmp_path):
+    for folder, results in (("seed-3", _run(3)), ("seed-10", _run(1)), ("seed-4", _run(4)),
+                            ("seed-5", _run(0)), ("seed-6", _run(6, mode="quick"))):  # fmt: skip
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "results.json").write_text(json.dumps(results))
+    (tmp_path / "seed-7").mkdir()
+    (tmp_path / "seed-7" / "results.json").write_text("{")
+    kept, left = find_repeats(_run(0), tmp_path)
+    assert [r["settings"]["seed"] for r in kept] == [1, 3, 4]
+    assert kept[0]["_dir"] == f"{tmp_path.name}/seed-10"
+    why = dict(left)
+    assert set(why) == {f"{tmp_path.name}/seed-{k}" for k in (5, 6, 7)}
+    assert why[f"{tmp_path.name}/seed-5"] == "seed 0 already counted"
+    assert why[f"{tmp_path.name}/seed-6"] == "mode 'quick', not 'full'"
+    assert why[f"{tmp_path.name}/seed-7"].startswith("unreadable")

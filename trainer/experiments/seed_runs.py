@@ -1,0 +1,194 @@
+"""Repeats of an experiment under other seeds, and the spread of its figures over them.
+
+A repeat is the same experiment run again, from the same code, with another seed::
+
+    python -m trainer experiment vl-vfe --workers 2 --seed 1 --out reports/vl-vfe/seed-1
+
+It lives in ``seed-<k>/`` inside the folder of the run it repeats, so ``report.find_results``
+(which reads ``reports/*/results.json``, one level deep) never takes it for the headline run.
+The report recomputes every check on each run (the headline's and its repeats') and shows the
+mean ± sample standard deviation over them, whether the mean meets the target ("on the mean"),
+and in how many seeds it is met. A repeat is left out, with the reason, when its experiment,
+mode or settings (other than the seed and how the work was spread) differ from the headline's,
+when its seed repeats one already counted, or when its code is out of date (``report`` checks
+that as it does for the headline).
+
+Seeds change everything a run draws: weight initialisation, minibatch order, the noise in
+training and in the pilots' estimates; the test images stay the same.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+
+from trainer.experiments.common import Check
+
+REPEAT_GLOB = "seed-*/results.json"
+# settings that say how a run was carried out, not what it computed
+_HOW = ("seed", "workers", "progress")
+# per experiment, the stored numbers whose spread the report shows beside the checks' ("*"
+# matches every key of a dict or item of a list; a list item with a "psnr_db" is named by it)
+SPREAD_FIELDS: dict[str, tuple[str, ...]] = {
+    "vl-vfe": (
+        "table_iii/*/proposed/accuracy", "table_iii/*/deepjscc/accuracy",
+        "table_iii/*/quantization/accuracy", "table_iii/*/proposed/n_active",
+        "dynamic/*/*/accuracy", "dynamic/*/*/latency_ms",
+    ),
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One check's value in every run (the headline's first), against the check's target."""
+
+    figure: str
+    values: tuple[float, ...]
+    op: str
+    target: float
+    unit: str = ""
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values)
+
+    @property
+    def sd(self) -> float:
+        """Sample standard deviation (n − 1); NaN for a single run."""
+        return statistics.stdev(self.values) if len(self.values) > 1 else math.nan
+
+    @property
+    def on_mean(self) -> Check:
+        return Check(self.figure, self.mean, self.op, self.target, self.unit)
+
+    @property
+    def met_count(self) -> int:
+        return sum(Check(self.figure, v, self.op, self.target).met for v in self.values)
+
+
+def find_repeats(main: dict, results_dir: Path) -> tuple[list[dict], list[tuple[str, str]]]:
+    """(repeats usable beside ``main``, [(folder, why left out)]) from ``results_dir``'s
+    ``seed-*/results.json``, in seed order; each kept one gets ``_dir`` = "<folder>/seed-<k>"."""
+    kept, left = [], []
+    seeds = {main.get("settings", {}).get("seed")}
+    for path in sorted(Path(results_dir).glob(REPEAT_GLOB)):
+        where = f"{Path(results_dir).name}/{path.parent.name}"
+        try:
+            repeat = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            left.append((where, f"unreadable: {exc}"))
+            continue
+        why = mismatch(main, repeat)
+        if why is None and repeat["settings"].get("seed") in seeds:
+            why = f"seed {repeat['settings'].get('seed')} already counted"
+        if why is not None:
+            left.append((where, why))
+            continue
+        seeds.add(repeat["settings"]["seed"])
+        kept.append({**repeat, "_dir": where})
+    kept.sort(key=lambda r: r["settings"]["seed"])
+    return kept, left
+
+
+def mismatch(main: dict, repeat: dict) -> str | None:
+    """Why ``repeat`` is not the headline run under another seed (None when it is)."""
+    for key in ("experiment", "mode"):
+        if repeat.get(key) != main.get(key):
+            return f"{key} {repeat.get(key)!r}, not {main.get(key)!r}"
+    ours = {k: v for k, v in main.get("settings", {}).items() if k not in _HOW}
+    theirs = {k: v for k, v in repeat.get("settings", {}).items() if k not in _HOW}
+    differ = sorted(k for k in ours.keys() | theirs.keys() if ours.get(k) != theirs.get(k))
+    if differ:
+        return "other settings: " + ", ".join(
+            f"{k} {theirs.get(k)!r} (headline {ours.get(k)!r})" for k in differ
+        )
+    return None
+
+
+def check_spread(check_lists: list[list[Check]]) -> list[Spread]:
+    """Each check of the first run that every run has (matched by its figure), with its value
+    in every run, in the first run's order."""
+    by_figure = [{c.figure: c for c in checks} for checks in check_lists]
+    spreads = []
+    for first in check_lists[0]:
+        if all(first.figure in run for run in by_figure):
+            values = tuple(run[first.figure].value for run in by_figure)
+            spreads.append(Spread(first.figure, values, first.op, first.target, first.unit))
+    return spreads
+
+
+def field_spread(runs: list[dict], pattern: str) -> list[tuple[str, tuple[float, ...]]]:
+    """[(name, value in every run)] for the numbers at ``pattern`` ("a/*/b": "*" matches every
+    key or list item) in the first run that every run has and that are numbers in all."""
+    found = []
+    for name, path in _expand(runs[0], pattern.split("/")):
+        values = [_at(run, path) for run in runs]
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
+            found.append((name, tuple(float(v) for v in values)))
+    return found
+
+
+def _expand(node, parts: list[str], name: str = "", path: tuple = ()):
+    if not parts:
+        yield name.strip("/"), path
+        return
+    head, rest = parts[0], parts[1:]
+    if isinstance(node, dict):
+        keys = list(node) if head == "*" else [head] if head in node else []
+        for key in keys:
+            yield from _expand(node[key], rest, f"{name}/{key}", (*path, key))
+    elif isinstance(node, list) and head == "*":
+        for index, item in enumerate(node):
+            named = isinstance(item, dict) and "psnr_db" in item
+            label = f"{item['psnr_db']:g} dB" if named else index
+            yield from _expand(item, rest, f"{name}/{label}", (*path, index))
+
+
+def _at(node, path: tuple):
+    for key in path:
+        try:
+            node = node[key]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return node
+
+
+def _fmt(value: float, digits: int = 3) -> str:
+    if value != value:
+        return "nan"
+    return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
+
+
+def spread_lines(name: str, runs: list[dict], check_lists: list[list[Check]]) -> list[str]:
+    """Markdown for the spread of ``runs`` (the headline first, then its repeats): the checks
+    on the mean, then the numbers of ``SPREAD_FIELDS[name]``."""
+    seeds = ", ".join(str(r["settings"]["seed"]) for r in runs)
+    folders = ", ".join(f"`reports/{r['_dir']}/`" for r in runs)
+    lines = [
+        f"Over seeds {seeds} ({len(runs)} runs of the same code: {folders}), mean ± sample sd:",
+        "",
+        "| figure | per seed | mean ± sd | target | on the mean | seeds met |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for s in check_spread(check_lists):
+        unit = f" {s.unit}" if s.unit else ""
+        verdict = "met" if s.on_mean.met else "**" + s.on_mean.status() + "**"
+        lines.append(
+            f"| {s.figure} | {' / '.join(_fmt(v) for v in s.values)} | {_fmt(s.mean)} ± "
+            f"{_fmt(s.sd)}{unit} | {s.op} {_fmt(s.target)}{unit} | {verdict} | "
+            f"{s.met_count} of {len(s.values)} |"
+        )
+    patterns = SPREAD_FIELDS.get(name, ())
+    numbers = [row for pattern in patterns for row in field_spread(runs, pattern)]
+    if numbers:
+        lines += ["", "| number | per seed | mean ± sd |", "| --- | --- | --- |"]
+        for label, values in numbers:
+            lines.append(
+                f"| {label} | {' / '.join(_fmt(v, 4) for v in values)} | "
+                f"{_fmt(statistics.fmean(values), 4)} ± "
+                f"{_fmt(statistics.stdev(values) if len(values) > 1 else math.nan, 2)} |"
+            )
+    return lines + [""]
