@@ -294,8 +294,10 @@ def test_report_gives_each_check_over_seed_repeats(checkout, tmp_path):
     _write(reports, "quantizer-bits", _seeded(0.80, 0, commit, workers=2))
     _write(reports, "quantizer-bits/seed-1", _seeded(0.808, 1, commit))
     _write(reports, "quantizer-bits/seed-2", _seeded(0.81, 2, commit))
-    text = build_report(reports, repo=checkout)
+    text = build_report(reports, repo=checkout, plots=True)
     assert "| quantizer-bits | full | 0/1 (on the mean of 3 seeds: 1/1) |" in text
+    assert "](quantizer-bits/seed_spread.png)" in text
+    assert (reports / "quantizer-bits" / "seed_spread.png").stat().st_size > 1000
     assert "| 1 / 0.2 / 0 | 0.4 ± 0.529 points | <= 0.5 points | met | 2 of 3 |" in text
     assert "Over seeds 0, 1, 2" in text and "`reports/quantizer-bits/seed-2/`" in text
     assert stale_results(reports, repo=checkout) == []

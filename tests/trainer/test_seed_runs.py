@@ -16,6 +16,8 @@ def test_spread_of_three_values():
     assert spread.on_mean.met and spread.met_count == 2
     assert Spread("gap", (1.0, 2.0, 4.0), "<=", 2.0).on_mean.status() == "missed by 0.333"
     assert math.isnan(Spread("one", (3.0,), ">=", 0.0).sd)
+    assert spread.margins == (-1.0, 0.0, 2.0)  # ≥ 2: 1 misses by 1
+    assert Spread("gap", (1.0, 3.0), "<=", 2.0).margins == (1.0, -1.0)
 
 
 def test_checks_are_matched_by_figure_in_the_first_runs_order():

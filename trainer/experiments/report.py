@@ -15,7 +15,13 @@ from pathlib import Path
 from shared.provenance import REPO, changed_since
 from trainer.experiments.common import Check
 from trainer.experiments.registry import EXPERIMENTS
-from trainer.experiments.seed_runs import check_spread, find_repeats, spread_lines
+from trainer.experiments.seed_runs import (
+    SPREAD_PLOT,
+    check_spread,
+    find_repeats,
+    plot_margins,
+    spread_lines,
+)
 
 # The code every experiment depends on whether it imports it or not: the torch-free and model
 # code under shared/ (the zoo builds families by name) and the experiments' command line
@@ -195,6 +201,7 @@ def experiment_section(
     if repeats:
         runs = [results, *repeats]
         lines += spread_lines(name, runs, [checks] + [check_rows(name, r) for r in repeats])
+        lines += [f"![{name}: margins over seeds]({results['_dir']}/{SPREAD_PLOT})", ""]
     for where, why in left:
         lines += [f"Seed repeat `reports/{where}/` left out: {why}.", ""]
     missed = [c for c in checks if not c.met]
@@ -215,7 +222,9 @@ def experiment_section(
     return "\n".join(lines) + "\n"
 
 
-def build_report(reports_dir: str | Path, repo: Path = REPO) -> str:
+def build_report(reports_dir: str | Path, repo: Path = REPO, plots: bool = False) -> str:
+    """The report's text; with ``plots``, each run with seed repeats also gets its margins
+    over seeds drawn (``seed_runs.SPREAD_PLOT`` in its folder)."""
     found = find_results(reports_dir)
     out = [
         "# Experiments: our numbers against the papers",
@@ -242,6 +251,9 @@ def build_report(reports_dir: str | Path, repo: Path = REPO) -> str:
         met = f"{sum(c.met for c in checks)}/{len(checks)}"
         if repeats:
             spreads = check_spread([checks] + [check_rows(name, r) for r in repeats])
+            if plots:
+                seeds = [r["settings"]["seed"] for r in (results, *repeats)]
+                plot_margins(spreads, seeds, Path(reports_dir) / results["_dir"] / SPREAD_PLOT)
             met += (
                 f" (on the mean of {1 + len(repeats)} seeds: "
                 f"{sum(s.on_mean.met for s in spreads)}/{len(spreads)})"
@@ -255,5 +267,5 @@ def write_report(reports_dir: str | Path = "reports") -> Path:
     reports_dir = Path(reports_dir)
     reports_dir.mkdir(parents=True, exist_ok=True)
     path = reports_dir / "README.md"
-    path.write_text(build_report(reports_dir))
+    path.write_text(build_report(reports_dir, plots=True))
     return path

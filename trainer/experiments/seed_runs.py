@@ -65,6 +65,12 @@ class Spread:
         return Check(self.figure, self.mean, self.op, self.target, self.unit)
 
     @property
+    def margins(self) -> tuple[float, ...]:
+        """How far each value is on the right side of the target (negative: missed by)."""
+        sign = 1.0 if self.op == ">=" else -1.0
+        return tuple(sign * (v - self.target) for v in self.values)
+
+    @property
     def met_count(self) -> int:
         return sum(Check(self.figure, v, self.op, self.target).met for v in self.values)
 
@@ -154,6 +160,46 @@ def _at(node, path: tuple):
         except (KeyError, IndexError, TypeError):
             return None
     return node
+
+
+SPREAD_PLOT = "seed_spread.png"
+
+
+def plot_margins(spreads: list[Spread], seeds: list[int], path: Path) -> Path:
+    """Each check's margin to its target (value − target, sign turned so that ≥ 0 is met) per
+    seed as dots, with the mean ± sd over seeds, one row per check, in the check's own unit."""
+    from trainer.experiments.common import new_axes
+
+    plt, fig, ax = new_axes()
+    fig.set_size_inches(10, 1.5 + 0.4 * len(spreads))
+    rows = range(len(spreads))[::-1]
+    for row, spread in zip(rows, spreads, strict=True):
+        margins = spread.margins
+        for k, (seed, margin) in enumerate(zip(seeds, margins, strict=True)):
+            ax.plot(
+                margin,
+                row,
+                "o",
+                ms=4,
+                color=f"C{k}",
+                label=f"seed {seed}" if row == rows[0] else None,
+            )
+        mean = statistics.fmean(margins)
+        sd = statistics.stdev(margins) if len(margins) > 1 else 0.0
+        ax.errorbar(mean, row, xerr=sd, fmt="D", color="k", ms=5, capsize=3,
+                    label="mean ± sd" if row == rows[0] else None)  # fmt: skip
+    ax.axvline(0.0, color="grey", lw=1)
+    ax.set_yticks(list(rows))
+    ax.set_yticklabels([f"{s.figure[:80]} ({s.unit or 'ratio'})" for s in spreads], fontsize=7)
+    if max(abs(m) for s in spreads for m in s.margins) > 10:  # a wide range: linear near 0
+        ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel("margin to the target (≥ 0: met), in the check's unit")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
 
 
 def _fmt(value: float, digits: int = 3) -> str:
