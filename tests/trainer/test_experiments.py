@@ -300,6 +300,7 @@ def test_report_gives_each_check_over_seed_repeats(checkout, tmp_path):
     assert (reports / "quantizer-bits" / "seed_spread.png").stat().st_size > 1000
     assert "| 1 / 0.2 / 0 | 0.4 ± 0.529 points | <= 0.5 points | met | 2 of 3 |" in text
     assert "Over seeds 0, 1, 2" in text and "`reports/quantizer-bits/seed-2/`" in text
+    assert "| bits/4/accuracy | 0.8 / 0.808 / 0.81 | 0.806 ± 0.0053 |" in text
     assert stale_results(reports, repo=checkout) == []
 
 

@@ -33,6 +33,9 @@ _HOW = ("seed", "workers", "progress")
 # per experiment, the stored numbers whose spread the report shows beside the checks' ("*"
 # matches every key of a dict or item of a list; a list item with a "psnr_db" is named by it)
 SPREAD_FIELDS: dict[str, tuple[str, ...]] = {
+    "snr-adaptivity": ("hyper_minus_matched/*",),
+    "quantizer-bits": ("bits/*/accuracy",),
+    "variable-length": ("models/*/table/*/*/n_active", "models/*/table/*/*/accuracy"),
     "vl-vfe": (
         "table_iii/*/proposed/accuracy", "table_iii/*/deepjscc/accuracy",
         "table_iii/*/quantization/accuracy", "table_iii/*/proposed/n_active",
