@@ -19,6 +19,7 @@ from trainer.experiments.seed_runs import (
     SPREAD_PLOT,
     check_spread,
     find_repeats,
+    fmt_number,
     plot_margins,
     spread_lines,
 )
@@ -159,10 +160,6 @@ def check_rows(name: str, results: dict) -> list[Check]:
     return EXPERIMENTS[name].checks(results)
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
-
-
 def experiment_section(
     name: str, results: dict, repeats: list[dict] = (), left: list[tuple[str, str]] = ()
 ) -> str:
@@ -190,7 +187,8 @@ def experiment_section(
     for c in checks:
         unit = f" {c.unit}" if c.unit else ""
         lines.append(
-            f"| {c.figure} | {_fmt(c.value)}{unit} | {c.op} {_fmt(c.target)}{unit} | {c.paper} "
+            f"| {c.figure} | {fmt_number(c.value)}{unit} | {c.op} {fmt_number(c.target)}{unit} "
+            f"| {c.paper} "
             f"| {'met' if c.met else '**' + c.status() + '**'} |"
         )
     rows = module.summary_rows(results)

@@ -44,6 +44,12 @@ SPREAD_FIELDS: dict[str, tuple[str, ...]] = {
 }  # fmt: skip
 
 
+def mean_sd(values) -> tuple[float, float]:
+    """(mean, sample standard deviation with n − 1) of ``values``; the sd is NaN for one value."""
+    values = list(values)
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
+
+
 @dataclass(frozen=True)
 class Spread:
     """One check's value in every run (the headline's first), against the check's target."""
@@ -56,12 +62,12 @@ class Spread:
 
     @property
     def mean(self) -> float:
-        return statistics.fmean(self.values)
+        return mean_sd(self.values)[0]
 
     @property
     def sd(self) -> float:
         """Sample standard deviation (n − 1); NaN for a single run."""
-        return statistics.stdev(self.values) if len(self.values) > 1 else math.nan
+        return mean_sd(self.values)[1]
 
     @property
     def on_mean(self) -> Check:
@@ -171,7 +177,7 @@ SPREAD_PLOT = "seed_spread.png"
 def plot_margins(spreads: list[Spread], seeds: list[int], path: Path) -> Path:
     """Each check's margin to its target (value − target, sign turned so that ≥ 0 is met) per
     seed as dots, with the mean ± sd over seeds, one row per check, in the check's own unit."""
-    from trainer.experiments.common import new_axes
+    from trainer.experiments.common import finish_axes, new_axes
 
     plt, fig, ax = new_axes()
     fig.set_size_inches(10, 1.5 + 0.4 * len(spreads))
@@ -187,8 +193,8 @@ def plot_margins(spreads: list[Spread], seeds: list[int], path: Path) -> Path:
                 color=f"C{k}",
                 label=f"seed {seed}" if row == rows[0] else None,
             )
-        mean = statistics.fmean(margins)
-        sd = statistics.stdev(margins) if len(margins) > 1 else 0.0
+        mean, sd = mean_sd(margins)
+        sd = 0.0 if sd != sd else sd  # one seed: no bar
         ax.errorbar(mean, row, xerr=sd, fmt="D", color="k", ms=5, capsize=3,
                     label="mean ± sd" if row == rows[0] else None)  # fmt: skip
     ax.axvline(0.0, color="grey", lw=1)
@@ -196,18 +202,13 @@ def plot_margins(spreads: list[Spread], seeds: list[int], path: Path) -> Path:
     ax.set_yticklabels([f"{s.figure[:80]} ({s.unit or 'ratio'})" for s in spreads], fontsize=7)
     if max(abs(m) for s in spreads for m in s.margins) > 10:  # a wide range: linear near 0
         ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xlabel("margin to the target (≥ 0: met), in the check's unit")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    xlabel = "margin to the target (≥ 0: met), in the check's unit"
+    return finish_axes(plt, fig, ax, path, xlabel, "")
 
 
-def _fmt(value: float, digits: int = 3) -> str:
-    if value != value:
-        return "nan"
+def fmt_number(value: float, digits: int = 3) -> str:
+    """A number as the report prints it: ``digits`` significant digits, or thousands grouped
+    from 1,000 on ("nan" stays "nan")."""
     return f"{value:.{digits}g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
@@ -226,8 +227,9 @@ def spread_lines(name: str, runs: list[dict], check_lists: list[list[Check]]) ->
         unit = f" {s.unit}" if s.unit else ""
         verdict = "met" if s.on_mean.met else "**" + s.on_mean.status() + "**"
         lines.append(
-            f"| {s.figure} | {' / '.join(_fmt(v) for v in s.values)} | {_fmt(s.mean)} ± "
-            f"{_fmt(s.sd)}{unit} | {s.op} {_fmt(s.target)}{unit} | {verdict} | "
+            f"| {s.figure} | {' / '.join(fmt_number(v) for v in s.values)} | "
+            f"{fmt_number(s.mean)} ± {fmt_number(s.sd)}{unit} | "
+            f"{s.op} {fmt_number(s.target)}{unit} | {verdict} | "
             f"{s.met_count} of {len(s.values)} |"
         )
     patterns = SPREAD_FIELDS.get(name, ())
@@ -236,8 +238,7 @@ def spread_lines(name: str, runs: list[dict], check_lists: list[list[Check]]) ->
         lines += ["", "| number | per seed | mean ± sd |", "| --- | --- | --- |"]
         for label, values in numbers:
             lines.append(
-                f"| {label} | {' / '.join(_fmt(v, 4) for v in values)} | "
-                f"{_fmt(statistics.fmean(values), 4)} ± "
-                f"{_fmt(statistics.stdev(values) if len(values) > 1 else math.nan, 2)} |"
+                f"| {label} | {' / '.join(fmt_number(v, 4) for v in values)} | "
+                f"{fmt_number(mean_sd(values)[0], 4)} ± {fmt_number(mean_sd(values)[1], 2)} |"
             )
     return lines + [""]
