@@ -53,11 +53,15 @@ def test_find_repeats_keeps_matching_runs_in_seed_order(tmp_path):
         (tmp_path / folder / "results.json").write_text(json.dumps(results))
     (tmp_path / "seed-7").mkdir()
     (tmp_path / "seed-7" / "results.json").write_text("{")
+    (tmp_path / "seed-8").mkdir()
+    no_seed = {"experiment": "e", "mode": "full", "settings": {"epochs": 3}}
+    (tmp_path / "seed-8" / "results.json").write_text(json.dumps(no_seed))
     kept, left = find_repeats(_run(0), tmp_path)
     assert [r["settings"]["seed"] for r in kept] == [1, 3, 4]
     assert kept[0]["_dir"] == f"{tmp_path.name}/seed-10"
     why = dict(left)
-    assert set(why) == {f"{tmp_path.name}/seed-{k}" for k in (5, 6, 7)}
+    assert set(why) == {f"{tmp_path.name}/seed-{k}" for k in (5, 6, 7, 8)}
+    assert why[f"{tmp_path.name}/seed-8"] == "no seed recorded"
     assert why[f"{tmp_path.name}/seed-5"] == "seed 0 already counted"
     assert why[f"{tmp_path.name}/seed-6"] == "mode 'quick', not 'full'"
     assert why[f"{tmp_path.name}/seed-7"].startswith("unreadable")

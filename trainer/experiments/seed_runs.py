@@ -96,13 +96,16 @@ def find_repeats(main: dict, results_dir: Path) -> tuple[list[dict], list[tuple[
         except (OSError, json.JSONDecodeError) as exc:
             left.append((where, f"unreadable: {exc}"))
             continue
+        seed = repeat.get("settings", {}).get("seed")
         why = mismatch(main, repeat)
-        if why is None and repeat["settings"].get("seed") in seeds:
-            why = f"seed {repeat['settings'].get('seed')} already counted"
+        if why is None and seed is None:
+            why = "no seed recorded"
+        elif why is None and seed in seeds:
+            why = f"seed {seed} already counted"
         if why is not None:
             left.append((where, why))
             continue
-        seeds.add(repeat["settings"]["seed"])
+        seeds.add(seed)
         kept.append({**repeat, "_dir": where})
     kept.sort(key=lambda r: r["settings"]["seed"])
     return kept, left
