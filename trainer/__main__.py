@@ -226,6 +226,7 @@ def cmd_train(args) -> int:
 
 
 def train_and_export(args, cfg, ranks) -> int:
+    from trainer import distributed
     from trainer.data import load_dataset
     from trainer.export import write_artifacts
     from trainer.train import train
@@ -236,6 +237,10 @@ def train_and_export(args, cfg, ranks) -> int:
             print(f"distributed: {ranks.world_size} ranks, backend {ranks.backend}", flush=True)
     data = load_dataset(cfg.task, cfg.data_dir, seed=cfg.seed)
     model, log = train(cfg, data, args.out)
+    # every rank leaves the group together, right after training's last collective: a rank that
+    # left while rank 0 went on evaluating and exporting sometimes aborted in gloo's teardown
+    # ("terminate called without an active exception"); nothing below needs the group
+    distributed.shutdown()
     if not ranks.is_main:
         return 0
     metrics = headline_metrics(model, data, cfg)
