@@ -17,6 +17,7 @@ from trainer.experiments import (
     train_once_vs_grid,
     variable_length,
     vl_vfe,
+    vl_vfe_threshold,
 )
 
 # what every experiment module defines (see trainer/experiments/common.py)
@@ -38,6 +39,7 @@ EXPERIMENTS: dict[str, ModuleType] = {
         quantizer_bits,
         variable_length,
         vl_vfe,
+        vl_vfe_threshold,
         ranging_regression,
         cnn,
         digital,
