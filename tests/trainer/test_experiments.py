@@ -160,6 +160,41 @@ def test_a_trainer_module_makes_stale_only_the_experiments_that_import_it(checko
     assert where == "quantizer-bits" and "trainer/export.py" in why
 
 
+def test_the_ranging_simulator_is_code_only_of_the_experiments_on_its_data(checkout, tmp_path):
+    """trainer/data.py imports the ranging simulator, so every experiment does; a change to it
+    makes stale the ranging experiment, not an image-only one."""
+    reports = tmp_path / "reports"
+    (checkout / "trainer/ranging.py").write_text("x = 1\n")
+    (checkout / "trainer/data.py").write_text("from trainer.ranging import x\n")
+    for module in ("quantizer_bits", "ranging_regression"):
+        (checkout / f"trainer/experiments/{module}.py").write_text("from trainer.data import x\n")
+    _git(checkout, "add", ".")
+    _git(checkout, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "data")
+    commit = _git(checkout, "rev-parse", "HEAD")
+    for name in ("quantizer-bits", "ranging-regression"):
+        _write(reports, name, _synthetic(0.8, 0.81) | {"experiment": name,
+                                                        "code": {"commit": commit}})  # fmt: skip
+    (checkout / "trainer/ranging.py").write_text("x = 2\n")
+    ((where, why),) = stale_results(reports, repo=checkout)
+    assert where == "ranging-regression" and "trainer/ranging.py" in why
+    (checkout / "trainer/data.py").write_text("from trainer.ranging import x\ny = 1\n")
+    assert sorted(w for w, _ in stale_results(reports, repo=checkout)) == [
+        "quantizer-bits", "ranging-regression"]  # fmt: skip
+
+
+def test_the_image_only_experiments_never_name_a_ranging_task():
+    """report.IMAGE_ONLY leaves trainer/ranging.py out of those experiments' code: none of
+    their modules may train on a ranging task."""
+    import inspect
+
+    from trainer.experiments.registry import EXPERIMENTS
+    from trainer.experiments.report import IMAGE_ONLY
+
+    assert IMAGE_ONLY <= set(EXPERIMENTS) and "ranging-regression" not in IMAGE_ONLY
+    for name in IMAGE_ONLY:
+        assert "ranging" not in inspect.getsource(EXPERIMENTS[name]), name
+
+
 def test_report_check_names_a_commit_it_cannot_find(checkout, tmp_path):
     reports = tmp_path / "reports"
     _write(reports, "quantizer-bits", _synthetic(0.8, 0.81) | {"code": {"commit": "f" * 40}})

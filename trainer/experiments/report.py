@@ -38,6 +38,16 @@ MODEL_CODE = [
     "trainer/experiments/cli.py",
 ]  # fmt: skip
 
+# trainer/data.py imports every dataset generator, so every experiment imports the ranging
+# simulator; but only the experiments that train on its data (ranging-bluetooth, ranging-wifi)
+# can move when it changes. These train on images only (Fashion-MNIST, MNIST, CIFAR-10), so
+# trainer/ranging.py is not their code; an experiment not named here depends on it.
+RANGING_CODE = "trainer/ranging.py"
+IMAGE_ONLY = frozenset({
+    "train-once-vs-grid", "snr-adaptivity", "quantizer-bits", "variable-length", "vl-vfe",
+    "vl-vfe-threshold", "cnn", "digital", "multi-device", "image-jscc", "fading",
+})  # fmt: skip
+
 
 def find_results(reports_dir: str | Path) -> dict[str, dict[str, dict]]:
     """{experiment: {"full"|"quick": results}}: the latest results.json per name and mode."""
@@ -85,11 +95,12 @@ def trainer_imports(path: Path, repo: Path = REPO) -> set[str]:
 def experiment_code(name: str, repo: Path = REPO) -> list[str]:
     """The paths whose change makes experiment ``name``'s figures stale: the code every
     experiment depends on, the experiment's module and the trainer modules it imports, as
-    they are in the checkout ``repo``."""
+    they are in the checkout ``repo`` (less the ranging simulator for IMAGE_ONLY ones)."""
     own = Path(inspect.getfile(EXPERIMENTS[name])).resolve().relative_to(REPO)
     if not (repo / own).is_file():
         return [*MODEL_CODE, str(own)]
-    return [*MODEL_CODE, *sorted(trainer_imports(repo / own, repo) - set(MODEL_CODE))]
+    paths = [*MODEL_CODE, *sorted(trainer_imports(repo / own, repo) - set(MODEL_CODE))]
+    return [p for p in paths if not (name in IMAGE_ONLY and p == RANGING_CODE)]
 
 
 def why_stale(name: str, results: dict, repo: Path = REPO) -> str | None:

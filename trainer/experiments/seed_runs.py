@@ -41,6 +41,7 @@ SPREAD_FIELDS: dict[str, tuple[str, ...]] = {
         "table_iii/*/quantization/accuracy", "table_iii/*/proposed/n_active",
         "dynamic/*/*/accuracy", "dynamic/*/*/latency_ms",
     ),
+    "vl-vfe-threshold": ("choice/gamma0", "dynamic/*/*/n_active", "dynamic/*/*/accuracy"),
 }  # fmt: skip
 
 
