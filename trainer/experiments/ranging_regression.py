@@ -2,9 +2,10 @@
 
 For each channel profile (Bluetooth channel sounding's two-way tones, Wi-Fi's 40 MHz impulse
 response; simulated, trainer.ranging) one Hyper-VIB model over β ∈ [1e-5, 1] against the
-11-model VIB grid (one model per half decade, Hyper-VIB §IV-B), all at PSNR 20 dB (``fixed_snr=20``), 20k training examples. Metric: MSE of the
-line-of-sight delay in ns², with the mean μ sent and with z sampled, beside the trivial
-predictor's (the training mean of the delay).
+11-model VIB grid (one model per half decade, Hyper-VIB §IV-B), all at PSNR 20 dB
+(``fixed_snr=20``), 20k training examples. Metric: MSE of the line-of-sight delay in ns², with
+the mean μ sent and with z sampled, beside the trivial predictor's (the training mean of the
+delay).
 
 The headline hyper model is trained with the loss weight w(β) = 1/(1 + β/KNEE), KNEE = 3e-4
 (``loss_weight="knee"``): β below the knee trains on distortion + β·KL as it is, β above it on
