@@ -20,6 +20,18 @@ def test_spread_of_three_values():
     assert Spread("gap", (1.0, 3.0), "<=", 2.0).margins == (1.0, -1.0)
 
 
+def test_a_seed_whose_figure_is_nan_makes_the_mean_nan_and_misses(tmp_path):
+    """A run can leave a figure uncomputable (NaN: e.g. no rate both models cover); the spread
+    over seeds is then NaN and missed on the mean, and the margins plot still draws."""
+    from trainer.experiments.seed_runs import plot_margins
+
+    spread = Spread("gap", (math.nan, 0.35, 0.1), "<=", 0.5, "points")
+    assert math.isnan(spread.mean) and math.isnan(spread.sd)
+    assert not spread.on_mean.met and spread.met_count == 2
+    path = plot_margins([spread], [0, 1, 2], tmp_path / "spread.png")
+    assert path.stat().st_size > 1000
+
+
 def test_checks_are_matched_by_figure_in_the_first_runs_order():
     first = [Check("a", 1.0, ">=", 0.0), Check("b", 2.0, "<=", 5.0), Check("c", 0.0, ">=", 1.0)]
     second = [Check("c", 3.0, ">=", 1.0), Check("a", -1.0, ">=", 0.0)]

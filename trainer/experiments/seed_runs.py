@@ -46,8 +46,11 @@ SPREAD_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 def mean_sd(values) -> tuple[float, float]:
-    """(mean, sample standard deviation with n − 1) of ``values``; the sd is NaN for one value."""
+    """(mean, sample standard deviation with n − 1) of ``values``; the sd is NaN for one value,
+    and both are NaN when a value is (a run whose figure could not be computed)."""
     values = list(values)
+    if any(math.isnan(v) for v in values):
+        return math.nan, math.nan
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
 
 
