@@ -201,7 +201,7 @@ def plot_margins(spreads: list[Spread], seeds: list[int], path: Path) -> Path:
                 label=f"seed {seed}" if row == rows[0] else None,
             )
         mean, sd = mean_sd(margins)
-        sd = 0.0 if sd != sd else sd  # one seed: no bar
+        sd = 0.0 if math.isnan(sd) else sd  # one seed (or a NaN seed): no bar
         ax.errorbar(mean, row, xerr=sd, fmt="D", color="k", ms=5, capsize=3,
                     label="mean ± sd" if row == rows[0] else None)  # fmt: skip
     ax.axvline(0.0, color="grey", lw=1)
@@ -244,8 +244,9 @@ def spread_lines(name: str, runs: list[dict], check_lists: list[list[Check]]) ->
     if numbers:
         lines += ["", "| number | per seed | mean ± sd |", "| --- | --- | --- |"]
         for label, values in numbers:
+            mean, sd = mean_sd(values)
             lines.append(
                 f"| {label} | {' / '.join(fmt_number(v, 4) for v in values)} | "
-                f"{fmt_number(mean_sd(values)[0], 4)} ± {fmt_number(mean_sd(values)[1], 2)} |"
+                f"{fmt_number(mean, 4)} ± {fmt_number(sd, 2)} |"
             )
     return lines + [""]
