@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
 import sys
 from dataclasses import asdict
 from pathlib import Path
+from typing import NoReturn
 
 DEFAULT_LINK_DROPOUT = 0.15
 QUICK = {"epochs": 4, "batch_size": 128, "lr": 2e-3}
@@ -220,9 +223,28 @@ def cmd_train(args) -> int:
     cfg = train_config_from(args)
     ranks = distributed.init_from_env(cfg.device)
     try:
-        return train_and_export(args, cfg, ranks)
+        code = train_and_export(args, cfg, ranks)
     finally:
         distributed.shutdown()
+    if ranks.world_size > 1:
+        exit_rank(code)
+    return code
+
+
+def exit_rank(code: int) -> NoReturn:
+    """End a torchrun rank now, with ``code``, once its work is written and its output flushed.
+
+    Gloo's C++ transport can abort a rank after Python has finished, while static objects are
+    destroyed ("terminate called without an active exception", no Python frame on the stack),
+    even after the process group was destroyed: 2 runs in 40 of the two-rank CLI test on a
+    loaded 2-core machine. torchrun then reports that rank as failed and stops the others, so a
+    finished run fails. Each rank therefore leaves with ``os._exit`` once nothing is left to
+    write, skipping that teardown.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    logging.shutdown()
+    os._exit(code)
 
 
 def train_and_export(args, cfg, ranks) -> int:

@@ -117,7 +117,9 @@ def test_ddp_replicas_stay_identical_and_share_the_epoch_metrics(tmp_path):
 
 def _cli(launcher: list[str], out: Path) -> subprocess.CompletedProcess:
     cmd = [*launcher, "-m", "trainer", "train", *REDUCED_QUICK, "--no-progress", "--out", str(out)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    # the fault handler prints the Python stack (or "no Python frame") if a rank aborts
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
+           "PYTHONFAULTHANDLER": "1"}  # fmt: skip
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -141,3 +143,22 @@ def test_two_gloo_processes_reach_the_single_process_accuracy(tmp_path):
         accuracy[name] = evaluate_point(model, data, 1e-4, 20.0, draws=3)["value"]
     assert accuracy["one"] > 0.78, accuracy  # both runs learned
     assert abs(accuracy["two"] - accuracy["one"]) <= 0.01, accuracy
+
+
+def test_a_rank_leaves_with_its_code_and_its_output_flushed():
+    # stdout to a pipe is block-buffered: without the flush, os._exit would lose the line
+    script = (
+        "import logging, sys\n"
+        "from trainer.__main__ import exit_rank\n"
+        "logging.basicConfig(stream=sys.stderr)\n"
+        "print('written before the exit')\n"
+        "logging.getLogger('x').warning('logged before the exit')\n"
+        "exit_rank(3)\n"
+        "print('never')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True,
+                            text=True, env=env, timeout=120)  # fmt: skip
+    assert result.returncode == 3
+    assert result.stdout == "written before the exit\n"
+    assert "logged before the exit" in result.stderr
