@@ -259,9 +259,8 @@ def train_and_export(args, cfg, ranks) -> int:
             print(f"distributed: {ranks.world_size} ranks, backend {ranks.backend}", flush=True)
     data = load_dataset(cfg.task, cfg.data_dir, seed=cfg.seed)
     model, log = train(cfg, data, args.out)
-    # every rank leaves the group together, right after training's last collective: a rank that
-    # left while rank 0 went on evaluating and exporting sometimes aborted in gloo's teardown
-    # ("terminate called without an active exception"); nothing below needs the group
+    # every rank leaves the group right after training's last collective (nothing below needs
+    # it); the ranks then end through exit_rank, past gloo's C++ teardown
     distributed.shutdown()
     if not ranks.is_main:
         return 0
