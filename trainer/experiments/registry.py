@@ -10,6 +10,7 @@ from trainer.experiments import (
     digital,
     fading,
     image_jscc,
+    loss_weight_scan,
     multi_device,
     quantizer_bits,
     ranging_regression,
@@ -35,6 +36,7 @@ EXPERIMENTS: dict[str, ModuleType] = {
     m.NAME: check_protocol(m)
     for m in (
         train_once_vs_grid,
+        loss_weight_scan,
         snr_adaptivity,
         quantizer_bits,
         variable_length,

@@ -46,6 +46,7 @@ RANGING_CODE = "trainer/ranging.py"
 IMAGE_ONLY = frozenset({
     "train-once-vs-grid", "snr-adaptivity", "quantizer-bits", "variable-length", "vl-vfe",
     "vl-vfe-threshold", "cnn", "digital", "multi-device", "image-jscc", "fading",
+    "loss-weight-scan",
 })  # fmt: skip
 
 
