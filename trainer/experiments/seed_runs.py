@@ -42,6 +42,7 @@ SPREAD_FIELDS: dict[str, tuple[str, ...]] = {
         "dynamic/*/*/accuracy", "dynamic/*/*/latency_ms",
     ),
     "vl-vfe-threshold": ("choice/gamma0", "dynamic/*/*/n_active", "dynamic/*/*/accuracy"),
+    "loss-weight-scan": ("scores/*/*/shortfall_points", "scores/*/*/best_gap_points"),
 }  # fmt: skip
 
 
