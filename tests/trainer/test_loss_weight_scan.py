@@ -86,13 +86,13 @@ def test_checks_read_the_chosen_weights_test_figures():
     held_out = by_name["held-out images"]
     assert held_out.value == pytest.approx(2.0) and not held_out.met  # 0.4 / 0.2
     shortfall, best, lowest, highest = (
-        c for c in scan.checks(results) if c.figure.startswith("test, chosen weight 1:")
+        c for c in scan.checks(results) if c.figure.startswith("test, the chosen weight:")
     )
     assert shortfall.value == 0.3 and shortfall.met
     assert best.value == 0.15 and best.met
     assert lowest.value == 2.4 and lowest.met
     assert highest.value == 20.0 and not highest.met  # the 100 nats
-    holds = by_name["chosen weight 1"]
+    holds = by_name["the chosen weight"]
     assert holds.value == pytest.approx(-0.3) and holds.met
 
 
