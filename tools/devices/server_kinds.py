@@ -21,6 +21,7 @@ import asyncio
 import itertools
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -34,8 +35,16 @@ from shared.provenance import code_version
 from shared.rpc import coinference_pb2 as pb
 from tools.stack import REPO, free_port
 
-KINDS = ("aio-uvloop", "aio-asyncio", "aio-uvloop-light", "sync-threads", "sync-threads-loop")
+KINDS = (
+    "aio-uvloop",
+    "aio-asyncio",
+    "aio-uvloop-light",
+    "sync-threads",
+    "sync-threads-loop",
+    "aio-uvloop-stream",
+)
 METHOD = "/coinference.v1.Channel/Transmit"
+STREAM_METHOD = "/coinference.v1.Channel/TransmitStream"
 LIGHT_OPTIONS = [("grpc.http2.bdp_probe", 0), ("grpc.optimization_target", "throughput")]
 
 
@@ -49,6 +58,12 @@ def handle(request: pb.Transmission, context) -> pb.InferenceReply:
 
 async def handle_async(request: pb.Transmission, context) -> pb.InferenceReply:
     return handle(request, context)
+
+
+async def handle_stream(requests, context):
+    """``TransmitStream``'s shape: one ``BatchItemReply`` per ``Transmission`` read."""
+    async for request in requests:
+        yield pb.BatchItemReply(request_id=request.request_id, reply=handle(request, context))
 
 
 def handed_to_loop():
@@ -73,11 +88,18 @@ def handlers(behaviour):
         request_deserializer=pb.Transmission.FromString,
         response_serializer=pb.InferenceReply.SerializeToString,
     )
-    return (grpc.method_handlers_generic_handler("coinference.v1.Channel", {"Transmit": rpc}),)
+    stream = grpc.stream_stream_rpc_method_handler(
+        handle_stream,
+        request_deserializer=pb.Transmission.FromString,
+        response_serializer=pb.BatchItemReply.SerializeToString,
+    )
+    methods = {"Transmit": rpc, "TransmitStream": stream}
+    return (grpc.method_handlers_generic_handler("coinference.v1.Channel", methods),)
 
 
 def serve(kind: str, port: int) -> None:
     """Run a server of ``kind`` on ``port`` until killed (the child process)."""
+    kind = kind.removesuffix("-stream")  # the same server; the client opens streams
     if kind.startswith("sync-threads"):
         behaviour = handle if kind == "sync-threads" else handed_to_loop()
         server = grpc.server(futures.ThreadPoolExecutor(max_workers=16))
@@ -109,8 +131,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def load(port: int, seconds: float, concurrency: int) -> int:
-    """Closed loop: ``concurrency`` calls always out for ``seconds``; the calls answered."""
+async def load(
+    port: int, seconds: float, concurrency: int, rate: float = 0.0, streams: int = 0
+) -> int:
+    """Closed loop: ``concurrency`` calls always out for ``seconds`` (or, with ``rate``,
+    Poisson arrivals at ``rate`` calls/s, over ``streams`` long-lived streams when that is
+    not 0); the calls (stream messages) answered."""
     raw = pb.Transmission(request_id="r", model_id="m", beta=1e-3, snr_db=10.0, d=64,
                           symbols=[0.25] * 64, link_psnr_db=12.5).SerializeToString()  # fmt: skip
     channels = [grpc.aio.insecure_channel(f"127.0.0.1:{port}",
@@ -130,13 +156,70 @@ async def load(port: int, seconds: float, concurrency: int) -> int:
             await next(calls)(raw, timeout=5.0)
             answered += 1
 
-    await asyncio.gather(*(loop() for _ in range(concurrency)))
+    async def one() -> None:
+        nonlocal answered
+        await next(calls)(raw, timeout=5.0)
+        answered += 1
+
+    if streams:
+        return await load_streams(channels, raw, seconds, rate or 1000.0, streams)
+
+    if rate:  # open loop: Poisson arrivals at ``rate`` calls/s, each its own call
+        rng, pending, due = random.Random(0), set(), time.perf_counter()
+        while due < end:
+            due += rng.expovariate(rate)
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            task = asyncio.ensure_future(one())
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+        await asyncio.gather(*pending)
+    else:
+        await asyncio.gather(*(loop() for _ in range(concurrency)))
     for channel in channels:
         await channel.close()
     return answered
 
 
-def measure(kind: str, seconds: float, concurrency: int) -> dict:
+async def load_streams(channels, raw: bytes, seconds: float, rate: float, n: int) -> int:
+    """Open loop over ``n`` streams: each Poisson arrival goes on a random stream (one writer
+    per stream, as grpc.aio allows one write in flight per call); the replies read."""
+    answered = 0
+    rng = random.Random(0)
+    opener = itertools.cycle(channels)
+    calls = [next(opener).stream_stream(STREAM_METHOD, request_serializer=None,
+                                        response_deserializer=pb.BatchItemReply.FromString)()
+             for _ in range(n)]  # fmt: skip
+    queues = [asyncio.Queue() for _ in range(n)]
+
+    async def write(call, queue) -> None:
+        while (message := await queue.get()) is not None:
+            await call.write(message)
+        await call.done_writing()
+
+    async def read(call) -> None:
+        nonlocal answered
+        while await call.read() is not grpc.aio.EOF:
+            answered += 1
+
+    tasks = [asyncio.ensure_future(f(c, q) if f is write else f(c))
+             for c, q in zip(calls, queues, strict=True) for f in (write, read)]  # fmt: skip
+    due = time.perf_counter()
+    end = due + seconds
+    while due < end:
+        due += rng.expovariate(rate)
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        queues[rng.randrange(n)].put_nowait(raw)
+    for queue in queues:
+        queue.put_nowait(None)
+    await asyncio.wait_for(asyncio.gather(*tasks), 30.0)
+    for channel in channels:
+        await channel.close()
+    return answered
+
+
+def measure(
+    kind: str, seconds: float, concurrency: int, rate: float = 0.0, streams: int = 1000
+) -> dict:
     port = free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     child = subprocess.Popen([sys.executable, "-m", "tools.devices.server_kinds", "--serve",
@@ -145,7 +228,8 @@ def measure(kind: str, seconds: float, concurrency: int) -> dict:
         time.sleep(1.5)
         asyncio.run(load(port, 0.5, 4))  # warm up: connections, first calls
         before, start = cpu_seconds(child.pid), time.perf_counter()
-        answered = asyncio.run(load(port, seconds, concurrency))
+        n_streams = streams if kind.endswith("-stream") else 0
+        answered = asyncio.run(load(port, seconds, concurrency, rate, n_streams))
         cpu_s, wall_s = cpu_seconds(child.pid) - before, time.perf_counter() - start
     finally:
         child.terminate()
@@ -158,6 +242,18 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m tools.devices.server_kinds", description=__doc__)
     p.add_argument("--seconds", type=float, default=8.0)
     p.add_argument("--concurrency", type=int, default=64)
+    p.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="open loop: Poisson arrivals at this many calls/s (0: closed loop)",
+    )
+    p.add_argument(
+        "--streams",
+        type=int,
+        default=1000,
+        help="streams the *-stream kinds open (messages go to them at random)",
+    )
     p.add_argument("--rounds", type=int, default=3, help="every kind once per round")
     p.add_argument("--kinds", default=",".join(KINDS), help=f"comma list of {KINDS}")
     p.add_argument("--out", help="write the rows as JSON here")
@@ -173,7 +269,8 @@ def main(argv=None) -> int:
     rows = []
     for round_index in range(args.rounds):  # interleaved: each kind meets the same load
         for kind in kinds:
-            rows.append({"round": round_index, **measure(kind, args.seconds, args.concurrency)})
+            row = measure(kind, args.seconds, args.concurrency, args.rate, args.streams)
+            rows.append({"round": round_index, **row})
             print(json.dumps(rows[-1]), flush=True)
     medians = {
         kind: {key: statistics.median(r[key] for r in rows if r["kind"] == kind)
@@ -182,7 +279,8 @@ def main(argv=None) -> int:
     }  # fmt: skip
     print(json.dumps({"medians": medians}, indent=1))
     if args.out:
-        out = {"loadavg": os.getloadavg(), "concurrency": args.concurrency,
+        out = {"loadavg": os.getloadavg(), "concurrency": args.concurrency, "rate": args.rate,
+               "streams": args.streams,
                "code": code_version(), "medians": medians, "rows": rows}  # fmt: skip
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
