@@ -104,7 +104,7 @@ compose-demo:
 # --- experiments: paper figures -> reports/<name>/results.json + PNG, reports/README.md
 # `make experiments-quick`: every experiment's 1-3 minute smoke version (reports/<name>-quick/).
 # `make experiments`: the full runs (about 5 hours, one torch thread each), logs in logs/experiments/.
-EXPERIMENTS := quantizer-bits variable-length vl-vfe vl-vfe-threshold snr-adaptivity train-once-vs-grid loss-weight-scan ranging-regression cnn multi-device digital image-jscc fading
+EXPERIMENTS := quantizer-bits variable-length vl-vfe vl-vfe-threshold snr-adaptivity train-once-vs-grid loss-weight-scan ranging-regression ranging-knee-scan cnn multi-device digital image-jscc fading
 
 .PHONY: experiments experiments-quick report report-check
 

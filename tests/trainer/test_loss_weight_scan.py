@@ -11,6 +11,7 @@ import pytest
 from trainer.dataset import Dataset
 from trainer.experiments import loss_weight_scan as scan
 from trainer.experiments.common import RunSettings
+from trainer.experiments.held_out import split
 
 
 def _data(n_train=10, n_test=4):
@@ -26,7 +27,7 @@ def _data(n_train=10, n_test=4):
 
 def test_split_holds_out_the_last_training_images_and_leaves_the_test_set_alone():
     data = _data()
-    train, validation = scan.split(data, 3)
+    train, validation = split(data, 3)
     assert train.x_train[:, 0].tolist() == [0, 1, 2, 3, 4, 5, 6]
     assert validation.x_test[:, 0].tolist() == [7, 8, 9]
     assert validation.y_test.tolist() == [1, 0, 1]
@@ -34,7 +35,7 @@ def test_split_holds_out_the_last_training_images_and_leaves_the_test_set_alone(
     assert data.x_test[:, 0].tolist() == [-1, -2, -3, -4] and len(data.x_train) == 10
     for bad in (0, 10, -1):
         with pytest.raises(ValueError, match="held_out"):
-            scan.split(data, bad)
+            split(data, bad)
 
 
 def _curve(kl, sampled, best):

@@ -19,20 +19,12 @@ w(β) = 1/(1 + β/knee) of ``shared/nn/losses.py: beta_weight`` (the headline is
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 
 from trainer.experiments import beta_sweep
-from trainer.experiments.common import (
-    HYPER_EPOCH_FACTOR,
-    Check,
-    RunSettings,
-    evaluate,
-    load_data,
-    plot_lines,
-    train_one,
-)
+from trainer.experiments.common import Check, RunSettings, load_data, plot_lines
+from trainer.experiments.held_out import split, train_and_score
 
 NAME = "loss-weight-scan"
 PAPER = "Hyper-VIB Fig. 4 (rate–accuracy), the loss weight chosen on held-out images"
@@ -50,17 +42,6 @@ WEIGHTS = {
 }
 QUICK_WEIGHTS = ("1/d", "none")
 SPLITS = ("validation", "test")
-
-
-def split(data, held_out: int) -> tuple:
-    """(training part, validation view): the last ``held_out`` training images become the
-    validation view's test set; the training part keeps the rest. The test set is untouched."""
-    if not 0 < held_out < len(data.x_train):
-        raise ValueError(f"held_out must be in (0, {len(data.x_train)}), got {held_out}")
-    keep = len(data.x_train) - held_out
-    train = dataclasses.replace(data, x_train=data.x_train[:keep], y_train=data.y_train[:keep])
-    validation = dataclasses.replace(train, x_test=data.x_train[keep:], y_test=data.y_train[keep:])
-    return train, validation
 
 
 def scores(hyper: dict, grid: dict) -> dict:
@@ -92,45 +73,16 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
     betas = beta_sweep.grid_betas(settings.quick)
     snr = beta_sweep.SNR_DB
     common = {"task": "fashion-mnist", "arch": "mlp", "fixed_snr": snr}
-
-    def curves(model, label, beta_of=None):
-        out = {}
-        for view, data in views.items():
-            points = [evaluate(model, data, settings, b, snr, f"{label} {view}")
-                      for b in (beta_of or betas)]  # fmt: skip
-            out[view] = points
-        return out
-
-    grid_points = {view: [] for view in views}
-    grid_wall = 0.0
-    for k, beta in enumerate(betas):
-        model, info = train_one(
-            f"VIB beta={beta:.0e}", settings, train, f"[grid {k + 1}]",
-            fixed_beta=beta, loss_weight="inverse-d-beta", **common,
-        )  # fmt: skip
-        grid_wall += info["train_wall_s"]
-        for view, points in curves(model, "grid", [beta]).items():
-            grid_points[view] += points
-    grid = {view: beta_sweep.curve_over_beta(grid_points[view], betas, max) for view in views}
     names = QUICK_WEIGHTS if settings.quick else tuple(WEIGHTS)
-    hypers = {}
-    for name in names:
-        model, info = train_one(
-            f"hyper-VIB, weight {name}", settings, train, f"[weight {name}]",
-            epochs=settings.epochs * HYPER_EPOCH_FACTOR, beta_range=(min(betas), max(betas)),
-            **common, **WEIGHTS[name],
-        )  # fmt: skip
-        points = curves(model, f"hyper {name}")
-        hypers[name] = {
-            "options": WEIGHTS[name],
-            "train_wall_s": info["train_wall_s"],
-            **{view: beta_sweep.curve_over_beta(points[view], betas, max) for view in views},
-        }
+    grid, hypers = train_and_score(
+        settings, train, views, betas, common, {"loss_weight": "inverse-d-beta"},
+        {name: WEIGHTS[name] for name in names}, max,
+    )  # fmt: skip
     results = {
         "split": {"train": len(train.x_train), "validation": held_out, "test": len(test.x_test)},
         "betas": betas,
         "snr_db": snr,
-        "grid": {**grid, "train_wall_total_s": grid_wall},
+        "grid": grid,
         "hypers": hypers,
         "scores": {
             name: {view: scores(entry[view], grid[view]) for view in views}

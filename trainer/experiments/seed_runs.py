@@ -43,6 +43,7 @@ SPREAD_FIELDS: dict[str, tuple[str, ...]] = {
     ),
     "vl-vfe-threshold": ("choice/gamma0", "dynamic/*/*/n_active", "dynamic/*/*/accuracy"),
     "loss-weight-scan": ("scores/*/*/shortfall_points", "scores/*/*/best_gap_points"),
+    "ranging-knee-scan": ("profiles/*/scores/*/*/worst",),
 }  # fmt: skip
 
 
