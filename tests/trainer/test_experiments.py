@@ -356,3 +356,27 @@ def test_report_leaves_out_repeats_of_other_settings_or_code(checkout, tmp_path)
         "quantizer-bits",
         "quantizer-bits/seed-2",
     ]  # fmt: skip (the repeats left out for their settings or seed are not shown either)
+
+
+def test_the_code_line_tells_code_changes_from_other_runs_figures():
+    from trainer.experiments.report import _code_line
+
+    commit = "ab" * 20
+
+    def line(**code):
+        return _code_line({"code": {"commit": commit, **code}})
+
+    assert line(dirty=False) == "Code: commit `abababababab` (clean)."
+    # only other runs' figures were being written beside it: the code was the commit's
+    assert "clean code; uncommitted files under reports/ only" in line(
+        dirty=True, dirty_paths=["reports/README.md", "reports/vl-vfe/results.json"]
+    )
+    # a code change is named, whatever reports changed with it
+    mixed = line(dirty=True, dirty_paths=["reports/README.md", "trainer/experiments/cnn.py"])
+    assert "uncommitted changes to trainer/experiments/cnn.py)" in mixed
+    many = line(dirty=True, dirty_paths=[f"shared/nn/m{k}.py" for k in range(5)])
+    assert many.endswith("shared/nn/m0.py, shared/nn/m1.py, shared/nn/m2.py and 2 more).")
+    # a run from before the paths were recorded says only that it was dirty
+    assert line(dirty=True).endswith("(with uncommitted changes).")
+    # a folder named like reports/ is not reports/
+    assert "reports-old/x.py" in line(dirty=True, dirty_paths=["reports-old/x.py"])

@@ -160,7 +160,17 @@ def _code_line(results: dict) -> str:
     code = results.get("code") or {}
     if not code.get("commit"):
         return "Code: not recorded (run before provenance was kept)."
-    state = "with uncommitted changes" if code.get("dirty") else "clean"
+    state = "clean"
+    if code.get("dirty"):
+        paths = code.get("dirty_paths") or []
+        code_paths = [p for p in paths if not _under(p, ["reports"])]
+        if paths and not code_paths:  # other runs' figures being written beside it, no code
+            state = "clean code; uncommitted files under reports/ only"
+        elif code_paths:
+            more = f" and {len(code_paths) - 3} more" if len(code_paths) > 3 else ""
+            state = f"with uncommitted changes to {', '.join(code_paths[:3])}{more}"
+        else:  # a run from before the paths were recorded
+            state = "with uncommitted changes"
     return f"Code: commit `{code['commit'][:12]}` ({state})."
 
 
