@@ -76,7 +76,7 @@ def test_report_marks_a_missed_target(tmp_path):
     assert "| 1 points | <= 0.5 points |" in text
     assert "**missed by 0.5 points**" in text
     assert "](quantizer-bits/error_vs_bits.png)" in text
-    assert "| train-once-vs-grid | not run | - |" in text
+    assert "| [train-once-vs-grid](#train-once-vs-grid) | not run | - |" in text
 
 
 def test_report_marks_a_met_target_and_prefers_full_over_quick(tmp_path):
@@ -84,14 +84,14 @@ def test_report_marks_a_met_target_and_prefers_full_over_quick(tmp_path):
     _write(tmp_path, "quantizer-bits-quick", _synthetic(0.5, 0.9, mode="quick"))
     path = write_report(tmp_path)
     text = path.read_text()
-    assert "| quantizer-bits | full | 1/1 |" in text
+    assert "| [quantizer-bits](#quantizer-bits) | full | 1/1 |" in text
     assert "missed" not in text and "QUICK" not in text
 
 
 def test_report_labels_a_quick_only_run(tmp_path):
     _write(tmp_path, "quantizer-bits-quick", _synthetic(0.5, 0.9, mode="quick"))
     text = build_report(tmp_path)
-    assert "| quantizer-bits | quick | 0/1 |" in text
+    assert "| [quantizer-bits](#quantizer-bits) | quick | 0/1 |" in text
     assert "QUICK run, not comparable to the targets" in text
 
 
@@ -330,7 +330,9 @@ def test_report_gives_each_check_over_seed_repeats(checkout, tmp_path):
     _write(reports, "quantizer-bits/seed-1", _seeded(0.808, 1, commit))
     _write(reports, "quantizer-bits/seed-2", _seeded(0.81, 2, commit))
     text = build_report(reports, repo=checkout, plots=True)
-    assert "| quantizer-bits | full | 0/1 (on the mean of 3 seeds: 1/1) |" in text
+    assert (
+        "| [quantizer-bits](#quantizer-bits) | full | 0/1 (on the mean of 3 seeds: 1/1) |" in text
+    )
     assert "](quantizer-bits/seed_spread.png)" in text
     assert (reports / "quantizer-bits" / "seed_spread.png").stat().st_size > 1000
     assert "| 1 / 0.2 / 0 | 0.4 ± 0.529 points | <= 0.5 points | met | 2 of 3 |" in text
@@ -346,7 +348,7 @@ def test_report_leaves_out_repeats_of_other_settings_or_code(checkout, tmp_path)
     _write(reports, "quantizer-bits/seed-2", _seeded(0.81, 2, "f" * 40))
     _write(reports, "quantizer-bits/seed-3", _seeded(0.81, 0, commit))
     text = build_report(reports, repo=checkout)
-    assert "| quantizer-bits | full | 0/1 |" in text and "Over seeds" not in text
+    assert "| [quantizer-bits](#quantizer-bits) | full | 0/1 |" in text and "Over seeds" not in text
     assert "seed-1/` left out: other settings: epochs 5 (headline 10)" in text
     assert "`reports/quantizer-bits/seed-2/` left out: commit ffffffffffff is not in" in text
     assert "`reports/quantizer-bits/seed-3/` left out: seed 0 already counted" in text
@@ -380,3 +382,35 @@ def test_the_code_line_tells_code_changes_from_other_runs_figures():
     assert line(dirty=True).endswith("(with uncommitted changes).")
     # a folder named like reports/ is not reports/
     assert "reports-old/x.py" in line(dirty=True, dirty_paths=["reports-old/x.py"])
+
+
+def test_every_section_has_an_anchor_named_as_its_experiment(tmp_path):
+    from trainer.experiments.registry import EXPERIMENTS
+
+    _write(tmp_path, "quantizer-bits", _synthetic(0.8, 0.81))
+    text = build_report(tmp_path)
+    for name in EXPERIMENTS:  # run or not: each one's section can be linked by its name
+        assert f'<a id="{name}"></a>\n\n## {name} (' in text
+    assert "| [quantizer-bits](#quantizer-bits) | full |" in text
+
+
+def _anchors(markdown: str) -> set[str]:
+    """The explicit ``<a id>`` anchors and GitHub's anchor of every heading (lower case, every
+    character but letters, digits, ``_``, ``-`` and spaces dropped, spaces to hyphens)."""
+    import re
+
+    ids = set(re.findall(r'<a id="([^"]+)"></a>', markdown))
+    titles = re.findall(r"^#+ (.+)$", markdown, flags=re.M)
+    return ids | {re.sub(r"[^\w\- ]", "", t.strip().lower()).replace(" ", "-") for t in titles}
+
+
+def test_links_into_the_committed_report_land_on_a_section():
+    import re
+
+    root = Path(__file__).resolve().parents[2]
+    anchors = _anchors((root / "reports" / "README.md").read_text())
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    link = re.compile(r"reports/README\.md#([^)\]\s]+)")
+    links = [(page.name, a) for page in pages for a in link.findall(page.read_text())]
+    assert len(links) > 10  # the README's results table links every row
+    assert [link for link in links if link[1] not in anchors] == []

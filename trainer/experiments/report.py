@@ -182,6 +182,12 @@ def check_rows(name: str, results: dict) -> list[Check]:
     return EXPERIMENTS[name].checks(results)
 
 
+def heading(name: str) -> str:
+    """A section's title, after an anchor named as the experiment, so that links such as
+    ``reports/README.md#cnn`` land on it (a heading's own anchor spells out the whole title)."""
+    return f'<a id="{name}"></a>\n\n## {name} ({EXPERIMENTS[name].PAPER})'
+
+
 def experiment_section(
     name: str, results: dict, repeats: list[dict] = (), left: list[tuple[str, str]] = ()
 ) -> str:
@@ -189,7 +195,7 @@ def experiment_section(
     the repeats ``left`` out, with why) when there are any."""
     module = EXPERIMENTS[name]
     mode = results.get("mode", "full")
-    title = f"## {name} ({module.PAPER})"
+    title = heading(name)
     if mode == "quick":
         title += " — QUICK run, not comparable to the targets"
     lines = [title, ""]
@@ -263,8 +269,8 @@ def build_report(reports_dir: str | Path, repo: Path = REPO, plots: bool = False
         slot = found.get(name, {})
         results = slot.get("full") or slot.get("quick")
         if results is None:
-            out.append(f"| {name} | not run | - |")
-            sections.append(f"## {name} ({EXPERIMENTS[name].PAPER})\n\nNot run yet.\n")
+            out.append(f"| [{name}](#{name}) | not run | - |")
+            sections.append(f"{heading(name)}\n\nNot run yet.\n")
             continue
         checks = check_rows(name, results)
         repeats, left = current_repeats(name, results, Path(reports_dir), repo)
@@ -278,7 +284,7 @@ def build_report(reports_dir: str | Path, repo: Path = REPO, plots: bool = False
                 f" (on the mean of {1 + len(repeats)} seeds: "
                 f"{sum(s.on_mean.met for s in spreads)}/{len(spreads)})"
             )
-        out.append(f"| {name} | {results.get('mode', 'full')} | {met} |")
+        out.append(f"| [{name}](#{name}) | {results.get('mode', 'full')} | {met} |")
         sections.append(experiment_section(name, results, repeats, left))
     return "\n".join(out) + "\n\n" + "\n".join(sections)
 
