@@ -165,10 +165,8 @@ async def load(
         return await load_streams(channels, raw, seconds, rate or 1000.0, streams)
 
     if rate:  # open loop: Poisson arrivals at ``rate`` calls/s, each its own call
-        rng, pending, due = random.Random(0), set(), time.perf_counter()
-        while due < end:
-            due += rng.expovariate(rate)
-            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        pending = set()
+        async for _ in poisson_arrivals(rate, seconds):
             task = asyncio.ensure_future(one())
             pending.add(task)
             task.add_done_callback(pending.discard)
@@ -180,11 +178,23 @@ async def load(
     return answered
 
 
+async def poisson_arrivals(rate: float, seconds: float, seed: int = 0):
+    """Wake at each arrival of a Poisson process of ``rate`` per second for ``seconds`` (the
+    open-loop schedule of both the unary and the stream loads)."""
+    rng = random.Random(seed)
+    due = time.perf_counter()
+    end = due + seconds
+    while due < end:
+        due += rng.expovariate(rate)
+        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+        yield due
+
+
 async def load_streams(channels, raw: bytes, seconds: float, rate: float, n: int) -> int:
     """Open loop over ``n`` streams: each Poisson arrival goes on a random stream (one writer
     per stream, as grpc.aio allows one write in flight per call); the replies read."""
     answered = 0
-    rng = random.Random(0)
+    rng = random.Random(1)  # which stream each arrival takes
     opener = itertools.cycle(channels)
     calls = [next(opener).stream_stream(STREAM_METHOD, request_serializer=None,
                                         response_deserializer=pb.BatchItemReply.FromString)()
@@ -203,11 +213,7 @@ async def load_streams(channels, raw: bytes, seconds: float, rate: float, n: int
 
     tasks = [asyncio.ensure_future(f(c, q) if f is write else f(c))
              for c, q in zip(calls, queues, strict=True) for f in (write, read)]  # fmt: skip
-    due = time.perf_counter()
-    end = due + seconds
-    while due < end:
-        due += rng.expovariate(rate)
-        await asyncio.sleep(max(0.0, due - time.perf_counter()))
+    async for _ in poisson_arrivals(rate, seconds):
         queues[rng.randrange(n)].put_nowait(raw)
     for queue in queues:
         queue.put_nowait(None)
@@ -252,7 +258,8 @@ def main(argv=None) -> int:
         "--streams",
         type=int,
         default=1000,
-        help="streams the *-stream kinds open (messages go to them at random)",
+        help="streams the *-stream kinds open (messages go to them at random, at --rate or, "
+        "when that is 0, 1,000 per second)",
     )
     p.add_argument("--rounds", type=int, default=3, help="every kind once per round")
     p.add_argument("--kinds", default=",".join(KINDS), help=f"comma list of {KINDS}")
