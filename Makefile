@@ -51,9 +51,11 @@ loadgen:
 
 # two pytest-xdist workers (most tests wait on real processes and sockets, so two share two
 # cores well); tests of one module stay in one worker, so a module's live stack starts once.
-# TEST_WORKERS=0 runs them in this process.
+# TEST_WORKERS=0 runs them in this process. First the quick models the tests share are trained where
+# missing or stale, two at once on one thread each (tests/quick_models.py).
 TEST_WORKERS ?= 2
 test:
+	$(BIN)/python -m tests.quick_models
 	$(BIN)/python -m pytest -q $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadscope)
 
 # ruff (lint + format check) and the import contracts in pyproject.toml ([tool.importlinter])

@@ -1,121 +1,58 @@
-"""Shared fixtures: the real quick models, trained once per source version and reused, and
-the live stack of a test module (tests/live.py)."""
+"""Shared fixtures: the real quick models (tests/quick_models.py: trained once per source
+version and reused), the live stack of a test module (tests/live.py), torch threads per
+pytest-xdist worker."""
 
 from __future__ import annotations
 
-import fcntl
-import hashlib
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests import quick_models
 from tools.stack import Stack
 
-ROOT = Path(__file__).resolve().parents[1]
-QUICK_DIR = ROOT / "artifacts" / "test-quick"
-QUICK_ARGS = ["--quick", "--bits", "4", "--seed", "0", "--no-progress"]
-# VL-VFE quick model: variable length, β fixed per model, trained over 10-25 dB
-QUICK_VL_DIR = ROOT / "artifacts" / "test-quick-vl"
-QUICK_VL_ARGS = [
-    "--quick", "--variable-length", "--prior", "log-uniform", "--fixed-beta", "1e-2",
-    "--snr-min", "10", "--snr-max", "25", "--kl-warmup-epochs", "1", "--seed", "0",
-    "--no-progress",
-]  # fmt: skip
+
+def threads_per_worker() -> int:
+    """Torch (OpenMP) threads for each pytest-xdist worker and the trainings it starts: the
+    cores shared out among the workers (1 for ``make test``'s two workers on two cores). More
+    threads than that spin at OpenMP's barriers while the other worker's tests want the same
+    cores (a quick training beside the other worker's tests took 2-3 times as long)."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    return max(1, (os.cpu_count() or 1) // max(1, workers))
 
 
-# QML-IB multi-link quick model: K = 2 views (left/right halves), 4 bits, tiny and fast
-QUICK_MULTI_DIR = ROOT / "artifacts" / "test-quick-multi"
-QUICK_MULTI_ARGS = [
-    "--n-links", "2", "--bits", "4", "--d", "16", "--hidden", "64", "--epochs", "2",
-    "--train-subset", "6000", "--lr", "3e-3", "--beta-min", "1e-4", "--beta-max", "1e-1",
-    "--seed", "0", "--no-progress",
-]  # fmt: skip
-
-
-# Image JSCC quick model (Hyper-AJSCC, R = 1/12, 0-20 dB): task "reconstruction"
-QUICK_IMAGE_DIR = ROOT / "artifacts" / "test-quick-image"
-QUICK_IMAGE_ARGS = ["--quick", "--epochs", "1", "--train-subset", "6000", "--seed", "0",
-                    "--no-progress", "--n-eval", "200"]  # fmt: skip
-
-
-def _source_stamp(args: list[str]) -> str:
-    digest = hashlib.sha256(" ".join(args).encode())
-    for folder in ("shared/nn", "trainer"):
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-@contextmanager
-def artifact_lock(out_dir: Path) -> Iterator[None]:
-    """Hold the exclusive lock of the quick models (``.quick-models.lock`` beside ``out_dir``):
-    the suite runs in several pytest-xdist workers; the first to need a shared quick model
-    trains it while the others wait and then reuse it, and no two trainings run at once (two
-    multi-threaded torch trainings on two cores slow each other down many times over)."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    with open(out_dir.parent / ".quick-models.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def trained_model(out_dir: Path, args: list[str], command: str = "train") -> Path:
-    """Train ``python -m trainer <command> <args>`` into out_dir unless the same source and
-    args already did (a stamp of both is kept beside the artifacts)."""
-    with artifact_lock(out_dir):
-        return _train_unless_stamped(out_dir, args, command)
-
-
-def _train_unless_stamped(out_dir: Path, args: list[str], command: str) -> Path:
-    stamp = _source_stamp(args if command == "train" else [command, *args])
-    stamp_file = out_dir / ".source-stamp"
-    if not (out_dir / "manifest.json").is_file() or (
-        not stamp_file.is_file() or stamp_file.read_text() != stamp
-    ):
-        cmd = [sys.executable, "-m", "trainer", command, *args, "--out", str(out_dir)]
-        result = subprocess.run(
-            cmd,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
-        )
-        if result.returncode != 0:
-            raise RuntimeError(f"quick training failed:\n{result.stdout}\n{result.stderr}")
-        stamp_file.write_text(stamp)
-    return out_dir
+def pytest_configure(config) -> None:
+    # in each xdist worker (not the controller, whose environment the workers inherit), before
+    # a test imports torch; the processes its tests start inherit it; a user's own value wins
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_worker()))
 
 
 @pytest.fixture(scope="session")
 def quick_model_dir() -> Path:
     """artifacts/test-quick: a real 4-bit quick Fashion-MNIST model (trained in ~30 s)."""
-    return trained_model(QUICK_DIR, QUICK_ARGS)
+    return quick_models.quick()
 
 
 @pytest.fixture(scope="session")
 def quick_vl_model_dir() -> Path:
     """artifacts/test-quick-vl: a real variable-length (VL-VFE) quick model (~30 s)."""
-    return trained_model(QUICK_VL_DIR, QUICK_VL_ARGS)
+    return quick_models.quick_vl()
 
 
 @pytest.fixture(scope="session")
 def quick_multi_model_dir() -> Path:
     """artifacts/test-quick-multi: a real K = 2 multi-link quick model (encoder-link<k>.onnx)."""
-    return trained_model(QUICK_MULTI_DIR, QUICK_MULTI_ARGS)
+    return quick_models.quick_multi()
 
 
 @pytest.fixture(scope="session")
 def quick_image_model_dir() -> Path:
     """artifacts/test-quick-image: a real image JSCC quick model (task reconstruction)."""
-    return trained_model(QUICK_IMAGE_DIR, QUICK_IMAGE_ARGS, command="train-image")
+    return quick_models.quick_image()
 
 
 @pytest.fixture(scope="module")
