@@ -78,6 +78,30 @@ def test_with_vddib_sr_the_checks_compare_against_it_and_keep_vddib_as_extra_row
     assert all(c.met for c in checks(_results(sr=13.0)))
 
 
+def test_fig4_compares_ours_with_vddib_sr_where_the_overlap_results_have_it():
+    results = _results(overlap=11.5, sr=13.0)  # VDDIB (no SR) with overlap 13.0: behind ours
+    assert _met(results, "with overlap: VDDIB (no SR) − ours")
+    sr = {"no overlap": _stat(12.5, method="VDDIB-SR"), "overlap": _stat(11.2, method="VDDIB-SR")}
+    results["fig4_overlap"]["VDDIB-SR 4 bits"] = sr
+    assert not _met(results, "with overlap: VDDIB-SR − ours")  # 0.3 points ahead of ours
+    assert not any("VDDIB (no SR) − ours" in c.figure for c in checks(results))
+    sr["overlap"]["symbols_sent"] = 52.0  # 8% over its 48
+    assert not _met(results, "symbols sent / latency budget")
+
+
+def test_fig4_rows_give_vddib_srs_symbols_sent():
+    path = Path(__file__).parents[2] / "reports" / "multi-device" / "results.json"
+    results = json.loads(path.read_text())
+    fig4 = results["fig4_overlap"]
+    fig4["VDDIB-SR 4 bits"] = {k: s | {"symbols_sent": 47.5, "symbols_budget": 48}
+                               for k, s in fig4["VDDIB 4 bits"].items()}  # fmt: skip
+    rows = {name: v for name, v in summary_rows(results) if name.startswith("Fig. 4")}
+    assert len(rows) == len(fig4)
+    (sr,) = [v for name, v in rows.items() if name.endswith("VDDIB-SR 4 bits")]
+    assert sr.endswith("symbols sent (budget) 47.5 (48) / 47.5 (48)")
+    assert not any("symbols sent" in v for name, v in rows.items() if "SR" not in name)
+
+
 def test_vddib_sr_sending_over_its_budget_misses():
     results = _results(sr=13.0)
     results["fig2b_error_vs_k"]["VDDIB-SR 4 bits"]["4"]["symbols_sent"] = 52.0  # 8% over 48

@@ -30,16 +30,11 @@ from trainer.experiments import beta_sweep
 from trainer.experiments.common import Check, RunSettings, load_data, plot_lines
 from trainer.experiments.held_out import split, train_and_score
 from trainer.experiments.ranging_regression import (
-    KL_RATIO_TARGET,
     KNEE,
-    MSE_RATIO_TARGET,
     PROFILES,
     QUICK_SUBSET,
-    RISING_TARGET,
-    TRIVIAL_RATIO_TARGET,
     model_checks,
     rate_mse_gap,
-    spearman,
     trivial_mse,
 )
 
@@ -71,19 +66,25 @@ def split_regression(data, held_out: int) -> tuple:
     return dataclasses.replace(train, **stats), dataclasses.replace(validation, **stats)
 
 
+# model_checks' four figures, in its order
+FIGURES = ("kl_ratio", "mse_rising", "best_over_grid", "best_over_trivial")
+
+
 def over_targets(entry: dict, grid: dict, betas: list[float], trivial: float) -> dict:
-    """ranging-regression's four figures of one hyper curve (from
-    :func:`beta_sweep.curve_over_beta`), each divided by its target so that ≤ 1 meets it,
-    and the worst of them."""
-    kl = entry["kl_nats"]
-    rho = spearman(betas, entry["values_sampled"])
-    figures = {
-        "kl_ratio": kl[-1] / max(kl[0], 1e-12) / KL_RATIO_TARGET,
-        "mse_rising": (1.0 - rho) / (1.0 - RISING_TARGET),
-        "best_over_grid": entry["best_value"] / grid["best_value"] / MSE_RATIO_TARGET,
-        "best_over_trivial": entry["best_value"] / trivial / TRIVIAL_RATIO_TARGET,
-    }
+    """ranging-regression's four checks (:func:`ranging_regression.model_checks`) of one hyper
+    curve (from :func:`beta_sweep.curve_over_beta`), each figure over its target so that ≤ 1
+    meets it, and the worst of them."""
+    found = model_checks("", "", entry, {**grid, "betas": betas}, trivial)
+    figures = {name: _over_target(c) for name, c in zip(FIGURES, found, strict=True)}
     return {**figures, "worst": max(figures.values())}
+
+
+def _over_target(check: Check) -> float:
+    """value / target for an upper bound; (1 − value) / (1 − target) for the rank
+    correlation's lower bound (both ≤ 1 exactly when the check is met)."""
+    if check.op == "<=":
+        return check.value / check.target
+    return (1.0 - check.value) / (1.0 - check.target)
 
 
 def choose(validation: dict[str, dict]) -> str:
@@ -113,7 +114,12 @@ def scan_profile(settings: RunSettings, profile: str) -> dict:
         for name, entry in hypers.items()
     }  # fmt: skip
     return {
-        "split": {"train": len(train.x_train), "validation": held_out, "test": len(full.x_test)},
+        # the models train on the first --train-subset examples of the training part
+        "split": {
+            "train": min(len(train.x_train), settings.train_subset or len(train.x_train)),
+            "validation": held_out,
+            "test": len(full.x_test),
+        },
         "betas": betas,
         "trivial_mse": trivial,
         "grid": grid,
