@@ -7,8 +7,9 @@ baseline without retransmission (shared/nn/vddib.py) or VDDIB-SR, the paper's ba
 summed over the links (latency = total/baud): d = total/K each for the fixed-length methods; for
 VDDIB-SR ``total`` is the expected symbols sent (first round + retransmissions), its threshold
 set on held-out images to meet it at each test PSNR. ``Runs`` trains each point at PSNR
-``train_psnr`` for the seeds asked, tests it at every PSNR asked and keeps the errors
-(fractions) by label, seed and PSNR, and VDDIB-SR's symbols actually sent.
+``train_psnr`` (or the point's own ``train_psnr``) for the seeds asked, tests it at every PSNR
+asked and keeps the errors (fractions) by label, seed and PSNR, and VDDIB-SR's symbols
+actually sent.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Point:
     total: int = 48
     overlap: int = 0
     train_noise: bool = False  # VDDIB only: our option, trained through the link
+    train_psnr: float | None = None  # dB; None: the runs' training PSNR
 
     def __post_init__(self):
         if self.family not in FAMILIES:
@@ -56,6 +58,8 @@ class Point:
     @property
     def label(self) -> str:
         extra = f", overlap {self.overlap} px" if self.overlap else ""
+        if self.train_psnr is not None:
+            extra += f", trained at {self.train_psnr:g} dB"
         return f"{self.method} | K={self.k}, {self.total} symbols{extra}"
 
     def build(self, seed: int = 0):
@@ -133,12 +137,19 @@ class Runs:
         self.models: dict[tuple[str, int], torch.nn.Module] = {}
 
     def add(self, point: Point, seed: int, model, train_wall_s: float) -> None:
-        """Keep a trained model (from ``ensure`` or the β grid); Theorem 2 on ours, quantized."""
+        """Keep a trained model (from ``ensure`` or the β grid); Theorem 2 on ours, quantized,
+        at the PSNR it trained at."""
         self.models[(point.label, seed)] = model
         self.train_s.setdefault(point.label, []).append(train_wall_s)
-        if point.family == "ours" and point.bits is not None:
+        psnr = self.trained_at(point)
+        # the theorem holds for 0 < σ² < 1 (PSNR above 0 dB at peak power 1)
+        if point.family == "ours" and point.bits is not None and psnr > 0:
             x = self.data.x_test[:THEOREM2_EXAMPLES]
-            self.theorem2[f"{point.label}, seed {seed}"] = theorem2_row(model, x, self.train_psnr)
+            self.theorem2[f"{point.label}, seed {seed}"] = theorem2_row(model, x, psnr)
+
+    def trained_at(self, point: Point) -> float:
+        """The PSNR (dB) the point's models train at."""
+        return self.train_psnr if point.train_psnr is None else point.train_psnr
 
     def beta(self, point: Point) -> float:
         """The grid's β of the point's method; other bit depths of ours take the 4-bit β,
@@ -149,15 +160,15 @@ class Runs:
         raise KeyError(f"no β for {point.method}: the grid did not cover it")
 
     def ensure(self, point: Point, seeds, psnrs=()) -> None:
-        """Train ``point`` for every seed it lacks; test it at train_psnr and ``psnrs``."""
-        psnrs = sorted({self.train_psnr, *psnrs})
+        """Train ``point`` for every seed it lacks; test it at its training PSNR and ``psnrs``."""
+        psnrs = sorted({self.trained_at(point), *psnrs})
         for seed in seeds:
             key = (point.label, seed)
             if key not in self.models:
                 model = point.build(seed)
                 print(f"    train {point.label}, seed {seed} (β = {self.beta(point):g})",
                       flush=True)  # fmt: skip
-                info = train(model, self.data, self.beta(point), self.train_psnr,
+                info = train(model, self.data, self.beta(point), self.trained_at(point),
                              self.epochs, seed)  # fmt: skip
                 self.add(point, seed, model, info["train_wall_s"])
             got = self.errors.setdefault(point.label, {}).setdefault(seed, {})
@@ -175,12 +186,13 @@ class Runs:
             print(f"      {point.label}, seed {seed}: error {errors}", flush=True)
 
     def _at(self, table: dict, point: Point, psnr: float | None) -> list[float]:
-        psnr = self.train_psnr if psnr is None else psnr
+        psnr = self.trained_at(point) if psnr is None else psnr
         return [by_psnr[psnr] for by_psnr in table.get(point.label, {}).values()
                 if psnr in by_psnr]  # fmt: skip
 
     def values(self, point: Point, psnr: float | None = None) -> list[float]:
-        """The point's test errors (fractions), one per seed tested at ``psnr``."""
+        """The point's test errors (fractions), one per seed tested at ``psnr`` (default: the
+        PSNR it trained at)."""
         return self._at(self.errors, point, psnr)
 
     def sent_values(self, point: Point, psnr: float | None = None) -> list[float]:
@@ -195,8 +207,8 @@ class Runs:
         """The points of every pair whose margin is under CLOSE_POINTS at any PSNR tested."""
         close = set()
         for a, b in pairs:
-            for psnr in (None, *psnrs):
-                if psnr is not None and (not self.values(a, psnr) or not self.values(b, psnr)):
+            for psnr in (self.trained_at(a), *psnrs):
+                if not self.values(a, psnr) or not self.values(b, psnr):
                     continue
                 if abs(self.margin_points(a, b, psnr)) < CLOSE_POINTS:
                     close |= {a, b}

@@ -160,3 +160,33 @@ def test_points_reject_uneven_splits_and_unknown_methods():
     with pytest.raises(ValueError, match="family"):
         Point("vddib-x", 4)
     assert multi_device.ref(Point("ours", 4), k=4).label.startswith("ours 4 bits | K=4")
+
+
+def test_ours_trained_at_another_psnr_is_compared_at_that_psnr():
+    ours15 = multi_device.ref(Point("ours", 4), train_psnr=15.0)
+    sr = Point("vddib-sr", 4)
+    assert ours15.label.endswith("48 symbols, trained at 15 dB")
+    runs = _runs_with({sr: [0.300]})  # at 10 dB, 18 points from ours' 15 dB error
+    runs.errors[ours15.label] = {0: {15.0: 0.120}}
+    runs.errors[sr.label][0][15.0] = 0.125
+    assert runs.values(ours15) == [0.120]  # by default at the PSNR it trained at
+    assert runs.close_pairs([(ours15, sr)], (15.0,)) == {ours15, sr}  # 0.5 points at 15 dB
+    runs.errors[sr.label][0] = {10.0: 0.121, 15.0: 0.200}  # close only at 10 dB, where
+    assert runs.close_pairs([(ours15, sr)], (15.0,)) == set()  # ours15 was not tested
+
+
+def test_fig2c_with_ours_trained_at_each_psnr_is_checked_against_vddib_sr():
+    results = _results(sr=13.0)  # ours 12.0 / 11.9 (unquantized) at every PSNR
+    psnrs = results["fig2c_error_vs_psnr"]["ours 4 bits"]
+    matched = {"ours 4 bits": {s: _stat(11.0) for s in psnrs},
+               "ours unquantized": {s: _stat(11.5) for s in psnrs}}  # fmt: skip
+    results["fig2c_ours_trained_at_each_psnr"] = matched
+    assert _met(results, "ours trained at each test PSNR − VDDIB-SR 4 bits")
+    assert _met(results, "ours trained at each test PSNR − VDDIB-SR unquantized")
+    matched["ours 4 bits"]["20.0"] = _stat(12.95)
+    assert not _met(results, "ours trained at each test PSNR − VDDIB-SR 4 bits")  # 0.05 < sd
+    assert "trained at each test PSNR: +2.00 at 0 dB" in notes(results)
+    path = Path(__file__).parents[2] / "reports" / "multi-device" / "results.json"
+    committed = json.loads(path.read_text()) | {"fig2c_ours_trained_at_each_psnr": matched}
+    rows = [n for n, _ in summary_rows(committed) if n.endswith("trained at each PSNR")]
+    assert len(rows) == 2
