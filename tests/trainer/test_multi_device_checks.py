@@ -119,7 +119,7 @@ def test_report_rows_and_notes_name_vddib_sr_where_results_have_it():
     them), then with VDDIB-SR added."""
     path = Path(__file__).parents[2] / "reports" / "multi-device" / "results.json"
     results = json.loads(path.read_text())
-    for key in (*FIGS, "beta_grid", "train_wall_s"):
+    for key in (*FIGS, "beta_grid", "train_wall_s", "fig4_overlap"):
         results[key] = {m: row for m, row in results[key].items() if "VDDIB-SR" not in m}
     assert "Ours − VDDIB (4 bits)" in notes(results)
     assert not any("VDDIB-SR" in name for name, _ in summary_rows(results))
