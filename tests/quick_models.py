@@ -49,22 +49,27 @@ DIGITAL_DIR = ROOT / "artifacts" / "test-quick-digital"
 DIGITAL_ARGS = ["--epochs", "2", "--train-subset", "10000", "--no-progress"]
 
 
-def _source_stamp(args: list[str]) -> str:
-    digest = hashlib.sha256(" ".join(args).encode())
-    for folder in ("shared/nn", "trainer"):
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def _digital_stamp(base: Path) -> str:
-    digest = hashlib.sha256(" ".join(DIGITAL_ARGS).encode())
-    digest.update(json.loads((base / "manifest.json").read_text())["model_id"].encode())
-    sources = [ROOT / "trainer" / n for n in ("entropy_finetune.py", "train.py", "export.py")]
-    sources += [ROOT / "shared" / "entropy.py", *sorted((ROOT / "shared" / "nn").rglob("*.py"))]
+def _stamp(words: list[str], sources: list[Path]) -> str:
+    """A short digest of a training's arguments (and what else it depends on) and the bytes
+    of the sources it runs: a model is retrained when either changes."""
+    digest = hashlib.sha256(" ".join(words).encode())
     for path in sources:
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _source_stamp(args: list[str]) -> str:
+    return _stamp(
+        args, [p for f in ("shared/nn", "trainer") for p in sorted((ROOT / f).rglob("*.py"))]
+    )
+
+
+def _digital_stamp(base: Path) -> str:
+    """The fine-tune's arguments, the base model's id and the sources it runs."""
+    model_id = json.loads((base / "manifest.json").read_text())["model_id"]
+    sources = [ROOT / "trainer" / n for n in ("entropy_finetune.py", "train.py", "export.py")]
+    sources += [ROOT / "shared" / "entropy.py", *sorted((ROOT / "shared" / "nn").rglob("*.py"))]
+    return _stamp([*DIGITAL_ARGS, model_id], sources)
 
 
 @contextmanager
