@@ -117,9 +117,12 @@ def test_ddp_replicas_stay_identical_and_share_the_epoch_metrics(tmp_path):
 
 def _cli(launcher: list[str], out: Path) -> subprocess.CompletedProcess:
     cmd = [*launcher, "-m", "trainer", "train", *REDUCED_QUICK, "--no-progress", "--out", str(out)]
-    # the fault handler prints the Python stack (or "no Python frame") if a rank aborts
+    # the fault handler prints the Python stack (or "no Python frame") if a rank aborts;
+    # TMPDIR under the test's folder: torchrun leaves a torchelastic_* folder in it per run
+    scratch = out.parent / f"{out.name}-tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1",
-           "PYTHONFAULTHANDLER": "1"}  # fmt: skip
+           "PYTHONFAULTHANDLER": "1", "TMPDIR": str(scratch)}  # fmt: skip
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=env, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
