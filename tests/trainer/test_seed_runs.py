@@ -6,7 +6,15 @@ import math
 import pytest
 
 from trainer.experiments.common import Check
-from trainer.experiments.seed_runs import Spread, check_spread, field_spread, find_repeats
+from trainer.experiments.seed_runs import (
+    Spread,
+    check_spread,
+    field_spread,
+    find_repeats,
+    spread_lines,
+    status_text,
+    verdict_cell,
+)
 
 
 def test_spread_of_three_values():
@@ -30,6 +38,18 @@ def test_a_seed_whose_figure_is_nan_makes_the_mean_nan_and_misses(tmp_path):
     assert not spread.on_mean.met and spread.met_count == 2
     path = plot_margins([spread], [0, 1, 2], tmp_path / "spread.png")
     assert path.stat().st_size > 1000
+
+
+def test_a_figure_without_a_value_is_reported_as_not_measured_not_missed_by_nan():
+    assert status_text(Check("gap", math.nan, "<=", 0.5, "points")) == (
+        "missed: not measured in this run"
+    )
+    assert verdict_cell(Check("gap", 0.7, "<=", 0.5, "points")) == "**missed by 0.2 points**"
+    assert verdict_cell(Check("gap", 0.3, "<=", 0.5, "points")) == "met"
+    runs = [{"settings": {"seed": s}, "_dir": f"x/seed-{s}"} for s in (0, 1, 2)]
+    checks = [[Check("gap", v, "<=", 0.5, "points")] for v in (math.nan, 0.35, 0.1)]
+    row = next(line for line in spread_lines("x", runs, checks) if line.startswith("| gap "))
+    assert "**missed: not measured in 1 of 3 seeds**" in row and "missed by nan" not in row
 
 
 def test_checks_are_matched_by_figure_in_the_first_runs_order():

@@ -22,6 +22,8 @@ from trainer.experiments.seed_runs import (
     fmt_number,
     plot_margins,
     spread_lines,
+    status_text,
+    verdict_cell,
 )
 
 # The code every experiment depends on whether it imports it or not: the torch-free and model
@@ -217,7 +219,7 @@ def experiment_section(
         lines.append(
             f"| {c.figure} | {fmt_number(c.value)}{unit} | {c.op} {fmt_number(c.target)}{unit} "
             f"| {c.paper} "
-            f"| {'met' if c.met else '**' + c.status() + '**'} |"
+            f"| {verdict_cell(c)} |"
         )
     rows = module.summary_rows(results)
     if rows:
@@ -233,7 +235,7 @@ def experiment_section(
     missed = [c for c in checks if not c.met]
     verdict = (
         "All targets met." if not missed
-        else "Missed: " + "; ".join(f"{c.figure} ({c.status()})" for c in missed) + "."
+        else "Missed: " + "; ".join(f"{c.figure} ({status_text(c)})" for c in missed) + "."
     )  # fmt: skip
     lines.append(f"Where we differ: {verdict} {module.notes(results)}")
     machine = results.get("machine", {})

@@ -56,6 +56,23 @@ def mean_sd(values) -> tuple[float, float]:
     return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else math.nan
 
 
+def status_text(check: Check, unmeasured: str = "not measured in this run") -> str:
+    """The status word(s): met, "missed by …", or, when the check has no value (NaN: the run could not compute
+    the figure, e.g. a rate gap where the two curves share no rate), "missed: ``unmeasured``"
+    rather than "missed by nan"."""
+    if check.met:
+        return "met"
+    if math.isnan(check.value):
+        return f"missed: {unmeasured}"
+    return check.status()
+
+
+def verdict_cell(check: Check, unmeasured: str = "not measured in this run") -> str:
+    """:func:`status_text` for a table cell: a miss in bold."""
+    text = status_text(check, unmeasured)
+    return text if check.met else f"**{text}**"
+
+
 @dataclass(frozen=True)
 class Spread:
     """One check's value in every run (the headline's first), against the check's target."""
@@ -234,7 +251,8 @@ def spread_lines(name: str, runs: list[dict], check_lists: list[list[Check]]) ->
     ]
     for s in check_spread(check_lists):
         unit = f" {s.unit}" if s.unit else ""
-        verdict = "met" if s.on_mean.met else "**" + s.on_mean.status() + "**"
+        unmeasured = sum(math.isnan(v) for v in s.values)
+        verdict = verdict_cell(s.on_mean, f"not measured in {unmeasured} of {len(s.values)} seeds")
         lines.append(
             f"| {s.figure} | {' / '.join(fmt_number(v) for v in s.values)} | "
             f"{fmt_number(s.mean)} ± {fmt_number(s.sd)}{unit} | "
