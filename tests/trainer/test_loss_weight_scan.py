@@ -103,7 +103,8 @@ def test_quick_run_scores_both_views_and_chooses_a_scanned_weight(tmp_path, one_
     settings = RunSettings(quick=True, epochs=1, train_subset=2000, n_eval=500, draws=1,
                            progress=False)  # fmt: skip
     results = scan.run(settings, tmp_path)
-    assert results["split"] == {"train": 58_000, "validation": 2_000, "test": 10_000}
+    # what the models saw: the first 2,000 of the 58,000 kept, each view's first 500 scored
+    assert results["split"] == {"train": 2_000, "held_out": 2_000, "validation": 500, "test": 500}
     assert set(results["hypers"]) == set(scan.QUICK_WEIGHTS)
     assert results["chosen"] in scan.QUICK_WEIGHTS
     for entry in (results["grid"], *results["hypers"].values()):

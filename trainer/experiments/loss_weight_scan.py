@@ -79,7 +79,14 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
         {name: WEIGHTS[name] for name in names}, max,
     )  # fmt: skip
     results = {
-        "split": {"train": len(train.x_train), "validation": held_out, "test": len(test.x_test)},
+        # the models train on the first --train-subset examples of the training part, and
+        # every view is scored on its first --n-eval examples
+        "split": {
+            "train": min(len(train.x_train), settings.train_subset or len(train.x_train)),
+            "held_out": held_out,
+            "validation": min(held_out, settings.n_eval or held_out),
+            "test": min(len(test.x_test), settings.n_eval or len(test.x_test)),
+        },
         "betas": betas,
         "snr_db": snr,
         "grid": grid,
@@ -172,8 +179,9 @@ def notes(results: dict) -> str:
     val = results["scores"][chosen]["validation"]
     return (
         f"Fashion-MNIST stands in for MNIST. Trained on the first {split_sizes['train']:,} "
-        f"training images; the weight chosen on the last {split_sizes['validation']:,} (never "
-        f"the test set): {chosen}, whose worse figure over its target there is "
+        f"training images; the weight chosen on {split_sizes['validation']:,} of the last "
+        f"{split_sizes.get('held_out', split_sizes['validation']):,}, held out (never the test "
+        f"set): {chosen}, whose worse figure over its target there is "
         f"{val['worse_over_target']:.2f} (shortfall {val['shortfall_points']:.2f} points, best "
         f"gap {val['best_gap_points']:+.2f} points). Knee weights w(β) = 1/(1 + β/knee); 1/d is "
         "the headline's w = 1/(1 + dβ) (d = 64), none is eq. (16) unweighted; β log-uniform "

@@ -57,9 +57,9 @@ def mean_sd(values) -> tuple[float, float]:
 
 
 def status_text(check: Check, unmeasured: str = "not measured in this run") -> str:
-    """The status word(s): met, "missed by …", or, when the check has no value (NaN: the run could not compute
-    the figure, e.g. a rate gap where the two curves share no rate), "missed: ``unmeasured``"
-    rather than "missed by nan"."""
+    """The check's status: met, "missed by …", or, when the check has no value (NaN: the run
+    could not compute the figure, e.g. a rate gap where the two curves share no rate),
+    "missed: ``unmeasured``" rather than "missed by nan"."""
     if check.met:
         return "met"
     if math.isnan(check.value):
