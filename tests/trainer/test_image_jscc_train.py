@@ -18,26 +18,10 @@ from trainer.image_jscc import ImageTrainConfig, evaluate_image_point, train_ima
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _write_cifar(folder, per_batch=24, seed=0):
-    """Six pickles in CIFAR-10's python format: smooth colour gradients as images."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:32, 0:32] / 31.0
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        images = []
-        for _ in range(per_batch):
-            a, b, c = rng.random(3)
-            img = np.stack([a * xx, b * yy, c * (1 - xx) * yy]) * 255
-            images.append(img.astype(np.uint8).reshape(-1))
-        raw = {b"data": np.stack(images), b"labels": list(rng.integers(0, 10, per_batch))}
-        with open(folder / name, "wb") as fh:
-            pickle.dump(raw, fh)
-
-
-def test_cifar_folder_loads_as_images_in_0_1(tmp_path):
-    _write_cifar(tmp_path)
-    x_train, x_test = load_images("cifar10", tmp_path)
+def test_cifar_folder_loads_as_images_in_0_1(cifar_folder):
+    x_train, x_test = load_images("cifar10", cifar_folder)
     assert x_train.shape == (120, 3, 32, 32) and x_test.shape == (24, 3, 32, 32)
-    with open(tmp_path / "test_batch", "rb") as fh:
+    with open(cifar_folder / "test_batch", "rb") as fh:
         first = pickle.load(fh)[b"data"][0].reshape(3, 32, 32)
     assert np.array_equal(x_test[0], first.astype(np.float32) / 255)
     with pytest.raises(ValueError, match="image task"):
@@ -77,10 +61,8 @@ def test_fading_training_and_evaluation_run_on_the_fading_channel():
         ImageTrainConfig(fading="nakagami")
 
 
-def test_image_experiment_runs_on_a_cifar_format_folder(tmp_path):
-    data = tmp_path / "cifar"
-    data.mkdir()
-    _write_cifar(data)
+def test_image_experiment_runs_on_a_cifar_format_folder(tmp_path, cifar_folder):
+    data = cifar_folder
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "trainer", "experiment", "image-jscc", "--quick", "--task",
            "cifar10", "--data-dir", str(data), "--out", str(out)]  # fmt: skip

@@ -120,3 +120,25 @@ def test_dynamic_models_train_as_the_authors_code_and_the_variant_with_its_own_d
     assert epochs["proposed/20/0.01"] is None
     assert [job.epochs for job in job_list] == [200, 200, 200, None, None]
     assert parts.dynamic_epochs(6) == 20 and parts.dynamic_epochs(1) == 3
+
+
+def test_vl_vfe_runs_on_a_cifar_format_folder_with_table_ii_networks(tmp_path, cifar_folder):
+    """``--task cifar10 --data-dir`` (for users who have CIFAR-10, the paper's second task):
+    Table II's convolutional device network and §V-C's DeepJSCC n = 16 as Fig. 6's baseline."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "trainer", "experiment", "vl-vfe", "--quick", "--epochs", "1",
+           "--task", "cifar10", "--data-dir", str(cifar_folder), "--n-eval", "24",
+           "--out", str(out)]  # fmt: skip
+    root = Path(__file__).resolve().parents[2]
+    subprocess.run(cmd, cwd=root, check=True, capture_output=True, timeout=600)
+    results = json.loads((out / "results.json").read_text())
+    assert results["task"] == "cifar10" and results["arch"] == "cnn"
+    assert results["deepjscc_dynamic"] == "deepjscc/20/16"
+    assert len(results["checks"]) == 9
+    for name in results["plots"]:
+        assert (out / name).stat().st_size > 1000
