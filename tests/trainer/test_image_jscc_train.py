@@ -62,10 +62,9 @@ def test_fading_training_and_evaluation_run_on_the_fading_channel():
 
 
 def test_image_experiment_runs_on_a_cifar_format_folder(tmp_path, cifar_folder):
-    data = cifar_folder
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "trainer", "experiment", "image-jscc", "--quick", "--task",
-           "cifar10", "--data-dir", str(data), "--out", str(out)]  # fmt: skip
+           "cifar10", "--data-dir", str(cifar_folder), "--out", str(out)]  # fmt: skip
     subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=300)
     results = json.loads((out / "results.json").read_text())
     assert results["task"] == "cifar10" and results["padding"] == "none"

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -9,6 +14,8 @@ from shared.channel import pilot_noise_var_estimates
 from shared.link.modes import bit_budget, ideal_airtime_s
 from trainer.experiments import vl_vfe_parts as parts
 from trainer.experiments.vl_vfe_parts import budget_dims, quant_sizes
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("psnr_db", [10.0, 20.0])
@@ -57,8 +64,6 @@ def test_quantization_sizes_meet_the_latency_budget(psnr_db):
 def test_vl_vfe_quick_runs_end_to_end(tmp_path, one_thread):
     """The experiment's quick plan on 1,000 images: every Table III cell picks a point within
     the budget, the pilots' rows and the plots exist."""
-    import json
-
     from trainer.experiments import vl_vfe
     from trainer.experiments.common import RunSettings, run_experiment
 
@@ -125,17 +130,11 @@ def test_dynamic_models_train_as_the_authors_code_and_the_variant_with_its_own_d
 def test_vl_vfe_runs_on_a_cifar_format_folder_with_table_ii_networks(tmp_path, cifar_folder):
     """``--task cifar10 --data-dir`` (for users who have CIFAR-10, the paper's second task):
     Table II's convolutional device network and §V-C's DeepJSCC n = 16 as Fig. 6's baseline."""
-    import json
-    import subprocess
-    import sys
-    from pathlib import Path
-
     out = tmp_path / "out"
     cmd = [sys.executable, "-m", "trainer", "experiment", "vl-vfe", "--quick", "--epochs", "1",
            "--task", "cifar10", "--data-dir", str(cifar_folder), "--n-eval", "24",
            "--out", str(out)]  # fmt: skip
-    root = Path(__file__).resolve().parents[2]
-    subprocess.run(cmd, cwd=root, check=True, capture_output=True, timeout=600)
+    subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, timeout=600)
     results = json.loads((out / "results.json").read_text())
     assert results["task"] == "cifar10" and results["arch"] == "cnn"
     assert results["deepjscc_dynamic"] == "deepjscc/20/16"
