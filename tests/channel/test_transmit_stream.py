@@ -167,12 +167,21 @@ def test_backpressure_reads_no_more_than_the_bound() -> None:
 
 def test_a_client_that_cancels_leaves_no_task_and_the_channel_serving(caplog) -> None:
     caplog.set_level(logging.DEBUG)
-    edge = slow_edge(delay_s=0.3)
+    # the edge answers one call at a time, each after 1 s: the 10 items stay in flight at the
+    # channel for at least 1 s, a window the waits below cannot miss on a loaded machine
+    edge = slow_edge(delay_s=1.0)
     service = channel_over(edge, edge_in_flight=1)
 
-    def item_tasks() -> list[asyncio.Task]:
-        names = {t: getattr(t.get_coro(), "__qualname__", "") for t in asyncio.all_tasks()}
-        return [t for t, name in names.items() if name == "TransmitStream._answer"]
+    def item_tasks() -> int:
+        names = [getattr(t.get_coro(), "__qualname__", "") for t in asyncio.all_tasks()]
+        return names.count("TransmitStream._answer")
+
+    async def until(done, within_s: float = 0.9) -> int:
+        """Polls ``item_tasks`` until ``done`` holds for the count or ``within_s`` pass."""
+        deadline = asyncio.get_running_loop().time() + within_s
+        while not done(count := item_tasks()) and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.01)
+        return count
 
     async def run() -> tuple[int, int, list, pb.InferenceReply]:
         servicer = ChannelServicer(service)
@@ -180,11 +189,9 @@ def test_a_client_that_cancels_leaves_no_task_and_the_channel_serving(caplog) ->
             async with grpc.aio.insecure_channel(target) as channel:
                 stub = pb_grpc.ChannelStub(channel)
                 call = stub.TransmitStream(requests(device_transmission(k) for k in range(10)))
-                await asyncio.sleep(0.1)  # all 10 in flight at the channel
-                in_flight = len(item_tasks())
+                in_flight = await until(lambda n: n == 10)  # all 10 read and in flight
                 call.cancel()
-                await asyncio.sleep(0.2)
-                left = len(item_tasks())
+                left = await until(lambda n: n == 0)
                 again = [i async for i in stub.TransmitStream(requests([device_transmission(1)]))]
                 unary = await stub.Transmit(device_transmission(2), timeout=5)
         return in_flight, left, again, unary
