@@ -204,7 +204,7 @@ def test_report_check_names_a_commit_it_cannot_find(checkout, tmp_path):
 
 def test_parameter_overhead_is_the_hyper_models_extra_share():
     """802,954 against 799,114 parameters (the MLP of train-once-vs-grid): +0.4805%."""
-    from trainer.experiments.train_once_vs_grid import parameter_overhead_percent
+    from trainer.experiments.sweep_report import parameter_overhead_percent
 
     sweep = {"hyper": {"params": {"total": 802_954}},
              "grid": {"params_per_model": {"total": 799_114}}}  # fmt: skip

@@ -25,11 +25,14 @@ from __future__ import annotations
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import numpy as np
-
 from trainer.experiments import beta_sweep
-from trainer.experiments.common import Check, RunSettings, plot_lines
-from trainer.experiments.train_once_vs_grid import sweep_checks, sweep_notes, sweep_rows
+from trainer.experiments.common import Check, RunSettings
+from trainer.experiments.sweep_report import (
+    plot_rate_tradeoff,
+    sweep_checks,
+    sweep_notes,
+    sweep_rows,
+)
 
 NAME = "cnn"
 PAPER = "Hyper-VIB Table I, Fig. 4 (conv hyper layers, eq. 14)"
@@ -94,23 +97,11 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
 
 
 def plot_rate_accuracy(sweep: dict, variants: dict, path: Path) -> Path:
-    """Accuracy against the rate (KL, nats): z sampled (solid) for every hyper model and the
-    grid, μ sent (dashed) for the headline and the grid."""
-
-    def curve(entry, key="values_sampled"):
-        order = np.argsort(entry["kl_nats"])
-        return [entry["kl_nats"][i] for i in order], [entry[key][i] for i in order]
-
-    series = {"Hyper-VIB, eq. (14) gates (headline)": curve(sweep["hyper"])}
-    series.update({f"Hyper-VIB, {label}": curve(v) for label, v in variants.items()})
-    series["VIB grid (one model per β)"] = curve(sweep["grid"])
-    series["Hyper-VIB headline, μ sent"] = curve(sweep["hyper"], "values")
-    series["VIB grid, μ sent"] = curve(sweep["grid"], "values")
-    dashed = {"ls": "--"}
-    return plot_lines(
-        path, series, "rate: KL per example (nats)", "accuracy",
-        "Fashion-MNIST, CNN, 20 dB: the rate–accuracy trade-off", logx=True,
-        styles={"Hyper-VIB headline, μ sent": dashed, "VIB grid, μ sent": dashed},
+    """Accuracy against the rate (KL, nats): z sampled for every hyper model and the grid,
+    μ sent (dashed) for the headline and the grid."""
+    return plot_rate_tradeoff(
+        path, sweep, "eq. (14) gates", variants, "accuracy",
+        "Fashion-MNIST, CNN, 20 dB: the rate–accuracy trade-off",
     )  # fmt: skip
 
 

@@ -30,7 +30,7 @@ import numpy as np
 
 from trainer.experiments import beta_sweep
 from trainer.experiments.common import Check, RunSettings, load_data, plot_lines
-from trainer.experiments.train_once_vs_grid import sweep_rows
+from trainer.experiments.sweep_report import plot_rate_tradeoff, sweep_rows
 
 NAME = "ranging-regression"
 PAPER = "Hyper-VIB Table I, Fig. 4 (ranging: Bluetooth, Wi-Fi)"
@@ -148,29 +148,14 @@ def rate_mse_gap(hyper: dict, grid: dict) -> dict:
 
 def plot_rate_mse(result: dict, profile: str, path: Path) -> str:
     """MSE against the rate (KL, nats): every hyper model and the grid, z sampled (solid)
-    and μ sent (dashed, headline and grid)."""
-
-    def curve(entry, key="values_sampled"):
-        order = np.argsort(entry["kl_nats"])
-        return [entry["kl_nats"][i] for i in order], [entry[key][i] for i in order]
-
-    sweep = result["sweep"]
-    series = {f"Hyper-VIB, w = 1/(1 + β/{KNEE:g}) (headline)": curve(sweep["hyper"])}
-    series.update({f"Hyper-VIB, {label}": curve(v) for label, v in result["variants"].items()})
-    series["VIB grid (one model per β)"] = curve(sweep["grid"])
-    series["Hyper-VIB headline, μ sent"] = curve(sweep["hyper"], "values")
-    series["VIB grid, μ sent"] = curve(sweep["grid"], "values")
+    and μ sent (dashed, headline and grid), beside the trivial predictor's MSE."""
     trivial = result["trivial_mse"]
-    series["trivial predictor (training mean)"] = ([0.1, 150.0], [trivial, trivial])
-    styles = {
-        "Hyper-VIB headline, μ sent": {"ls": "--"},
-        "VIB grid, μ sent": {"ls": "--"},
-        "trivial predictor (training mean)": {"ls": ":", "marker": "", "color": "grey"},
-    }
-    plot_lines(
-        path, series, "rate: KL per example (nats)", "MSE (ns²)",
-        f"ranging, {profile}, 20 dB: the rate–MSE trade-off", logx=True, styles=styles,
-        logy=True,
+    line = ([0.1, 150.0], [trivial, trivial])
+    plot_rate_tradeoff(
+        path, result["sweep"], f"w = 1/(1 + β/{KNEE:g})", result["variants"], "MSE (ns²)",
+        f"ranging, {profile}, 20 dB: the rate–MSE trade-off", logy=True,
+        extra={"trivial predictor (training mean)":
+               (line, {"ls": ":", "marker": "", "color": "grey"})},
     )  # fmt: skip
     return path.name
 
