@@ -248,6 +248,34 @@ def test_the_unweighted_hyper_model_gets_its_own_checks_when_it_ran():
     assert best.value == pytest.approx(0.26) and not best.met  # 0.26 points > 0.2
 
 
+def test_the_wide_range_model_checks_both_ends_of_the_rates_it_covers():
+    """train-once-vs-grid's fourth hyper model (β over [1e-9, 10]): every hyper model is then
+    checked for reaching 100 nats as well as 5 (the issue's 5-100 nats), and the wide model's
+    best accuracy against the grid's; it is evaluated every half decade of its range."""
+    from trainer.experiments.train_once_vs_grid import rate_checks, wide_betas
+
+    def gap(shortfall, lowest, highest):
+        return {"max_shortfall_points": shortfall, "hyper_kl_range": [lowest, highest]}
+
+    three = {"sweep": {"grid": {"best_value": 0.90}}, "paper_objective": {"best_value": 0.75},
+             "unweighted": {"best_value": 0.8974},
+             "rate_gap": {"weighted": gap(4.5, 4.8, 54.1), "paper": gap(9.4, 1.5, 8.5),
+                          "unweighted": gap(0.35, 2.2, 17.0)}}  # fmt: skip
+    four = {**three, "wide_range": {"best_value": 0.8991},
+            "rate_gap": {**three["rate_gap"], "wide": gap(3.7, 0.1, 102.9)}}  # fmt: skip
+    before, after = rate_checks(three), rate_checks(four)
+    assert len(after) == len(before) + 4 + 3  # a top-rate check each; the wide model's other 3
+    top = {c.figure.split(":")[0]: c for c in after if "highest rate" in c.figure}
+    assert len(top) == 4 and top["β over [1e-9, 10], knee weight 0.3"].met
+    assert top["weighted objective"].value == 54.1 and not top["weighted objective"].met
+    best = next(c for c in after if c.figure.startswith("grid best − β over"))
+    assert best.value == pytest.approx(0.09) and best.met
+    betas = wide_betas(quick=False)
+    assert len(betas) == 21 and betas[0] == pytest.approx(1e-9) and betas[-1] == pytest.approx(10)
+    assert betas[1] / betas[0] == pytest.approx(10**0.5)
+    assert wide_betas(quick=True) == pytest.approx([1e-9, 10**-6.5, 1e-4, 10**-1.5, 10.0])
+
+
 def test_code_version_names_the_changed_paths_whole(tmp_path):
     """A porcelain status line is "XY path"; a modified-only file's line starts with a space,
     which must not cost the first path its first letter."""
