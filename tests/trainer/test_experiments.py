@@ -250,7 +250,7 @@ def test_the_unweighted_hyper_model_gets_its_own_checks_when_it_ran():
 
 def test_the_wide_range_model_checks_both_ends_of_the_rates_it_covers():
     """train-once-vs-grid's fourth hyper model (β over [1e-9, 10]): every hyper model is then
-    checked for reaching 100 nats as well as 5 (the issue's 5-100 nats), and the wide model's
+    checked for reaching 100 nats as well as 5 (the grid's 5-100 nats), and the wide model's
     best accuracy against the grid's; it is evaluated every half decade of its range."""
     from trainer.experiments.train_once_vs_grid import rate_checks, wide_betas
 

@@ -16,9 +16,9 @@ inside the range both cover.
 
 A fourth hyper model (``WIDE``, a named option beside the headline) trains over a wider β
 range, [1e-9, 10], with the knee weight w(β) = 1/(1 + β/0.3), and is evaluated every half
-decade over that range: the headline's range [1e-5, 1] gives rates of about 5-54 nats, while
-the issue asks one model to cover at least the grid's 5-100 nats. The knee keeps the draws
-above β = 1 learning (w = 1/(1 + 64β) would weight β = 10 at 1/641).
+decade over that range: the headline's range [1e-5, 1] gives rates of about 5-54 nats, where
+one model should cover at least the grid's 5-100 nats. The knee weighs a β = 10 draw at 1/34
+(w = 1/(1 + 64β) would weigh it at 1/641, and that end never learns).
 """
 
 from __future__ import annotations
