@@ -276,6 +276,22 @@ def test_the_wide_range_model_checks_both_ends_of_the_rates_it_covers():
     assert wide_betas(quick=True) == pytest.approx([1e-9, 10**-6.5, 1e-4, 10**-1.5, 10.0])
 
 
+def test_hyper_models_beside_the_headline_are_evaluated_densely_at_their_low_rate_end():
+    """train-once-vs-grid evaluates the paper-objective, unweighted and wide models at their
+    half-decade points and every 0.1 decade over the top two decades of their β range (every
+    half decade over the top one when quick), each point once and in order."""
+    from trainer.experiments.train_once_vs_grid import with_low_rate_end
+
+    half = [10 ** (-5 + k / 2) for k in range(11)]  # 1e-5 .. 1, the grid's points
+    full = with_low_rate_end(half, quick=False)
+    assert len(full) == 11 + 21 - 5  # 1e-2 .. 1 in tenths: 21 points, 5 of them half decades
+    assert full[:7] == pytest.approx(half[:7])  # below 1e-2 nothing is added
+    assert full[6:] == pytest.approx([10 ** (-2 + k / 10) for k in range(21)])
+    assert all(b > a for a, b in zip(full, full[1:], strict=False))
+    wide = with_low_rate_end([1e-9, 10**-6.5, 1e-4, 10**-1.5, 10.0], quick=True)
+    assert wide == pytest.approx([1e-9, 10**-6.5, 1e-4, 10**-1.5, 1.0, 10**0.5, 10.0])
+
+
 def test_code_version_names_the_changed_paths_whole(tmp_path):
     """A porcelain status line is "XY path"; a modified-only file's line starts with a space,
     which must not cost the first path its first letter."""
