@@ -379,8 +379,10 @@ def main(argv=None) -> int:
     entropy_finetune.add_parser(sub)
     try:
         from trainer.experiments import cli as experiments_cli
+        from trainer.experiments import revalidate
 
         experiments_cli.add_parsers(sub)
+        revalidate.add_parser(sub)
     except ImportError:
         pass
     args = parser.parse_args(argv)

@@ -458,3 +458,64 @@ def test_links_into_the_committed_report_land_on_a_section():
     links = [(page.name, a) for page in pages for a in link.findall(page.read_text())]
     assert len(links) > 10  # the README's results table links every row
     assert [link for link in links if link[1] not in anchors] == []
+
+
+def test_a_revalidated_run_and_its_repeats_are_measured_from_the_commit_carried_to(
+    checkout, tmp_path
+):
+    """A revalidation record (``python -m trainer revalidate``) carries the runs of one commit
+    to another: a model change made before it no longer stales them, one made after it does,
+    and the report's code line says where they were carried."""
+    from trainer.experiments.report import experiment_section
+
+    reports, first = tmp_path / "reports", _git(checkout, "rev-parse", "HEAD")
+    _write(reports, "quantizer-bits", _seeded(0.80, 0, first))
+    _write(reports, "quantizer-bits/seed-1", _seeded(0.81, 1, first))
+    (checkout / "shared/nn/model.py").write_text("x = 2\n")
+    _git(checkout, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "model")
+    second = _git(checkout, "rev-parse", "HEAD")
+    assert [w for w, _ in stale_results(reports, repo=checkout)] == [
+        "quantizer-bits", "quantizer-bits/seed-1"]  # fmt: skip
+    record = {"from": first, "to": second, "changed": ["shared/nn/model.py"]}
+    (reports / "quantizer-bits" / "revalidated.json").write_text(
+        json.dumps({"experiment": "quantizer-bits", "records": [record]})
+    )
+    assert stale_results(reports, repo=checkout) == []
+    text = build_report(reports, repo=checkout)
+    assert "Over seeds 0, 1" in text  # the repeat is counted again
+    assert f"Carried to `{second[:12]}`" in text
+    (checkout / "shared/nn/model.py").write_text("x = 3\n")
+    stale = dict(stale_results(reports, repo=checkout))
+    assert f"changed since {second[:12]} (carried from {first[:12]})" in stale["quantizer-bits"]
+    plain = _seeded(0.8, 0, first) | {"_dir": "quantizer-bits"}
+    assert "Carried" not in experiment_section("quantizer-bits", plain)  # no records given
+
+
+def test_only_what_run_reaches_in_an_experiments_module_can_stale_its_runs(checkout, tmp_path):
+    """The report recomputes ``checks``, ``summary_rows`` and ``notes`` from the stored
+    numbers, so a change to them (or to a helper only they call) cannot move a stored figure;
+    a change to what ``run`` reaches, or to a module-level constant, can."""
+    module = checkout / "trainer/experiments/quantizer_bits.py"
+    source = (
+        "SCALE = 2\n\n\ndef run(settings, out):\n    return helper(settings)\n\n\n"
+        "def helper(x):\n    return x * SCALE\n\n\ndef checks(results):\n    return fmt(results)\n"
+        "\n\ndef fmt(results):\n    return [results]\n"
+    )
+    module.write_text(source)
+    reports, commit = tmp_path / "reports", _commit_all(checkout)
+    _write(reports, "quantizer-bits", _seeded(0.80, 0, commit))
+    for old, new in (("return fmt(results)", "return fmt(results) + []"),
+                     ("return [results]", "return [results, 1]"),
+                     ("\n\ndef fmt", "\n\ndef unused():\n    return 0\n\n\ndef fmt")):  # fmt: skip
+        module.write_text(source.replace(old, new))
+        assert stale_results(reports, repo=checkout) == [], new
+    for old, new in (("x * SCALE", "x * SCALE + 1"), ("SCALE = 2", "SCALE = 3")):
+        module.write_text(source.replace(old, new))
+        ((where, why),) = stale_results(reports, repo=checkout)
+        assert where == "quantizer-bits" and "quantizer_bits.py" in why, new
+
+
+def _commit_all(repo: Path) -> str:
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "change")
+    return _git(repo, "rev-parse", "HEAD")

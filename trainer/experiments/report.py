@@ -13,6 +13,7 @@ import json
 from pathlib import Path
 
 from shared.provenance import REPO, changed_since
+from trainer.experiments.carry_over import carried_commit, load_records
 from trainer.experiments.common import Check
 from trainer.experiments.registry import EXPERIMENTS
 from trainer.experiments.seed_runs import (
@@ -95,20 +96,36 @@ def trainer_imports(path: Path, repo: Path = REPO) -> set[str]:
     return seen
 
 
+def experiment_module(name: str) -> str:
+    """Experiment ``name``'s own module, repository-relative (its ``run`` makes its figures)."""
+    return str(Path(inspect.getfile(EXPERIMENTS[name])).resolve().relative_to(REPO))
+
+
 def experiment_code(name: str, repo: Path = REPO) -> list[str]:
     """The paths whose change makes experiment ``name``'s figures stale: the code every
     experiment depends on, the experiment's module and the trainer modules it imports, as
-    they are in the checkout ``repo`` (less the ranging simulator for IMAGE_ONLY ones)."""
-    own = Path(inspect.getfile(EXPERIMENTS[name])).resolve().relative_to(REPO)
+    they are in the checkout ``repo`` (less the ranging simulator for IMAGE_ONLY ones). In its
+    own module only what ``run`` reaches counts (``changed_code``)."""
+    own = Path(experiment_module(name))
     if not (repo / own).is_file():
         return [*MODEL_CODE, str(own)]
     paths = [*MODEL_CODE, *sorted(trainer_imports(repo / own, repo) - set(MODEL_CODE))]
     return [p for p in paths if not (name in IMAGE_ONLY and p == RANGING_CODE)]
 
 
-def why_stale(name: str, results: dict, repo: Path = REPO) -> str | None:
+def changed_code(name: str, commit: str, repo: Path = REPO) -> list[str] | None:
+    """The files of experiment ``name``'s code (``experiment_code``) changed since ``commit``
+    in the checkout ``repo`` (None: the commit is not in it). In the experiment's own module a
+    change counts only in what its ``run`` reaches: ``checks``, ``summary_rows``, ``notes`` and
+    their helpers are recomputed from the stored numbers at every report."""
+    entries = {experiment_module(name): "run"}
+    return changed_since(commit, experiment_code(name, repo), cwd=repo, entries=entries)
+
+
+def why_stale(name: str, results: dict, repo: Path = REPO, records: list[dict] = ()) -> str | None:
     """Why the run ``results`` of experiment ``name`` no longer matches the model or
-    experiment code in the checkout ``repo`` (None when it does)."""
+    experiment code in the checkout ``repo`` (None when it does); measured from the commit
+    the revalidation ``records`` (``revalidate.load_records``) carried its commit to."""
     code = results.get("code") or {}
     if not code.get("commit"):
         return "no commit recorded (ran before provenance was kept)"
@@ -116,12 +133,15 @@ def why_stale(name: str, results: dict, repo: Path = REPO) -> str | None:
         dirty = [p for p in code.get("dirty_paths", []) if _under(p, experiment_code(name, repo))]
         if dirty:
             return f"ran with uncommitted changes to {', '.join(dirty)}"
-    changed = changed_since(code["commit"], experiment_code(name, repo), cwd=repo)
+    start = carried_commit(code["commit"], records)
+    changed = changed_code(name, start, repo)
     if changed is None:
-        return f"commit {code['commit'][:12]} is not in this checkout"
+        return f"commit {start[:12]} is not in this checkout"
     if changed:
+        carried = start != code["commit"]
+        since = start[:12] + (f" (carried from {code['commit'][:12]})" if carried else "")
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
-        return f"changed since {code['commit'][:12]}: {', '.join(changed[:5])}{more}"
+        return f"changed since {since}: {', '.join(changed[:5])}{more}"
     return None
 
 
@@ -135,8 +155,9 @@ def stale_results(reports_dir: str | Path, repo: Path = REPO) -> list[tuple[str,
             continue
         for results in slots.values():
             repeats, _ = find_repeats(results, Path(reports_dir) / results["_dir"])
+            records = load_records(Path(reports_dir), name)
             for run in (results, *repeats):
-                why = why_stale(name, run, repo)
+                why = why_stale(name, run, repo, records)
                 if why is not None:
                     stale.append((run["_dir"], why))
     return sorted(stale)
@@ -148,9 +169,10 @@ def current_repeats(
     """(the seed repeats of ``results`` with its settings and the code of the checkout
     ``repo``, [(folder, why left out)])."""
     repeats, left = find_repeats(results, reports_dir / results["_dir"])
+    records = load_records(reports_dir, name)
     kept = []
     for repeat in repeats:
-        why = why_stale(name, repeat, repo)
+        why = why_stale(name, repeat, repo, records)
         if why is None:
             kept.append(repeat)
         else:
@@ -158,10 +180,15 @@ def current_repeats(
     return kept, left
 
 
-def _code_line(results: dict) -> str:
+def _code_line(results: dict, records: list[dict] = ()) -> str:
     code = results.get("code") or {}
     if not code.get("commit"):
         return "Code: not recorded (run before provenance was kept)."
+    carried = carried_commit(code["commit"], records)
+    revalidated = "" if carried == code["commit"] else (
+        f" Carried to `{carried[:12]}`: its quick run gave the same figures from both "
+        "(`python -m trainer revalidate`, `revalidated.json`)."
+    )  # fmt: skip
     state = "clean"
     if code.get("dirty"):
         paths = code.get("dirty_paths") or []
@@ -173,7 +200,7 @@ def _code_line(results: dict) -> str:
             state = f"with uncommitted changes to {', '.join(code_paths[:3])}{more}"
         else:  # a run from before the paths were recorded
             state = "with uncommitted changes"
-    return f"Code: commit `{code['commit'][:12]}` ({state})."
+    return f"Code: commit `{code['commit'][:12]}` ({state}).{revalidated}"
 
 
 def _under(path: str, roots: list[str]) -> bool:
@@ -191,10 +218,14 @@ def heading(name: str) -> str:
 
 
 def experiment_section(
-    name: str, results: dict, repeats: list[dict] = (), left: list[tuple[str, str]] = ()
+    name: str,
+    results: dict,
+    repeats: list[dict] = (),
+    left: list[tuple[str, str]] = (),
+    records: list[dict] = (),
 ) -> str:
     """The report's section for ``results``, with the spread over its seed ``repeats`` (and
-    the repeats ``left`` out, with why) when there are any."""
+    the repeats ``left`` out, with why) when there are any; ``records``: its revalidations."""
     module = EXPERIMENTS[name]
     mode = results.get("mode", "full")
     title = heading(name)
@@ -209,7 +240,7 @@ def experiment_section(
         f"train subset {settings.get('train_subset') or 'all'}, "
         f"test examples {results.get('n_eval') or settings.get('n_eval') or 'all'}, "
         f"{results.get('draws') or settings.get('draws')} noise draws. "
-        f"Command: `{results.get('command') or '?'}`. {_code_line(results)} "
+        f"Command: `{results.get('command') or '?'}`. {_code_line(results, records)} "
         + (f"Design: {results['design']}." if results.get("design") else "")
     )
     lines += ["", "| figure | ours | target | paper | status |", "| --- | --- | --- | --- | --- |"]
@@ -287,7 +318,8 @@ def build_report(reports_dir: str | Path, repo: Path = REPO, plots: bool = False
                 f"{sum(s.on_mean.met for s in spreads)}/{len(spreads)})"
             )
         out.append(f"| [{name}](#{name}) | {results.get('mode', 'full')} | {met} |")
-        sections.append(experiment_section(name, results, repeats, left))
+        records = load_records(Path(reports_dir), name)
+        sections.append(experiment_section(name, results, repeats, left, records))
     return "\n".join(out) + "\n\n" + "\n".join(sections)
 
 

@@ -204,7 +204,7 @@ def rate_rows(results: dict) -> list[tuple[str, str]]:
     per_beta = [
         (
             f"{OBJECTIVES[key]}: accuracy μ sent / z sampled / KL (nats) per β",
-            ", ".join(f"{b:.0e}: {v:.4f}/{z:.4f}/{k:.1f}" for b, v, z, k in zip(
+            ", ".join(f"{b:.1e}: {v:.4f}/{z:.4f}/{k:.1f}" for b, v, z, k in zip(
                 model["betas"], model["values"],
                 model["values_sampled"], model["kl_nats"], strict=True)),
         )

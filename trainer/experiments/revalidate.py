@@ -1,0 +1,174 @@
+"""Carry an experiment's runs over a model-code change that moves none of its figures.
+
+A run goes stale (``report.why_stale``) when any file of its code changes after it ran, and a
+stale seed repeat drops out of the report's mean ± sd. A change to the model code under
+``shared/`` often leaves an experiment's models exactly as they were (a fix to the
+variable-length path moves nothing in an experiment that never builds a variable-length model),
+and re-running that experiment's full version and its seed repeats (up to hours) only to show
+so is waste. ``python -m trainer revalidate NAME`` asks the experiment's quick version instead:
+
+1. the runs of NAME ran from commit C0 (its full run's ``code.commit``, or the commit an earlier
+   revalidation carried them to); the checkout must be clean;
+2. every file of NAME's code that changed since C0 must lie under ``shared/`` (``QUALIFYING``):
+   the experiment's own modules and the trainer hold what a quick run leaves out (the full
+   plan, epoch-dependent schedules), so a change there is never carried over;
+3. the quick version runs from C0 (a temporary git worktree) and from the checkout, side by
+   side, and the two ``results.json`` are compared value by value, less what differs between
+   two runs of the same code (``comparable``: wall and CPU times and their ratios, the machine,
+   the commit, when it finished);
+4. identical: a record {from C0, to HEAD, the changed paths, how many values were compared}
+   is added to ``reports/NAME/revalidated.json``; from then on every run of NAME that ran from
+   C0 is measured from HEAD. The checkout's quick run is kept as ``reports/NAME-quick``. Any
+   difference: nothing is recorded, the differences are printed, and NAME must be re-run.
+
+What it cannot see: a change whose effect only a model the full run builds and the quick run
+does not would show (another configuration of the same code). The record names the changed
+paths, so a reader can judge.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+from shared.provenance import REPO, code_version, git
+from trainer.experiments.carry_over import RECORD, carried_commit, load_records
+from trainer.experiments.report import changed_code, experiment_code
+
+QUALIFYING = ("shared/",)
+# keys whose values differ between two runs of the same code on one machine: times (and ratios
+# of times), the machine, provenance, and what is computed from them
+VOLATILE = re.compile(
+    r"wall|cpu_s|cpu_ratio|_us_per_|elapsed|^finished_at$|^code$|^machine$|^checks$|^command$"
+)
+
+
+def comparable(results: dict, prefix: str = "") -> dict[str, object]:
+    """A results.json flattened to {path: value}, less the ``VOLATILE`` keys."""
+    flat: dict[str, object] = {}
+    if isinstance(results, dict):
+        for key, value in results.items():
+            if not VOLATILE.search(str(key)):
+                flat.update(comparable(value, f"{prefix}/{key}"))
+    elif isinstance(results, list):
+        for k, value in enumerate(results):
+            flat.update(comparable(value, f"{prefix}[{k}]"))
+    else:
+        flat[prefix] = results
+    return flat
+
+
+def differences(before: dict, after: dict) -> list[str]:
+    """Where two results differ (``comparable`` of each; NaN equals NaN), as text lines."""
+    a, b = comparable(before), comparable(after)
+    out = [f"{k}: only before" for k in sorted(a.keys() - b.keys())]
+    out += [f"{k}: only after" for k in sorted(b.keys() - a.keys())]
+    for key in sorted(a.keys() & b.keys()):
+        x, y = a[key], b[key]
+        both_nan = isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)
+        if x != y and not both_nan:
+            out.append(f"{key}: {x!r} -> {y!r}")
+    return out
+
+
+def quick_run(
+    name: str, checkout: Path, out: Path, extra: tuple[str, ...] = ()
+) -> subprocess.Popen:
+    """``python -m trainer experiment NAME --quick`` from ``checkout`` (one torch thread)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(checkout)}
+    cmd = [sys.executable, "-m", "trainer", "experiment", name, "--quick", "--out", str(out)]
+    return subprocess.Popen([*cmd, *extra], cwd=checkout, env=env, stdout=subprocess.DEVNULL)
+
+
+def revalidate(
+    name: str, reports_dir: Path, repo: Path = REPO, extra: tuple[str, ...] = ()
+) -> dict:
+    """Steps 1-4 of the module docstring for experiment ``name``; returns {"status": "current"
+    | "recorded" | "differs" | "refused", "detail": [...], "record": the record or None}."""
+
+    results_path = Path(reports_dir) / name / "results.json"
+    if not results_path.is_file():
+        return {"status": "refused", "detail": [f"no full run at {results_path}"], "record": None}
+    commit = (json.loads(results_path.read_text()).get("code") or {}).get("commit")
+    if not commit:
+        return {"status": "refused", "detail": ["the full run recorded no commit"], "record": None}
+    records = load_records(reports_dir, name)
+    start = carried_commit(commit, records)
+    code = experiment_code(name, repo)
+    version = code_version(repo)
+    dirty = [p for p in version["dirty_paths"] if any(p.startswith(c) for c in code)]
+    if dirty:
+        return {"status": "refused", "detail": [f"uncommitted: {p}" for p in dirty], "record": None}
+    changed = changed_code(name, start, repo)
+    if changed is None:
+        return {"status": "refused", "detail": [f"{start[:12]} is not in this checkout"],
+                "record": None}  # fmt: skip
+    if not changed:
+        return {"status": "current", "detail": [], "record": None}
+    outside = [p for p in changed if not p.startswith(QUALIFYING)]
+    if outside:
+        return {"status": "refused", "detail": [f"not model code: {p}" for p in outside],
+                "record": None}  # fmt: skip
+    quick_out = Path(reports_dir).resolve() / f"{name}-quick"
+    with tempfile.TemporaryDirectory(prefix="revalidate-") as tmp:
+        old = Path(tmp) / "old"
+        if git("worktree", "add", "--detach", str(old), start, cwd=repo) is None:
+            return {"status": "refused", "detail": ["git worktree add failed"], "record": None}
+        try:
+            runs = [quick_run(name, old, Path(tmp) / "out", extra),
+                    quick_run(name, repo, quick_out, extra)]  # fmt: skip
+            codes = [run.wait() for run in runs]
+        finally:
+            git("worktree", "remove", "--force", str(old), cwd=repo)
+        if any(codes):
+            return {"status": "refused", "detail": [f"quick runs exited {codes}"], "record": None}
+        before = json.loads((Path(tmp) / "out" / "results.json").read_text())
+    after = json.loads((quick_out / "results.json").read_text())
+    diff = differences(before, after)
+    if diff:
+        return {"status": "differs", "detail": diff, "record": None}
+    record = {
+        "from": start,
+        "to": version["commit"],
+        "changed": changed,
+        "values_compared": len(comparable(after)),
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    path = Path(reports_dir) / name / RECORD
+    path.write_text(json.dumps({"experiment": name, "records": [*records, record]}, indent=1))
+    return {"status": "recorded", "detail": [], "record": record}
+
+
+def cmd_revalidate(args) -> int:
+    failed = False
+    for name in args.names:
+        result = revalidate(name, Path(args.reports))
+        print(f"{name}: {result['status']}")
+        for line in result["detail"][:20]:
+            print(f"  {line}")
+        if result["record"]:
+            rec = result["record"]
+            print(f"  {rec['from'][:12]} -> {rec['to'][:12]}: {rec['values_compared']} values "
+                  f"identical; changed: {', '.join(rec['changed'])}")  # fmt: skip
+        failed |= result["status"] in ("differs", "refused")
+    return 1 if failed else 0
+
+
+def add_parser(sub) -> None:
+    from trainer.experiments.registry import EXPERIMENTS
+    from trainer.subcommands import add_subcommand
+
+    p = add_subcommand(
+        sub, "revalidate",
+        "carry experiments' runs over a model-code change their quick runs show moves nothing",
+        cmd_revalidate,
+    )  # fmt: skip
+    p.add_argument("names", nargs="+", choices=tuple(EXPERIMENTS), metavar="NAME")
+    p.add_argument("--reports", default="reports")
