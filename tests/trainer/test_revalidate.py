@@ -84,8 +84,13 @@ def test_revalidate_carries_over_a_change_that_moves_nothing_and_not_one_that_do
     a change to its own module is refused without running; one to the channel's noise
     (shared/nn/channel.py, 1 dB more) shows in the quick run, and nothing is recorded."""
     name, reports = "quantizer-bits", tmp_path / "reports"
-    base = _git(clone, "rev-parse", "HEAD")
-    (reports / name).mkdir(parents=True)
+    repeat = _git(clone, "rev-parse", "HEAD")  # a seed repeat's commit
+    (reports / name / "seed-1").mkdir(parents=True)
+    seed_run = {"code": {"commit": repeat}}
+    (reports / name / "seed-1" / "results.json").write_text(json.dumps(seed_run))
+    with (clone / "README.md").open("a") as f:
+        f.write("\n")
+    base = _commit(clone, "no code")  # the full run's
     (reports / name / "results.json").write_text(json.dumps({"code": {"commit": base}}))
     assert revalidate(name, reports, repo=clone, extra=SMALL)["status"] == "current"
 
@@ -94,12 +99,12 @@ def test_revalidate_carries_over_a_change_that_moves_nothing_and_not_one_that_do
     head = _commit(clone, "a variable-length helper")
     done = revalidate(name, reports, repo=clone, extra=SMALL)
     assert done["status"] == "recorded", done["detail"]
-    record = done["record"]
-    assert (record["from"], record["to"]) == (base, head)
-    assert record["changed"] == ["shared/nn/variable_length.py"]
-    assert record["values_compared"] > 20
+    records = done["records"]  # one for the full run's commit, one for the repeat's
+    assert [(r["from"], r["to"]) for r in records] == [(base, head), (repeat, head)]
+    assert all(r["changed"] == ["shared/nn/variable_length.py"] for r in records)
+    assert all(r["values_compared"] > 20 for r in records)
     stored = json.loads((reports / name / "revalidated.json").read_text())
-    assert stored["records"] == [record]
+    assert stored["records"] == records
     quick = json.loads((reports / f"{name}-quick" / "results.json").read_text())
     assert quick["code"]["commit"] == head and quick["mode"] == "quick"
     assert revalidate(name, reports, repo=clone, extra=SMALL)["status"] == "current"
@@ -117,6 +122,6 @@ def test_revalidate_carries_over_a_change_that_moves_nothing_and_not_one_that_do
         f.write("    return _noise_var(psnr_db - 1.0)\n")
     _commit(clone, "1 dB more noise")
     moved = revalidate(name, reports, repo=clone, extra=SMALL)
-    assert moved["status"] == "differs" and moved["record"] is None
+    assert moved["status"] == "differs" and moved["records"] == []
     assert any("accuracy" in line for line in moved["detail"]), moved["detail"][:5]
     assert json.loads((reports / name / "revalidated.json").read_text()) == stored

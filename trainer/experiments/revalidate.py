@@ -7,19 +7,21 @@ variable-length path moves nothing in an experiment that never builds a variable
 and re-running that experiment's full version and its seed repeats (up to hours) only to show
 so is waste. ``python -m trainer revalidate NAME`` asks the experiment's quick version instead:
 
-1. the runs of NAME ran from commit C0 (its full run's ``code.commit``, or the commit an earlier
-   revalidation carried them to); the checkout must be clean;
+1. the runs of NAME (its full run and its seed repeats) ran from commits C0 (each run's
+   ``code.commit``, or the commit an earlier revalidation carried it to); the checkout must be
+   clean;
 2. every file of NAME's code that changed since C0 must lie under ``shared/`` (``QUALIFYING``):
    the experiment's own modules and the trainer hold what a quick run leaves out (the full
    plan, epoch-dependent schedules), so a change there is never carried over;
-3. the quick version runs from C0 (a temporary git worktree) and from the checkout, side by
-   side, and the two ``results.json`` are compared value by value, less what differs between
-   two runs of the same code (``comparable``: wall and CPU times and their ratios, the machine,
-   the commit, when it finished);
-4. identical: a record {from C0, to HEAD, the changed paths, how many values were compared}
-   is added to ``reports/NAME/revalidated.json``; from then on every run of NAME that ran from
-   C0 is measured from HEAD. The checkout's quick run is kept as ``reports/NAME-quick``. Any
-   difference: nothing is recorded, the differences are printed, and NAME must be re-run.
+3. the quick version runs from each C0 (a temporary git worktree) and from the checkout, and
+   each C0's ``results.json`` is compared with the checkout's value by value, less what differs
+   between two runs of the same code (``comparable``: wall and CPU times and their ratios, the
+   machine, the commit, when it finished);
+4. all identical: a record {from C0, to HEAD, the changed paths, how many values were compared}
+   per C0 is added to ``reports/NAME/revalidated.json``; from then on every run of NAME that
+   ran from a C0 is measured from HEAD. The checkout's quick run is kept as
+   ``reports/NAME-quick``. Any difference: nothing is recorded, the differences are printed,
+   and NAME must be re-run.
 
 What it cannot see: a change whose effect only a model the full run builds and the quick run
 does not would show (another configuration of the same code). The record names the changed
@@ -87,63 +89,89 @@ def quick_run(
     return subprocess.Popen([*cmd, *extra], cwd=checkout, env=env, stdout=subprocess.DEVNULL)
 
 
+def run_commits(reports_dir: Path, name: str) -> list[str]:
+    """The commits the runs of ``name`` came from: its full run's and its seed repeats'
+    (``reports_dir/name/**/results.json``), each once, the full run's first."""
+    paths = [Path(reports_dir) / name / "results.json"]
+    paths += sorted(p for p in (Path(reports_dir) / name).glob("*/**/results.json"))
+    commits = []
+    for path in paths:
+        if path.is_file():
+            commit = (json.loads(path.read_text()).get("code") or {}).get("commit")
+            if commit and commit not in commits:
+                commits.append(commit)
+    return commits
+
+
+def _refused(*detail: str) -> dict:
+    return {"status": "refused", "detail": list(detail), "records": []}
+
+
 def revalidate(
     name: str, reports_dir: Path, repo: Path = REPO, extra: tuple[str, ...] = ()
 ) -> dict:
-    """Steps 1-4 of the module docstring for experiment ``name``; returns {"status": "current"
-    | "recorded" | "differs" | "refused", "detail": [...], "record": the record or None}."""
-
-    results_path = Path(reports_dir) / name / "results.json"
-    if not results_path.is_file():
-        return {"status": "refused", "detail": [f"no full run at {results_path}"], "record": None}
-    commit = (json.loads(results_path.read_text()).get("code") or {}).get("commit")
-    if not commit:
-        return {"status": "refused", "detail": ["the full run recorded no commit"], "record": None}
+    """Steps 1-4 of the module docstring for experiment ``name``, once for each commit its
+    runs (full run and seed repeats) are measured from; ``extra``: more arguments to every
+    quick run (a smaller one). Returns {"status": "current" | "recorded" | "differs" |
+    "refused", "detail": [...], "records": the records added}."""
+    if not (Path(reports_dir) / name / "results.json").is_file():
+        return _refused(f"no full run at {Path(reports_dir) / name / 'results.json'}")
     records = load_records(reports_dir, name)
-    start = carried_commit(commit, records)
+    starts = list(dict.fromkeys(carried_commit(c, records) for c in run_commits(reports_dir, name)))
+    if not starts:
+        return _refused("the runs recorded no commit")
     code = experiment_code(name, repo)
     version = code_version(repo)
     dirty = [p for p in version["dirty_paths"] if any(p.startswith(c) for c in code)]
     if dirty:
-        return {"status": "refused", "detail": [f"uncommitted: {p}" for p in dirty], "record": None}
-    changed = changed_code(name, start, repo)
-    if changed is None:
-        return {"status": "refused", "detail": [f"{start[:12]} is not in this checkout"],
-                "record": None}  # fmt: skip
-    if not changed:
-        return {"status": "current", "detail": [], "record": None}
-    outside = [p for p in changed if not p.startswith(QUALIFYING)]
-    if outside:
-        return {"status": "refused", "detail": [f"not model code: {p}" for p in outside],
-                "record": None}  # fmt: skip
+        return _refused(*(f"uncommitted: {p}" for p in dirty))
+    changes = {}
+    for start in starts:
+        changed = changed_code(name, start, repo)
+        if changed is None:
+            return _refused(f"{start[:12]} is not in this checkout")
+        outside = [p for p in changed if not p.startswith(QUALIFYING)]
+        if outside:
+            return _refused(*(f"not model code: {p}" for p in outside))
+        if changed:
+            changes[start] = changed
+    if not changes:
+        return {"status": "current", "detail": [], "records": []}
     quick_out = Path(reports_dir).resolve() / f"{name}-quick"
     with tempfile.TemporaryDirectory(prefix="revalidate-") as tmp:
-        old = Path(tmp) / "old"
-        if git("worktree", "add", "--detach", str(old), start, cwd=repo) is None:
-            return {"status": "refused", "detail": ["git worktree add failed"], "record": None}
-        try:
-            runs = [quick_run(name, old, Path(tmp) / "out", extra),
-                    quick_run(name, repo, quick_out, extra)]  # fmt: skip
-            codes = [run.wait() for run in runs]
-        finally:
-            git("worktree", "remove", "--force", str(old), cwd=repo)
-        if any(codes):
-            return {"status": "refused", "detail": [f"quick runs exited {codes}"], "record": None}
-        before = json.loads((Path(tmp) / "out" / "results.json").read_text())
+        befores, codes = {}, []
+        for k, start in enumerate(changes):
+            old, out = Path(tmp) / f"old-{k}", Path(tmp) / f"out-{k}"
+            if git("worktree", "add", "--detach", str(old), start, cwd=repo) is None:
+                return _refused(f"git worktree add {start[:12]} failed")
+            try:  # the checkout's quick run beside the first old one
+                runs = [quick_run(name, old, out, extra)]
+                if k == 0:
+                    runs.append(quick_run(name, repo, quick_out, extra))
+                codes += [run.wait() for run in runs]
+            finally:
+                git("worktree", "remove", "--force", str(old), cwd=repo)
+            if any(codes):
+                return _refused(f"quick runs exited {codes}")
+            befores[start] = json.loads((out / "results.json").read_text())
     after = json.loads((quick_out / "results.json").read_text())
-    diff = differences(before, after)
-    if diff:
-        return {"status": "differs", "detail": diff, "record": None}
-    record = {
-        "from": start,
-        "to": version["commit"],
-        "changed": changed,
-        "values_compared": len(comparable(after)),
-        "at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
+    for start, before in befores.items():
+        diff = differences(before, after)
+        if diff:
+            return {"status": "differs", "detail": [f"from {start[:12]}:", *diff], "records": []}
+    added = [
+        {
+            "from": start,
+            "to": version["commit"],
+            "changed": changed,
+            "values_compared": len(comparable(after)),
+            "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        for start, changed in changes.items()
+    ]
     path = Path(reports_dir) / name / RECORD
-    path.write_text(json.dumps({"experiment": name, "records": [*records, record]}, indent=1))
-    return {"status": "recorded", "detail": [], "record": record}
+    path.write_text(json.dumps({"experiment": name, "records": [*records, *added]}, indent=1))
+    return {"status": "recorded", "detail": [], "records": added}
 
 
 def cmd_revalidate(args) -> int:
@@ -153,8 +181,7 @@ def cmd_revalidate(args) -> int:
         print(f"{name}: {result['status']}")
         for line in result["detail"][:20]:
             print(f"  {line}")
-        if result["record"]:
-            rec = result["record"]
+        for rec in result["records"]:
             print(f"  {rec['from'][:12]} -> {rec['to'][:12]}: {rec['values_compared']} values "
                   f"identical; changed: {', '.join(rec['changed'])}")  # fmt: skip
         failed |= result["status"] in ("differs", "refused")
