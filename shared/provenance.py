@@ -93,7 +93,7 @@ def _keep_reached(tree: ast.Module, entry: str) -> None:
     }
     if entry not in functions:
         return
-    others = [node for node in tree.body if node.__class__.__name__ not in _FUNCTIONS]
+    others = [node for node in tree.body if node not in functions.values()]
     todo = [entry, *(_names(others) & functions.keys())]
     reached: set[str] = set()
     while todo:
@@ -103,9 +103,6 @@ def _keep_reached(tree: ast.Module, entry: str) -> None:
             todo += sorted(_names([functions[name]]) & functions.keys())
     tree.body = [node for node in tree.body if getattr(node, "name", None) not in
                  functions.keys() - reached]  # fmt: skip
-
-
-_FUNCTIONS = ("FunctionDef", "AsyncFunctionDef")
 
 
 def _names(nodes: list[ast.AST]) -> set[str]:

@@ -153,9 +153,9 @@ def stale_results(reports_dir: str | Path, repo: Path = REPO) -> list[tuple[str,
     for name, slots in find_results(reports_dir).items():
         if name not in EXPERIMENTS:
             continue
+        records = load_records(Path(reports_dir), name)
         for results in slots.values():
             repeats, _ = find_repeats(results, Path(reports_dir) / results["_dir"])
-            records = load_records(Path(reports_dir), name)
             for run in (results, *repeats):
                 why = why_stale(name, run, repo, records)
                 if why is not None:
