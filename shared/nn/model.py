@@ -160,9 +160,9 @@ class CoInferenceModel(nn.Module):
         mu, theta, gamma = enc["mu"], enc["theta"], enc["gamma"]
         sample = self.training if sample is None else sample
         z = mu + theta * torch.randn_like(mu) if sample else mu
-        symbols = self.quantizer(z) if self.quantizer is not None else z
+        encoded = self.quantizer(z) if self.quantizer is not None else z
         mask = self._mask(gamma, mu, self.training)
-        symbols = apply_mask(symbols, mask)  # straight-through: pruned dims still get gradient
+        symbols = apply_mask(encoded, mask)  # straight-through: pruned dims still get gradient
         received = awgn(symbols, snr_db) if channel is None else channel(symbols)
         if self.config.variable_length or self.config.prune:
             # only the active prefix crosses the channel: the decoder gets zeros past it, as
@@ -173,9 +173,20 @@ class CoInferenceModel(nn.Module):
             "received": received,
             "symbols": symbols,
             "n_active": mask.sum(dim=1),
-            "kl": self.kl(mu * mask, theta * mask, gamma, symbols, noise_var),
+            "kl": self._rate(mu, theta, gamma, encoded, symbols, mask, noise_var),
             "gamma": gamma,
         }
+
+    def _rate(self, mu, theta, gamma, encoded, symbols, mask, noise_var) -> torch.Tensor:
+        """The rate term of ``transmit``. A variable-length model in training pays for every
+        encoded dimension, pruned ones included, as VL-VFE's authors' code takes eq. (6) on
+        the encoder's output before the prune mask (Alg. 2 step 13 does not say which): a
+        pruned dimension that cost nothing would come back for free through the
+        straight-through gradient. Otherwise (evaluation; every other model) the rate is that
+        of the symbols sent."""
+        if self.training and self.config.variable_length:
+            return self.kl(mu, theta, gamma, encoded, noise_var)
+        return self.kl(mu * mask, theta * mask, gamma, symbols, noise_var)
 
     def kl(self, mu, theta, gamma, symbols, noise_var) -> torch.Tensor:
         """Rate term per example: eq. (9) of Hyper-VIB, eq. (6) of VL-VFE or D*_KL of QML-IB;

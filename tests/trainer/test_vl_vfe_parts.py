@@ -141,3 +141,27 @@ def test_vl_vfe_runs_on_a_cifar_format_folder_with_table_ii_networks(tmp_path, c
     assert len(results["checks"]) == 9
     for name in results["plots"]:
         assert (out / name).stat().st_size > 1000
+
+
+def test_pilot_rows_evaluate_a_test_set_smaller_than_n_eval():
+    """--n-eval past the end of a small test set (a CIFAR-10 folder with a few batches): the
+    pilots' PSNR estimates are drawn for the examples there are, not for --n-eval of them."""
+    import torch
+
+    from shared.nn.model import CoInferenceModel, ModelConfig
+    from trainer.dataset import Dataset
+    from trainer.experiments import vl_vfe
+
+    torch.manual_seed(0)
+    model = CoInferenceModel(ModelConfig(arch="fc", head="deterministic", d=16, beta_gate=False,
+                                         snr_scale=False, prior="log-uniform",
+                                         variable_length=True)).eval()  # fmt: skip
+    rng = np.random.default_rng(0)
+    images = rng.random((12, 1, 28, 28), dtype=np.float32)
+    data = Dataset("small", "classification", images, np.arange(12) % 10, images[:7],
+                   np.arange(7) % 10, (1, 28, 28), (0.0,), (1.0,))  # fmt: skip
+    trained = {"vl-vfe/0.01": (model, {}), "deepjscc/10/16": (model, {})}
+    points = vl_vfe.Evaluator(trained, data, draws=1, n=500)
+    dynamic = vl_vfe.dynamic_points(points, {"dynamic_betas": (0.01,)}, "deepjscc/10/16", 0)
+    assert [len(dynamic[k]) for k in ("m=0", "m=8", "m=inf")] == [len(parts.PSNRS)] * 3
+    assert all(0.0 <= q["accuracy"] <= 1.0 for q in dynamic["m=8"])

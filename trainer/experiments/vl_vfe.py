@@ -185,7 +185,7 @@ def dynamic_points(points: Evaluator, plan: dict, deepjscc_label: str, seed: int
     """Figs. 6, 9, 10 over parts.PSNRS: DeepJSCC (n fixed), VL-VFE told the PSNR by m pilots
     ("m=0", "m=8", "m=inf"), and VL-VFE at the plan's other β with m = ∞."""
     dynamic = {"deepjscc": [points.analog(deepjscc_label, 1.0, p) for p in parts.PSNRS]}
-    count = points.n or len(points.data.x_test)
+    count = len(parts.subset(points.data, points.n)[0])  # --n-eval may exceed a small test set
     for m in parts.PILOTS:
         key = "m=inf" if m is None else f"m={m}"
         dynamic[key] = []

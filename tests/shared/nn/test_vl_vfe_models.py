@@ -106,3 +106,29 @@ def test_gaussian_prior_mean_and_variance_are_learned():
     assert model.prior_mean.grad.abs().sum() > 0 and model.prior_log_var.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="deterministic"):
         ModelConfig(head="gaussian", prior="gaussian-learned")
+
+
+def test_a_variable_length_model_pays_for_its_pruned_dimensions_in_training():
+    """VL-VFE's authors' code takes the eq. (6) rate of the encoder's output before the prune
+    mask: while training, a dimension past the prefix costs what it would cost if sent (else
+    the straight-through gradient brings it back for free). Evaluated, the rate is that of the
+    symbols sent. Two copies of one model, one pruning nothing (γ0 = 0), one pruning most."""
+    torch.manual_seed(0)
+    keep_all = table_i(d=16, prior="log-uniform", variable_length=True, gamma0=0.0)
+    prunes = table_i(d=16, prior="log-uniform", variable_length=True, gamma0=0.0)
+    prunes.load_state_dict(keep_all.state_dict())
+    x, beta, snr = torch.rand(6, 1, 28, 28), torch.full((6, 1), 0.01), torch.full((6, 1), 15.0)
+    gamma = prunes.encoder(x, beta, snr, torch.full((6, 1), 10**-1.5))["gamma"].abs()
+    prunes.config.gamma0 = float(gamma.detach().median())  # about half the dimensions fall below
+    for training in (True, False):
+        keep_all.train(training), prunes.train(training)
+        torch.manual_seed(1)
+        full = keep_all(x, beta, snr)
+        torch.manual_seed(1)
+        pruned = prunes(x, beta, snr)
+        assert torch.all(pruned["n_active"] < 16) and torch.all(pruned["n_active"] > 0)
+        assert torch.all(full["n_active"] == 16)
+        if training:
+            torch.testing.assert_close(pruned["kl"], full["kl"])
+        else:
+            assert torch.all(pruned["kl"] < full["kl"] - 1e-3)
