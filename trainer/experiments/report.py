@@ -164,12 +164,12 @@ def stale_results(reports_dir: str | Path, repo: Path = REPO) -> list[tuple[str,
 
 
 def current_repeats(
-    name: str, results: dict, reports_dir: Path, repo: Path = REPO
+    name: str, results: dict, reports_dir: Path, records: list[dict], repo: Path = REPO
 ) -> tuple[list[dict], list]:
     """(the seed repeats of ``results`` with its settings and the code of the checkout
-    ``repo``, [(folder, why left out)])."""
+    ``repo``, measured from where the revalidation ``records`` carried them, [(folder, why
+    left out)])."""
     repeats, left = find_repeats(results, reports_dir / results["_dir"])
-    records = load_records(reports_dir, name)
     kept = []
     for repeat in repeats:
         why = why_stale(name, repeat, repo, records)
@@ -306,7 +306,8 @@ def build_report(reports_dir: str | Path, repo: Path = REPO, plots: bool = False
             sections.append(f"{heading(name)}\n\nNot run yet.\n")
             continue
         checks = check_rows(name, results)
-        repeats, left = current_repeats(name, results, Path(reports_dir), repo)
+        records = load_records(Path(reports_dir), name)
+        repeats, left = current_repeats(name, results, Path(reports_dir), records, repo)
         met = f"{sum(c.met for c in checks)}/{len(checks)}"
         if repeats:
             spreads = check_spread([checks] + [check_rows(name, r) for r in repeats])
@@ -318,7 +319,6 @@ def build_report(reports_dir: str | Path, repo: Path = REPO, plots: bool = False
                 f"{sum(s.on_mean.met for s in spreads)}/{len(spreads)})"
             )
         out.append(f"| [{name}](#{name}) | {results.get('mode', 'full')} | {met} |")
-        records = load_records(Path(reports_dir), name)
         sections.append(experiment_section(name, results, repeats, left, records))
     return "\n".join(out) + "\n\n" + "\n".join(sections)
 
