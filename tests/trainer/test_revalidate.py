@@ -86,7 +86,7 @@ def test_revalidate_carries_over_a_change_that_moves_nothing_and_not_one_that_do
     name, reports = "quantizer-bits", tmp_path / "reports"
     repeat = _git(clone, "rev-parse", "HEAD")  # a seed repeat's commit
     (reports / name / "seed-1").mkdir(parents=True)
-    seed_run = {"code": {"commit": repeat}}
+    seed_run = {"code": {"commit": repeat}, "settings": {"seed": 1}}
     (reports / name / "seed-1" / "results.json").write_text(json.dumps(seed_run))
     with (clone / "README.md").open("a") as f:
         f.write("\n")

@@ -43,6 +43,7 @@ from pathlib import Path
 from shared.provenance import REPO, code_version, git
 from trainer.experiments.carry_over import RECORD, carried_commit, load_records
 from trainer.experiments.report import changed_code, experiment_code
+from trainer.experiments.seed_runs import find_repeats
 
 QUALIFYING = ("shared/",)
 # keys whose values differ between two runs of the same code on one machine: times (and ratios
@@ -90,17 +91,14 @@ def quick_run(
 
 
 def run_commits(reports_dir: Path, name: str) -> list[str]:
-    """The commits the runs of ``name`` came from: its full run's and its seed repeats'
-    (``reports_dir/name/**/results.json``), each once, the full run's first."""
-    paths = [Path(reports_dir) / name / "results.json"]
-    paths += sorted(p for p in (Path(reports_dir) / name).glob("*/**/results.json"))
-    commits = []
-    for path in paths:
-        if path.is_file():
-            commit = (json.loads(path.read_text()).get("code") or {}).get("commit")
-            if commit and commit not in commits:
-                commits.append(commit)
-    return commits
+    """The commits the runs of ``name`` came from: its full run's and those of the seed
+    repeats the report counts beside it (``seed_runs.find_repeats``), each once, the full
+    run's first."""
+    folder = Path(reports_dir) / name
+    main = json.loads((folder / "results.json").read_text())
+    repeats, _ = find_repeats(main, folder)
+    commits = [(run.get("code") or {}).get("commit") for run in (main, *repeats)]
+    return list(dict.fromkeys(c for c in commits if c))
 
 
 def _refused(*detail: str) -> dict:
