@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import subprocess
+from collections.abc import Collection
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,37 +40,39 @@ def code_version(cwd: Path = REPO) -> dict:
 
 
 def changed_since(
-    commit: str, paths: list[str], cwd: Path = REPO, entries: dict[str, str] | None = None
+    commit: str, paths: list[str], cwd: Path = REPO, kept: dict[str, Collection[str]] | None = None
 ) -> list[str] | None:
     """Files under ``paths`` whose code differs between ``commit`` and the working tree
     (committed or not); None when the commit is unknown to this checkout (a shallow clone, a
     rewritten history). A Python file whose change touches only comments, docstrings or layout
     (the same syntax tree without docstrings) does not count: it cannot move a figure; nor, in
-    a file named in ``entries`` ({path: entry function}), a change to a top-level function the
-    entry never reaches (``code_tree``)."""
+    a file named in ``kept`` ({path: names of top-level functions}), a change to a top-level
+    function not named there (``code_tree``)."""
     if git("cat-file", "-e", f"{commit}^{{commit}}", cwd=cwd) is None:
         return None
     out = git("diff", "--name-only", commit, "--", *paths, cwd=cwd)
     if out is None:
         return None
-    entries = entries or {}
-    return [p for p in out.splitlines() if p and not _same_code(commit, p, cwd, entries.get(p))]
+    kept = kept or {}
+    return [p for p in out.splitlines() if p and not _same_code(commit, p, cwd, kept.get(p))]
 
 
-def code_tree(source: str, entry: str | None = None) -> str | None:
+def code_tree(source: str, keep: Collection[str] | None = None) -> str | None:
     """The syntax tree of Python ``source`` without its docstrings, as text (comments and
-    layout are not in the tree); None when it does not parse. With ``entry``, a top-level
-    function of the module (an experiment's ``run``), the top-level functions that neither
-    ``entry`` nor the module's other top-level statements reach by name, directly or through
-    each other, are left out: in an experiment's module those turn the stored numbers into the
-    report (``checks``, ``summary_rows``, ``notes``, recomputed at every report) and cannot
-    move a stored figure."""
+    layout are not in the tree); None when it does not parse. With ``keep``, the top-level
+    functions not named in it are left out (those an experiment's run never reaches,
+    ``trainer.experiments.code_reach``: they turn the stored numbers into the report and
+    cannot move a stored figure); everything outside functions stays."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return None
-    if entry is not None:
-        _keep_reached(tree, entry)
+    if keep is not None:
+        tree.body = [
+            node
+            for node in tree.body
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name in keep
+        ]
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
         if (
@@ -83,35 +86,8 @@ def code_tree(source: str, entry: str | None = None) -> str | None:
     return ast.dump(tree)
 
 
-def _keep_reached(tree: ast.Module, entry: str) -> None:
-    """Drop from ``tree`` the top-level functions that ``entry`` and the module's statements
-    outside functions never name (transitively); nothing when ``entry`` is not defined."""
-    functions = {
-        node.name: node
-        for node in tree.body
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-    }
-    if entry not in functions:
-        return
-    others = [node for node in tree.body if node not in functions.values()]
-    todo = [entry, *(_names(others) & functions.keys())]
-    reached: set[str] = set()
-    while todo:
-        name = todo.pop()
-        if name not in reached:
-            reached.add(name)
-            todo += sorted(_names([functions[name]]) & functions.keys())
-    tree.body = [node for node in tree.body if getattr(node, "name", None) not in
-                 functions.keys() - reached]  # fmt: skip
-
-
-def _names(nodes: list[ast.AST]) -> set[str]:
-    """Every bare name (``ast.Name``) used anywhere in ``nodes``."""
-    return {n.id for node in nodes for n in ast.walk(node) if isinstance(n, ast.Name)}
-
-
-def _same_code(commit: str, path: str, cwd: Path, entry: str | None = None) -> bool:
-    """Whether Python file ``path`` has the same code (``code_tree`` with ``entry``) at
+def _same_code(commit: str, path: str, cwd: Path, keep: Collection[str] | None = None) -> bool:
+    """Whether Python file ``path`` has the same code (``code_tree`` with ``keep``) at
     ``commit`` and in the working tree; False for other files, added or deleted ones."""
     if not path.endswith(".py"):
         return False
@@ -122,5 +98,5 @@ def _same_code(commit: str, path: str, cwd: Path, entry: str | None = None) -> b
         return False
     if before is None:
         return False
-    old_tree = code_tree(before, entry)
-    return old_tree is not None and old_tree == code_tree(now, entry)
+    old_tree = code_tree(before, keep)
+    return old_tree is not None and old_tree == code_tree(now, keep)

@@ -317,7 +317,7 @@ def test_code_version_names_the_changed_paths_whole(tmp_path):
 def test_an_experiment_goes_stale_with_the_trainer_modules_it_imports(tmp_path):
     """trainer_imports follows imports through helper modules (also inside functions and
     ``from trainer import x``) and leaves out modules nobody imports and other packages."""
-    from trainer.experiments.report import trainer_imports
+    from trainer.experiments.code_reach import trainer_imports
 
     package = tmp_path / "trainer"
     (package / "experiments").mkdir(parents=True)
@@ -519,3 +519,27 @@ def _commit_all(repo: Path) -> str:
     _git(repo, "add", ".")
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "change")
     return _git(repo, "rev-parse", "HEAD")
+
+
+def test_in_a_helper_module_only_what_run_reaches_can_stale_a_run(checkout, tmp_path):
+    """A helper module's function that only the report's ``checks`` calls is recomputed from
+    the stored numbers; one that ``run`` reaches, or the helper's constants, are not."""
+    (checkout / "trainer/experiments/quantizer_bits.py").write_text(
+        "from trainer.experiments import bits_parts\nfrom trainer.experiments.bits_parts import"
+        " verdict\n\n\ndef run(settings, out):\n    return bits_parts.train(settings)\n\n\n"
+        "def checks(results):\n    return verdict(results)\n"
+    )
+    helper = checkout / "trainer/experiments/bits_parts.py"
+    source = (
+        "EPOCHS = 3\n\n\ndef train(settings):\n    return settings * EPOCHS\n\n\n"
+        "def verdict(results):\n    return results > 0.5\n"
+    )
+    helper.write_text(source)
+    reports, commit = tmp_path / "reports", _commit_all(checkout)
+    _write(reports, "quantizer-bits", _seeded(0.80, 0, commit))
+    helper.write_text(source.replace("results > 0.5", "results > 0.6"))
+    assert stale_results(reports, repo=checkout) == []
+    for old, new in (("settings * EPOCHS", "settings * EPOCHS + 1"), ("EPOCHS = 3", "EPOCHS = 4")):
+        helper.write_text(source.replace(old, new))
+        ((where, why),) = stale_results(reports, repo=checkout)
+        assert where == "quantizer-bits" and "bits_parts.py" in why, new

@@ -7,13 +7,13 @@ run is shown when there is one; otherwise the quick run, marked as such in its h
 
 from __future__ import annotations
 
-import ast
 import inspect
 import json
 from pathlib import Path
 
 from shared.provenance import REPO, changed_since
 from trainer.experiments.carry_over import carried_commit, load_records
+from trainer.experiments.code_reach import reached_functions, trainer_imports
 from trainer.experiments.common import Check
 from trainer.experiments.registry import EXPERIMENTS
 from trainer.experiments.seed_runs import (
@@ -70,32 +70,6 @@ def find_results(reports_dir: str | Path) -> dict[str, dict[str, dict]]:
     return found
 
 
-def trainer_imports(path: Path, repo: Path = REPO) -> set[str]:
-    """The ``trainer`` modules that ``path`` imports, directly or through each other (import
-    statements anywhere in the file, read with ``ast``), as repository-relative paths; the file
-    itself included. An experiment that keeps its training or its checks in helper modules
-    (``trainer/qml_train.py``, ``vl_vfe_parts.py``) goes stale when those change."""
-    seen: set[str] = set()
-    todo = [path.resolve()]
-    while todo:
-        current = todo.pop()
-        relative = str(current.relative_to(repo))
-        if relative in seen:
-            continue
-        seen.add(relative)
-        for node in ast.walk(ast.parse(current.read_text())):
-            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
-            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
-            for module in names:
-                if module.split(".")[0] != "trainer":
-                    continue
-                candidate = repo.joinpath(*module.split(".")).with_suffix(".py")
-                if candidate.is_file():
-                    todo.append(candidate)
-    return seen
-
-
 def experiment_module(name: str) -> str:
     """Experiment ``name``'s own module, repository-relative (its ``run`` makes its figures)."""
     return str(Path(inspect.getfile(EXPERIMENTS[name])).resolve().relative_to(REPO))
@@ -104,8 +78,8 @@ def experiment_module(name: str) -> str:
 def experiment_code(name: str, repo: Path = REPO) -> list[str]:
     """The paths whose change makes experiment ``name``'s figures stale: the code every
     experiment depends on, the experiment's module and the trainer modules it imports, as
-    they are in the checkout ``repo`` (less the ranging simulator for IMAGE_ONLY ones). In its
-    own module only what ``run`` reaches counts (``changed_code``)."""
+    they are in the checkout ``repo`` (less the ranging simulator for IMAGE_ONLY ones). In the
+    trainer modules only what ``run`` reaches counts (``changed_code``)."""
     own = Path(experiment_module(name))
     if not (repo / own).is_file():
         return [*MODEL_CODE, str(own)]
@@ -115,11 +89,15 @@ def experiment_code(name: str, repo: Path = REPO) -> list[str]:
 
 def changed_code(name: str, commit: str, repo: Path = REPO) -> list[str] | None:
     """The files of experiment ``name``'s code (``experiment_code``) changed since ``commit``
-    in the checkout ``repo`` (None: the commit is not in it). In the experiment's own module a
-    change counts only in what its ``run`` reaches: ``checks``, ``summary_rows``, ``notes`` and
-    their helpers are recomputed from the stored numbers at every report."""
-    entries = {experiment_module(name): "run"}
-    return changed_since(commit, experiment_code(name, repo), cwd=repo, entries=entries)
+    in the checkout ``repo`` (None: the commit is not in it). In its own module and the trainer
+    modules it imports a change counts only in the functions its ``run`` reaches
+    (``code_reach.reached_functions``) and outside functions: ``checks``, ``summary_rows``,
+    ``notes`` and their helpers, wherever they live, are recomputed from the stored numbers at
+    every report."""
+    own = repo / experiment_module(name)
+    reached = reached_functions(own, "run", repo) if own.is_file() else {}
+    kept = {path: names for path, names in reached.items() if path not in MODEL_CODE}
+    return changed_since(commit, experiment_code(name, repo), cwd=repo, kept=kept)
 
 
 def why_stale(name: str, results: dict, repo: Path = REPO, records: list[dict] = ()) -> str | None:
