@@ -373,8 +373,9 @@ def notes(results: dict) -> str:
         "and its levels arrive without error. DeepJSCC is cross-entropy only. Pilots: σ̂² = "
         "(1/m)·Σ(y_i − p_i)² from m real ±1 pilots (unbiased because the pilots are known; "
         "the paper's printed 1/(m−1) is biased by m/(m−1)), both ends told the same estimate. "
+        "This run's seed (the seed repeats, where there are any, are in the table over seeds): "
         f"Table III margins: proposed − DeepJSCC ≥ {m['proposed_minus_deepjscc']:.2f}, "
         f"DeepJSCC − quantization ≥ {m['deepjscc_minus_quant']:.2f} points; Fig. 6: VL-VFE "
         f"latency at most {m['fig6_latency_gap']:+.2f} ms from DeepJSCC's above 10 dB, "
-        f"accuracy ≥ {m['fig6_accuracy_gap']:+.2f} points. One seed."
+        f"accuracy ≥ {m['fig6_accuracy_gap']:+.2f} points."
     )
