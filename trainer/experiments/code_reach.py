@@ -26,6 +26,7 @@ The trainer reaches no function by a name built at run time (no ``getattr`` on a
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def trainer_imports(path: Path, repo: Path = REPO) -> set[str]:
         if relative in seen:
             continue
         seen.add(relative)
-        for node in ast.walk(ast.parse(current.read_text())):
+        for node in ast.walk(_parse(current)):
             for module in _imported_modules(node):
                 candidate = _module_file(module, repo)
                 if candidate is not None:
@@ -88,7 +89,7 @@ class _Module:
 
     def __init__(self, relative: str, repo: Path):
         self.relative, self.repo = relative, repo
-        tree = ast.parse((repo / relative).read_text())
+        tree = _parse(repo / relative)
         self.functions = {
             node.name: node
             for node in tree.body
@@ -148,6 +149,17 @@ class _Module:
                 if node.id in self.module_aliases:
                     out.append((self.module_aliases[node.id], EVERY_FUNCTION))
         return out
+
+
+def _parse(path: Path) -> ast.Module:
+    """The syntax tree of the file at ``path``, parsed once for each text the file has had
+    (a report checks dozens of runs against the same modules); callers only read it."""
+    return _parse_text(path.read_text())
+
+
+@functools.lru_cache(maxsize=512)
+def _parse_text(text: str) -> ast.Module:
+    return ast.parse(text)
 
 
 def _imported_modules(node: ast.AST) -> list[str]:

@@ -108,7 +108,8 @@ def why_stale(name: str, results: dict, repo: Path = REPO, records: list[dict] =
     if not code.get("commit"):
         return "no commit recorded (ran before provenance was kept)"
     if code.get("dirty"):
-        dirty = [p for p in code.get("dirty_paths", []) if _under(p, experiment_code(name, repo))]
+        paths = experiment_code(name, repo)
+        dirty = [p for p in code.get("dirty_paths", []) if _under(p, paths)]
         if dirty:
             return f"ran with uncommitted changes to {', '.join(dirty)}"
     start = carried_commit(code["commit"], records)
