@@ -14,6 +14,9 @@ actually sent.
 
 from __future__ import annotations
 
+import io
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -122,6 +125,62 @@ def score_point(point: Point, model, data: Split, psnr_db: float, draws: int, se
     return inference_means(model, x, y, psnr_db, draws, seed)
 
 
+@dataclass(frozen=True)
+class TrainJob:
+    """One model to train: ``point`` at ``seed`` with ``beta`` at PSNR ``psnr_db`` (dB)."""
+
+    point: Point
+    seed: int
+    beta: float
+    psnr_db: float
+    epochs: int
+
+
+def train_jobs(data: Split, jobs: list[TrainJob], workers: int = 1) -> list[tuple]:
+    """(model, train info) per job, in job order: in this process, or over ``workers`` spawned
+    processes, each with this process's torch thread count. A model comes out the same either
+    way: ``Point.build`` and ``qml_train.train`` seed everything they draw from."""
+    if workers <= 1 or len(jobs) <= 1:
+        return [_train_job(job, data) for job in jobs]
+    print(f"    training {len(jobs)} models over {workers} worker processes", flush=True)
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(data, torch.get_num_threads()),
+    ) as pool:
+        done = list(pool.map(_train_in_worker, jobs))
+    out = []
+    for job, (blob, info) in zip(jobs, done, strict=True):
+        model = job.point.build(job.seed)
+        model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True))
+        out.append((model.eval(), info))
+    return out
+
+
+def _train_job(job: TrainJob, data: Split) -> tuple:
+    model = job.point.build(job.seed)
+    print(f"    train {job.point.label}, seed {job.seed} (β = {job.beta:g})", flush=True)
+    info = train(model, data, job.beta, job.psnr_db, job.epochs, job.seed)
+    return model, info
+
+
+_worker_data: Split | None = None  # the data of one worker process (set by _worker_init)
+
+
+def _worker_init(data: Split, threads: int) -> None:
+    global _worker_data
+    _worker_data = data
+    torch.set_num_threads(threads)
+
+
+def _train_in_worker(job: TrainJob) -> tuple[bytes, dict]:
+    model, info = _train_job(job, _worker_data)
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue(), info
+
+
 class Runs:
     """Trains and tests points on demand; ``errors[label][seed][psnr]`` (fractions) and, for
     VDDIB-SR, ``sent[label][seed][psnr]`` (symbols sent per observation, summed over links)."""
@@ -159,18 +218,25 @@ class Runs:
                 return self.betas[name]
         raise KeyError(f"no β for {point.method}: the grid did not cover it")
 
+    def job(self, point: Point, seed: int) -> TrainJob:
+        """What training ``point`` at ``seed`` takes: its method's β, its PSNR, the epochs."""
+        return TrainJob(point, seed, self.beta(point), self.trained_at(point), self.epochs)
+
+    def train_missing(self, pairs, workers: int = 1) -> None:
+        """Train every (point, seed) of ``pairs`` not trained yet, over ``workers`` processes."""
+        todo = [(p, s) for p, s in dict.fromkeys(pairs) if (p.label, s) not in self.models]
+        jobs = [self.job(p, s) for p, s in todo]
+        for (point, seed), (model, info) in zip(todo, train_jobs(self.data, jobs, workers),
+                                                strict=True):  # fmt: skip
+            self.add(point, seed, model, info["train_wall_s"])
+
     def ensure(self, point: Point, seeds, psnrs=()) -> None:
         """Train ``point`` for every seed it lacks; test it at its training PSNR and ``psnrs``."""
         psnrs = sorted({self.trained_at(point), *psnrs})
         for seed in seeds:
             key = (point.label, seed)
             if key not in self.models:
-                model = point.build(seed)
-                print(f"    train {point.label}, seed {seed} (β = {self.beta(point):g})",
-                      flush=True)  # fmt: skip
-                info = train(model, self.data, self.beta(point), self.trained_at(point),
-                             self.epochs, seed)  # fmt: skip
-                self.add(point, seed, model, info["train_wall_s"])
+                self.train_missing([(point, seed)])
             got = self.errors.setdefault(point.label, {}).setdefault(seed, {})
             for psnr in psnrs:
                 if psnr not in got:
