@@ -1,11 +1,14 @@
 """QML-IB models trained over worker processes (trainer.qml_runs.train_jobs, the multi-device
-experiment's ``--workers``) come out bit for bit the models one process trains."""
+experiment's ``--workers``) come out bit for bit the models one process trains; a model kept
+on disk (ModelCache) is reused only for the same job and the same code."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
-from trainer.qml_runs import Point, Runs, TrainJob, train_jobs
+from trainer.qml_runs import ModelCache, Point, Runs, TrainJob, train_jobs
 from trainer.qml_train import Split
 
 
@@ -54,3 +57,26 @@ def test_runs_train_only_the_missing_pairs_and_keep_each_under_its_label():
     runs.ensure(b, [0, 1])  # tests the models the workers trained; trains nothing new
     assert len(runs.models) == 3
     assert set(runs.errors[b.label]) == {0, 1}
+
+
+def test_a_cached_model_is_reused_only_for_the_same_job_and_code(tmp_path):
+    data = _tiny_split()
+    cache = ModelCache(tmp_path, version="commit-a")
+    first = train_jobs(data, JOBS[:2], workers=2, cache=cache)  # saved by the workers
+    assert len(list(tmp_path.glob("*.pt"))) == 2 and not list(tmp_path.glob("*.part"))
+    again = train_jobs(data, JOBS[:2], cache=cache)
+    for (a, info_a), (b, info_b) in zip(first, again, strict=True):
+        assert info_b == info_a  # the stored training record: nothing was trained again
+        assert all(
+            torch.equal(x, y)
+            for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+        )
+        assert not b.training
+    other_code = train_jobs(data, JOBS[:1], cache=ModelCache(tmp_path, version="commit-b"))
+    longer = replace(JOBS[0], epochs=2)
+    other_job = train_jobs(data, [longer], cache=cache)
+    assert other_code[0][1]["train_wall_s"] != first[0][1]["train_wall_s"]  # trained anew
+    assert other_job[0][1]["train_wall_s"] != first[0][1]["train_wall_s"]
+    off = ModelCache(tmp_path / "off", version=None)  # uncommitted code: nothing kept
+    train_jobs(data, JOBS[:1], cache=off)
+    assert not (tmp_path / "off").exists()

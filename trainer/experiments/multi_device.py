@@ -31,7 +31,9 @@ ours against VDDIB-SR (and VDDIB), 4 bits. Seeds: every point runs seed 0;
 every comparison whose margin is then under one point gets seeds 1 and 2 (mean ± sd).
 Theorem 2: on every quantized model of ours, D*_KL, a Monte-Carlo D_KL and the bound (19).
 ``--workers N`` trains each phase's models (the β grid, seed 0 of every point, the extra
-seeds) over N processes; the models, and so the numbers, are those of one process.
+seeds) over N processes; the models, and so the numbers, are those of one process. A full
+run keeps every model in ``<out>/checkpoints/``: run the same command again from the same
+commit and it resumes where a run cut short stopped.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ import numpy as np
 
 from trainer.experiments.common import RunSettings, load_data
 from trainer.experiments.multi_device_checks import checks, notes, summary_rows  # noqa: F401
-from trainer.qml_runs import Point, Runs, TrainJob, score_point, train_jobs
+from trainer.qml_runs import ModelCache, Point, Runs, TrainJob, score_point, train_jobs
 from trainer.qml_train import split
 
 NAME = "multi-device"
@@ -87,7 +89,8 @@ def grid_search(settings: RunSettings, runs: Runs) -> dict:
     betas = BETAS if not settings.quick else (1e-3,)
     jobs = [TrainJob(m, SEEDS[0], b, TRAIN_PSNR, settings.epochs) for m in FIG2_METHODS
             for b in betas]  # fmt: skip
-    trained = dict(zip(jobs, train_jobs(runs.data, jobs, settings.workers), strict=True))
+    trained = train_jobs(runs.data, jobs, settings.workers, runs.cache)
+    trained = dict(zip(jobs, trained, strict=True))
     out = {}
     for method in FIG2_METHODS:
         val = {}
@@ -161,8 +164,11 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
     if settings.quick:  # the CI smoke run: a smaller subset than QUICK_SETTINGS (≤ 3 min)
         settings = replace(settings, **QUICK)
     data = load_data("fashion-mnist", settings.data_dir, settings.seed)
+    # full runs keep each model in out_dir/checkpoints/ (git-ignored): the same command run
+    # again from the same commit resumes a run cut short instead of starting over
+    cache = None if settings.quick else ModelCache.for_checkout(out_dir / "checkpoints")
     runs = Runs(split(data, settings.train_subset, settings.n_eval), {}, settings.epochs,
-                settings.draws, TRAIN_PSNR)  # fmt: skip
+                settings.draws, TRAIN_PSNR, cache)  # fmt: skip
     print("  β grid search (reference setting, held-out training images)", flush=True)
     grid = grid_search(settings, runs)
     by_fig = all_points()
