@@ -14,13 +14,19 @@ actually sent.
 
 from __future__ import annotations
 
+import hashlib
+import io
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from shared.nn.qml_ib import QmlIbModel
 from shared.nn.vddib import VddibModel
+from shared.provenance import code_version
 from trainer import qml_theorem2 as th2
 from trainer.qml_train import Split, inference_means, noise_var, train
 from trainer.vddib_sr import VddibSrModel, calibrate, round_dims_for_budget
@@ -122,13 +128,131 @@ def score_point(point: Point, model, data: Split, psnr_db: float, draws: int, se
     return inference_means(model, x, y, psnr_db, draws, seed)
 
 
+@dataclass(frozen=True)
+class TrainJob:
+    """One model to train: ``point`` at ``seed`` with ``beta`` at PSNR ``psnr_db`` (dB)."""
+
+    point: Point
+    seed: int
+    beta: float
+    psnr_db: float
+    epochs: int
+
+
+@dataclass(frozen=True)
+class ModelCache:
+    """Trained models on disk, one file per job, so that a long run cut short (a session's end,
+    a kill) resumes where it stopped: ``train_jobs`` loads a job's model instead of training it
+    when the file names the same job, the same commit and a checkout with no uncommitted code
+    (``version``; None, from a dirty checkout or one without git, turns the cache off). A model
+    loaded is the one training would give: the code is the same and every draw is seeded."""
+
+    folder: Path
+    version: str | None
+
+    @classmethod
+    def for_checkout(cls, folder: Path) -> ModelCache:
+        """The cache in ``folder`` for this checkout's code (off when the code is uncommitted)."""
+        code = code_version()
+        dirty = [p for p in code["dirty_paths"] if not p.startswith("reports/")]
+        clean = code["commit"] is not None and code["dirty"] is not None and not dirty
+        return cls(Path(folder), code["commit"] if clean else None)
+
+    def path(self, job: TrainJob) -> Path:
+        return self.folder / f"{hashlib.sha256(repr(job).encode()).hexdigest()[:20]}.pt"
+
+    def load(self, job: TrainJob) -> tuple | None:
+        """(model, train info) of ``job`` from an earlier run of this code, or None."""
+        path = self.path(job)
+        if self.version is None or not path.exists():
+            return None
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+        if blob.get("job") != repr(job) or blob.get("version") != self.version:
+            return None
+        model = job.point.build(job.seed)
+        model.load_state_dict(blob["state_dict"])
+        print(f"    reuse {job.point.label}, seed {job.seed} (β = {job.beta:g}) from {path}",
+              flush=True)  # fmt: skip
+        return model.eval(), blob["info"]
+
+    def save(self, job: TrainJob, state_dict: dict, info: dict) -> None:
+        if self.version is None:
+            return
+        self.folder.mkdir(parents=True, exist_ok=True)
+        blob = {"job": repr(job), "version": self.version, "state_dict": state_dict, "info": info}
+        part = self.path(job).with_suffix(".part")
+        torch.save(blob, part)
+        part.replace(self.path(job))  # a run killed while writing leaves no half file behind
+
+
+def train_jobs(data: Split, jobs: list[TrainJob], workers: int = 1,
+               cache: ModelCache | None = None) -> list[tuple]:  # fmt: skip
+    """(model, train info) per job, in job order: from ``cache`` where it holds the job, the
+    rest trained in this process or over ``workers`` spawned processes, each with this
+    process's torch thread count (and saved to ``cache`` as each finishes). A model comes out
+    the same either way: ``Point.build`` and ``qml_train.train`` seed everything they draw
+    from."""
+    found = {job: cache.load(job) for job in jobs} if cache is not None else {}
+    todo = [job for job in jobs if found.get(job) is None]
+    if workers <= 1 or len(todo) <= 1:
+        trained = [_train_job(job, data, cache) for job in todo]
+    else:
+        trained = _train_in_workers(data, todo, workers, cache)
+    found |= dict(zip(todo, trained, strict=True))
+    return [found[job] for job in jobs]
+
+
+def _train_in_workers(data: Split, jobs: list[TrainJob], workers: int,
+                      cache: ModelCache | None) -> list[tuple]:  # fmt: skip
+    print(f"    training {len(jobs)} models over {workers} worker processes", flush=True)
+    with ProcessPoolExecutor(
+        max_workers=min(workers, len(jobs)),
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_worker_init,
+        initargs=(data, torch.get_num_threads(), cache),
+    ) as pool:
+        done = list(pool.map(_train_in_worker, jobs))
+    out = []
+    for job, (blob, info) in zip(jobs, done, strict=True):
+        model = job.point.build(job.seed)
+        model.load_state_dict(torch.load(io.BytesIO(blob), weights_only=True))
+        out.append((model.eval(), info))
+    return out
+
+
+def _train_job(job: TrainJob, data: Split, cache: ModelCache | None = None) -> tuple:
+    model = job.point.build(job.seed)
+    print(f"    train {job.point.label}, seed {job.seed} (β = {job.beta:g})", flush=True)
+    info = train(model, data, job.beta, job.psnr_db, job.epochs, job.seed)
+    if cache is not None:
+        cache.save(job, model.state_dict(), info)
+    return model, info
+
+
+# one worker process's data and cache (set by _worker_init)
+_worker_state: dict = {}
+
+
+def _worker_init(data: Split, threads: int, cache: ModelCache | None) -> None:
+    _worker_state.update(data=data, cache=cache)
+    torch.set_num_threads(threads)
+
+
+def _train_in_worker(job: TrainJob) -> tuple[bytes, dict]:
+    model, info = _train_job(job, _worker_state["data"], _worker_state["cache"])
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.getvalue(), info
+
+
 class Runs:
     """Trains and tests points on demand; ``errors[label][seed][psnr]`` (fractions) and, for
     VDDIB-SR, ``sent[label][seed][psnr]`` (symbols sent per observation, summed over links)."""
 
     def __init__(self, data: Split, betas: dict[str, float], epochs: int, draws: int,
-                 train_psnr: float):  # fmt: skip
+                 train_psnr: float, cache: ModelCache | None = None):  # fmt: skip
         self.data, self.betas, self.epochs, self.draws = data, betas, epochs, draws
+        self.cache = cache
         self.train_psnr = train_psnr
         self.errors: dict[str, dict[int, dict[float, float]]] = {}
         self.sent: dict[str, dict[int, dict[float, float]]] = {}
@@ -159,18 +283,25 @@ class Runs:
                 return self.betas[name]
         raise KeyError(f"no β for {point.method}: the grid did not cover it")
 
+    def job(self, point: Point, seed: int) -> TrainJob:
+        """What training ``point`` at ``seed`` takes: its method's β, its PSNR, the epochs."""
+        return TrainJob(point, seed, self.beta(point), self.trained_at(point), self.epochs)
+
+    def train_missing(self, pairs, workers: int = 1) -> None:
+        """Train every (point, seed) of ``pairs`` not trained yet, over ``workers`` processes."""
+        todo = [(p, s) for p, s in dict.fromkeys(pairs) if (p.label, s) not in self.models]
+        jobs = [self.job(p, s) for p, s in todo]
+        trained = train_jobs(self.data, jobs, workers, self.cache)
+        for (point, seed), (model, info) in zip(todo, trained, strict=True):
+            self.add(point, seed, model, info["train_wall_s"])
+
     def ensure(self, point: Point, seeds, psnrs=()) -> None:
         """Train ``point`` for every seed it lacks; test it at its training PSNR and ``psnrs``."""
         psnrs = sorted({self.trained_at(point), *psnrs})
         for seed in seeds:
             key = (point.label, seed)
             if key not in self.models:
-                model = point.build(seed)
-                print(f"    train {point.label}, seed {seed} (β = {self.beta(point):g})",
-                      flush=True)  # fmt: skip
-                info = train(model, self.data, self.beta(point), self.trained_at(point),
-                             self.epochs, seed)  # fmt: skip
-                self.add(point, seed, model, info["train_wall_s"])
+                self.train_missing([(point, seed)])
             got = self.errors.setdefault(point.label, {}).setdefault(seed, {})
             for psnr in psnrs:
                 if psnr not in got:

@@ -42,7 +42,7 @@ class RunSettings:
     seed: int = 0
     data_dir: str | None = None
     progress: bool = True  # per-epoch lines from trainer.train
-    workers: int = 1  # processes the grid baselines are spread over (experiments.grid)
+    workers: int = 1  # processes the models are spread over (experiments.grid, multi-device)
     extra: dict = field(default_factory=dict)
 
     def __post_init__(self):
