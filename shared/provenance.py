@@ -9,6 +9,7 @@ fields are None.
 from __future__ import annotations
 
 import ast
+import hashlib
 import subprocess
 from collections.abc import Collection
 from pathlib import Path
@@ -37,6 +38,24 @@ def code_version(cwd: Path = REPO) -> dict:
         "dirty": None if status is None else bool(paths),
         "dirty_paths": paths[:50],
     }
+
+
+def code_digest(paths: list[str], repo: Path = REPO) -> str:
+    """SHA-256 (hex) of the files under ``paths`` (repository-relative files or folders) as
+    they are on disk, committed or not: the same digest means the same code. Byte-compiled
+    files and caches are left out; a missing path counts as absent, so adding it changes the
+    digest."""
+    digest = hashlib.sha256()
+    for rel in sorted(paths):
+        root = repo / rel
+        files = sorted(root.rglob("*")) if root.is_dir() else [root]
+        for path in files:
+            if not path.is_file() or "__pycache__" in path.parts or path.suffix == ".pyc":
+                continue
+            data = path.read_bytes()
+            name = path.relative_to(repo).as_posix().encode()
+            digest.update(b"%d:%s%d:" % (len(name), name, len(data)) + data)
+    return digest.hexdigest()
 
 
 def changed_since(

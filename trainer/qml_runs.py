@@ -26,7 +26,7 @@ import torch
 
 from shared.nn.qml_ib import QmlIbModel
 from shared.nn.vddib import VddibModel
-from shared.provenance import code_version
+from shared.provenance import code_digest
 from trainer import qml_theorem2 as th2
 from trainer.qml_train import Split, inference_means, noise_var, train
 from trainer.vddib_sr import VddibSrModel, calibrate, round_dims_for_budget
@@ -142,21 +142,20 @@ class TrainJob:
 @dataclass(frozen=True)
 class ModelCache:
     """Trained models on disk, one file per job, so that a long run cut short (a session's end,
-    a kill) resumes where it stopped: ``train_jobs`` loads a job's model instead of training it
-    when the file names the same job, the same commit and a checkout with no uncommitted code
-    (``version``; None, from a dirty checkout or one without git, turns the cache off). A model
-    loaded is the one training would give: the code is the same and every draw is seeded."""
+    a kill) resumes where it stopped, and a run of an experiment changed only in what it
+    measures or reports trains only the models it lacks: ``train_jobs`` loads a job's model
+    instead of training it when the file names the same job and the same ``version``, the
+    digest of the code that trains it (``for_code``; None turns the cache off). A model loaded
+    is the one training would give: the code is the same and every draw is seeded."""
 
     folder: Path
     version: str | None
 
     @classmethod
-    def for_checkout(cls, folder: Path) -> ModelCache:
-        """The cache in ``folder`` for this checkout's code (off when the code is uncommitted)."""
-        code = code_version()
-        dirty = [p for p in code["dirty_paths"] if not p.startswith("reports/")]
-        clean = code["commit"] is not None and code["dirty"] is not None and not dirty
-        return cls(Path(folder), code["commit"] if clean else None)
+    def for_code(cls, folder: Path, paths: list[str]) -> ModelCache:
+        """The cache in ``folder`` for the code under ``paths`` (repository-relative files and
+        folders) as it is on disk (``shared.provenance.code_digest``)."""
+        return cls(Path(folder), code_digest(paths))
 
     def path(self, job: TrainJob) -> Path:
         return self.folder / f"{hashlib.sha256(repr(job).encode()).hexdigest()[:20]}.pt"

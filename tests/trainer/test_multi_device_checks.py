@@ -41,6 +41,7 @@ def _results(vddib_at_20db=14.0, err4=12.0, err_none=11.9, overlap=11.5, gap=5.0
         "fig4_overlap": {"ours 4 bits": {"no overlap": _stat(12.0), "overlap": _stat(overlap)},
                          "VDDIB 4 bits": {"no overlap": _stat(14.0), "overlap": _stat(13.0)}},
         "theorem2": {"m": {"max_gap_over_bound": gap / 100.0, "min_kl_star_minus_kl": gap}},
+        "baud": 9600.0,
     }  # fmt: skip
 
 
@@ -65,6 +66,25 @@ def test_fig3_and_fig4_targets_can_miss():
     assert not _met(results, "4-bit − unquantized")  # 0.5 > 0.3 points
     assert not _met(results, "without − with overlap")  # overlap raised the error
     assert _met(results, "Theorem 2")
+
+
+def test_fig4_over_latency_misses_where_one_latency_misses():
+    """Fig. 4 at each latency: the overlap must lower ours' error, and ours must stay below
+    the baseline with overlap, at every one; the 5 ms point alone no longer decides."""
+    results = _results(sr=13.0)
+    by_total = {m: {t: {"no overlap": _stat(e + d, method=m, budget=int(t)),
+                        "overlap": _stat(e + d - 0.4, method=m, budget=int(t))}
+                    for t, d in {"16": 2.0, "32": 1.0, "48": 0.0}.items()}
+                for m, e in {"ours 4 bits": 12.0, "VDDIB-SR 4 bits": 13.0}.items()}  # fmt: skip
+    results["fig4_overlap_vs_symbols"] = by_total
+    results["fig4_overlap"]["VDDIB-SR 4 bits"] = by_total["VDDIB-SR 4 bits"]["48"]
+    assert _met(results, "without − with overlap, smallest over 1.67 / 3.33 / 5.00 ms")
+    assert _met(results, "with overlap: VDDIB-SR − ours error, smallest over 1.67")
+    by_total["ours 4 bits"]["16"]["overlap"] = _stat(14.8)  # worse with overlap at 1.67 ms
+    assert not _met(results, "without − with overlap")
+    assert not _met(results, "with overlap: VDDIB-SR − ours")  # 14.8 > VDDIB-SR's 14.6
+    by_total["VDDIB-SR 4 bits"]["32"]["overlap"]["symbols_sent"] = 36.0  # 12% over its 32
+    assert not _met(results, "symbols sent / latency budget")
 
 
 def test_with_vddib_sr_the_checks_compare_against_it_and_keep_vddib_as_extra_rows():
@@ -95,7 +115,8 @@ def test_fig4_rows_give_vddib_srs_symbols_sent():
     fig4 = results["fig4_overlap"]
     fig4["VDDIB-SR 4 bits"] = {k: s | {"symbols_sent": 47.5, "symbols_budget": 48}
                                for k, s in fig4["VDDIB 4 bits"].items()}  # fmt: skip
-    rows = {name: v for name, v in summary_rows(results) if name.startswith("Fig. 4")}
+    rows = {name: v for name, v in summary_rows(results)
+            if name.startswith("Fig. 4 error % without / with")}  # fmt: skip
     assert len(rows) == len(fig4)
     (sr,) = [v for name, v in rows.items() if name.endswith("VDDIB-SR 4 bits")]
     assert sr.endswith("symbols sent (budget) 47.5 (48) / 47.5 (48)")

@@ -8,6 +8,8 @@ from dataclasses import replace
 
 import torch
 
+from shared.provenance import code_digest
+from trainer.experiments.multi_device import training_code
 from trainer.qml_runs import ModelCache, Point, Runs, TrainJob, train_jobs
 from trainer.qml_train import Split
 
@@ -77,6 +79,36 @@ def test_a_cached_model_is_reused_only_for_the_same_job_and_code(tmp_path):
     other_job = train_jobs(data, [longer], cache=cache)
     assert other_code[0][1]["train_wall_s"] != first[0][1]["train_wall_s"]  # trained anew
     assert other_job[0][1]["train_wall_s"] != first[0][1]["train_wall_s"]
-    off = ModelCache(tmp_path / "off", version=None)  # uncommitted code: nothing kept
+    off = ModelCache(tmp_path / "off", version=None)  # cache off: nothing kept
     train_jobs(data, JOBS[:1], cache=off)
     assert not (tmp_path / "off").exists()
+
+
+def test_the_code_digest_follows_file_contents_not_caches(tmp_path):
+    (tmp_path / "pkg" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "pkg" / "model.py").write_text("WIDTH = 1\n")
+    (tmp_path / "one.py").write_text("x = 1\n")
+    paths = ["pkg", "one.py"]
+    first = code_digest(paths, tmp_path)
+    (tmp_path / "pkg" / "__pycache__" / "model.cpython-311.pyc").write_bytes(b"\0\1")
+    assert code_digest(paths, tmp_path) == first  # byte code does not count
+    (tmp_path / "pkg" / "model.py").write_text("WIDTH = 2\n")
+    changed = code_digest(paths, tmp_path)
+    assert changed != first
+    (tmp_path / "pkg" / "model.py").write_text("WIDTH = 1\n")
+    assert code_digest(paths, tmp_path) == first  # the same contents, the same digest
+    (tmp_path / "pkg" / "extra.py").write_text("")
+    assert code_digest(paths, tmp_path) != first  # a new file, even empty, counts
+    # a file's name is part of the digest: the same bytes moved to another name differ
+    (tmp_path / "pkg" / "extra.py").unlink()
+    (tmp_path / "pkg" / "model.py").rename(tmp_path / "pkg" / "moved.py")
+    assert code_digest(paths, tmp_path) != first
+
+
+def test_multi_device_models_are_keyed_on_the_training_code_only():
+    code = training_code()
+    for needed in ("shared/nn", "trainer/qml_train.py", "trainer/qml_runs.py",
+                   "trainer/vddib_sr.py", "trainer/experiments/common.py"):  # fmt: skip
+        assert needed in code
+    # what the experiment measures, reports and plots does not retrain its models
+    assert not [p for p in code if p.startswith("trainer/experiments/multi_device")]

@@ -34,6 +34,26 @@ from shared.provenance import REPO
 
 EVERY_FUNCTION = "*"  # a module used whole
 
+# The code every experiment depends on whether it imports it or not: the torch-free and model
+# code under shared/ (the zoo builds families by name) and the experiments' command line
+# (trainer/experiments/cli.py: settings, torch threads). The trainer modules an experiment
+# uses are the ones it imports, directly or through each other (``trainer_imports``): a change
+# to one of them makes stale exactly the experiments that import it. The services, tools and
+# tests are not in it, nor the trainer's own command line (trainer/__main__.py), which only
+# hands `experiment` over.
+MODEL_CODE = [
+    "shared/nn", "shared/channel.py", "shared/entropy.py", "shared/quantizer.py",
+    "shared/link", "shared/idx.py", "shared/image_metrics.py", "shared/views.py",
+    "shared/manifest.py", "shared/fading.py",
+    "trainer/experiments/cli.py",
+]  # fmt: skip
+
+
+def code_of(module: str, repo: Path = REPO) -> list[str]:
+    """The paths whose change can move what the trainer module ``module`` (repository-relative)
+    computes: ``MODEL_CODE``, then the trainer modules it imports (``trainer_imports``)."""
+    return [*MODEL_CODE, *sorted(trainer_imports(repo / module, repo) - set(MODEL_CODE))]
+
 
 def trainer_imports(path: Path, repo: Path = REPO) -> set[str]:
     """The ``trainer`` modules that ``path`` imports, directly or through each other (import

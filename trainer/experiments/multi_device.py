@@ -27,13 +27,16 @@ Fig. 2(a): K = 2, 16 / 32 / 48 symbols; (b): K = 1 / 2 / 4 at 48 symbols; (c): t
 takes σ² as an input, and the paper does not say which PSNR its Fig. 2(c) models train at; the
 baselines train noise-free, so one model of theirs serves every PSNR). Fig. 3: ours at
 1 / 2 / 4 bits and none (K = 2, 10 dB, 5 ms). Fig. 4: views overlapping by ``OVERLAP`` pixels,
-ours against VDDIB-SR (and VDDIB), 4 bits. Seeds: every point runs seed 0;
-every comparison whose margin is then under one point gets seeds 1 and 2 (mean ± sd).
+ours against VDDIB-SR (and VDDIB), 4 bits, at each latency of Fig. 2(a) (K = 2, 10 dB).
+Seeds: every point runs seed 0; every comparison whose margin is then under one point gets
+seeds 1 and 2 (mean ± sd).
 Theorem 2: on every quantized model of ours, D*_KL, a Monte-Carlo D_KL and the bound (19).
 ``--workers N`` trains each phase's models (the β grid, seed 0 of every point, the extra
 seeds) over N processes; the models, and so the numbers, are those of one process. A full
-run keeps every model in ``<out>/checkpoints/``: run the same command again from the same
-commit and it resumes where a run cut short stopped.
+run keeps every model in ``<out>/checkpoints/``, keyed on the job and the code that trains it
+(``training_code``): the same command run again resumes where a run cut short stopped, and
+after a change to this experiment's own modules (what it measures, reports or plots) it
+trains only the models it lacks.
 """
 
 from __future__ import annotations
@@ -115,7 +118,9 @@ def all_points() -> dict[str, list[Point]]:
         "fig2b": [ref(m, k=k, total=48) for m in FIG2_METHODS for k in K_VALUES],
         "fig2c_matched": [ref(m, train_psnr=s) for m in METHODS[:2] for s in MATCHED_PSNRS],
         "fig3": [Point("ours", b) for b in BITS],
-        "fig4": [ref(m, overlap=o) for m in FIG4_METHODS for o in (0, OVERLAP)],
+        "fig4": [
+            ref(m, total=t, overlap=o) for m in FIG4_METHODS for t in TOTALS for o in (0, OVERLAP)
+        ],
         "option": [ref(METHODS[2]), OPTION],
     }
 
@@ -132,9 +137,10 @@ def comparison_pairs() -> list[tuple[Point, Point]]:
     for m in METHODS[:2]:
         pairs += [(ref(m, total=b), ref(m, total=a)) for a, b in pairwise(TOTALS)]
     pairs += [(Point("ours", b), Point("ours", a)) for a, b in pairwise(BITS)]
-    pairs += [(ref(m), ref(m, overlap=OVERLAP)) for m in FIG4_METHODS]
-    pairs += [(ref(FIG4_METHODS[0], overlap=OVERLAP), ref(m, overlap=OVERLAP))
-              for m in FIG4_METHODS[1:]]  # fmt: skip
+    for t in TOTALS:
+        pairs += [(ref(m, total=t), ref(m, total=t, overlap=OVERLAP)) for m in FIG4_METHODS]
+        pairs += [(ref(FIG4_METHODS[0], total=t, overlap=OVERLAP),
+                   ref(m, total=t, overlap=OVERLAP)) for m in FIG4_METHODS[1:]]  # fmt: skip
     pairs.append((Point("ours", 4), OPTION))
     return pairs
 
@@ -152,6 +158,17 @@ def stats(runs: Runs, point: Point, psnr: float = TRAIN_PSNR) -> dict:
     return out
 
 
+def training_code() -> list[str]:
+    """The code this experiment's models depend on: every experiment's model code, the trainer
+    modules that train them (trainer/qml_runs.py and its imports) and the data loading
+    (trainer/experiments/common.py and its imports); not this experiment's own modules, which
+    choose the models, measure and report them."""
+    from trainer.experiments.code_reach import code_of
+
+    paths = code_of("trainer/qml_runs.py") + code_of("trainer/experiments/common.py")
+    return list(dict.fromkeys(paths))
+
+
 QUICK = {"train_subset": 2000, "epochs": 1, "n_eval": 500}
 
 
@@ -165,8 +182,9 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
         settings = replace(settings, **QUICK)
     data = load_data("fashion-mnist", settings.data_dir, settings.seed)
     # full runs keep each model in out_dir/checkpoints/ (git-ignored): the same command run
-    # again from the same commit resumes a run cut short instead of starting over
-    cache = None if settings.quick else ModelCache.for_checkout(out_dir / "checkpoints")
+    # again resumes a run cut short, and reuses every model whose training code is unchanged
+    cache = None if settings.quick else ModelCache.for_code(out_dir / "checkpoints",
+                                                            training_code())  # fmt: skip
     runs = Runs(split(data, settings.train_subset, settings.n_eval), {}, settings.epochs,
                 settings.draws, TRAIN_PSNR, cache)  # fmt: skip
     print("  β grid search (reference setting, held-out training images)", flush=True)
@@ -210,6 +228,10 @@ def collect(runs: Runs, by_fig: dict, grid: dict, settings: RunSettings) -> dict
     fig4 = {m.method: {"no overlap": stats(runs, ref(m)),
                        "overlap": stats(runs, ref(m, overlap=OVERLAP))}
             for m in FIG4_METHODS}  # fmt: skip
+    fig4_latency = {m.method: {str(t): {"no overlap": stats(runs, ref(m, total=t)),
+                                        "overlap": stats(runs, ref(m, total=t, overlap=OVERLAP))}
+                               for t in TOTALS}
+                    for m in FIG4_METHODS}  # fmt: skip
     return {
         "design": "QML-IB Table I networks; trained at PSNR 10 dB; latency = symbols summed "
         f"over links / {BAUD:g} Bd (VDDIB-SR: expected symbols sent, 2 rounds, threshold set on "
@@ -228,6 +250,7 @@ def collect(runs: Runs, by_fig: dict, grid: dict, settings: RunSettings) -> dict
         "fig2c_ours_trained_at_each_psnr": matched,
         "fig3_error_vs_bits": fig3,
         "fig4_overlap": fig4,
+        "fig4_overlap_vs_symbols": fig4_latency,
         "option_vddib_trained_through_link": {
             "VDDIB 4 bits (noise-free training)": stats(runs, ref(METHODS[2])),
             OPTION.method: stats(runs, OPTION),

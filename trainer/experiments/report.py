@@ -13,7 +13,7 @@ from pathlib import Path
 
 from shared.provenance import REPO, changed_since
 from trainer.experiments.carry_over import carried_commit, load_records
-from trainer.experiments.code_reach import reached_functions, trainer_imports
+from trainer.experiments.code_reach import MODEL_CODE, code_of, reached_functions
 from trainer.experiments.common import Check
 from trainer.experiments.registry import EXPERIMENTS
 from trainer.experiments.seed_runs import (
@@ -26,20 +26,6 @@ from trainer.experiments.seed_runs import (
     status_text,
     verdict_cell,
 )
-
-# The code every experiment depends on whether it imports it or not: the torch-free and model
-# code under shared/ (the zoo builds families by name) and the experiments' command line
-# (trainer/experiments/cli.py: settings, torch threads). The trainer modules an experiment
-# uses are the ones it imports, directly or through each other (``trainer_imports``): a change
-# to one of them makes stale exactly the experiments that import it. The services, tools and
-# tests are not in it, nor the trainer's own command line (trainer/__main__.py), which only
-# hands `experiment` over.
-MODEL_CODE = [
-    "shared/nn", "shared/channel.py", "shared/entropy.py", "shared/quantizer.py",
-    "shared/link", "shared/idx.py", "shared/image_metrics.py", "shared/views.py",
-    "shared/manifest.py", "shared/fading.py",
-    "trainer/experiments/cli.py",
-]  # fmt: skip
 
 # trainer/data.py imports every dataset generator, so every experiment imports the ranging
 # simulator; but only the experiments that train on its data (ranging-bluetooth, ranging-wifi)
@@ -83,7 +69,7 @@ def experiment_code(name: str, repo: Path = REPO) -> list[str]:
     own = Path(experiment_module(name))
     if not (repo / own).is_file():
         return [*MODEL_CODE, str(own)]
-    paths = [*MODEL_CODE, *sorted(trainer_imports(repo / own, repo) - set(MODEL_CODE))]
+    paths = code_of(str(own), repo)
     return [p for p in paths if not (name in IMAGE_ONLY and p == RANGING_CODE)]
 
 
