@@ -142,7 +142,14 @@ def test_report_rows_and_notes_name_vddib_sr_where_results_have_it():
     results = json.loads(path.read_text())
     for key in (*FIGS, "beta_grid", "train_wall_s", "fig4_overlap"):
         results[key] = {m: row for m, row in results[key].items() if "VDDIB-SR" not in m}
+    del results["fig4_overlap_vs_symbols"]  # Fig. 4 at one latency, as those results have it
     assert "Ours − VDDIB (4 bits)" in notes(results)
+    assert [c.value for c in checks(results) if "(Fig. 4)" in c.figure] == [
+        results["fig4_overlap"]["ours 4 bits"]["no overlap"]["mean"]
+        - results["fig4_overlap"]["ours 4 bits"]["overlap"]["mean"],
+        results["fig4_overlap"]["VDDIB 4 bits"]["overlap"]["mean"]
+        - results["fig4_overlap"]["ours 4 bits"]["overlap"]["mean"],
+    ]  # at 5 ms, against VDDIB
     assert not any("VDDIB-SR" in name for name, _ in summary_rows(results))
     for fig in FIGS:
         for quant in ("4 bits", "unquantized"):
