@@ -68,6 +68,14 @@ def test_fig3_and_fig4_targets_can_miss():
     assert _met(results, "Theorem 2")
 
 
+def _rows_with_fig4(results: dict) -> list[tuple[str, str]]:
+    """summary_rows on the committed results with ``results``' Fig. 4 put in."""
+    path = Path(__file__).parents[2] / "reports" / "multi-device" / "results.json"
+    committed = json.loads(path.read_text())
+    committed["fig4_overlap_vs_symbols"] = results["fig4_overlap_vs_symbols"]
+    return summary_rows(committed)
+
+
 def test_fig4_over_latency_misses_where_one_latency_misses():
     """Fig. 4 at each latency: the overlap must lower ours' error, and ours must stay below
     the baseline with overlap, at every one; the 5 ms point alone no longer decides."""
@@ -85,6 +93,9 @@ def test_fig4_over_latency_misses_where_one_latency_misses():
     assert not _met(results, "with overlap: VDDIB-SR − ours")  # 14.8 > VDDIB-SR's 14.6
     by_total["VDDIB-SR 4 bits"]["32"]["overlap"]["symbols_sent"] = 36.0  # 12% over its 32
     assert not _met(results, "symbols sent / latency budget")
+    sent = {name: v for name, v in _rows_with_fig4(results) if name.startswith("Fig. 4 symbols")}
+    assert list(sent.values()) == ["16.0 → 16.0 (16) / 32.0 → 36.0 (32) / 48.0 → 48.0 (48)"]
+    assert all(name.endswith("VDDIB-SR 4 bits") for name in sent)
 
 
 def test_with_vddib_sr_the_checks_compare_against_it_and_keep_vddib_as_extra_rows():

@@ -197,6 +197,12 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
         rows.append((f"Fig. 4 error % at {at}, without → with overlap: {method}",
                      " / ".join(f"{_fmt(r['no overlap'])} → {_fmt(r['overlap'])}"
                                 for r in by_total.values())))  # fmt: skip
+        if "symbols_sent" in next(iter(by_total.values()))["overlap"]:
+            sent = [(r["no overlap"]["symbols_sent"], r["overlap"]["symbols_sent"],
+                     r["overlap"]["symbols_budget"]) for r in by_total.values()]  # fmt: skip
+            text = " / ".join(f"{a:.1f} → {b:.1f} ({n})" for a, b, n in sent)
+            rows.append((f"Fig. 4 symbols sent (budget) at {at}, without → with overlap: "
+                         f"{method}", text))  # fmt: skip
     for name, s in results["option_vddib_trained_through_link"].items():
         rows.append((f"option, K = 2, 5 ms, 10 dB: {name}", _fmt(s)))
     for name, r in results["theorem2"].items():
