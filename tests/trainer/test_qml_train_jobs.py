@@ -112,3 +112,4 @@ def test_multi_device_models_are_keyed_on_the_training_code_only():
         assert needed in code
     # what the experiment measures, reports and plots does not retrain its models
     assert not [p for p in code if p.startswith("trainer/experiments/multi_device")]
+    assert "trainer/vddib_sr_phases.py" not in code  # an option the experiment trains itself

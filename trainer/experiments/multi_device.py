@@ -13,7 +13,9 @@ trained at PSNR 10 dB (σ² = 0.1, peak power 1, eq. 20) with Algorithm 1 (M = 1
   retransmissions, equal the point's ``total``), fixed uniform 4-bit quantizer and unquantized;
 - VDDIB without retransmission (shared/nn/vddib.py), an extra baseline kept beside it (one
   round of d = total/K symbols per device). Both trained noise-free as QML-IB describes the
-  baseline; our option "VDDIB, trained through the link" runs at the reference setting.
+  baseline; our option "VDDIB, trained through the link" runs at the reference setting, and so
+  does the option of VDDIB-SR trained in its authors' three phases
+  (trainer/vddib_sr_phases.py; seeds 0-2, the run's epochs per phase).
 
 β_k: grid search over {1e-5, 1e-4, 1e-3, 1e-2, 1e-1} per method at the reference setting
 (K = 2, 48 symbols, 10 dB, seed 0), scored on 5,000 held-out training images;
@@ -50,6 +52,7 @@ from trainer.experiments.common import RunSettings, load_data
 from trainer.experiments.multi_device_checks import checks, notes, summary_rows  # noqa: F401
 from trainer.qml_runs import ModelCache, Point, Runs, TrainJob, score_point, train_jobs
 from trainer.qml_train import split
+from trainer.vddib_sr_phases import train_in_phases
 
 NAME = "multi-device"
 PAPER = "QML-IB Figs. 2-4, Theorem 2"
@@ -73,6 +76,7 @@ METHODS = (Point("ours", 4), Point("ours", None), Point("vddib", 4), Point("vddi
 SR_METHODS = (Point("vddib-sr", 4), Point("vddib-sr", None))
 FIG2_METHODS = METHODS + SR_METHODS
 OPTION = Point("vddib", 4, train_noise=True)
+PHASES_CODE = "trainer/vddib_sr_phases.py"  # the option of VDDIB-SR in its authors' phases
 # Fig. 4's methods, 4 bits: ours, the paper's baseline VDDIB-SR, VDDIB without SR
 FIG4_METHODS = (METHODS[0], SR_METHODS[0], METHODS[2])
 # Fig. 2(c), ours trained at each test PSNR (the 10 dB models are the reference ones)
@@ -149,13 +153,44 @@ def stats(runs: Runs, point: Point, psnr: float = TRAIN_PSNR) -> dict:
     """{"mean", "sd", "n", "values"} of a point's test error in percent; for VDDIB-SR also
     "symbols_sent" (mean over seeds of the symbols sent per observation, summed over links)
     and "symbols_budget" (the point's latency in symbols, which its threshold aims at)."""
-    vals = 100 * np.asarray(runs.values(point, psnr))
+    return error_stats(runs.values(point, psnr), runs.sent_values(point, psnr), point.total)
+
+
+def error_stats(errors: list[float], sent: list[float], budget: int) -> dict:
+    """``stats`` of test errors (fractions, one per seed) and symbols sent (empty: none)."""
+    vals = 100 * np.asarray(errors)
     sd = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0
     out = {"mean": float(vals.mean()), "sd": sd, "n": len(vals), "values": vals.tolist()}
-    sent = runs.sent_values(point, psnr)
     if sent:
-        out |= {"symbols_sent": float(np.mean(sent)), "symbols_budget": point.total}
+        out |= {"symbols_sent": float(np.mean(sent)), "symbols_budget": budget}
     return out
+
+
+def vddib_sr_in_phases(runs: Runs, seeds, cache: ModelCache | None) -> dict:
+    """The named option: VDDIB-SR (4 bits, K = 2, 48 symbols, its grid's β) trained in its
+    authors' three phases (trainer/vddib_sr_phases.py, the run's epochs each), tested as the
+    one-pass model: ``error_stats`` over ``seeds``."""
+    point = ref(SR_METHODS[0])
+    errors, sent = [], []
+    for seed in seeds:
+        job = runs.job(point, seed)
+        loaded = cache.load(job) if cache is not None else None
+        if loaded is None:
+            print(f"    train {point.label} in three phases, seed {seed} (β = {job.beta:g})",
+                  flush=True)  # fmt: skip
+            model = point.build(seed)
+            info = train_in_phases(model, runs.data, job.beta, job.psnr_db, job.epochs, seed)
+            if cache is not None:
+                cache.save(job, model.state_dict(), info)
+        else:
+            model, _ = loaded
+        means = score_point(point, model, runs.data, TRAIN_PSNR, runs.draws, seed)
+        errors.append(means["error"])
+        sent.append(means["sent"])
+        print(f"      {point.method}, three phases, seed {seed}: error "
+              f"{100 * means['error']:.2f}% (symbols sent {means['sent']:.1f})",
+              flush=True)  # fmt: skip
+    return error_stats(errors, sent, point.total)
 
 
 def training_code() -> list[str]:
@@ -207,6 +242,16 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
         if p in close:
             runs.ensure(p, extra, PSNRS if p in refs else ())
     results = collect(runs, by_fig, grid, settings)
+    print("  option: VDDIB-SR trained in its authors' three phases", flush=True)
+    folder = out_dir / "checkpoints" / "vddib-sr-in-phases"
+    phases_cache = (None if settings.quick
+                    else ModelCache.for_code(folder, [*training_code(), PHASES_CODE]))  # fmt: skip
+    results["option_vddib_sr_in_phases"] = {
+        "VDDIB-SR 4 bits (one pass)": stats(runs, ref(SR_METHODS[0])),
+        "VDDIB-SR 4 bits, the authors' three phases": vddib_sr_in_phases(
+            runs, SEEDS[:1] if settings.quick else SEEDS, phases_cache),
+        "ours 4 bits": stats(runs, ref(METHODS[0])),
+    }  # fmt: skip
     results["plots"] = make_plots(out_dir, results)
     if adjusted:
         from dataclasses import asdict

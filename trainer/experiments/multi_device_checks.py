@@ -160,6 +160,13 @@ def _sent(row: dict) -> str:
     )
 
 
+def _sent_of(s: dict) -> str:
+    """VDDIB-SR's symbols sent against its budget for one result (nothing for the others)."""
+    if "symbols_sent" not in s:
+        return ""
+    return f"; symbols sent (budget) {s['symbols_sent']:.1f} ({s['symbols_budget']})"
+
+
 def summary_rows(results: dict) -> list[tuple[str, str]]:
     if _old(results):
         return []
@@ -205,6 +212,8 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
                          f"{method}", text))  # fmt: skip
     for name, s in results["option_vddib_trained_through_link"].items():
         rows.append((f"option, K = 2, 5 ms, 10 dB: {name}", _fmt(s)))
+    for name, s in results.get("option_vddib_sr_in_phases", {}).items():
+        rows.append((f"option, K = 2, 5 ms, 10 dB: {name}", _fmt(s) + _sent_of(s)))
     for name, r in results["theorem2"].items():
         name = name.replace(" | ", ", ")  # the labels hold "|", a table's column separator
         rows.append((f"Theorem 2, {name}: mean D*_KL / D_KL / gap / bound (nats), worst gap/bound",
