@@ -153,7 +153,8 @@ def test_report_rows_and_notes_name_vddib_sr_where_results_have_it():
     results = json.loads(path.read_text())
     for key in (*FIGS, "beta_grid", "train_wall_s", "fig4_overlap"):
         results[key] = {m: row for m, row in results[key].items() if "VDDIB-SR" not in m}
-    del results["fig4_overlap_vs_symbols"]  # Fig. 4 at one latency, as those results have it
+    for later in ("fig4_overlap_vs_symbols", "fig4_overlap_vs_psnr", "option_vddib_sr_in_phases"):
+        results.pop(later, None)  # added after VDDIB-SR: Fig. 4 at one point, no such option
     assert "Ours − VDDIB (4 bits)" in notes(results)
     assert [c.value for c in checks(results) if "(Fig. 4)" in c.figure] == [
         results["fig4_overlap"]["ours 4 bits"]["no overlap"]["mean"]

@@ -210,6 +210,11 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
             text = " / ".join(f"{a:.1f} → {b:.1f} ({n})" for a, b, n in sent)
             rows.append((f"Fig. 4 symbols sent (budget) at {at}, without → with overlap: "
                          f"{method}", text))  # fmt: skip
+    for method, by_psnr in results.get("fig4_overlap_vs_psnr", {}).items():
+        at = " / ".join(f"{float(s):g}" for s in by_psnr)
+        rows.append((f"Fig. 4 error % at PSNR {at} dB (5 ms), without → with overlap: {method}",
+                     " / ".join(f"{_fmt(r['no overlap'])} → {_fmt(r['overlap'])}"
+                                for r in by_psnr.values())))  # fmt: skip
     for name, s in results["option_vddib_trained_through_link"].items():
         rows.append((f"option, K = 2, 5 ms, 10 dB: {name}", _fmt(s)))
     for name, s in results.get("option_vddib_sr_in_phases", {}).items():

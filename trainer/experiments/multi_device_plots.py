@@ -82,16 +82,22 @@ def _fig4(path: Path, r: dict) -> str:
     by_total = r.get("fig4_overlap_vs_symbols")
     if not by_total:
         return _bars(path, r["fig4_overlap"], title)
+    return _overlap_lines(path, by_total, lambda t: 1e3 * int(t) / r["baud"],
+                          "latency, both links (ms; budget)", title)  # fmt: skip
+
+
+def _overlap_lines(path: Path, table: dict, to_x, xlabel: str, title: str) -> str:
+    """{method: {x: {"no overlap": stats, "overlap": stats}}} as one solid (without) and one
+    dotted (with overlap) line per method."""
     plt, fig, ax = new_axes()
-    for method, rows in by_total.items():
-        xs = [1e3 * int(t) / r["baud"] for t in rows]
+    for method, rows in table.items():
+        xs = [to_x(x) for x in rows]
         style = {k: v for k, v in STYLE[method].items() if k != "ls"}
         for key, ls in (("no overlap", "-"), ("overlap", ":")):
             ax.errorbar(xs, [row[key]["mean"] for row in rows.values()],
                         yerr=[row[key]["sd"] for row in rows.values()], capsize=3, ms=4, ls=ls,
                         label=f"{method}, {key}", **style)  # fmt: skip
-    return finish_axes(plt, fig, ax, path, "latency, both links (ms; budget)", "test error (%)",
-                       title).name  # fmt: skip
+    return finish_axes(plt, fig, ax, path, xlabel, "test error (%)", title).name
 
 
 def make_plots(out_dir: Path, r: dict) -> list[str]:
@@ -108,5 +114,9 @@ def make_plots(out_dir: Path, r: dict) -> list[str]:
         _bars(out_dir / "fig3_error_vs_bits.png", {"ours, K = 2": fig3},
               "QML-IB Fig. 3: bits per symbol (K = 2, 10 dB, 5 ms)"),
         _fig4(out_dir / "fig4_overlap.png", r),
+        *([_overlap_lines(out_dir / "fig4_overlap_vs_psnr.png", r["fig4_overlap_vs_psnr"], float,
+                          "test PSNR (dB)", f"QML-IB Fig. 4 over PSNR: "
+                          f"{100 * r['overlap_fraction']:.0f}% overlap, K = 2, 5 ms, trained at "
+                          "10 dB")] if "fig4_overlap_vs_psnr" in r else []),
         _theorem2(out_dir / "theorem2_gap_vs_bound.png", r["theorem2"]),
     ]  # fmt: skip
