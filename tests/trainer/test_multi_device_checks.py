@@ -91,6 +91,19 @@ def test_fig4_over_latency_misses_where_one_latency_misses():
     by_total["ours 4 bits"]["16"]["overlap"] = _stat(14.8)  # worse with overlap at 1.67 ms
     assert not _met(results, "without − with overlap")
     assert not _met(results, "with overlap: VDDIB-SR − ours")  # 14.8 > VDDIB-SR's 14.6
+    by_total["ours 4 bits"]["16"]["overlap"] = _stat(13.6)  # as before: every latency met
+    by_psnr = {m: {s: {"no overlap": _stat(e + d), "overlap": _stat(e + d - 0.4)}
+                   for s, d in {"0.0": 9.0, "20.0": -0.5}.items()}
+               for m, e in {"ours 4 bits": 12.0, "VDDIB-SR 4 bits": 13.0}.items()}  # fmt: skip
+    results["fig4_overlap_vs_psnr"] = by_psnr
+    where = "smallest over 1.67 / 3.33 / 5.00 ms (10 dB) and 0–20 dB (5 ms)"
+    assert _met(results, f"without − with overlap, {where}")
+    assert _met(results, f"with overlap: VDDIB-SR − ours error, {where}")
+    by_psnr["VDDIB-SR 4 bits"]["20.0"]["overlap"] = _stat(11.0)  # below ours at 20 dB
+    assert not _met(results, "with overlap: VDDIB-SR − ours")
+    assert _met(results, "without − with overlap")
+    by_psnr["ours 4 bits"]["0.0"]["overlap"] = _stat(21.5)  # overlap costs ours at 0 dB
+    assert not _met(results, "without − with overlap")
     by_total["VDDIB-SR 4 bits"]["32"]["overlap"]["symbols_sent"] = 36.0  # 12% over its 32
     assert not _met(results, "symbols sent / latency budget")
     sent = {name: v for name, v in _rows_with_fig4(results) if name.startswith("Fig. 4 symbols")}
