@@ -6,6 +6,8 @@ HTTP 200). :mod:`tools.stack` starts the whole live stack with them.
 
 from __future__ import annotations
 
+import http.client
+import itertools
 import os
 import socket
 import subprocess
@@ -21,11 +23,39 @@ PYTHON = sys.executable
 HOST = "127.0.0.1"
 
 
+# Under pytest-xdist each worker takes its ports from its own block below Linux's ephemeral
+# range (32768-60999 by default), which the kernel never hands out by itself: between
+# free_port() and the service's own bind, another worker's service cannot take the port (a
+# port the kernel picked, released, could be picked again for the other worker).
+PORT_BLOCK_START, PORT_BLOCK_SIZE = 10_000, 1_000
+_port_turn = itertools.count()
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
+    """A TCP port on 127.0.0.1 that is free right now: the kernel's pick, or under a
+    pytest-xdist worker ("gw<i>") the next free one of that worker's block."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker[2:]) if worker.startswith("gw") and worker[2:].isdigit() else None
+    start = None if index is None else PORT_BLOCK_START + index * PORT_BLOCK_SIZE
+    if start is not None and start + PORT_BLOCK_SIZE <= 32_768:
+        for _ in range(PORT_BLOCK_SIZE):
+            port = start + next(_port_turn) % PORT_BLOCK_SIZE
+            if _bindable(port):
+                return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((HOST, 0))
         return sock.getsockname()[1]
+
+
+def _bindable(port: int) -> bool:
+    """Whether a listening socket could bind ``port`` on HOST now (not in use, not in
+    TIME_WAIT)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((HOST, port))
+        except OSError:
+            return False
+    return True
 
 
 class ServiceProcess:
@@ -172,7 +202,7 @@ def wait_for_http(url: str, proc: ServiceProcess | None = None, timeout_s: float
                 if response.status == 200:
                     return
                 last = str(response.status)
-        except OSError as exc:
+        except (OSError, http.client.HTTPException) as exc:  # not up, or not HTTP (yet)
             last = repr(exc)
         time.sleep(0.1)
     output = proc.output() if proc is not None else ""
