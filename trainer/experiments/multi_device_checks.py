@@ -218,7 +218,8 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
             text = " / ".join(f"{a:.1f} → {b:.1f} ({n})" for a, b, n in sent)
             rows.append((f"Fig. 4 symbols sent (budget) at {at}, without → with overlap: "
                          f"{method}", text))  # fmt: skip
-    for method, by_psnr in results.get("fig4_overlap_vs_psnr", {}).items():
+    fig4_psnr = results.get("fig4_overlap_vs_psnr", {})
+    for method, by_psnr in (fig4_psnr | results.get("fig4_ours_trained_at_each_psnr", {})).items():
         at = " / ".join(f"{float(s):g}" for s in by_psnr)
         rows.append((f"Fig. 4 error % at PSNR {at} dB (5 ms), without → with overlap: {method}",
                      " / ".join(f"{_fmt(r['no overlap'])} → {_fmt(r['overlap'])}"

@@ -92,7 +92,8 @@ def _fig4_over_psnr(path: Path, r: dict) -> list[str]:
         return []
     title = (f"QML-IB Fig. 4 over PSNR: {100 * r['overlap_fraction']:.0f}% overlap, K = 2, 5 ms,"
              " ours trained at 10 dB (baselines noise-free)")  # fmt: skip
-    return [_overlap_lines(path, r["fig4_overlap_vs_psnr"], float, "test PSNR (dB)", title)]
+    table = r["fig4_overlap_vs_psnr"] | r.get("fig4_ours_trained_at_each_psnr", {})
+    return [_overlap_lines(path, table, float, "test PSNR (dB)", title)]
 
 
 def _overlap_lines(path: Path, table: dict, to_x, xlabel: str, title: str) -> str:
