@@ -28,7 +28,9 @@ HOST = "127.0.0.1"
 # free_port() and the service's own bind, another worker's service cannot take the port (a
 # port the kernel picked, released, could be picked again for the other worker).
 PORT_BLOCK_START, PORT_BLOCK_SIZE = 10_000, 1_000
-_port_turn = itertools.count()
+# each process starts its turn at its own place in the block, so that a tool a test runs as a
+# subprocess (it inherits the worker's name) does not walk the same ports as the test itself
+_port_turn = itertools.count(os.getpid() % PORT_BLOCK_SIZE)
 
 
 def free_port() -> int:
