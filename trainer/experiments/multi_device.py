@@ -268,32 +268,38 @@ def run(settings: RunSettings, out_dir: Path) -> dict:
     return results
 
 
+def at_psnr(method: Point, psnr: float, **changes) -> Point:
+    """``method`` at the reference setting with ``changes``, trained at ``psnr`` (Fig. 2(c)'s
+    models of ours trained at each test PSNR; at the training PSNR, the reference model)."""
+    extra = {} if psnr == TRAIN_PSNR else {"train_psnr": psnr}
+    return ref(method, **changes, **extra)
+
+
+def overlap_stats(runs: Runs, point_with, psnr: float = TRAIN_PSNR) -> dict:
+    """{"no overlap", "overlap"}: ``stats`` at ``psnr`` of ``point_with(0)`` and of
+    ``point_with(OVERLAP)`` (a Point for the overlap in pixels)."""
+    return {"no overlap": stats(runs, point_with(0), psnr),
+            "overlap": stats(runs, point_with(OVERLAP), psnr)}  # fmt: skip
+
+
 def collect(runs: Runs, by_fig: dict, grid: dict, settings: RunSettings) -> dict:
     """The figures' numbers (error in percent, mean ± sd over the seeds run) for results.json."""
     fig2a = {m.method: {str(t): stats(runs, ref(m, total=t)) for t in TOTALS}
              for m in FIG2_METHODS}  # fmt: skip
     fig2b = {m.method: {str(k): stats(runs, ref(m, k=k)) for k in K_VALUES} for m in FIG2_METHODS}
     fig2c = {m.method: {str(s): stats(runs, ref(m), s) for s in PSNRS} for m in FIG2_METHODS}
-    matched = {m.method: {str(s): stats(runs, ref(m, train_psnr=s) if s in MATCHED_PSNRS
-                                       else ref(m), s) for s in PSNRS}
+    matched = {m.method: {str(s): stats(runs, at_psnr(m, s), s) for s in PSNRS}
                for m in METHODS[:2]}  # fmt: skip
     fig3 = {"none" if b is None else str(b): stats(runs, Point("ours", b)) for b in BITS}
-    fig4 = {m.method: {"no overlap": stats(runs, ref(m)),
-                       "overlap": stats(runs, ref(m, overlap=OVERLAP))}
-            for m in FIG4_METHODS}  # fmt: skip
-    fig4_psnr = {m.method: {str(s): {"no overlap": stats(runs, ref(m), s),
-                                     "overlap": stats(runs, ref(m, overlap=OVERLAP), s)}
+    fig4 = {m.method: overlap_stats(runs, lambda o, m=m: ref(m, overlap=o)) for m in FIG4_METHODS}
+    fig4_psnr = {m.method: {str(s): overlap_stats(runs, lambda o, m=m: ref(m, overlap=o), s)
                             for s in PSNRS}
                  for m in FIG4_METHODS}  # fmt: skip
     ours = METHODS[0]
-    fig4_matched = {str(s): {"no overlap": stats(runs, ref(ours, train_psnr=s) if s in MATCHED_PSNRS
-                                                  else ref(ours), s),
-                             "overlap": stats(runs, ref(ours, overlap=OVERLAP, train_psnr=s)
-                                              if s in MATCHED_PSNRS else ref(ours, overlap=OVERLAP),
-                                              s)}
+    fig4_matched = {str(s): overlap_stats(runs, lambda o, s=s: at_psnr(ours, s, overlap=o), s)
                     for s in PSNRS}  # fmt: skip
-    fig4_latency = {m.method: {str(t): {"no overlap": stats(runs, ref(m, total=t)),
-                                        "overlap": stats(runs, ref(m, total=t, overlap=OVERLAP))}
+    fig4_latency = {m.method: {str(t): overlap_stats(runs,
+                                                     lambda o, m=m, t=t: ref(m, total=t, overlap=o))
                                for t in TOTALS}
                     for m in FIG4_METHODS}  # fmt: skip
     return {
