@@ -158,21 +158,14 @@ def _fmt(s: dict) -> str:
     return f"{s['mean']:.2f} ± {s['sd']:.2f}" if s["n"] > 1 else f"{s['mean']:.2f} (1 seed)"
 
 
-def _sent(row: dict) -> str:
-    """VDDIB-SR's symbols sent against its budget in a Fig. 4 row (nothing for the others)."""
-    if "symbols_sent" not in row["overlap"]:
+def _sent(*stats: dict) -> str:
+    """VDDIB-SR's symbols sent against its budget, for one result or several ("a / b");
+    nothing for the other methods."""
+    if "symbols_sent" not in stats[-1]:
         return ""
     return "; symbols sent (budget) " + " / ".join(
-        f"{row[k]['symbols_sent']:.1f} ({row[k]['symbols_budget']})"
-        for k in ("no overlap", "overlap")
+        f"{s['symbols_sent']:.1f} ({s['symbols_budget']})" for s in stats
     )
-
-
-def _sent_of(s: dict) -> str:
-    """VDDIB-SR's symbols sent against its budget for one result (nothing for the others)."""
-    if "symbols_sent" not in s:
-        return ""
-    return f"; symbols sent (budget) {s['symbols_sent']:.1f} ({s['symbols_budget']})"
 
 
 def summary_rows(results: dict) -> list[tuple[str, str]]:
@@ -204,8 +197,9 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
                  " / ".join(_fmt(fig3[b]) for b in ("1", "2", "4", "none"))))  # fmt: skip
     for method, row in results["fig4_overlap"].items():
         errors = f"{_fmt(row['no overlap'])} / {_fmt(row['overlap'])}"
+        errors += _sent(row["no overlap"], row["overlap"])
         rows.append((f"Fig. 4 error % without / with {100 * results['overlap_fraction']:.0f}% "
-                     f"overlap: {method}", errors + _sent(row)))  # fmt: skip
+                     f"overlap: {method}", errors))  # fmt: skip
     fig4_by_total = results.get("fig4_overlap_vs_symbols", {})
     for method, by_total in fig4_by_total.items():
         at = " / ".join(f"{1e3 * int(t) / results['baud']:.2f} ms" for t in by_total)
@@ -227,7 +221,7 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
     for name, s in results["option_vddib_trained_through_link"].items():
         rows.append((f"option, K = 2, 5 ms, 10 dB: {name}", _fmt(s)))
     for name, s in results.get("option_vddib_sr_in_phases", {}).items():
-        rows.append((f"option, K = 2, 5 ms, 10 dB: {name}", _fmt(s) + _sent_of(s)))
+        rows.append((f"option, K = 2, 5 ms, 10 dB: {name}", _fmt(s) + _sent(s)))
     for name, r in results["theorem2"].items():
         name = name.replace(" | ", ", ")  # the labels hold "|", a table's column separator
         rows.append((f"Theorem 2, {name}: mean D*_KL / D_KL / gap / bound (nats), worst gap/bound",
