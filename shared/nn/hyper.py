@@ -25,15 +25,27 @@ BETA_GATE_V_INIT = 4.0
 
 
 class BetaGate(nn.Module):
-    """sigmoid(u·log β + v) per output unit, Hyper-VIB eq. (13); starts at u = 0, v = 4."""
+    """sigmoid(u·log β + v) per output unit, Hyper-VIB eq. (13); starts at u = 0, v = 4.
 
-    def __init__(self, features: int, v_init: float = BETA_GATE_V_INIT):
+    ``scale`` s > 0 stores the gate's parameters as u = s·u', v = s·v' (the gate is the same
+    function of β): Adam's step on u' and v' is about the learning rate whatever the gradient's
+    size, so u and v move s times as fast as the layer weights, a learning rate s times the
+    model's for the β module alone (the hypernetwork). s = 1 is eq. (13) exactly.
+    """
+
+    def __init__(self, features: int, v_init: float = BETA_GATE_V_INIT, scale: float = 1.0):
         super().__init__()
+        if not scale > 0:
+            raise ValueError(f"beta gate scale must be > 0, got {scale!r}")
+        self.scale = float(scale)
         self.u = nn.Parameter(torch.zeros(features))
-        self.v = nn.Parameter(torch.full((features,), float(v_init)))
+        self.v = nn.Parameter(torch.full((features,), float(v_init) / self.scale))
 
     def forward(self, beta: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(torch.log(beta) * self.u + self.v)  # [N, features]
+        logit = torch.log(beta) * self.u + self.v
+        if self.scale != 1.0:
+            logit = self.scale * logit
+        return torch.sigmoid(logit)  # [N, features]
 
 
 class SnrScale(nn.Module):
@@ -61,8 +73,10 @@ def check_conv_gate(conv_gate: str) -> str:
 class _Gated(nn.Module):
     """Shared gate logic: scale [N, F, ...] outputs by the enabled modules."""
 
-    def _init_gates(self, features: int, beta_gate: bool, snr_scale: bool, snr_norm: float):
-        self.beta_gate = BetaGate(features) if beta_gate else None
+    def _init_gates(
+        self, features: int, beta_gate: bool, snr_scale: bool, snr_norm: float, gate_scale: float
+    ):
+        self.beta_gate = BetaGate(features, scale=gate_scale) if beta_gate else None
         self.snr_scale = SnrScale(features, snr_norm) if snr_scale else None
 
     def _gate(self, out: torch.Tensor, beta: torch.Tensor | None, snr_db: torch.Tensor | None):
@@ -101,11 +115,12 @@ class HyperLinear(_Gated):
         snr_scale: bool = True,
         snr_norm: float = DEFAULT_SNR_NORM,
         conv_gate: str = "channel",
+        beta_gate_scale: float = 1.0,
     ):
         super().__init__()
         check_conv_gate(conv_gate)
         self.linear = nn.Linear(in_features, out_features)
-        self._init_gates(out_features, beta_gate, snr_scale, snr_norm)
+        self._init_gates(out_features, beta_gate, snr_scale, snr_norm, beta_gate_scale)
 
     def forward(self, x, beta=None, snr_db=None):
         return self._gate(self.linear(x), beta, snr_db)
@@ -141,15 +156,21 @@ class HyperConv2d(_Gated):
         snr_scale: bool = True,
         snr_norm: float = DEFAULT_SNR_NORM,
         conv_gate: str = "channel",
+        beta_gate_scale: float = 1.0,
     ):
         super().__init__()
         self.conv_gate = check_conv_gate(conv_gate)
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding)
         kernel_mode = beta_gate and conv_gate == "kernel"
-        self._init_gates(out_channels, beta_gate and not kernel_mode, snr_scale, snr_norm)
+        self._init_gates(
+            out_channels, beta_gate and not kernel_mode, snr_scale, snr_norm, beta_gate_scale
+        )
         # eq. (14): one gate per kernel block W[o, i] (flattened o-major) and one per bias
-        self.beta_gate_kernel = BetaGate(out_channels * in_channels) if kernel_mode else None
-        self.beta_gate_bias = BetaGate(out_channels) if kernel_mode else None
+        kernel = (
+            BetaGate(out_channels * in_channels, scale=beta_gate_scale) if kernel_mode else None
+        )
+        self.beta_gate_kernel = kernel
+        self.beta_gate_bias = BetaGate(out_channels, scale=beta_gate_scale) if kernel_mode else None
 
     def forward(self, x, beta=None, snr_db=None):
         if self.beta_gate_kernel is None:

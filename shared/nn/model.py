@@ -48,6 +48,9 @@ class ModelConfig:
     snr_scale: bool = True  # Hyper-AJSCC SNR module on every hyper layer
     snr_norm: float = 25.0
     conv_gate: str = "channel"  # "channel" | "kernel" (Hyper-VIB eq. 14 kernel-block gates)
+    # the β modules' parameters stored as s·(u', v') (shared.nn.hyper.BetaGate): with Adam a
+    # learning rate s times the model's for the hypernetwork alone; 1 = eq. (13) as written
+    beta_gate_scale: float = 1.0
     kl_bound: str = "eq14"  # "eq14" (QML-IB D*_KL) | "mixture" (its tighter first term)
     target_mean: float = 0.0  # regression target normalisation
     target_std: float = 1.0
@@ -71,6 +74,8 @@ class ModelConfig:
             raise ValueError(f"task must be classification or regression, got {self.task!r}")
         if self.conv_gate not in CONV_GATES:
             raise ValueError(f"conv_gate must be one of {CONV_GATES}, got {self.conv_gate!r}")
+        if not self.beta_gate_scale > 0:
+            raise ValueError(f"beta_gate_scale must be > 0, got {self.beta_gate_scale!r}")
         if self.kl_bound not in KL_BOUNDS:
             raise ValueError(f"kl_bound must be one of {KL_BOUNDS}, got {self.kl_bound!r}")
         if not 0.0 <= self.link_dropout < 1.0:
@@ -99,6 +104,7 @@ class CoInferenceModel(nn.Module):
             "snr_scale": config.snr_scale,
             "snr_norm": config.snr_norm,
             "conv_gate": config.conv_gate,
+            "beta_gate_scale": config.beta_gate_scale,
         }
         self.encoder = Encoder(
             config.input_shape,

@@ -225,6 +225,46 @@ def train_hyper_variant(settings: RunSettings, sweep: dict, label: str, **option
     }
 
 
+def train_hyper_variant_with(
+    settings: RunSettings,
+    sweep: dict,
+    label: str,
+    model_options: dict,
+    epoch_factor: float = HYPER_EPOCH_FACTOR,
+    **options,
+) -> dict:
+    """:func:`train_hyper_variant` with model fields beyond the training options
+    (``common.train_one_with``: e.g. ``{"beta_gate_scale": 10.0}``) and ``epoch_factor`` times
+    a grid model's epochs; the dict also holds ``model_options`` and ``epochs``."""
+    from trainer.experiments.common import train_one_with
+
+    data = load_data(sweep["task"], settings.data_dir, settings.seed)
+    betas = sweep["betas"]
+    epochs = max(1, round(settings.epochs * epoch_factor))
+    model, info = train_one_with(
+        label, settings, data, model_options, "[variant]", epochs=epochs,
+        beta_range=(min(betas), max(betas)), task=sweep["task"], arch=sweep["arch"],
+        fixed_snr=sweep["snr_db"], **options,
+    )  # fmt: skip
+    points = [evaluate(model, data, settings, b, sweep["snr_db"], label) for b in betas]
+    values = [p["value"] for p in points]
+    best = best_of(sweep["metric"])(range(len(betas)), key=lambda i: values[i])
+    return {
+        "label": label,
+        "options": options,
+        "model_options": model_options,
+        "epochs": epochs,
+        "train_wall_s": info["train_wall_s"],
+        "train_cpu_s": info["train_cpu_s"],
+        "values": values,
+        "kl_nats": [p["kl"] for p in points],
+        "values_sampled": [p["value_sampled"] for p in points],
+        "best_value": values[best],
+        "best_beta": betas[best],
+        "config": info["config"],
+    }
+
+
 def equal_rate(hyper: dict, grid: dict, log_scale: bool = False) -> tuple[dict, list]:
     """The hyper curve of its z-sampled value against KL (nats), interpolated at each grid
     model's KL inside the range both cover (in log value with ``log_scale``): the ranges as

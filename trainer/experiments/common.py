@@ -159,6 +159,49 @@ def train_one(
     return model, info
 
 
+def train_one_with(
+    label: str,
+    settings: RunSettings,
+    data,
+    model_options: dict,
+    step: str = "",
+    epochs: int | None = None,
+    **overrides,
+):
+    """:func:`train_one` with model fields that ``TrainConfig.from_options`` does not take
+    (``model_options``, e.g. ``{"beta_gate_scale": 10.0}``: shared.nn.model.ModelConfig fields
+    outside trainer.train.MODEL_OPTIONS) set on the run's model config; returns (model, info).
+
+    (``train_one`` is this with no model options; it stays a separate body because every
+    stored experiment run reaches it, and changing it would mark all of them stale.)
+    """
+    from dataclasses import replace
+
+    from trainer.train import TrainConfig, train
+
+    epochs = epochs or settings.epochs
+    cfg = TrainConfig.from_options(
+        data_dir=settings.data_dir, epochs=epochs, train_subset=settings.train_subset,
+        seed=settings.seed, progress=settings.progress, **overrides,
+    )  # fmt: skip
+    cfg = replace(cfg, model=replace(cfg.model, **model_options))
+    print(f"{step} training {label} ({epochs} epochs, model {model_options}) ...", flush=True)
+    model, log = train(cfg, data)
+    dropped = ("data_dir", "progress", "extra", "device")
+    info = {
+        "label": label,
+        "train_wall_s": log["train_wall_s"],
+        "train_cpu_s": log["train_cpu_s"],
+        "params": param_counts(model),
+        "final_loss": log["epochs"][-1]["loss"],
+        "final_train_accuracy": log["epochs"][-1].get("train_accuracy"),
+        "config": {k: v for k, v in asdict(cfg).items() if k not in dropped},
+        "machine": log["machine"],
+    }
+    print(f"{step} trained {label} in {log['train_wall_s']:.1f} s", flush=True)
+    return model, info
+
+
 def evaluate(
     model, data, settings: RunSettings, beta: float, snr_db: float, label: str = ""
 ) -> dict:

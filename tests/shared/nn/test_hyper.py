@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from shared.nn.hyper import HyperConv2d, HyperLinear, equal_parts
+from shared.nn.hyper import BetaGate, HyperConv2d, HyperLinear, equal_parts
 
 
 def test_gates_off_equals_linear():
@@ -235,3 +235,45 @@ def test_kernel_mode_interleaved_parts_equal_the_per_example_path():
 )  # fmt: skip
 def test_equal_parts_finds_interleaved_parts_only(betas, parts):
     assert equal_parts(torch.tensor(betas, dtype=torch.float32).view(-1, 1)) == parts
+
+
+def test_scaled_gate_is_the_same_function_of_beta():
+    """BetaGate(scale=s) stores u = s·u', v = s·v': with u' = 0.05, v' = 0.1 and s = 10 the
+    gate is sigmoid(0.5·ln β + 1), the first gate of the hand-worked test above (0.0791554469
+    at β = 1e-3), and a new gate of any scale starts at sigmoid(4) whatever β."""
+    scaled = BetaGate(2, scale=10.0)
+    plain = BetaGate(2)
+    beta = torch.tensor([[1e-5], [1e-3], [1.0]])
+    torch.testing.assert_close(scaled(beta), plain(beta))
+    torch.testing.assert_close(plain(beta), torch.full((3, 2), 1 / (1 + math.exp(-4.0))))
+    with torch.no_grad():
+        scaled.u.fill_(0.05)
+        scaled.v.fill_(0.1)
+    torch.testing.assert_close(
+        scaled(torch.tensor([[1e-3]])), torch.full((1, 2), 0.0791554469), rtol=1e-6, atol=1e-7
+    )
+
+
+@pytest.mark.parametrize("scale", [3.0, 10.0])
+def test_scaled_gate_learns_scale_times_faster_under_adam(scale):
+    """Adam's first step moves each parameter by the learning rate (m̂/√v̂ = ±1), so the gate's
+    effective u = s·u' moves s times as far as an unscaled gate's: the β module's own learning
+    rate, s times the model's."""
+
+    def first_step_change(gate):
+        optimiser = torch.optim.Adam(gate.parameters(), lr=1e-3)
+        before = (gate.scale * gate.u).detach().clone()
+        gate(torch.tensor([[1e-2], [1e-4]])).sum().backward()
+        optimiser.step()
+        return (gate.scale * gate.u).detach() - before
+
+    ratio = first_step_change(BetaGate(4, scale=scale)) / first_step_change(BetaGate(4))
+    torch.testing.assert_close(ratio, torch.full((4,), scale), rtol=1e-4, atol=0.0)
+
+
+def test_gate_scale_reaches_every_beta_gate_and_is_checked():
+    layer = HyperConv2d(2, 3, 3, conv_gate="kernel", beta_gate_scale=5.0)
+    assert layer.beta_gate_kernel.scale == layer.beta_gate_bias.scale == 5.0
+    assert HyperLinear(2, 3, beta_gate_scale=5.0).beta_gate.scale == 5.0
+    with pytest.raises(ValueError, match="scale must be > 0"):
+        BetaGate(3, scale=0.0)

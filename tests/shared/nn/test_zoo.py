@@ -98,3 +98,15 @@ def test_bad_input_gets_a_clear_error(tmp_path):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a model checkpoint"):
         load_model(tmp_path / "other.pt")
+
+
+def test_a_model_with_scaled_beta_gates_loads_back_as_the_same_function(tmp_path):
+    """The checkpoint holds u', v'; the gate scale comes back from the config (without it the
+    reloaded gates would be sigmoid(0.4) where they were sigmoid(4))."""
+    torch.manual_seed(0)
+    model = build(ModelConfig(beta_gate_scale=10.0, **SMALL)).eval()
+    save(model, tmp_path / "checkpoint.pt")
+    loaded = load_model(tmp_path)
+    assert loaded.config.beta_gate_scale == 10.0
+    x, beta, snr = torch.rand(3, 1, 8, 8), torch.full((3, 1), 1e-3), torch.full((3, 1), 10.0)
+    torch.testing.assert_close(loaded.encode(x, beta, snr), model.encode(x, beta, snr))
