@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import NoReturn
 
@@ -114,6 +114,10 @@ def add_model_flags(p: argparse.ArgumentParser) -> None:
     add_values(p, (
         ("--link-dropout", float, None,
          "training: probability a link is dropped (default 0.15 when K > 1, else 0)"),
+        ("--beta-gate-scale", float, 1.0,
+         "the β modules' parameters stored as s·(u', v'): with Adam a learning rate s times the "
+         "model's for the hypernetwork alone (1 = Hyper-VIB eq. 13 as written; 10 is "
+         "train-once-vs-grid's fast-gates option)"),
         ("--family", str, None,
          "model family of the zoo (shared/nn/zoo.py, docs/OWN_MODEL.md); default hyper-vib, "
          "multi-link with --n-links > 1; a family of your own needs --model-module"),
@@ -192,7 +196,10 @@ def train_config_from(args):
     for name, value in (QUICK if args.quick else FULL).items():
         explicit = getattr(args, name)
         cfg[name] = value if explicit is None else explicit
-    return TrainConfig.from_options(**cfg)
+    built = TrainConfig.from_options(**cfg)
+    # a model field beyond trainer.train.MODEL_OPTIONS (adding it there would change the code
+    # of every stored experiment run)
+    return replace(built, model=replace(built.model, beta_gate_scale=args.beta_gate_scale))
 
 
 def headline_metrics(model, data, cfg) -> dict:

@@ -85,6 +85,25 @@ def test_beta_per_minibatch_keeps_the_log_uniform_draw_and_the_weight():
     )
 
 
+def test_the_beta_gate_scale_flag_reaches_every_beta_gate():
+    """--beta-gate-scale sets the model field beyond TrainConfig.from_options' options; the
+    default keeps Hyper-VIB eq. (13) as written (scale 1), and a scale ≤ 0 is refused."""
+    import argparse
+
+    from shared.nn.hyper import BetaGate
+    from shared.nn.zoo import build
+    from trainer.__main__ import add_train_flags, train_config_from
+
+    parser = argparse.ArgumentParser()
+    add_train_flags(parser)
+    cfg = train_config_from(parser.parse_args(["--beta-gate-scale", "10", "--arch", "cnn"]))
+    gates = [m for m in build(cfg.model).modules() if isinstance(m, BetaGate)]
+    assert len(gates) > 4 and {g.scale for g in gates} == {10.0}
+    assert train_config_from(parser.parse_args([])).model.beta_gate_scale == 1.0
+    with pytest.raises(ValueError, match="beta_gate_scale must be > 0"):
+        train_config_from(parser.parse_args(["--beta-gate-scale", "0"]))
+
+
 def test_snr_margin_widens_the_training_draws_only():
     gen = torch.Generator().manual_seed(0)
     cfg = TrainConfig(snr_range=(0, 25), snr_margin_db=3.0)

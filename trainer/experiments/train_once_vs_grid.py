@@ -283,6 +283,17 @@ def summary_rows(results: dict) -> list[tuple[str, str]]:
     ]  # fmt: skip
 
 
+def option_note(model: dict, gap: dict, lead: str, where: str = "", tail: str = "") -> str:
+    """One sentence of the notes on a hyper model beside the headline: ``lead``, its rates
+    (then ``where``), best accuracy and largest equal-rate shortfall (then ``tail``)."""
+    low, high = gap["hyper_kl_range"]
+    return (
+        f" {lead}: rates {low:.1f}–{high:.1f} nats{where}, best {model['best_value']:.4f} at "
+        f"β = {model['best_beta']:.0e}, at most {gap['max_shortfall_points']:.2f} points below "
+        f"the grid at equal rate{tail}."
+    )
+
+
 def notes(results: dict) -> str:
     seeds = results["seeds"]
     text = sweep_notes(results["sweep"], results["settings"]) + (
@@ -300,24 +311,19 @@ def notes(results: dict) -> str:
             "β ~ U[1e-5, 1] puts 99% of the draws above 0.01, the log-uniform draw 40%."
         )
     if "wide_range" in results:
-        model, gap = results["wide_range"], results["rate_gap"]["wide"]
-        low, high = gap["hyper_kl_range"]
         headline = results["rate_gap"]["weighted"]["hyper_kl_range"]
-        text += (
-            f" Trained over β in {WIDE_TEXT} with the knee weight "
-            f"w(β) = 1/(1 + β/{WIDE['weight_knee']:g}) (option): rates {low:.1f}–{high:.1f} "
-            f"nats in one model (the headline: {headline[0]:.1f}–{headline[1]:.1f}), best "
-            f"{model['best_value']:.4f} at β = {model['best_beta']:.0e}, at most "
-            f"{gap['max_shortfall_points']:.2f} points below the grid at equal rate."
-        )
+        text += option_note(
+            results["wide_range"], results["rate_gap"]["wide"],
+            f"Trained over β in {WIDE_TEXT} with the knee weight "
+            f"w(β) = 1/(1 + β/{WIDE['weight_knee']:g}) (option)",
+            f" in one model (the headline: {headline[0]:.1f}–{headline[1]:.1f})",
+        )  # fmt: skip
     if "fast_gates" in results:
-        model, gap = results["fast_gates"], results["rate_gap"]["fast-gates"]
-        low, high = gap["hyper_kl_range"]
-        text += (
-            f" Eq. (16) unweighted over β in [1e-7, 1] with the β modules' learning rate 10 "
-            f"times the model's ({model['epochs']} epochs, option): rates {low:.1f}–{high:.1f} "
-            f"nats, best {model['best_value']:.4f} at β = {model['best_beta']:.0e}, at most "
-            f"{gap['max_shortfall_points']:.2f} points below the grid at equal rate, training "
-            f"{model['wall_ratio_grid_over_model']:.2f}x less than the grid."
-        )
+        model = results["fast_gates"]
+        text += option_note(
+            model, results["rate_gap"]["fast-gates"],
+            "Eq. (16) unweighted over β in [1e-7, 1] with the β modules' learning rate 10 times "
+            f"the model's ({model['epochs']} epochs, option)",
+            "", f", training {model['wall_ratio_grid_over_model']:.2f}x less than the grid",
+        )  # fmt: skip
     return text
