@@ -110,7 +110,11 @@ def test_quick_run_scores_both_views_and_chooses_a_scanned_weight(tmp_path, one_
     for entry in (results["grid"], *results["hypers"].values()):
         # the held-out images are other images: the two views' accuracies differ
         assert entry["validation"]["values"] != entry["test"]["values"]
-        assert len(entry["test"]["kl_nats"]) == len(results["betas"])
+        # the grid and the knee weights at the grid's β; fast gates at its own, from 1e-7
+        assert len(entry["test"]["kl_nats"]) == len(entry.get("betas", results["betas"]))
+    fast = results["hypers"][scan.FAST_GATES]
+    assert fast["model_options"] == {"beta_gate_scale": 10.0}
+    assert min(fast["betas"]) == pytest.approx(1e-7) and max(fast["betas"]) == 1.0
     assert {p: (tmp_path / p).is_file() for p in results["plots"]} == {
         "frontier.png": True, "rate_accuracy_test.png": True}  # fmt: skip
     json.dumps(results)  # JSON-ready, as run_experiment writes it

@@ -71,3 +71,44 @@ def train_and_score(
             **{view: beta_sweep.curve_over_beta(points[view], betas, better) for view in views},
         }
     return {**grid, "train_wall_total_s": grid_wall}, hypers
+
+
+def train_and_score_with(
+    settings: RunSettings,
+    train,
+    views: dict,
+    at: list[float],
+    common: dict,
+    label: str,
+    options: dict,
+    model_options: dict,
+    epoch_factor: float,
+    better,
+) -> dict:
+    """One hyper model as :func:`train_and_score` trains its candidates, with model fields
+    beyond the training options (``model_options``, ``common.train_one_with``), over
+    [min ``at``, max ``at``] for ``epoch_factor`` × the epochs, and scored on every view at
+    each β of ``at``: its options, model options, β points, training time and curve per view.
+    (A separate body: ``train_and_score`` is reached by stored runs that this must not stale.)"""
+    from trainer.experiments.common import train_one_with
+
+    snr = common["fixed_snr"]
+    model, info = train_one_with(
+        f"hyper-VIB, {label}", settings, train, model_options, f"[{label}]",
+        epochs=max(1, round(settings.epochs * epoch_factor)), beta_range=(min(at), max(at)),
+        **common, **options,
+    )  # fmt: skip
+    curves = {
+        view: beta_sweep.curve_over_beta(
+            [evaluate(model, data, settings, b, snr, f"hyper {label} {view}") for b in at],
+            at, better,
+        )
+        for view, data in views.items()
+    }  # fmt: skip
+    return {
+        "options": options,
+        "model_options": model_options,
+        "betas": at,
+        "train_wall_s": info["train_wall_s"],
+        **curves,
+    }
