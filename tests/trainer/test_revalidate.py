@@ -44,6 +44,22 @@ def test_comparable_leaves_out_times_and_provenance_and_a_moved_figure_shows():
         "/sweep/extra: only after", "/sweep/values[1]: 0.71 -> 0.7101"]  # fmt: skip
 
 
+def test_a_config_field_added_at_its_default_is_no_difference():
+    """A model config field added since the older run (beta_gate_scale) is recorded only by
+    the newer one: at its default (1.0) the older run used the same value; at another value,
+    or as a figure outside a config, it is a difference."""
+    run = {"sweep": {"hyper": {"info": {"config": {"model": {"d": 64}}}}, "values": [0.89]}}
+    rerun = json.loads(json.dumps(run))
+    rerun["sweep"]["hyper"]["info"]["config"]["model"]["beta_gate_scale"] = 1.0
+    assert differences(run, rerun) == []
+    rerun["sweep"]["hyper"]["info"]["config"]["model"]["beta_gate_scale"] = 10.0
+    assert differences(run, rerun) == [
+        "/sweep/hyper/info/config/model/beta_gate_scale: only after"]  # fmt: skip
+    rerun["sweep"]["hyper"]["info"]["config"]["model"]["beta_gate_scale"] = 1.0
+    rerun["sweep"]["beta_gate_scale"] = 1.0  # not under a config: a new figure
+    assert differences(run, rerun) == ["/sweep/beta_gate_scale: only after"]
+
+
 def test_carried_commit_follows_the_records_and_stops_on_a_loop():
     records = [{"from": "a", "to": "b"}, {"from": "b", "to": "c"}, {"from": "x", "to": "y"}]
     assert carried_commit("a", records) == "c"

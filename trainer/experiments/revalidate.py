@@ -37,9 +37,11 @@ import re
 import subprocess
 import sys
 import tempfile
+from dataclasses import MISSING, fields
 from datetime import UTC, datetime
 from pathlib import Path
 
+from shared.nn.model import ModelConfig
 from shared.provenance import REPO, code_version, git
 from trainer.experiments.carry_over import RECORD, carried_commit, load_records
 from trainer.experiments.report import changed_code, experiment_code
@@ -68,11 +70,36 @@ def comparable(results: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
+def config_defaults() -> dict[str, object]:
+    """{field: default} of the model and training configs (shared.nn.model.ModelConfig,
+    trainer.train.TrainConfig) for the fields with a plain default."""
+    from trainer.train import TrainConfig
+
+    defaults = {}
+    for cls in (TrainConfig, ModelConfig):
+        for f in fields(cls):
+            if f.default is not MISSING:
+                defaults[f.name] = f.default
+    return defaults
+
+
+def new_setting_at_default(key: str, value, defaults: dict[str, object]) -> bool:
+    """Whether ``key`` (a ``comparable`` path) is a recorded config field (under ``/config/``)
+    added to the configs since the older run, at its default: the older run used that value
+    without recording it (e.g. ``.../config/model/beta_gate_scale: 1.0``)."""
+    name = key.rsplit("/", 1)[-1]
+    return "/config/" in key and name in defaults and defaults[name] == value
+
+
 def differences(before: dict, after: dict) -> list[str]:
-    """Where two results differ (``comparable`` of each; NaN equals NaN), as text lines."""
+    """Where two results differ (``comparable`` of each; NaN equals NaN), as text lines. A
+    config field only the newer run records, at its default (:func:`new_setting_at_default`),
+    is no difference."""
     a, b = comparable(before), comparable(after)
+    defaults = config_defaults()
     out = [f"{k}: only before" for k in sorted(a.keys() - b.keys())]
-    out += [f"{k}: only after" for k in sorted(b.keys() - a.keys())]
+    out += [f"{k}: only after" for k in sorted(b.keys() - a.keys())
+            if not new_setting_at_default(k, b[k], defaults)]  # fmt: skip
     for key in sorted(a.keys() & b.keys()):
         x, y = a[key], b[key]
         both_nan = isinstance(x, float) and isinstance(y, float) and math.isnan(x) and math.isnan(y)
