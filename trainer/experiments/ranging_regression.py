@@ -16,7 +16,10 @@ knee 1/64) lets the rate-dominated draws above β ≈ 1e-3 set the shared weight
 and w = 1/β (the knee → 0) lets the smallest β set them (the rate stays at 110 nats at every
 β). In the same run, beside it: the project's default weight, and the paper's objective as
 written (Hyper-VIB eq. (15)-(17), Alg. 1: one β ~ U[1e-5, 1] per minibatch, no weight).
-The hyper models and the grid are compared along the rate–MSE trade-off (KL in nats).
+A fourth hyper model (named option, ``FAST_GATES``) trains with the headline's knee weight and
+the β modules' learning rate 10 times the model's (``beta_gate_scale=10``,
+shared.nn.hyper.BetaGate). The hyper models and the grid are compared along the rate–MSE
+trade-off (KL in nats).
 """
 
 from __future__ import annotations

@@ -20,7 +20,11 @@ decade over that range: the headline's range [1e-5, 1] gives rates of about 5-54
 one model should cover at least the grid's 5-100 nats. The knee weighs a β = 10 draw at 1/34
 (w = 1/(1 + 64β) would weigh it at 1/641, and that end never learns).
 
-The three hyper models beside the headline are also evaluated every 0.1 decade over the top two
+A fifth hyper model (``FAST_GATES``, a named option) trains with eq. (16) unweighted over β in
+[1e-7, 1] with the β modules' learning rate 10 times the model's (``beta_gate_scale=10``,
+shared.nn.hyper.BetaGate) for 2.4 times a grid model's epochs, evaluated like the others.
+
+The hyper models beside the headline are also evaluated every 0.1 decade over the top two
 decades of their β range (:func:`with_low_rate_end`): there the accuracy with z sampled falls
 steeply with the rate, and a straight line in KL between half-decade points lies below that
 curve, so the equal-rate shortfall read from it would be too large. The headline is evaluated
