@@ -58,6 +58,12 @@ def test_a_config_field_added_at_its_default_is_no_difference():
     rerun["sweep"]["hyper"]["info"]["config"]["model"]["beta_gate_scale"] = 1.0
     rerun["sweep"]["beta_gate_scale"] = 1.0  # not under a config: a new figure
     assert differences(run, rerun) == ["/sweep/beta_gate_scale: only after"]
+    # a model field recorded among the run's fields is judged by the run config's defaults
+    rerun = json.loads(json.dumps(run))
+    rerun["sweep"]["hyper"]["info"]["config"]["task"] = "classification"  # the model's default
+    assert differences(run, rerun) == ["/sweep/hyper/info/config/task: only after"]
+    rerun["sweep"]["hyper"]["info"]["config"]["task"] = "fashion-mnist"  # the run's default
+    assert differences(run, rerun) == []
 
 
 def test_carried_commit_follows_the_records_and_stops_on_a_loop():

@@ -70,25 +70,28 @@ def comparable(results: dict, prefix: str = "") -> dict[str, object]:
     return flat
 
 
-def config_defaults() -> dict[str, object]:
-    """{field: default} of the model and training configs (shared.nn.model.ModelConfig,
-    trainer.train.TrainConfig) for the fields with a plain default."""
+def config_defaults() -> dict[str, dict[str, object]]:
+    """{"model": {field: default}, "run": {field: default}} of the model config
+    (shared.nn.model.ModelConfig) and the training config (trainer.train.TrainConfig), for the
+    fields with a plain default (the two share names such as ``task``, with other defaults)."""
     from trainer.train import TrainConfig
 
-    defaults = {}
-    for cls in (TrainConfig, ModelConfig):
-        for f in fields(cls):
-            if f.default is not MISSING:
-                defaults[f.name] = f.default
-    return defaults
+    return {
+        name: {f.name: f.default for f in fields(cls) if f.default is not MISSING}
+        for name, cls in (("model", ModelConfig), ("run", TrainConfig))
+    }
 
 
-def new_setting_at_default(key: str, value, defaults: dict[str, object]) -> bool:
-    """Whether ``key`` (a ``comparable`` path) is a recorded config field (under ``/config/``)
-    added to the configs since the older run, at its default: the older run used that value
-    without recording it (e.g. ``.../config/model/beta_gate_scale: 1.0``)."""
-    name = key.rsplit("/", 1)[-1]
-    return "/config/" in key and name in defaults and defaults[name] == value
+def new_setting_at_default(key: str, value, defaults: dict[str, dict[str, object]]) -> bool:
+    """Whether ``key`` (a ``comparable`` path) is a recorded config field (under ``/config/``;
+    ``/config/model/`` for the model config's) added to the configs since the older run, at its
+    default: the older run used that value without recording it (e.g.
+    ``.../config/model/beta_gate_scale: 1.0``)."""
+    if "/config/" not in key:
+        return False
+    prefix, name = key.rsplit("/", 1)
+    own = defaults["model" if prefix.endswith("/config/model") else "run"]
+    return name in own and own[name] == value
 
 
 def differences(before: dict, after: dict) -> list[str]:
