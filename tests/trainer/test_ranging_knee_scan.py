@@ -98,6 +98,12 @@ def test_quick_run_scores_both_views_and_chooses_a_scanned_knee(tmp_path, one_th
         assert result["split"] == {"train": 800, "validation": 600, "test": 5_000}
         assert set(result["hypers"]) == set(scan.QUICK_KNEES)
         assert result["chosen"] in scan.QUICK_KNEES
+        # the fast-gates candidate: ranging-regression's knee weight, β modules ×10
+        fast = result["hypers"][scan.FAST_GATES]
+        assert fast["options"] == {"loss_weight": "knee", "weight_knee": 3e-4}
+        assert fast["model_options"] == {"beta_gate_scale": 10.0}
+        assert fast["betas"] == result["betas"]
+        assert set(result["scores"][scan.FAST_GATES]) == {"validation", "test"}
         for entry in (result["grid"], *result["hypers"].values()):
             # the held-out examples are other examples: the views' MSEs differ
             assert entry["validation"]["values"] != entry["test"]["values"]

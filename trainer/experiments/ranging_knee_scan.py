@@ -17,6 +17,10 @@ the test set, by loss-weight-scan's split and rule:
   over 1.10; best MSE / the trivial predictor's over 0.5;
 - the knee whose worst figure over its target is smallest is chosen; then every model is
   scored on the test set, and the chosen knee gets ranging-regression's checks there.
+
+Beside the knees, one more candidate (``FAST_GATES``): ranging-regression's named option, its
+knee weight with the β modules' learning rate 10 times the model's (``beta_gate_scale=10``,
+shared.nn.hyper.BetaGate), scored and chosen by the same rule.
 """
 
 from __future__ import annotations
@@ -27,9 +31,16 @@ from pathlib import Path
 import numpy as np
 
 from trainer.experiments import beta_sweep
-from trainer.experiments.common import Check, RunSettings, load_data, plot_lines
-from trainer.experiments.held_out import split, train_and_score
+from trainer.experiments.common import (
+    HYPER_EPOCH_FACTOR,
+    Check,
+    RunSettings,
+    load_data,
+    plot_lines,
+)
+from trainer.experiments.held_out import split, train_and_score, train_and_score_with
 from trainer.experiments.ranging_regression import (
+    FAST_GATES_MODEL,
     KNEE,
     PROFILES,
     QUICK_SUBSET,
@@ -51,7 +62,9 @@ KNEES = {
     "3e-3": {"loss_weight": "knee", "weight_knee": 3e-3},
     "1/d": {"loss_weight": "inverse-d-beta"},
 }
-QUICK_KNEES = ("3e-4", "1/d")
+# ranging-regression's fast-gates option, a candidate beside the knees
+FAST_GATES = "3e-4, fast gates"
+QUICK_KNEES = ("3e-4", "1/d", FAST_GATES)
 # ranging-regression's knee, by its name in KNEES
 HEADLINE = next(name for name, options in KNEES.items() if options.get("weight_knee") == KNEE)
 VIEWS = ("validation", "test")
@@ -102,11 +115,16 @@ def scan_profile(settings: RunSettings, profile: str) -> dict:
     views = {"validation": validation, "test": train}  # the training part keeps the test set
     betas = beta_sweep.grid_betas(settings.quick)
     common = {"task": task, "arch": "mlp", "fixed_snr": beta_sweep.SNR_DB}
-    names = QUICK_KNEES if settings.quick else tuple(KNEES)
+    names = QUICK_KNEES if settings.quick else (*KNEES, FAST_GATES)
     grid, hypers = train_and_score(
         settings, train, views, betas, common, {"loss_weight": "none"},
-        {name: KNEES[name] for name in names}, min, tag=f"{profile} ",
+        {name: KNEES[name] for name in names if name in KNEES}, min, tag=f"{profile} ",
     )  # fmt: skip
+    if FAST_GATES in names:
+        hypers[FAST_GATES] = train_and_score_with(
+            settings, train, views, betas, common, f"{profile} {FAST_GATES}", KNEES[HEADLINE],
+            FAST_GATES_MODEL, HYPER_EPOCH_FACTOR, min,
+        )  # fmt: skip
     trivial = {view: trivial_mse(data, settings.n_eval) for view, data in views.items()}
     scores = {
         name: {view: {**over_targets(entry[view], grid[view], betas, trivial[view]),
@@ -225,5 +243,7 @@ def notes(results: dict) -> str:
         "Simulated ranging channels (trainer/ranging.py), not the paper's data; the paper's "
         "Fig. 4 gives no MSE numbers. Knee weights w(β) = 1/(1 + β/knee); 1/d is the project "
         "default 1/(1 + 64β); β log-uniform per example; PSNR 20 dB. "
+        f"'{FAST_GATES}' is ranging-regression's option: the knee 3e-4 with the β modules' "
+        "learning rate 10× the model's (beta_gate_scale 10). "
         f"ranging-regression's knee is {results['headline_knee']}. " + "; ".join(parts) + "."
     )
