@@ -81,16 +81,21 @@ def code_tree(source: str, keep: Collection[str] | None = None) -> str | None:
     layout are not in the tree); None when it does not parse. With ``keep``, the top-level
     functions not named in it are left out (those an experiment's run never reaches,
     ``trainer.experiments.code_reach``: they turn the stored numbers into the report and
-    cannot move a stored figure); everything outside functions stays."""
+    cannot move a stored figure), and so are the top-level constants not named there
+    (``constant_assignments``); everything else outside functions stays."""
     try:
         tree = ast.parse(source)
     except SyntaxError:
         return None
     if keep is not None:
+        unused = {id(node) for name, node in constant_assignments(tree).items() if name not in keep}
         tree.body = [
             node
             for node in tree.body
-            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) or node.name in keep
+            if id(node) not in unused
+            and not (
+                isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name not in keep
+            )
         ]
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
@@ -103,6 +108,57 @@ def code_tree(source: str, keep: Collection[str] | None = None) -> str | None:
         ):
             node.body = body[1:] or [ast.Pass()]
     return ast.dump(tree)
+
+
+def constant_assignments(tree: ast.Module) -> dict[str, ast.stmt]:
+    """{name: statement} for the top-level statements of ``tree`` that bind one name to a value
+    computed without calling anything: ``NAME = value`` or ``NAME: T = value`` whose value
+    holds no call, ``await``, ``yield`` or ``:=``. Such a statement can matter only where its
+    name is used. A name that another top-level statement binds too (assigned again, augmented,
+    imported, a ``def``, ``class``, loop or ``with`` target, anywhere inside it) is left out,
+    as is every statement that runs code: those always count."""
+    binds: dict[str, int] = {}
+    found: dict[str, ast.stmt] = {}
+    for node in tree.body:
+        for name in _bound_names(node):
+            binds[name] = binds.get(name, 0) + 1
+        name = _constant_name(node)
+        if name is not None:
+            found[name] = node
+    return {name: node for name, node in found.items() if binds.get(name) == 1}
+
+
+def _constant_name(node: ast.stmt) -> str | None:
+    """The name a top-level ``NAME = value`` (or annotated) binds, when ``value`` calls
+    nothing; else None."""
+    if isinstance(node, ast.Assign) and len(node.targets) == 1:
+        target, value = node.targets[0], node.value
+    elif isinstance(node, ast.AnnAssign) and node.value is not None:
+        target, value = node.target, node.value
+    else:
+        return None
+    runs_code = (ast.Call, ast.Await, ast.Yield, ast.YieldFrom, ast.NamedExpr)
+    if not isinstance(target, ast.Name) or any(isinstance(n, runs_code) for n in ast.walk(value)):
+        return None
+    return target.id
+
+
+def _bound_names(node: ast.stmt) -> list[str]:
+    """Every name a top-level statement binds, anywhere inside it (a function's locals too:
+    counting too many only leaves a constant out)."""
+    names = []
+    for inner in ast.walk(node):
+        if isinstance(inner, ast.Name) and isinstance(inner.ctx, ast.Store | ast.Del):
+            names.append(inner.id)
+        elif isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            names.append(inner.name)
+        elif isinstance(inner, ast.Import | ast.ImportFrom):
+            names += [(a.asname or a.name).split(".")[0] for a in inner.names]
+        elif isinstance(inner, ast.Global | ast.Nonlocal):
+            names += inner.names
+        elif isinstance(inner, ast.ExceptHandler) and inner.name:
+            names.append(inner.name)
+    return names
 
 
 def _same_code(commit: str, path: str, cwd: Path, keep: Collection[str] | None = None) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from trainer.experiments.code_reach import reached_functions
+from trainer.experiments.code_reach import reached_names
 
 EXPERIMENT = """
 from trainer.experiments import parts
@@ -91,7 +91,7 @@ def test_run_reaches_through_aliases_imports_and_re_exports_but_not_what_only_ch
 ):
     files = {"experiments/exp.py": EXPERIMENT, "experiments/parts.py": PARTS,
              "helpers.py": HELPERS, "relay.py": RELAY, "deep.py": DEEP}  # fmt: skip
-    reached = reached_functions(_package(tmp_path, files), "run", repo=tmp_path)
+    reached = reached_names(_package(tmp_path, files), "run", repo=tmp_path)
     assert reached == {
         # run, and what a top-level statement calls; not checks
         "trainer/experiments/exp.py": {"run", "scale_limit"},
@@ -115,7 +115,7 @@ def test_a_module_used_whole_reaches_all_its_functions(tmp_path):
         "experiments/parts.py": PARTS,
         "deep.py": DEEP,
     }
-    reached = reached_functions(_package(tmp_path, files), "run", repo=tmp_path)
+    reached = reached_names(_package(tmp_path, files), "run", repo=tmp_path)
     assert reached["trainer/experiments/parts.py"] == {"plan", "table"}
     assert reached["trainer/deep.py"] == {"inner", "evaluate", "other"}
 
@@ -130,12 +130,46 @@ def test_a_decorated_function_counts_as_reached(tmp_path):
         ),
         "deep.py": DEEP,
     }
-    reached = reached_functions(_package(tmp_path, files), "run", repo=tmp_path)
+    reached = reached_names(_package(tmp_path, files), "run", repo=tmp_path)
     assert reached["trainer/experiments/exp.py"] == {"run", "variant", "helper"}
     assert reached["trainer/deep.py"] == {"inner"}
 
 
 def test_an_entry_the_module_lacks_reaches_every_function_of_it(tmp_path):
     files = {"experiments/exp.py": "def a():\n    return 1\n\n\ndef b():\n    return 2\n"}
-    reached = reached_functions(_package(tmp_path, files), "run", repo=tmp_path)
+    reached = reached_names(_package(tmp_path, files), "run", repo=tmp_path)
     assert reached == {"trainer/experiments/exp.py": {"a", "b"}}
+
+
+def test_a_constant_is_reached_where_it_is_named_and_reaches_what_its_value_names(tmp_path):
+    """WEIGHTS (a constant run names) reaches TABLE and through it the function ``pick``;
+    LABEL is named only by checks; LIMIT calls something at import, so it and what it calls
+    always count; COUNT is bound twice (not a constant: its statements always count, by name
+    in neither set); deep.OTHER is reached through the module alias, deep.UNUSED is not."""
+    files = {
+        "experiments/exp.py": (
+            "from trainer import deep\n\nTABLE = {'a': pick}\nWEIGHTS = (TABLE, deep.OTHER)\n"
+            "LABEL = 'x'\nLIMIT = limit(3)\nCOUNT = 1\nCOUNT += 1\n\n\n"
+            "def pick(x):\n    return x\n\n\ndef limit(x):\n    return x\n\n\n"
+            "def run(settings, out):\n    return WEIGHTS\n\n\n"
+            "def checks(results):\n    return LABEL\n"
+        ),
+        "deep.py": "OTHER = 2\nUNUSED = 3\n",
+    }
+    reached = reached_names(_package(tmp_path, files), "run", repo=tmp_path)
+    assert reached == {
+        "trainer/experiments/exp.py": {"run", "WEIGHTS", "TABLE", "pick", "limit"},
+        "trainer/deep.py": {"OTHER"},
+    }
+
+
+def test_roots_are_reached_like_the_entry(tmp_path):
+    """The command line reads FULL_EPOCHS off the experiment's module object, which no name in
+    the code shows: passed as a root it counts, with what its value names."""
+    files = {
+        "experiments/exp.py": "BASE = 5\nFULL_EPOCHS = BASE\n\n\ndef run(s, o):\n    return 0\n"
+    }
+    path = _package(tmp_path, files)
+    assert reached_names(path, "run", repo=tmp_path) == {"trainer/experiments/exp.py": {"run"}}
+    with_root = reached_names(path, "run", repo=tmp_path, roots=["FULL_EPOCHS"])
+    assert with_root == {"trainer/experiments/exp.py": {"run", "FULL_EPOCHS", "BASE"}}

@@ -154,7 +154,7 @@ def test_a_trainer_module_makes_stale_only_the_experiments_that_import_it(checko
     (checkout / "trainer/export.py").write_text("x = 2\n")
     assert stale_results(reports, repo=checkout) == []  # quantizer_bits does not import it
     (checkout / "trainer/experiments/quantizer_bits.py").write_text(
-        "from trainer.export import x\n"
+        "from trainer.export import x\n\n\ndef run(settings, out):\n    return x\n"
     )
     ((where, why),) = stale_results(reports, repo=checkout)
     assert where == "quantizer-bits" and "trainer/export.py" in why
@@ -167,7 +167,9 @@ def test_the_ranging_simulator_is_code_only_of_the_experiments_on_its_data(check
     (checkout / "trainer/ranging.py").write_text("x = 1\n")
     (checkout / "trainer/data.py").write_text("from trainer.ranging import x\n")
     for module in ("quantizer_bits", "ranging_regression"):
-        (checkout / f"trainer/experiments/{module}.py").write_text("from trainer.data import x\n")
+        (checkout / f"trainer/experiments/{module}.py").write_text(
+            "from trainer.data import x\n\n\ndef run(settings, out):\n    return x\n"
+        )
     _git(checkout, "add", ".")
     _git(checkout, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "data")
     commit = _git(checkout, "rev-parse", "HEAD")
@@ -177,7 +179,8 @@ def test_the_ranging_simulator_is_code_only_of_the_experiments_on_its_data(check
     (checkout / "trainer/ranging.py").write_text("x = 2\n")
     ((where, why),) = stale_results(reports, repo=checkout)
     assert where == "ranging-regression" and "trainer/ranging.py" in why
-    (checkout / "trainer/data.py").write_text("from trainer.ranging import x\ny = 1\n")
+    # a statement that calls something always counts (a constant only where it is used)
+    (checkout / "trainer/data.py").write_text("from trainer.ranging import x\ny = int(x)\n")
     assert sorted(w for w, _ in stale_results(reports, repo=checkout)) == [
         "quantizer-bits", "ranging-regression"]  # fmt: skip
 
@@ -506,10 +509,24 @@ def test_only_what_run_reaches_in_an_experiments_module_can_stale_its_runs(check
     _write(reports, "quantizer-bits", _seeded(0.80, 0, commit))
     for old, new in (("return fmt(results)", "return fmt(results) + []"),
                      ("return [results]", "return [results, 1]"),
-                     ("\n\ndef fmt", "\n\ndef unused():\n    return 0\n\n\ndef fmt")):  # fmt: skip
+                     ("\n\ndef fmt", "\n\ndef unused():\n    return 0\n\n\ndef fmt"),
+                     # a constant no reached code names: only checks', or none at all
+                     ("return [results]", "return [results, LABEL]\n\n\nLABEL = 'a'"),
+                     ("SCALE = 2", "SCALE = 2\nOTHER = 5")):  # fmt: skip
         module.write_text(source.replace(old, new))
         assert stale_results(reports, repo=checkout) == [], new
-    for old, new in (("x * SCALE", "x * SCALE + 1"), ("SCALE = 2", "SCALE = 3")):
+    labelled = source.replace("return [results]", "return [results, LABEL]\n\n\nLABEL = 'a'")
+    module.write_text(labelled)
+    labelled_commit = _commit_all(checkout)
+    stored = _seeded(0.80, 0, labelled_commit)
+    (reports / "quantizer-bits" / "results.json").write_text(json.dumps(stored))
+    module.write_text(labelled.replace("LABEL = 'a'", "LABEL = 'b'"))
+    assert stale_results(reports, repo=checkout) == []
+    module.write_text(source)
+    for old, new in (("x * SCALE", "x * SCALE + 1"), ("SCALE = 2", "SCALE = 3"),
+                     # the command line reads FULL_EPOCHS off the module; a call always counts
+                     ("SCALE = 2", "SCALE = 2\nFULL_EPOCHS = 4"),
+                     ("SCALE = 2", "SCALE = 2\nOTHER = float(5)")):  # fmt: skip
         module.write_text(source.replace(old, new))
         ((where, why),) = stale_results(reports, repo=checkout)
         assert where == "quantizer-bits" and "quantizer_bits.py" in why, new

@@ -132,7 +132,7 @@ def test_revalidate_carries_over_a_change_that_moves_nothing_and_not_one_that_do
     assert revalidate(name, reports, repo=clone, extra=SMALL)["status"] == "current"
 
     with (clone / "trainer/experiments/quantizer_bits.py").open("a") as f:
-        f.write("\nMARGIN = 1\n")
+        f.write("\nMARGIN = float(1)\n")  # calls something: counts wherever it is used
     _commit(clone, "experiment code")
     refused = revalidate(name, reports, repo=clone, extra=SMALL)
     assert refused["status"] == "refused"

@@ -1,17 +1,22 @@
-"""The trainer code an experiment's ``run`` can reach: which modules, and in each which functions.
+"""The trainer code an experiment's ``run`` can reach: which modules, and in each which functions
+and constants.
 
 A stored figure can move only when code that produced it changes. ``trainer_imports`` finds
 the trainer modules an experiment's module imports, directly or through each other;
-``reached_functions`` narrows each of them to the top-level functions that ``run`` reaches by
-name, directly or through the other modules, so that a change to a function only the report
-calls (an experiment's ``checks``, ``summary_rows``, ``notes`` and their helpers, wherever they
-live) does not make a run stale (``report.changed_code``).
+``reached_names`` narrows each of them to the top-level functions and constants that ``run``
+reaches by name, directly or through the other modules, so that a change to a function or a
+constant only the report uses (an experiment's ``checks``, ``summary_rows``, ``notes`` and
+their helpers, wherever they live), or a constant added for another experiment, does not make
+a run stale (``report.changed_code``).
 
 The reading is static and leans towards "reached" when unsure:
 
-- what a module runs outside its functions (constants, classes with all their methods, the
-  names its top-level statements use, decorated functions) is always reached, in every module
-  of the set;
+- a constant is a top-level ``NAME = value`` whose value calls nothing, and whose name no
+  other top-level statement binds (``shared.provenance.constant_assignments``); it is reached
+  where it is named, like a function, and what its value names with it;
+- what a module runs outside its functions and constants (classes with all their methods,
+  imports, assignments that call something, the names those statements use, decorated
+  functions) is always reached, in every module of the set;
 - a name is followed to a top-level function of the same name in its own module and to every
   ``from trainer... import`` that binds it anywhere in the module (inside functions too),
   through re-exports;
@@ -20,7 +25,10 @@ The reading is static and leans towards "reached" when unsure:
   spelt out at its use) reaches all its functions.
 
 The trainer reaches no function by a name built at run time (no ``getattr`` on a module, no
-``importlib``); code that did would have to name the function in a top-level statement.
+``importlib``); code that did would have to name the function in a top-level statement. The
+one attribute read off an experiment's module object is the registry protocol's
+(``registry.PROTOCOL``: ``module.FULL_EPOCHS`` in the command line): pass those names as
+``roots``.
 """
 
 from __future__ import annotations
@@ -76,15 +84,22 @@ def trainer_imports(path: Path, repo: Path = REPO) -> set[str]:
     return seen
 
 
-def reached_functions(path: Path, entry: str, repo: Path = REPO) -> dict[str, set[str]]:
-    """{module path: the names of its top-level functions that ``entry`` (a top-level function
-    of the module at ``path``) reaches} for every module of ``trainer_imports(path)``: those
-    ``entry`` names, directly or through each other and the other modules, and those any
-    module's top-level statements name."""
+def reached_names(
+    path: Path, entry: str, repo: Path = REPO, roots: Iterable[str] = ()
+) -> dict[str, set[str]]:
+    """{module path: the names of its top-level functions and constants that ``entry`` (a
+    top-level function of the module at ``path``) reaches} for every module of
+    ``trainer_imports(path)``: those ``entry`` names, directly or through each other and the
+    other modules, those any module's top-level statements name, and the ``roots`` (names in
+    the module at ``path`` read from outside it)."""
     own = str(path.resolve().relative_to(repo))
-    modules = {relative: _Module(relative, repo) for relative in trainer_imports(path, repo)}
+    modules = {
+        relative: _with_constants(_Module(relative, repo))
+        for relative in trainer_imports(path, repo)
+    }
     reached: dict[str, set[str]] = {relative: set() for relative in modules}
     todo = [(own, entry if entry in modules[own].functions else EVERY_FUNCTION)]
+    todo += [(own, name) for name in roots]
     for module in modules.values():
         todo += module.top_level_references
     seen: set[tuple[str, str]] = set()
@@ -103,9 +118,31 @@ def reached_functions(path: Path, entry: str, repo: Path = REPO) -> dict[str, se
     return reached
 
 
+def _with_constants(module: _Module) -> _Module:
+    """``module`` with its constants (``shared.provenance.constant_assignments``) read as its
+    top-level functions are: each reached only where it is named, and what its value names
+    with it; the rest outside functions still always reached. (A step after ``_Module``, not in
+    it: the multi-device experiment's stored runs reach the class through ``code_of``, and a
+    change to it would make them stale; fold it in at their next re-run.)"""
+    from shared.provenance import constant_assignments
+
+    tree = _parse(module.repo / module.relative)
+    module.functions.update(constant_assignments(tree))
+    named = set(map(id, module.functions.values()))
+    others = [node for node in tree.body if id(node) not in named]
+    decorated = [
+        (module.relative, name)
+        for name, node in module.functions.items()
+        if getattr(node, "decorator_list", None)
+    ]
+    module.top_level_references = module.references(others) + decorated
+    return module
+
+
 class _Module:
-    """One trainer module as the reach walk reads it: its top-level functions, what its
-    imports bind and what its top-level statements name."""
+    """One trainer module as the reach walk reads it: its top-level functions (``functions``,
+    name -> statement; ``_with_constants`` adds the constants), what its imports bind and what
+    its top-level statements name."""
 
     def __init__(self, relative: str, repo: Path):
         self.relative, self.repo = relative, repo

@@ -13,9 +13,9 @@ from pathlib import Path
 
 from shared.provenance import REPO, changed_since
 from trainer.experiments.carry_over import carried_commit, load_records
-from trainer.experiments.code_reach import MODEL_CODE, code_of, reached_functions
+from trainer.experiments.code_reach import MODEL_CODE, code_of, reached_names
 from trainer.experiments.common import Check
-from trainer.experiments.registry import EXPERIMENTS
+from trainer.experiments.registry import EXPERIMENTS, PROTOCOL
 from trainer.experiments.seed_runs import (
     SPREAD_PLOT,
     check_spread,
@@ -76,12 +76,14 @@ def experiment_code(name: str, repo: Path = REPO) -> list[str]:
 def changed_code(name: str, commit: str, repo: Path = REPO) -> list[str] | None:
     """The files of experiment ``name``'s code (``experiment_code``) changed since ``commit``
     in the checkout ``repo`` (None: the commit is not in it). In its own module and the trainer
-    modules it imports a change counts only in the functions its ``run`` reaches
-    (``code_reach.reached_functions``) and outside functions: ``checks``, ``summary_rows``,
-    ``notes`` and their helpers, wherever they live, are recomputed from the stored numbers at
-    every report."""
+    modules it imports a change counts only in the functions and constants its ``run`` reaches
+    (``code_reach.reached_names``; with the protocol's constants, ``FULL_EPOCHS`` and the
+    names, which the command line reads off the module) and in the rest of what runs outside
+    functions: ``checks``, ``summary_rows``, ``notes`` and their helpers, wherever they live,
+    are recomputed from the stored numbers at every report."""
     own = repo / experiment_module(name)
-    reached = reached_functions(own, "run", repo) if own.is_file() else {}
+    constants = [entry for entry in PROTOCOL if entry.isupper()]
+    reached = reached_names(own, "run", repo, roots=constants) if own.is_file() else {}
     kept = {path: names for path, names in reached.items() if path not in MODEL_CODE}
     return changed_since(commit, experiment_code(name, repo), cwd=repo, kept=kept)
 
