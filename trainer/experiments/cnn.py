@@ -13,7 +13,7 @@ objective as written (eq. (15)-(17): β ~ U[1e-5, 1] per minibatch, no weight) w
 gates, and the paper's unweighted loss with the headline's log-uniform draws of β (which
 separates the draw from the weight); and, as a named option (``FAST_GATES``), that unweighted
 loss with the β modules' learning rate 10 times the model's (``beta_gate_scale=10``,
-shared.nn.hyper.BetaGate; train-once-vs-grid's and ranging-regression's fast gates), at the
+shared.nn.hyper.BetaGate; train-once-vs-grid's fast gates), at the
 same epochs and β range. The paper gives no T. All are compared with the grid at
 equal β and along the rate–accuracy trade-off (KL in nats; z sampled and μ sent).
 
