@@ -185,17 +185,56 @@ def test_the_ranging_simulator_is_code_only_of_the_experiments_on_its_data(check
         "quantizer-bits", "ranging-regression"]  # fmt: skip
 
 
-def test_the_image_only_experiments_never_name_a_ranging_task():
-    """report.IMAGE_ONLY leaves trainer/ranging.py out of those experiments' code: none of
-    their modules may train on a ranging task."""
-    import inspect
+def _ranging_uses(path: Path) -> list[str]:
+    """What in the module at ``path`` would train on a ranging task: a string constant that
+    names one (``trainer.data.TASKS``) and an import of the simulator or of a ranging
+    experiment. Docstrings and comments may mention ranging freely."""
+    import ast
 
+    from trainer.data import TASKS
+
+    ranging_tasks = {t for t in TASKS if t.startswith("ranging-")}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Constant) and node.value in ranging_tasks:
+            found.append(f"line {node.lineno}: task {node.value!r}")
+        modules = []
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+        elif isinstance(node, ast.Import):
+            modules = [a.name for a in node.names]
+        found += [
+            f"line {node.lineno}: imports {m}"
+            for m in modules
+            if m == "trainer.ranging" or m.startswith("trainer.experiments.ranging")
+        ]
+    return found
+
+
+def test_the_image_only_experiments_never_train_on_a_ranging_task():
+    """report.IMAGE_ONLY leaves trainer/ranging.py out of those experiments' code: neither their
+    modules nor the experiment modules they import may name a ranging task."""
+    from shared.provenance import REPO
+    from trainer.experiments.code_reach import code_of
     from trainer.experiments.registry import EXPERIMENTS
-    from trainer.experiments.report import IMAGE_ONLY
+    from trainer.experiments.report import IMAGE_ONLY, experiment_module
 
     assert IMAGE_ONLY <= set(EXPERIMENTS) and "ranging-regression" not in IMAGE_ONLY
     for name in IMAGE_ONLY:
-        assert "ranging" not in inspect.getsource(EXPERIMENTS[name]), name
+        code = code_of(experiment_module(name))
+        modules = [p for p in code if p.startswith("trainer/experiments/")]
+        assert experiment_module(name) in modules
+        for module in modules:
+            assert not _ranging_uses(REPO / module), (name, module, _ranging_uses(REPO / module))
+
+
+def test_the_ranging_guard_finds_a_ranging_task_and_import(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text('"""Not ranging-wifi."""\nfrom trainer import ranging\nT = "ranging-wifi"\n')
+    found = _ranging_uses(module)
+    assert found == ["line 2: imports trainer.ranging", "line 3: task 'ranging-wifi'"]
+    module.write_text('"""ranging, ranging-bluetooth"""\nTASK = "fashion-mnist"  # ranging\n')
+    assert _ranging_uses(module) == []
 
 
 def test_report_check_names_a_commit_it_cannot_find(checkout, tmp_path):
