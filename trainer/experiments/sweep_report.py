@@ -51,6 +51,23 @@ def plot_rate_tradeoff(
     return plot_lines(path, series, RATE_LABEL, ylabel, title, logx=True, styles=styles, logy=logy)
 
 
+# Hyper-VIB Fig. 4: one model covers at least the grid's rates from 5 to 100 nats
+RATE_COVERAGE_NATS = (5.0, 100.0)
+
+
+def rate_coverage_checks(name: str, kl_range: list[float], top: bool = True) -> list[Check]:
+    """The rates a hyper model reaches against RATE_COVERAGE_NATS: its lowest (KL, nats) and,
+    with ``top``, its highest; ``name`` leads each check's label."""
+    low, high = RATE_COVERAGE_NATS
+    why = f"covers the grid's rates from {low:g} to {high:g} nats"
+    out = [Check(f"{name}: lowest rate the hyper model reaches", kl_range[0], "<=", low, "nats",
+                 why)]  # fmt: skip
+    if top:
+        out.append(Check(f"{name}: highest rate the hyper model reaches", kl_range[1], ">=",
+                         high, "nats", why))  # fmt: skip
+    return out
+
+
 def sweep_checks(
     sweep: dict, ratio_key: str = "wall_ratio_grid_over_hyper", best_gap_target: float = 0.2
 ) -> list[Check]:
