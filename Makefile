@@ -124,6 +124,9 @@ experiments:
 report:
 	$(BIN)/python -m trainer report
 
-# every shown run whose model or experiment code changed since it ran (exit 1 if any)
+# every shown run whose model or experiment code changed since it ran, then every one whose
+# models were timed on busy cores (exit 1 if any of either)
 report-check:
-	$(BIN)/python -m trainer report --check
+	$(BIN)/python -m trainer report --check; stale=$$?; \
+	$(BIN)/python -m trainer.experiments.busy_cores reports; busy=$$?; \
+	test $$stale -eq 0 -a $$busy -eq 0

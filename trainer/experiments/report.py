@@ -12,6 +12,7 @@ import json
 from pathlib import Path
 
 from shared.provenance import REPO, changed_since
+from trainer.experiments.busy_cores import busy_cores
 from trainer.experiments.carry_over import carried_commit, load_records
 from trainer.experiments.code_reach import MODEL_CODE, code_of, reached_names
 from trainer.experiments.common import Check
@@ -130,6 +131,22 @@ def stale_results(reports_dir: str | Path, repo: Path = REPO) -> list[tuple[str,
     return sorted(stale)
 
 
+def busy_results(reports_dir: str | Path) -> list[tuple[str, str]]:
+    """[(results folder, why)] for each shown full run, and each of its seed repeats, whose
+    models were timed on busy cores (``busy_cores``): their accuracies stand, their timings do
+    not. Quick runs are left out: smoke runs, never compared with a target."""
+    busy = []
+    for name, slots in find_results(reports_dir).items():
+        results = slots.get("full")
+        if name in EXPERIMENTS and results is not None:
+            repeats, _ = find_repeats(results, Path(reports_dir) / results["_dir"])
+            for run in (results, *repeats):
+                why = busy_cores(run)
+                if why is not None:
+                    busy.append((run["_dir"], why))
+    return sorted(busy)
+
+
 def current_repeats(
     name: str, results: dict, reports_dir: Path, records: list[dict], repo: Path = REPO
 ) -> tuple[list[dict], list]:
@@ -230,6 +247,10 @@ def experiment_section(
         lines += [f"![{name}: margins over seeds]({results['_dir']}/{SPREAD_PLOT})", ""]
     for where, why in left:
         lines += [f"Seed repeat `reports/{where}/` left out: {why}.", ""]
+    for run in (results, *repeats) if mode != "quick" else ():
+        why = busy_cores(run)
+        if why is not None:
+            lines += [f"Run `reports/{run['_dir']}/` {why}.", ""]
     missed = [c for c in checks if not c.met]
     verdict = (
         "All targets met." if not missed
