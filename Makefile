@@ -128,5 +128,5 @@ report:
 # models were timed on busy cores (exit 1 if any of either)
 report-check:
 	$(BIN)/python -m trainer report --check; stale=$$?; \
-	$(BIN)/python -m trainer.experiments.busy_cores reports; busy=$$?; \
+	$(BIN)/python -m trainer.experiments.report reports; busy=$$?; \
 	test $$stale -eq 0 -a $$busy -eq 0

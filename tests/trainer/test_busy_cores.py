@@ -60,7 +60,7 @@ def test_busy_cores_names_the_most_delayed_model_and_passes_a_run_on_free_cores(
 
 def _busy_cores_main(reports) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "trainer.experiments.busy_cores", str(reports)],
+        [sys.executable, "-m", "trainer.experiments.report", str(reports)],
         capture_output=True, text=True,
     )  # fmt: skip
 

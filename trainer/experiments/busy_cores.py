@@ -7,7 +7,7 @@ experiments at once on the 2-core machine) shows it: ranging-regression's seeds 
 side by side, trained their hyper models in 1.72-1.73 times their CPU time, and their Table I
 ratios fell from about 5x to about 4.1x. Such a run's accuracies stand (they do not depend on
 the clock), its timings do not: ``python -m trainer report --check`` names it (re-run it alone)
-and the report says so beside it.
+and the report says so beside it (``report.busy_results``).
 """
 
 from __future__ import annotations
@@ -50,23 +50,3 @@ def busy_cores(results: dict, limit: float = BUSY_WALL_OVER_CPU) -> str | None:
         f"timed on busy cores: {where} trained in {ratio:.2f}x its CPU time (limit {limit}x), "
         "so its wall times and time ratios are not comparable; re-run it alone"
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m trainer.experiments.busy_cores [REPORTS]``: name every shown run (and seed
-    repeat) under REPORTS (default ``reports``) timed on busy cores; exit 1 if any
-    (``make report-check`` runs it after ``report --check``)."""
-    import sys
-
-    from trainer.experiments.report import busy_results
-
-    reports = (sys.argv[1:] if argv is None else argv) or ["reports"]
-    busy = busy_results(reports[0])
-    for where, why in busy:
-        print(f"busy: {reports[0]}/{where}: {why}")
-    print(f"{len(busy)} result folder(s) timed on busy cores")
-    return 1 if busy else 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

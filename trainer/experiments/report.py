@@ -317,3 +317,21 @@ def write_report(reports_dir: str | Path = "reports") -> Path:
     path = reports_dir / "README.md"
     path.write_text(build_report(reports_dir, plots=True))
     return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m trainer.experiments.report [REPORTS]``: name every shown full run (and seed
+    repeat) under REPORTS (default ``reports``) timed on busy cores; exit 1 if any
+    (``make report-check`` runs it after ``python -m trainer report --check``)."""
+    import sys
+
+    reports = (sys.argv[1:] if argv is None else argv) or ["reports"]
+    busy = busy_results(reports[0])
+    for where, why in busy:
+        print(f"busy: {reports[0]}/{where}: {why}")
+    print(f"{len(busy)} result folder(s) timed on busy cores")
+    return 1 if busy else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
