@@ -58,7 +58,7 @@ def test_busy_cores_names_the_most_delayed_model_and_passes_a_run_on_free_cores(
     assert busy_cores(slightly, limit=1.1) is not None
 
 
-def _busy_cores_main(reports) -> subprocess.CompletedProcess:
+def _busy_listing(reports) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "trainer.experiments.report", str(reports)],
         capture_output=True, text=True,
@@ -73,14 +73,14 @@ def test_report_check_names_a_busy_run_and_seed_repeat_not_a_quick_run(tmp_path)
     _write(reports / "quantizer-bits-quick", _run(SHARED, mode="quick"))
     ((where, why),) = busy_results(reports)
     assert where == "quantizer-bits/seed-1" and "bits.4" in why
-    done = _busy_cores_main(reports)
+    done = _busy_listing(reports)
     assert done.returncode == 1, done.stderr
     assert "quantizer-bits/seed-1" in done.stdout and "1 result folder(s)" in done.stdout
     (reports / "quantizer-bits" / "seed-1" / "results.json").write_text(
         json.dumps(_run(ALONE, seed=1))
     )
     assert busy_results(reports) == []
-    again = _busy_cores_main(reports)
+    again = _busy_listing(reports)
     assert again.returncode == 0 and "0 result folder(s)" in again.stdout
 
 

@@ -6,8 +6,8 @@ committed runs: wall/CPU 1.00-1.03). A run that shared its cores with another jo
 experiments at once on the 2-core machine) shows it: ranging-regression's seeds 1 and 2, run
 side by side, trained their hyper models in 1.72-1.73 times their CPU time, and their Table I
 ratios fell from about 5x to about 4.1x. Such a run's accuracies stand (they do not depend on
-the clock), its timings do not: ``python -m trainer report --check`` names it (re-run it alone)
-and the report says so beside it (``report.busy_results``).
+the clock), its timings do not: ``make report-check`` names it (``report.busy_results``, by
+``python -m trainer.experiments.report``; re-run it alone) and the report says so beside it.
 """
 
 from __future__ import annotations

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 from shared.provenance import REPO, changed_since
@@ -113,21 +114,29 @@ def why_stale(name: str, results: dict, repo: Path = REPO, records: list[dict] =
     return None
 
 
+def _shown_runs(reports_dir: str | Path) -> Iterator[tuple[str, str, dict]]:
+    """(experiment, mode, run) for each shown run of a registered experiment, full and quick,
+    and each of its seed repeats (``seed_runs.find_repeats``), the headline first."""
+    for name, slots in find_results(reports_dir).items():
+        if name not in EXPERIMENTS:
+            continue
+        for mode, results in slots.items():
+            repeats, _ = find_repeats(results, Path(reports_dir) / results["_dir"])
+            for run in (results, *repeats):
+                yield name, mode, run
+
+
 def stale_results(reports_dir: str | Path, repo: Path = REPO) -> list[tuple[str, str]]:
     """[(results folder, why)] for each shown run, and each of its seed repeats
     (``seed_runs``), whose model or experiment code changed since it ran (committed or not),
     or that cannot say which code it ran from; ``repo`` is the git checkout to compare with."""
-    stale = []
-    for name, slots in find_results(reports_dir).items():
-        if name not in EXPERIMENTS:
-            continue
-        records = load_records(Path(reports_dir), name)
-        for results in slots.values():
-            repeats, _ = find_repeats(results, Path(reports_dir) / results["_dir"])
-            for run in (results, *repeats):
-                why = why_stale(name, run, repo, records)
-                if why is not None:
-                    stale.append((run["_dir"], why))
+    stale, records = [], {}
+    for name, _, run in _shown_runs(reports_dir):
+        if name not in records:
+            records[name] = load_records(Path(reports_dir), name)
+        why = why_stale(name, run, repo, records[name])
+        if why is not None:
+            stale.append((run["_dir"], why))
     return sorted(stale)
 
 
@@ -136,14 +145,10 @@ def busy_results(reports_dir: str | Path) -> list[tuple[str, str]]:
     models were timed on busy cores (``busy_cores``): their accuracies stand, their timings do
     not. Quick runs are left out: smoke runs, never compared with a target."""
     busy = []
-    for name, slots in find_results(reports_dir).items():
-        results = slots.get("full")
-        if name in EXPERIMENTS and results is not None:
-            repeats, _ = find_repeats(results, Path(reports_dir) / results["_dir"])
-            for run in (results, *repeats):
-                why = busy_cores(run)
-                if why is not None:
-                    busy.append((run["_dir"], why))
+    for _, mode, run in _shown_runs(reports_dir):
+        why = busy_cores(run) if mode == "full" else None
+        if why is not None:
+            busy.append((run["_dir"], why))
     return sorted(busy)
 
 
@@ -247,7 +252,8 @@ def experiment_section(
         lines += [f"![{name}: margins over seeds]({results['_dir']}/{SPREAD_PLOT})", ""]
     for where, why in left:
         lines += [f"Seed repeat `reports/{where}/` left out: {why}.", ""]
-    for run in (results, *repeats) if mode != "quick" else ():
+    timed = (results, *repeats) if mode == "full" else ()  # quick runs time nothing compared
+    for run in timed:
         why = busy_cores(run)
         if why is not None:
             lines += [f"Run `reports/{run['_dir']}/` {why}.", ""]
